@@ -1,0 +1,41 @@
+"""What the agents need from a model client beyond AutoGen's `ChatCompletionClient`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from autogen_core.models import ChatCompletionClient, LLMMessage
+
+
+@runtime_checkable
+class LabelScoringClient(Protocol):
+    """A client that can score fixed continuations of an assistant turn by log-probability.
+
+    A weak model rarely writes a parseable verdict, but it can still *rank* the four
+    action labels: the critic then picks the best-scoring label and generates only
+    the free-text reason.
+    """
+
+    @property
+    def supports_label_scoring(self) -> bool: ...
+
+    async def score_labels(
+        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
+    ) -> dict[str, float]:
+        """Log-probability of each label as the start of the assistant's reply.
+
+        Args:
+            messages: The conversation; the assistant turn to score comes after it.
+            labels: Candidate continuations, e.g. ["continue", "backtrack", ...].
+            prefix: Text the assistant turn starts with before the label, e.g. "ACTION: ".
+
+        Returns:
+            A mapping from each label to the summed log-probability of its tokens.
+        """
+        ...
+
+
+def can_score_labels(client: ChatCompletionClient) -> bool:
+    """True when `client` implements label scoring and has it switched on."""
+    return isinstance(client, LabelScoringClient) and client.supports_label_scoring

@@ -1,0 +1,177 @@
+"""Typed events for everything that happens in a session.
+
+Every event carries the session id, the turn it belongs to and the time since
+the session started (replays use it for pacing). The event log on disk is one
+JSON object per line, written and read back only through these models.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from journey.protocols.actions import Action
+
+
+class Role(StrEnum):
+    POLICY = "policy"
+    CRITIC = "critic"
+    VERIFIER = "verifier"
+
+
+class StepVerdict(StrEnum):
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+    UNKNOWN = "unknown"
+
+
+class StopReason(StrEnum):
+    VERIFIED_ANSWER = "verified_answer"
+    """The verifier accepted a final answer against the gold answer."""
+    ANSWER_ACCEPTED = "answer_accepted"
+    """No gold answer: the critic accepted a final answer."""
+    CRITIC_TERMINATED = "critic_terminated"
+    """The critic stopped the session without an accepted answer."""
+    MAX_TURNS = "max_turns"
+    MAX_DEPTH = "max_depth"
+    MAX_TOKENS = "max_tokens"
+    MODEL_ERROR = "model_error"
+    """A backend kept failing after its retries."""
+    CANCELLED = "cancelled"
+
+
+class Outcome(StrEnum):
+    SOLVED = "solved"
+    """Ended on a final answer the verifier accepted."""
+    UNVERIFIED = "unverified"
+    """Ended on a final answer that nothing could check (no gold answer)."""
+    FAILED = "failed"
+    """Ended without an accepted answer."""
+    ERROR = "error"
+
+
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class ProtocolViolation(BaseModel):
+    """A reply that did not follow the protocol, and what was done about it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field(description="Short machine-readable name, e.g. 'unparseable_action'.")
+    detail: str = Field(description="What was wrong, quoting the reply where useful.")
+    repaired: bool = Field(description="True when the reply was repaired and used.")
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    turn: int = Field(ge=0, description="Policy turn the event belongs to (0 before the first).")
+    time: float = Field(ge=0, description="Seconds since the session started.")
+
+
+class ProblemPosed(_Event):
+    type: Literal["problem_posed"] = "problem_posed"
+    problem: str
+    gold_answer: str | None = None
+    strategy: str = "debate"
+    models: dict[str, str] = Field(default_factory=dict, description="Model spec per role.")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyStepProposed(_Event):
+    type: Literal["policy_step"] = "policy_step"
+    node_id: int
+    parent_id: int
+    step_number: int = Field(ge=1, description="Position of the step on its path (depth).")
+    content: str = Field(description="The step as it enters the tree, label stripped.")
+    raw: str = Field(description="The model's reply, verbatim.")
+    final_answer: str | None = None
+    violations: list[ProtocolViolation] = Field(default_factory=list)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    latency: float = 0.0
+
+
+class CriticVerdictGiven(_Event):
+    type: Literal["critic_verdict"] = "critic_verdict"
+    node_id: int
+    verdict: StepVerdict
+    reason: str
+    action: Action
+    raw: str = ""
+    label_scores: dict[str, float] | None = Field(
+        default=None, description="Log-probability per action label when the action was scored."
+    )
+    violations: list[ProtocolViolation] = Field(default_factory=list)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    latency: float = 0.0
+
+
+class VerifierChecked(_Event):
+    type: Literal["verifier_result"] = "verifier_result"
+    node_id: int
+    predicted: str
+    gold: str
+    correct: bool
+
+
+class ActionApplied(_Event):
+    type: Literal["action_applied"] = "action_applied"
+    node_id: int = Field(description="The node the action was decided on.")
+    action: Action
+    cursor_id: int = Field(description="The node the current path ends at afterwards.")
+    source: Role
+    note: str = ""
+
+
+class SessionEnded(_Event):
+    type: Literal["session_ended"] = "session_ended"
+    stop_reason: StopReason
+    outcome: Outcome
+    final_answer: str | None = None
+    final_node_id: int | None = None
+    usage: dict[Role, TokenUsage] = Field(default_factory=dict)
+    violations: int = 0
+    backtracks: int = 0
+    reflections: int = 0
+    error: str | None = None
+
+
+SessionEvent = Annotated[
+    ProblemPosed
+    | PolicyStepProposed
+    | CriticVerdictGiven
+    | VerifierChecked
+    | ActionApplied
+    | SessionEnded,
+    Field(discriminator="type"),
+]
+
+_event_adapter: TypeAdapter[SessionEvent] = TypeAdapter(SessionEvent)
+
+
+def event_to_json(event: SessionEvent) -> str:
+    """One event as a single JSON line (no trailing newline)."""
+    return event.model_dump_json()
+
+
+def event_from_json(line: str | bytes) -> SessionEvent:
+    """Parse one JSON line back into its event type; raises pydantic.ValidationError."""
+    return _event_adapter.validate_json(line)
