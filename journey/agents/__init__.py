@@ -1,0 +1,17 @@
+"""Agents and model backends. Agents talk to models; they write no files."""
+
+from journey.agents.critic import CriticAgent, CriticMode, CriticTurn, StepUnderReview
+from journey.agents.policy import PolicyAgent, PolicyTurn
+from journey.agents.verifier import AnswerVerifier, Verification, answers_match
+
+__all__ = [
+    "AnswerVerifier",
+    "CriticAgent",
+    "CriticMode",
+    "CriticTurn",
+    "PolicyAgent",
+    "PolicyTurn",
+    "StepUnderReview",
+    "Verification",
+    "answers_match",
+]

@@ -1,0 +1,33 @@
+"""Model backends behind AutoGen's `ChatCompletionClient`, chosen by a spec string.
+
+The embedded (transformers) and OpenAI-compatible clients import heavy libraries;
+import them from their modules (`transformers_client`, `openai_compat`) or let
+`create_client` do it when a spec needs them.
+"""
+
+from journey.agents.backends.base import LabelScoringClient, can_score_labels
+from journey.agents.backends.scripted import (
+    FunctionChatCompletionClient,
+    ScriptedChatCompletionClient,
+    ScriptExhaustedError,
+)
+from journey.agents.backends.spec import (
+    DEFAULT_MODEL_SPEC,
+    ClientPool,
+    ModelSpec,
+    create_client,
+    parse_model_spec,
+)
+
+__all__ = [
+    "DEFAULT_MODEL_SPEC",
+    "ClientPool",
+    "FunctionChatCompletionClient",
+    "LabelScoringClient",
+    "ModelSpec",
+    "ScriptExhaustedError",
+    "ScriptedChatCompletionClient",
+    "can_score_labels",
+    "create_client",
+    "parse_model_spec",
+]

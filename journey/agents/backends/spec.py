@@ -1,0 +1,188 @@
+"""Model spec strings: one string per role names the backend and its options.
+
+    embedded                          the embedded SmolLM2-135M-Instruct (the default)
+    hf:PATH  or an existing directory  a local Hugging Face model (e.g. a trained output)
+    openai:MODEL                      an OpenAI-compatible server at $OPENAI_BASE_URL
+    openai:MODEL@http://host:8000/v1  ... at that base URL (a vLLM or llama.cpp server)
+    replay:FILE.json                  replies from a JSON list (or JSONL) of strings
+
+Options follow a `?`, as `key=value` pairs joined by `&`, for example
+`openai:Qwen2.5-7B@http://localhost:8000/v1?temperature=0.7&logprobs=true`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from autogen_core.models import ChatCompletionClient
+
+from journey.errors import ModelSpecError
+
+Backend = Literal["embedded", "hf", "openai", "replay"]
+
+DEFAULT_MODEL_SPEC = "embedded"
+
+_OPTION_TYPES: dict[str, type] = {
+    "temperature": float,
+    "top_p": float,
+    "seed": int,
+    "max_batch_size": int,
+    "num_threads": int,
+    "dtype": str,
+    "timeout": float,
+    "max_retries": int,
+    "logprobs": bool,
+    "key_env": str,
+    "cycle": bool,
+}
+_BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
+    "embedded": frozenset({"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}),
+    "hf": frozenset({"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}),
+    "openai": frozenset(
+        {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
+    ),
+    "replay": frozenset({"cycle"}),
+}
+
+
+def _convert(key: str, raw: str, spec: str) -> Any:
+    kind = _OPTION_TYPES[key]
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ModelSpecError(f"option {key}={raw!r} in model spec {spec!r} must be true or false")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ModelSpecError(
+            f"option {key}={raw!r} in model spec {spec!r} must be a {kind.__name__}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec."""
+
+    backend: Backend
+    target: str = ""
+    """Model name (openai), directory (hf) or file (replay); empty for embedded."""
+    base_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        text = self.backend if not self.target else f"{self.backend}:{self.target}"
+        if self.base_url:
+            text += f"@{self.base_url}"
+        if self.options:
+            text += "?" + "&".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return text
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Parse a model spec string.
+
+    Raises:
+        ModelSpecError: the string names no backend, or an option is unknown or ill-typed.
+    """
+    spec = text.strip()
+    if not spec:
+        raise ModelSpecError("empty model spec; try 'embedded'")
+    body, _, query = spec.partition("?")
+    options: dict[str, Any] = {}
+    for pair in filter(None, query.split("&")):
+        key, eq, value = pair.partition("=")
+        if not eq or key not in _OPTION_TYPES:
+            raise ModelSpecError(f"bad option {pair!r} in model spec {spec!r}")
+        options[key] = _convert(key, value, spec)
+
+    scheme, colon, rest = body.partition(":")
+    if body == "embedded" or (scheme == "embedded" and rest in ("", "smollm2-135m-instruct")):
+        parsed = ModelSpec("embedded", options=options)
+    elif scheme == "openai" and colon and rest:
+        model, at, base_url = rest.partition("@")
+        if not model or (at and not base_url.startswith(("http://", "https://"))):
+            raise ModelSpecError(f"model spec {spec!r} should look like openai:MODEL[@http://...]")
+        parsed = ModelSpec("openai", model, base_url or None, options)
+    elif scheme == "hf" and colon and rest:
+        parsed = ModelSpec("hf", rest, options=options)
+    elif scheme == "replay" and colon and rest:
+        parsed = ModelSpec("replay", rest, options=options)
+    elif Path(body).expanduser().is_dir():
+        parsed = ModelSpec("hf", body, options=options)
+    else:
+        raise ModelSpecError(
+            f"unknown model spec {spec!r}: use 'embedded', 'hf:DIR' (or a directory), "
+            "'openai:MODEL[@URL]' or 'replay:FILE'"
+        )
+    unknown = set(parsed.options) - _BACKEND_OPTIONS[parsed.backend]
+    if unknown:
+        raise ModelSpecError(
+            f"option(s) {', '.join(sorted(unknown))} do not apply to {parsed.backend} models "
+            f"(spec {spec!r}); allowed: {', '.join(sorted(_BACKEND_OPTIONS[parsed.backend]))}"
+        )
+    return parsed
+
+
+def load_replies(path: Path) -> list[str]:
+    """Replies for a replay model: a JSON list of strings, or JSONL with one string per line."""
+    if not path.is_file():
+        raise ModelSpecError(f"replay file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ModelSpecError(f"replay file {str(path)!r} is not JSON: {error}") from None
+    if not isinstance(data, list) or not all(isinstance(r, str) for r in data):
+        raise ModelSpecError(f"replay file {str(path)!r} must hold a list of strings")
+    return data
+
+
+def create_client(spec: ModelSpec) -> ChatCompletionClient:
+    """Build the client a spec names. Heavy backends are imported only when used."""
+    options = dict(spec.options)
+    if spec.backend in ("embedded", "hf"):
+        from journey.agents.backends.transformers_client import TransformersChatCompletionClient
+
+        if spec.backend == "embedded":
+            return TransformersChatCompletionClient.embedded(**options)
+        directory = Path(spec.target).expanduser()
+        if not directory.is_dir():
+            raise ModelSpecError(f"model directory {spec.target!r} does not exist")
+        return TransformersChatCompletionClient(directory, model_name=directory.name, **options)
+    if spec.backend == "openai":
+        from journey.agents.backends.openai_compat import openai_client_from_spec
+
+        key_env = options.pop("key_env", "OPENAI_API_KEY")
+        return openai_client_from_spec(spec.target, spec.base_url, api_key_env=key_env, **options)
+    from journey.agents.backends.scripted import ScriptedChatCompletionClient
+
+    return ScriptedChatCompletionClient(load_replies(Path(spec.target)), **options)
+
+
+class ClientPool:
+    """Hands out one client per distinct spec, so two roles on one local model share it
+    (one copy in memory, and their requests batch together)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, ChatCompletionClient] = {}
+
+    def get(self, spec: ModelSpec | str) -> ChatCompletionClient:
+        parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+        key = str(parsed)
+        if key not in self._clients:
+            self._clients[key] = create_client(parsed)
+        return self._clients[key]
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()

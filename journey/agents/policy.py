@@ -1,0 +1,158 @@
+"""The policy agent: proposes one numbered reasoning step per turn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from autogen_agentchat.agents import BaseChatAgent
+from autogen_agentchat.base import Response
+from autogen_agentchat.messages import BaseChatMessage, TextMessage
+from autogen_core import CancellationToken
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    LLMMessage,
+    SystemMessage,
+    UserMessage,
+)
+
+from journey.agents._prompts import PromptSet, load_prompts
+from journey.agents._usage import to_usage
+from journey.protocols import ProtocolViolation, TokenUsage
+from journey.protocols.parsing import ParsedStep, parse_policy_reply
+
+# Cutting generation at the next step label saves the tokens a model spends
+# running ahead; the parser still repairs replies that slip through.
+_STEP_STOPS = ("\nStep ", "\n**Step ")
+
+
+@dataclass(frozen=True)
+class PolicyTurn:
+    """One policy turn: the reply that was kept, parsed, with its cost."""
+
+    raw: str
+    step: ParsedStep
+    usage: TokenUsage
+    latency: float
+    attempts: int
+    violations: tuple[ProtocolViolation, ...] = field(default_factory=tuple)
+    """Violations of this turn, including those of replies that were re-asked."""
+
+
+class PolicyAgent(BaseChatAgent):
+    """Proposes the next step of a solution, given the whole dialogue so far.
+
+    The dialogue is the journey: the policy sees its own steps, abandoned ones
+    included, and every piece of feedback. The engine owns that conversation and
+    passes it in; the agent adds the prompts and parses the reply.
+
+    Args:
+        model_client: Any AutoGen chat completion client.
+        max_tokens: Generation limit for one step.
+        temperature: Sampling temperature; None keeps the client's default.
+        max_reasks: How often an unusable reply (empty, no step) is asked again.
+    """
+
+    def __init__(
+        self,
+        model_client: ChatCompletionClient,
+        *,
+        name: str = "policy",
+        max_tokens: int = 160,
+        temperature: float | None = None,
+        max_reasks: int = 1,
+        prompts: PromptSet | None = None,
+    ) -> None:
+        super().__init__(name, "Proposes one numbered reasoning step per turn.")
+        self.model_client = model_client
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.max_reasks = max_reasks
+        self.prompts = prompts or load_prompts("policy")
+        self._chat: list[LLMMessage] = []
+
+    # -- the messages the engine adds to the dialogue ---------------------------------------
+
+    def opening(self, problem: str) -> list[LLMMessage]:
+        return [
+            SystemMessage(content=self.prompts.format("system")),
+            UserMessage(content=self.prompts.format("opening", problem=problem), source="user"),
+        ]
+
+    def feedback(self, template: str, **fields: object) -> UserMessage:
+        """A feedback message from the `template` of the policy's prompts."""
+        return UserMessage(content=self.prompts.format(template, **fields), source="critic")
+
+    @staticmethod
+    def as_assistant(step_number: int, step: ParsedStep) -> AssistantMessage:
+        """How a kept step enters the dialogue: relabelled, so the history stays well formed."""
+        return AssistantMessage(content=f"Step {step_number}: {step.content}", source="policy")
+
+    # -- proposing ------------------------------------------------------------------------
+
+    async def propose(
+        self,
+        dialogue: Sequence[LLMMessage],
+        step_number: int,
+        cancellation_token: CancellationToken | None = None,
+    ) -> PolicyTurn:
+        """Ask for step `step_number`; re-ask up to `max_reasks` times if the reply is unusable."""
+        started = time.monotonic()
+        args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": list(_STEP_STOPS)}
+        if self.temperature is not None:
+            args["temperature"] = self.temperature
+        messages = list(dialogue)
+        usage = TokenUsage()
+        violations: list[ProtocolViolation] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self.model_client.create(
+                messages, extra_create_args=args, cancellation_token=cancellation_token
+            )
+            raw = result.content if isinstance(result.content, str) else ""
+            usage = usage + to_usage(result.usage)
+            step = parse_policy_reply(raw, step_number)
+            violations.extend(step.violations)
+            if step.usable or attempt > self.max_reasks:
+                break
+            messages = [
+                *messages,
+                AssistantMessage(content=raw, source=self.name),
+                UserMessage(content=self.prompts.format("reask", step=step_number), source="user"),
+            ]
+        return PolicyTurn(
+            raw=raw,
+            step=step,
+            usage=usage,
+            latency=time.monotonic() - started,
+            attempts=attempt,
+            violations=tuple(violations),
+        )
+
+    # -- AutoGen chat-agent surface ---------------------------------------------------------
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (TextMessage,)
+
+    async def on_messages(
+        self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+    ) -> Response:
+        """In an AutoGen team: the first message is the problem, later ones are feedback."""
+        for message in messages:
+            if not self._chat:
+                self._chat = self.opening(message.to_model_text())
+            else:
+                self._chat.append(UserMessage(content=message.to_model_text(), source="user"))
+        step_number = 1 + sum(isinstance(m, AssistantMessage) for m in self._chat)
+        turn = await self.propose(self._chat, step_number, cancellation_token)
+        reply = self.as_assistant(step_number, turn.step)
+        self._chat.append(reply)
+        assert isinstance(reply.content, str)
+        return Response(chat_message=TextMessage(content=reply.content, source=self.name))
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        self._chat = []

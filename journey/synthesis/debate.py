@@ -1,0 +1,417 @@
+"""Attempt 3 of the seed: a policy and a critic debate a problem, step by step.
+
+Each turn the policy proposes one step, which becomes a node of the reasoning
+tree. A final answer goes to the verifier when there is a gold answer: correct
+ends the session; incorrect is fed back as the negative signal and the policy
+must reconsider that step. Every other step goes to the critic, whose action is
+applied to the tree and turned into the policy's next instruction:
+
+- `continue`: the step stands; the policy writes the next one.
+- `reflect`: the critique goes back and the policy rewrites the step (the new
+  version is a sibling of the rejected one).
+- `backtrack k`: the steps after k are abandoned; the policy continues from
+  step k, seeing the failed attempt and the critique.
+- `terminate`: without a gold answer the critic accepts a final answer (or gives
+  up). With a gold answer only the verifier ends a session, so a critic's
+  terminate is recorded as a violation and read as its verdict.
+
+The policy's conversation is the dialogue itself, abandoned steps included:
+that dialogue is the journey the transcript writer turns into a long thought.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from autogen_core.models import LLMMessage
+
+from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, StepUnderReview
+from journey.errors import ConfigError
+from journey.protocols import (
+    Action,
+    ActionApplied,
+    Backtrack,
+    Continue,
+    CriticVerdictGiven,
+    Outcome,
+    PolicyStepProposed,
+    ProblemPosed,
+    ProtocolViolation,
+    Reflect,
+    Role,
+    SessionEnded,
+    SessionEvent,
+    StepVerdict,
+    StopReason,
+    Terminate,
+    TokenUsage,
+    VerifierChecked,
+)
+from journey.synthesis.tree import ReasoningTree, TreeNode
+
+EventSink = Callable[[SessionEvent], None]
+
+_NO_CRITIQUE = "it does not follow from the steps before it."
+
+
+@dataclass(frozen=True)
+class DebateLimits:
+    """When a session stops if no answer has ended it."""
+
+    max_turns: int = field(default=16, metadata={"help": "Policy turns before the session stops."})
+    max_depth: int = field(default=12, metadata={"help": "Longest path (steps) allowed."})
+    max_tokens: int = field(
+        default=6000, metadata={"help": "Generated tokens (policy + critic) before it stops."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_turns", "max_depth", "max_tokens"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value!r}")
+
+
+@dataclass
+class DebateResult:
+    """What a finished session yields."""
+
+    session_id: str
+    tree: ReasoningTree
+    events: list[SessionEvent]
+
+    @property
+    def ended(self) -> SessionEnded:
+        last = self.events[-1]
+        assert isinstance(last, SessionEnded)
+        return last
+
+
+def session_id_for(problem: str) -> str:
+    """A stable id for a problem, so re-runs and resumes find the same session."""
+    return hashlib.sha1(problem.strip().encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass
+class _Stop(Exception):
+    reason: StopReason
+    outcome: Outcome
+    final_node: TreeNode | None = None
+    error: str | None = None
+
+
+class DebateSession:
+    """One policy/critic debate on one problem.
+
+    Args:
+        problem: The problem statement.
+        policy: The policy agent.
+        critic: The critic agent.
+        gold_answer: When given, the verifier checks final answers against it.
+        limits: Turn, depth and token limits.
+        session_id: Defaults to a hash of the problem.
+        models: Model spec per role, recorded in the log.
+        config: Extra settings recorded in the log.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        policy: PolicyAgent,
+        critic: CriticAgent,
+        gold_answer: str | None = None,
+        limits: DebateLimits | None = None,
+        session_id: str | None = None,
+        models: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.problem = problem
+        self.policy = policy
+        self.critic = critic
+        self.gold_answer = gold_answer
+        self.verifier = AnswerVerifier(gold_answer) if gold_answer is not None else None
+        self.limits = limits or DebateLimits()
+        self.session_id = session_id or session_id_for(problem)
+        self.models = models or {}
+        self.config = config or {}
+        self.tree = ReasoningTree(problem, gold_answer)
+        self.events: list[SessionEvent] = []
+        self._sink: EventSink | None = None
+        self._dialogue: list[LLMMessage] = []
+        self._usage = {Role.POLICY: TokenUsage(), Role.CRITIC: TokenUsage()}
+        self._turn = 0
+        self._backtracks = 0
+        self._reflections = 0
+        self._started = 0.0
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, on_event: EventSink | None = None) -> DebateResult:
+        """Run the session to its end, calling `on_event` with each event as it happens."""
+        self._sink = on_event
+        self._started = time.monotonic()
+        self._emit(
+            ProblemPosed(
+                **self._stamp(),
+                problem=self.problem,
+                gold_answer=self.gold_answer,
+                models=self.models,
+                config={**self.config, **self.limits.__dict__},
+            )
+        )
+        self._dialogue = self.policy.opening(self.problem)
+        try:
+            while True:
+                await self._play_turn()
+        except _Stop as stop:
+            self._end(stop)
+        except asyncio.CancelledError:
+            self._end(_Stop(StopReason.CANCELLED, Outcome.FAILED))
+            raise
+        return DebateResult(self.session_id, self.tree, self.events)
+
+    async def stream(self) -> AsyncIterator[SessionEvent]:
+        """The session's events as an async iterator, for callers that prefer to pull."""
+        queue: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
+        task = asyncio.create_task(self.run(queue.put_nowait))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        while (event := await queue.get()) is not None:
+            yield event
+        await task
+
+    async def _play_turn(self) -> None:
+        self._check_limits()
+        self._turn += 1
+        parent = self.tree[self.tree.cursor]
+        step_number = parent.depth + 1
+        try:
+            turn = await self.policy.propose(self._dialogue, step_number)
+        except Exception as error:  # a backend that failed after its own retries
+            raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
+        self._usage[Role.POLICY] += turn.usage
+        if not turn.step.usable:
+            raise _Stop(
+                StopReason.MODEL_ERROR,
+                Outcome.ERROR,
+                error=f"policy gave no usable step after {turn.attempts} replies",
+            )
+        node = self.tree.add_step(
+            turn.step.content,
+            final_answer=turn.step.final_answer,
+            tokens=turn.usage.completion_tokens,
+            elapsed=turn.latency,
+        )
+        self._dialogue.append(self.policy.as_assistant(step_number, turn.step))
+        self._emit(
+            PolicyStepProposed(
+                **self._stamp(),
+                node_id=node.id,
+                parent_id=parent.id,
+                step_number=step_number,
+                content=turn.step.content,
+                raw=turn.raw,
+                final_answer=turn.step.final_answer,
+                violations=list(turn.violations),
+                usage=turn.usage,
+                latency=turn.latency,
+            )
+        )
+        if node.is_final and self.verifier is not None:
+            self._verify(node)
+        else:
+            await self._critique(node)
+
+    def _check_limits(self) -> None:
+        limits = self.limits
+        generated = sum(u.completion_tokens for u in self._usage.values())
+        if self._turn >= limits.max_turns:
+            raise _Stop(StopReason.MAX_TURNS, Outcome.FAILED)
+        if generated >= limits.max_tokens:
+            raise _Stop(StopReason.MAX_TOKENS, Outcome.FAILED)
+        if self.tree[self.tree.cursor].depth >= limits.max_depth:
+            raise _Stop(StopReason.MAX_DEPTH, Outcome.FAILED)
+
+    # -- the verifier ------------------------------------------------------------------------
+
+    def _verify(self, node: TreeNode) -> None:
+        assert self.verifier is not None and node.final_answer is not None
+        result = self.verifier.check(node.final_answer)
+        self.tree.record_verification(node.id, result.correct)
+        self._emit(
+            VerifierChecked(
+                **self._stamp(),
+                node_id=node.id,
+                predicted=result.predicted,
+                gold=result.gold,
+                correct=result.correct,
+            )
+        )
+        if result.correct:
+            self._apply(node, Terminate(answer=node.final_answer), Role.VERIFIER)
+            raise _Stop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node)
+        critique = f"the final answer {node.final_answer} is incorrect."
+        self.tree[node.id].reason = critique
+        self._apply(node, Reflect(critique=critique), Role.VERIFIER)
+
+    # -- the critic --------------------------------------------------------------------------
+
+    async def _critique(self, node: TreeNode) -> None:
+        path = self.tree.current_path()
+        review = StepUnderReview(
+            problem=self.problem,
+            previous_steps=[n.text for n in path[:-1]],
+            step_number=node.depth,
+            text=node.text,
+            final_answer=node.final_answer,
+            may_terminate=self.verifier is None,
+        )
+        try:
+            turn = await self.critic.judge(review)
+        except Exception as error:
+            raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
+        self._usage[Role.CRITIC] += turn.usage
+        action, verdict, violations = self._legalise(node, turn.action, turn.verdict)
+        self.tree.judge(node.id, verdict, turn.reason)
+        self._emit(
+            CriticVerdictGiven(
+                **self._stamp(),
+                node_id=node.id,
+                verdict=verdict,
+                reason=turn.reason,
+                action=action,
+                raw=turn.raw,
+                label_scores=turn.label_scores,
+                violations=[*turn.violations, *violations],
+                usage=turn.usage,
+                latency=turn.latency,
+            )
+        )
+        if node.is_final and verdict is StepVerdict.CORRECT:
+            # No gold answer: a final answer the critic accepts ends the session.
+            action = Terminate(answer=node.final_answer, reason=turn.reason or None)
+        self._apply(node, action, Role.CRITIC)
+        if isinstance(action, Terminate):
+            if node.is_final and verdict is not StepVerdict.INCORRECT:
+                raise _Stop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node)
+            raise _Stop(StopReason.CRITIC_TERMINATED, Outcome.FAILED)
+
+    def _legalise(
+        self, node: TreeNode, action: Action, verdict: StepVerdict
+    ) -> tuple[Action, StepVerdict, list[ProtocolViolation]]:
+        """Check the critic's action against the tree; repair what is illegal, and say so."""
+        violations: list[ProtocolViolation] = []
+        if isinstance(action, Backtrack) and action.to_step >= node.depth:
+            violations.append(
+                ProtocolViolation(
+                    kind="illegal_backtrack_target",
+                    detail=f"backtrack to step {action.to_step} from step {node.depth}; "
+                    f"read as backtrack to step {node.depth - 1}",
+                    repaired=True,
+                )
+            )
+            action = Backtrack(to_step=node.depth - 1, critique=action.critique)
+        if isinstance(action, Terminate) and self.verifier is not None:
+            replacement: Action = (
+                Reflect(critique=action.reason or "")
+                if verdict is StepVerdict.INCORRECT
+                else Continue()
+            )
+            violations.append(
+                ProtocolViolation(
+                    kind="premature_terminate",
+                    detail="only the verifier ends a session with a gold answer; "
+                    f"read as {replacement.action}",
+                    repaired=True,
+                )
+            )
+            action = replacement
+        return action, verdict, violations
+
+    # -- applying actions --------------------------------------------------------------------
+
+    def _apply(self, node: TreeNode, action: Action, source: Role) -> None:
+        """Move the tree's cursor and tell the policy what happens next."""
+        k = node.depth
+        note = ""
+        if isinstance(action, Continue):
+            message = self.policy.feedback("continue", step=k, next_step=k + 1)
+        elif isinstance(action, Reflect):
+            self._reflections += 1
+            self.tree.backtrack(k - 1)
+            if source is Role.VERIFIER:
+                message = self.policy.feedback("wrong_answer", answer=node.final_answer, step=k)
+            else:
+                critique = action.critique or _NO_CRITIQUE
+                message = self.policy.feedback("reflect", step=k, critique=critique)
+            note = f"rewrite step {k}"
+        elif isinstance(action, Backtrack):
+            self._backtracks += 1
+            self.tree.backtrack(action.to_step)
+            critique = action.critique or _NO_CRITIQUE
+            template = "restart" if action.to_step == 0 else "backtrack"
+            message = self.policy.feedback(
+                template, step=k, to_step=action.to_step, next_step=action.to_step + 1,
+                critique=critique,
+            )
+            note = f"abandon steps {action.to_step + 1}..{k}"
+        else:
+            message = None
+        if message is not None:
+            self._dialogue.append(message)
+        self._emit(
+            ActionApplied(
+                **self._stamp(),
+                node_id=node.id,
+                action=action,
+                cursor_id=self.tree.cursor,
+                source=source,
+                note=note,
+            )
+        )
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _stamp(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "turn": self._turn,
+            "time": round(time.monotonic() - self._started, 4),
+        }
+
+    def _emit(self, event: SessionEvent) -> None:
+        self.events.append(event)
+        if self._sink is not None:
+            self._sink(event)
+
+    def _end(self, stop: _Stop) -> None:
+        violations = sum(
+            len(e.violations)
+            for e in self.events
+            if isinstance(e, PolicyStepProposed | CriticVerdictGiven)
+        )
+        final = stop.final_node
+        self._emit(
+            SessionEnded(
+                **self._stamp(),
+                stop_reason=stop.reason,
+                outcome=stop.outcome,
+                final_answer=final.final_answer if final else None,
+                final_node_id=final.id if final else None,
+                usage=dict(self._usage),
+                violations=violations,
+                backtracks=self._backtracks,
+                reflections=self._reflections,
+                error=stop.error,
+            )
+        )
+
+
+def _describe(error: BaseException) -> str:
+    """One line naming the error, for the log."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

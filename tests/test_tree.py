@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from journey.protocols import StepVerdict
+from journey.synthesis import IllegalBacktrackError, NodeLabel, ReasoningTree
+
+
+def grow() -> ReasoningTree:
+    """problem -> s1 -> s2 -> s3, then backtrack to 1 and add s2b (a sibling of s2)."""
+    tree = ReasoningTree("What is 2+2?", "4")
+    tree.add_step("s1")
+    tree.add_step("s2")
+    tree.add_step("s3")
+    tree.backtrack(1)
+    tree.add_step("s2b", final_answer="4")
+    return tree
+
+
+def test_steps_chain_from_the_cursor_and_record_visit_order() -> None:
+    tree = grow()
+    assert [n.text for n in tree] == ["What is 2+2?", "s1", "s2", "s3", "s2b"]
+    assert [n.text for n in tree.current_path()] == ["s1", "s2b"]
+    assert [n.depth for n in tree.current_path()] == [1, 2]
+
+
+def test_backtrack_makes_the_next_step_a_sibling_and_marks_the_abandoned() -> None:
+    tree = grow()
+    s2, s3, s2b = tree[2], tree[3], tree[4]
+    assert s2b.parent_id == s2.parent_id == 1
+    assert [n.text for n in tree.siblings(s2b.id)] == ["s2"]
+    assert s2.abandoned and s3.abandoned and not s2b.abandoned
+
+
+def test_backtrack_to_zero_restarts_from_the_problem() -> None:
+    tree = ReasoningTree("p")
+    tree.add_step("a")
+    tree.add_step("b")
+    assert tree.backtrack(0).is_root
+    new = tree.add_step("c")
+    assert new.parent_id == 0 and new.depth == 1
+    assert [n.text for n in tree.children(0)] == ["a", "c"]
+
+
+@pytest.mark.parametrize("target", [2, 3, -1, 99])
+def test_backtrack_target_must_be_on_the_current_path_before_the_cursor(target: int) -> None:
+    tree = ReasoningTree("p")
+    tree.add_step("a")
+    tree.add_step("b")
+    with pytest.raises(IllegalBacktrackError, match="target must be 0..1"):
+        tree.backtrack(target)
+    assert tree.cursor == 2  # nothing moved
+
+
+def test_labels_follow_the_critic_until_the_verifier_speaks() -> None:
+    tree = grow()
+    tree.judge(2, StepVerdict.INCORRECT, "wrong sum")
+    tree.judge(1, StepVerdict.UNKNOWN, "")
+    assert tree[2].label is NodeLabel.INCORRECT and tree[2].reason == "wrong sum"
+    tree.record_verification(4, correct=True)
+    assert tree[1].label is NodeLabel.CORRECT  # the whole verified path is correct
+    assert tree[4].label is NodeLabel.CORRECT and tree[4].verified
+    tree.judge(4, StepVerdict.INCORRECT, "critic disagrees")
+    assert tree[4].label is NodeLabel.CORRECT  # the verifier outranks the critic
+    assert [n.id for n in tree.correct_leaves()] == [4]
+    assert {n.text for n in tree.leaves()} == {"s3", "s2b"}
+
+
+def test_wrong_final_answer_is_labelled_incorrect() -> None:
+    tree = ReasoningTree("p", "4")
+    node = tree.add_step("so \\boxed{5}", final_answer="5")
+    tree.record_verification(node.id, correct=False)
+    assert node.label is NodeLabel.INCORRECT and node.verified is False
+    assert tree.correct_leaves() == [] and tree.final_leaves() == [node]
+
+
+def test_json_round_trip_is_exact() -> None:
+    tree = grow()
+    tree.judge(2, StepVerdict.INCORRECT, "because")
+    tree.record_verification(4, correct=True)
+    again = ReasoningTree.from_json(tree.to_json())
+    assert again.to_json() == tree.to_json()
+    assert again.cursor == tree.cursor and again.visit_order == tree.visit_order
+    assert again[2].verdict is StepVerdict.INCORRECT and again[4].final_answer == "4"
+    assert again.gold_answer == "4" and again.problem == "What is 2+2?"
+
+
+def test_save_and_load(tmp_path) -> None:
+    tree = grow()
+    tree.save(tmp_path / "tree.json")
+    assert ReasoningTree.load(tmp_path / "tree.json").to_json() == tree.to_json()
