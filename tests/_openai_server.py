@@ -1,0 +1,242 @@
+"""A tiny scriptable OpenAI-compatible server on loopback, for backend tests.
+
+Only `POST /v1/chat/completions` is served, plain or streamed (SSE). Each request
+takes the next scripted reply from a queue (a default completion when it is empty)
+and is recorded, so a test can check what the client sent.
+
+    server.enqueue(Reply.error(429, retry_after="0"), Reply.text("hello"))
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Reply:
+    """One scripted response. Build it with the class methods below."""
+
+    status: int = 200
+    content: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw_body: bytes | None = None
+    top_logprobs: list[tuple[str, float]] | None = None
+    prompt_tokens: int = 7
+    completion_tokens: int = 3
+
+    @classmethod
+    def text(cls, content: str, *, prompt_tokens: int = 7, completion_tokens: int = 3) -> Reply:
+        return cls(
+            content=content, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        *,
+        retry_after: str | None = None,
+        retry_after_ms: str | None = None,
+        message: str = "scripted failure",
+    ) -> Reply:
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        if retry_after_ms is not None:
+            headers["retry-after-ms"] = retry_after_ms
+        body = json.dumps({"error": {"message": message, "type": "scripted", "code": status}})
+        return cls(status=status, headers=headers, raw_body=body.encode())
+
+    @classmethod
+    def slow(cls, seconds: float, content: str = "late") -> Reply:
+        """A completion sent only after `seconds` (to trip the client's timeout)."""
+        return cls(content=content, delay=seconds)
+
+    @classmethod
+    def truncated(cls) -> Reply:
+        """A 200 whose JSON body is cut off mid-object."""
+        return cls(raw_body=b'{"id": "chatcmpl-1", "object": "chat.completion", "choi')
+
+    @classmethod
+    def empty(cls) -> Reply:
+        return cls(content="")
+
+    @classmethod
+    def logprobs(cls, top: list[tuple[str, float]]) -> Reply:
+        """A one-token completion whose first token carries these top log-probs."""
+        return cls(content=top[0][0], top_logprobs=top, completion_tokens=1)
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: dict[str, Any]
+
+
+class OpenAIStubServer:
+    """Runs on 127.0.0.1 with an ephemeral port in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self.replies.extend(replies)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _next(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            return self.replies.popleft() if self.replies else Reply()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep pytest output clean
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {"_raw": raw.decode(errors="replace")}
+                recorded = RecordedRequest(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
+                reply = server._next(recorded)
+                if reply.delay and server._stopping.wait(reply.delay):
+                    return
+                if self.path != "/v1/chat/completions":
+                    self._send(404, b'{"error": {"message": "no such route"}}', {})
+                elif reply.raw_body is not None or reply.status != 200:
+                    self._send(reply.status, reply.raw_body or b"{}", reply.headers)
+                elif body.get("stream"):
+                    self._stream(reply, body)
+                else:
+                    self._send(200, json.dumps(_completion(reply, body)).encode(), reply.headers)
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for event in _stream_events(reply, body):
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        return Handler
+
+
+def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": reply.content},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
+    if reply.top_logprobs is not None:
+        first_token, first_logprob = reply.top_logprobs[0]
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": first_token,
+                    "logprob": first_logprob,
+                    "bytes": list(first_token.encode()),
+                    "top_logprobs": [
+                        {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+                        for token, logprob in reply.top_logprobs
+                    ],
+                }
+            ]
+        }
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "stub-model"),
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        },
+    }
+
+
+def _stream_events(reply: Reply, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    base = {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "stub-model"),
+    }
+    words = reply.content.split(" ")
+    pieces = [word if i == 0 else " " + word for i, word in enumerate(words)]
+    for piece in pieces:
+        delta = {"role": "assistant", "content": piece}
+        yield {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        }
+        yield {**base, "choices": [], "usage": usage}
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIStubServer]:
+    """A started stub server, stopped after the test."""
+    server = OpenAIStubServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,388 @@
+"""The OpenAI-compatible backend against a stub server on loopback: real HTTP, no network."""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
+from typing import Any
+
+import pytest
+from _openai_server import OpenAIStubServer, Reply, openai_server
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    CreateResult,
+    ModelFamily,
+    SystemMessage,
+    UserMessage,
+)
+
+from journey.agents.backends.base import LabelScoringClient, can_score_labels
+from journey.agents.backends.openai_compat import (
+    LABEL_FLOOR_LOGPROB,
+    OPENAI_DEFAULT_BASE_URL,
+    OpenAICompatibleClient,
+    openai_client_from_spec,
+)
+from journey.errors import ConfigError, ModelUnavailableError
+
+__all__ = ["openai_server"]  # the fixture, imported so pytest finds it
+
+SECRET = "sk-test-PLANTED-SECRET"
+MODEL = "stub-llama-1b"
+PROMPT = [SystemMessage(content="You are terse."), UserMessage(content="2+2?", source="user")]
+
+ClientFactory = Callable[..., OpenAICompatibleClient]
+
+
+@pytest.fixture
+async def make_client(openai_server: OpenAIStubServer) -> AsyncIterator[ClientFactory]:
+    """Clients for the stub server with a planted key and test-speed backoff; closed afterwards."""
+    clients: list[OpenAICompatibleClient] = []
+
+    def make(**overrides: Any) -> OpenAICompatibleClient:
+        settings: dict[str, Any] = {
+            "api_key": SECRET,
+            "base_url": openai_server.base_url,
+            "timeout": 5.0,
+            "max_retries": 3,
+            "backoff_base": 0.01,
+            "max_backoff": 0.05,
+            **overrides,
+        }
+        client = OpenAICompatibleClient(MODEL, **settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _assert_one_line_without_secret(error: BaseException, *must_contain: str) -> None:
+    message = str(error)
+    assert "\n" not in message
+    assert SECRET not in message and SECRET not in repr(error)
+    for text in must_contain:
+        assert text in message
+
+
+async def test_plain_completion(make_client: ClientFactory, openai_server: OpenAIStubServer):
+    openai_server.enqueue(Reply.text("four", prompt_tokens=11, completion_tokens=2))
+    client = make_client(temperature=0.3)
+
+    result = await client.create(PROMPT)
+
+    assert result.content == "four"
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (11, 2)
+    assert client.total_usage().prompt_tokens == 11
+    assert client.retry_count == 0
+    [request] = openai_server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.body["model"] == MODEL
+    assert request.body["temperature"] == 0.3
+    assert [(m["role"], m["content"]) for m in request.body["messages"]] == [
+        ("system", "You are terse."),
+        ("user", "2+2?"),
+    ]
+    assert request.headers["authorization"] == f"Bearer {SECRET}"
+
+
+async def test_is_an_autogen_client_without_the_key_in_repr(make_client: ClientFactory):
+    client = make_client()
+    assert isinstance(client, ChatCompletionClient)
+    assert client.model_info["family"] == ModelFamily.UNKNOWN
+    assert client.model_info["function_calling"] is False
+    assert SECRET not in repr(client) and MODEL in repr(client)
+    assert not can_score_labels(client)
+
+
+async def test_empty_content_is_returned_as_is(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.empty())
+    client = make_client()
+    result = await client.create(PROMPT)
+    assert result.content == ""
+    assert client.retry_count == 0
+
+
+async def test_429_with_retry_after_zero_is_retried(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.error(429, retry_after="0"), Reply.text("done"))
+    client = make_client(backoff_base=5.0, max_backoff=5.0)  # only Retry-After keeps it fast
+
+    started = time.monotonic()
+    result = await client.create(PROMPT)
+
+    assert result.content == "done"
+    assert time.monotonic() - started < 2.0
+    assert client.retry_count == 1
+    assert client.retries_by_cause == {"429": 1}
+    assert len(openai_server.requests) == 2
+
+
+@pytest.mark.parametrize("statuses", [(500,), (503,), (502, 504), (408, 409), (500, 503, 529)])
+async def test_server_errors_are_retried(make_client: ClientFactory, openai_server, statuses):
+    openai_server.enqueue(*(Reply.error(s) for s in statuses), Reply.text("recovered"))
+    client = make_client()
+
+    result = await client.create(PROMPT)
+
+    assert result.content == "recovered"
+    assert client.retry_count == len(statuses)
+    assert sum(client.retries_by_cause.values()) == len(statuses)
+    assert set(client.retries_by_cause) == {str(s) for s in statuses}
+
+
+async def test_retry_after_seconds_is_honoured(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.error(503, retry_after="1"), Reply.text("ok"))
+    client = make_client(max_backoff=5.0)
+
+    started = time.monotonic()
+    await client.create(PROMPT)
+
+    assert 0.9 <= time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("retry_after_ms", "200"), ("retry_after", formatdate(time.time() - 60, usegmt=True))],
+    ids=["retry-after-ms", "http-date-in-the-past"],
+)
+async def test_retry_after_ms_and_http_date(make_client, openai_server, header, value):
+    openai_server.enqueue(Reply.error(429, **{header: value}), Reply.text("ok"))
+    # Backoff alone would wait 5 s: finishing sooner shows the header was used.
+    client = make_client(backoff_base=5.0, max_backoff=5.0)
+
+    started = time.monotonic()
+    await client.create(PROMPT)
+
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0
+    if header == "retry_after_ms":
+        assert elapsed >= 0.18
+
+
+async def test_retry_after_is_capped_by_max_backoff(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.error(429, retry_after="120"), Reply.text("ok"))
+    client = make_client(max_backoff=0.1)
+
+    started = time.monotonic()
+    await client.create(PROMPT)
+
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+async def test_other_4xx_are_not_retried(make_client: ClientFactory, openai_server, status):
+    openai_server.enqueue(Reply.error(status, message=f"bad key {SECRET}\nsecond line"))
+    client = make_client()
+
+    with pytest.raises(ModelUnavailableError) as caught:
+        await client.create(PROMPT)
+
+    assert len(openai_server.requests) == 1
+    assert client.retry_count == 0
+    _assert_one_line_without_secret(caught.value, f"HTTP {status}", openai_server.base_url, MODEL)
+
+
+async def test_timeouts_are_retried_then_reported_without_the_key(
+    openai_server: OpenAIStubServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    openai_server.enqueue(Reply.slow(2.0), Reply.slow(2.0))
+    client = openai_client_from_spec(
+        MODEL, openai_server.base_url, timeout=0.2, max_retries=1, backoff_base=0.01
+    )
+    caplog.set_level(logging.DEBUG)
+
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError) as caught:
+        await client.create(PROMPT)
+    await client.close()
+
+    assert time.monotonic() - started < 2.0
+    assert len(openai_server.requests) == 2
+    assert openai_server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert client.retry_count == 1 and client.retries_by_cause == {"timeout": 1}
+    _assert_one_line_without_secret(caught.value, openai_server.base_url, "timed out", "2 attempts")
+    assert SECRET not in repr(client)
+    assert SECRET not in caplog.text
+
+
+async def test_connection_refused_gives_up_after_retries(make_client: ClientFactory):
+    base_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    client = make_client(base_url=base_url, max_retries=2)
+
+    with pytest.raises(ModelUnavailableError) as caught:
+        await client.create(PROMPT)
+
+    assert client.retries_by_cause == {"connection": 2}
+    _assert_one_line_without_secret(caught.value, base_url, "connection failed", "3 attempts")
+
+
+async def test_truncated_json_is_retried(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.truncated(), Reply.text("whole"))
+    client = make_client()
+
+    result = await client.create(PROMPT)
+
+    assert result.content == "whole"
+    assert client.retries_by_cause == {"invalid_response": 1}
+
+
+async def test_truncated_json_every_time_is_unavailable(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(*(Reply.truncated() for _ in range(3)))
+    client = make_client(max_retries=2)
+
+    with pytest.raises(ModelUnavailableError) as caught:
+        await client.create(PROMPT)
+
+    _assert_one_line_without_secret(caught.value, "unreadable response body")
+
+
+async def test_streaming(make_client: ClientFactory, openai_server: OpenAIStubServer):
+    openai_server.enqueue(Reply.error(503), Reply.text("one two three"))
+    client = make_client()
+
+    chunks = [chunk async for chunk in client.create_stream(PROMPT, include_usage=True)]
+
+    *texts, final = chunks
+    assert texts == ["one", " two", " three"]
+    assert isinstance(final, CreateResult)
+    assert final.content == "one two three"
+    assert final.usage.prompt_tokens == 7
+    assert client.retries_by_cause == {"503": 1}
+    assert openai_server.requests[-1].body["stream"] is True
+
+
+async def test_streaming_gives_up_with_model_unavailable(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.error(500), Reply.error(500))
+    client = make_client(max_retries=1)
+
+    with pytest.raises(ModelUnavailableError, match="HTTP 500"):
+        async for _ in client.create_stream(PROMPT):
+            pass
+
+
+TOP = [("continue", -0.1), (" back", -2.5), ("Con", -3.0), ("\n", -4.0), ("ref", -6.0)]
+LABELS = ["continue", "backtrack", "conclude", "refine", "finish"]
+
+
+async def test_score_labels(make_client: ClientFactory, openai_server: OpenAIStubServer):
+    openai_server.enqueue(Reply.logprobs(TOP))
+    client = make_client(logprobs=True)
+    assert isinstance(client, LabelScoringClient) and can_score_labels(client)
+
+    scores = await client.score_labels(PROMPT, LABELS)
+
+    assert scores["continue"] == pytest.approx(math.log(math.exp(-0.1) + math.exp(-3.0)))
+    assert scores["backtrack"] == pytest.approx(-2.5)
+    assert scores["conclude"] == pytest.approx(-3.0)  # shares the first token "con"
+    assert scores["refine"] == pytest.approx(-6.0)
+    assert scores["finish"] == LABEL_FLOOR_LOGPROB
+    body = openai_server.requests[0].body
+    assert (body["logprobs"], body["top_logprobs"], body["max_tokens"]) == (True, 20, 1)
+    assert body["model"] == MODEL
+    assert client.total_usage().completion_tokens == 1
+
+
+async def test_score_labels_continues_an_assistant_prefix(make_client, openai_server):
+    openai_server.enqueue(Reply.logprobs(TOP))
+    client = make_client(logprobs=True, continue_final_message=True)
+
+    await client.score_labels(PROMPT, LABELS, prefix="ACTION: ")
+
+    body = openai_server.requests[0].body
+    assert body["messages"][-1] == {"role": "assistant", "content": "ACTION: "}
+    assert body["continue_final_message"] is True
+    assert body["add_generation_prompt"] is False
+
+
+async def test_score_labels_without_continuation_asks_in_the_user_turn(make_client, openai_server):
+    openai_server.enqueue(Reply.logprobs(TOP))
+    client = make_client(logprobs=True)
+    history = [
+        *PROMPT,
+        AssistantMessage(content="4", source="a"),
+        UserMessage(content="Judge.", source="u"),
+    ]
+
+    await client.score_labels(history, LABELS, prefix="ACTION: ")
+
+    body = openai_server.requests[0].body
+    last = body["messages"][-1]
+    assert last["role"] == "user" and last["content"].startswith("Judge.")
+    assert "continue, backtrack, conclude, refine, finish" in last["content"]
+    assert "continue_final_message" not in body
+
+
+async def test_score_labels_is_retried(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.error(429, retry_after="0"), Reply.logprobs(TOP))
+    client = make_client(logprobs=True)
+
+    scores = await client.score_labels(PROMPT, ["backtrack"])
+
+    assert scores == {"backtrack": pytest.approx(-2.5)}
+    assert client.retry_count == 1
+
+
+async def test_score_labels_needs_logprobs(make_client: ClientFactory, openai_server):
+    with pytest.raises(ConfigError, match="logprobs=True"):
+        await make_client().score_labels(PROMPT, LABELS)
+
+    openai_server.enqueue(Reply.text("continue"))  # a server that ignores logprobs
+    with pytest.raises(ModelUnavailableError, match="no logprobs"):
+        await make_client(logprobs=True).score_labels(PROMPT, LABELS)
+
+
+def test_spec_base_url_and_key_resolution(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+    with pytest.raises(ModelUnavailableError, match=r"\$OPENAI_API_KEY"):
+        openai_client_from_spec("gpt-4o-mini", None)
+
+    monkeypatch.setenv("MY_KEY", SECRET)
+    client = openai_client_from_spec("gpt-4o-mini", None, api_key_env="MY_KEY")
+    assert client.base_url == OPENAI_DEFAULT_BASE_URL
+    assert client.model_info["family"] != ModelFamily.UNKNOWN  # AutoGen knows this one
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert openai_client_from_spec(MODEL, None).base_url == "http://127.0.0.1:9/v1"
+    assert openai_client_from_spec(MODEL, "http://localhost:8000/v1/").base_url == (
+        "http://localhost:8000/v1"
+    )
+
+
+async def test_spec_sends_a_dummy_key_to_local_servers(
+    openai_server: OpenAIStubServer, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = openai_client_from_spec(MODEL, openai_server.base_url, max_tokens=16)
+
+    await client.create(PROMPT)
+    await client.close()
+
+    request = openai_server.requests[0]
+    assert request.headers["authorization"] == "Bearer EMPTY"
+    assert request.body["max_tokens"] == 16
+
+
+@pytest.mark.parametrize(
+    ("settings", "quoted"),
+    [({"timeout": 0}, "0"), ({"max_retries": -1}, "-1"), ({"temprature": 0.5}, "temprature")],
+)
+def test_bad_settings_are_config_errors(settings: dict[str, Any], quoted: str):
+    with pytest.raises(ConfigError, match=quoted):
+        OpenAICompatibleClient(MODEL, api_key="EMPTY", base_url="http://127.0.0.1:9/v1", **settings)
