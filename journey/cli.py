@@ -81,8 +81,8 @@ def debate(
     """Run one policy/critic debate on a problem and show it live."""
     from journey.agents import CriticAgent, PolicyAgent
     from journey.agents.backends import ClientPool, parse_model_spec
-    from journey.render import SessionRenderer, render_session_summary, render_tree
     from journey.protocols import SessionEnded
+    from journey.render import SessionRenderer, render_session_summary, render_tree
     from journey.synthesis import DebateLimits, DebateResult, DebateSession, RunDirectory
 
     if demo:
@@ -137,16 +137,16 @@ def debate(
                 console.print(render_session_summary(result.ended))
             console.print(render_tree(result.tree, final_node_id=result.ended.final_node_id))
             folder = run.session_dir(result.session_id)
-            console.print(f"[dim]Saved to[/] {folder}  [dim](events.jsonl, tree.json, "
-                          "transcript.md)[/]")
+            console.print(
+                f"[dim]Saved to[/] {folder}  [dim](events.jsonl, tree.json, transcript.md)[/]"
+            )
         finally:
             await pool.close()
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: the session log so far is in "
-                          f"{run.root}")
+        err_console.print(f"[yellow]interrupted[/]: the session log so far is in {run.root}")
         raise typer.Exit(130) from None
 
 

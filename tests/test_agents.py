@@ -19,8 +19,14 @@ from journey.agents.backends import (
 )
 from journey.errors import ConfigError, ModelSpecError
 
-POLICY_FIELDS = {"problem": "p", "step": 2, "next_step": 3, "to_step": 1, "critique": "c",
-                 "answer": "7"}
+POLICY_FIELDS = {
+    "problem": "p",
+    "step": 2,
+    "next_step": 3,
+    "to_step": 1,
+    "critique": "c",
+    "answer": "7",
+}
 CRITIC_FIELDS = {"problem": "p", "steps": "s", "step": "x", "step_number": 1, "verdict": "ok"}
 
 
@@ -102,7 +108,10 @@ def test_critic_score_mode_needs_log_probabilities() -> None:
 def test_model_specs_parse(text, backend, target, base_url, options) -> None:
     spec = parse_model_spec(text)
     assert (spec.backend, spec.target, spec.base_url, dict(spec.options)) == (
-        backend, target, base_url, options,
+        backend,
+        target,
+        base_url,
+        options,
     )
     assert parse_model_spec(str(spec)) == spec
 

@@ -47,7 +47,7 @@ def test_backtrack_target_must_be_on_the_current_path_before_the_cursor(target: 
     tree = ReasoningTree("p")
     tree.add_step("a")
     tree.add_step("b")
-    with pytest.raises(IllegalBacktrackError, match="target must be 0..1"):
+    with pytest.raises(IllegalBacktrackError, match=r"target must be 0\.\.1"):
         tree.backtrack(target)
     assert tree.cursor == 2  # nothing moved
 

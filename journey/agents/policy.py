@@ -23,9 +23,13 @@ from journey.agents._usage import to_usage
 from journey.protocols import ProtocolViolation, TokenUsage
 from journey.protocols.parsing import ParsedStep, parse_policy_reply
 
-# Cutting generation at the next step label saves the tokens a model spends
-# running ahead; the parser still repairs replies that slip through.
-_STEP_STOPS = ("\nStep ", "\n**Step ")
+
+def _stops_after(step_number: int) -> list[str]:
+    """Stop strings at the *next* step's label: they save the tokens a model spends
+    running ahead, and cannot cut a reply that opens with a lead-in before its own
+    label. The parser repairs whatever slips through."""
+    following = step_number + 1
+    return [f"\nStep {following}:", f"\n**Step {following}"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class PolicyAgent(BaseChatAgent):
     ) -> PolicyTurn:
         """Ask for step `step_number`; re-ask up to `max_reasks` times if the reply is unusable."""
         started = time.monotonic()
-        args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": list(_STEP_STOPS)}
+        args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": _stops_after(step_number)}
         if self.temperature is not None:
             args["temperature"] = self.temperature
         messages = list(dialogue)

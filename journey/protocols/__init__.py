@@ -1,6 +1,7 @@
 """The journey protocol: actions, session events and reply parsing. Knows no model."""
 
 from journey.protocols.actions import Action, ActionName, Backtrack, Continue, Reflect, Terminate
+from journey.protocols.answers import extract_final_answer, has_final_answer
 from journey.protocols.messages import (
     ActionApplied,
     CriticVerdictGiven,
@@ -18,6 +19,12 @@ from journey.protocols.messages import (
     event_from_json,
     event_to_json,
 )
+from journey.protocols.parsing import (
+    ParsedStep,
+    ParsedVerdict,
+    parse_critic_reply,
+    parse_policy_reply,
+)
 
 __all__ = [
     "Action",
@@ -27,6 +34,8 @@ __all__ = [
     "Continue",
     "CriticVerdictGiven",
     "Outcome",
+    "ParsedStep",
+    "ParsedVerdict",
     "PolicyStepProposed",
     "ProblemPosed",
     "ProtocolViolation",
@@ -41,4 +50,8 @@ __all__ = [
     "VerifierChecked",
     "event_from_json",
     "event_to_json",
+    "extract_final_answer",
+    "has_final_answer",
+    "parse_critic_reply",
+    "parse_policy_reply",
 ]

@@ -40,7 +40,7 @@ from journey.synthesis.tree import ReasoningTree
 
 
 class SessionSummary(BaseModel):
-    """One line of `sessions.jsonl`: enough to list, filter and sort sessions without opening them."""
+    """One line of `sessions.jsonl`: enough to list, filter and sort sessions unopened."""
 
     session_id: str
     problem: str
@@ -217,4 +217,3 @@ class RunDirectory:
 
     def load_events(self, session_id: str) -> EventLog:
         return read_event_log(self.session_dir(session_id) / "events.jsonl")
-
