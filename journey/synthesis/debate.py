@@ -355,7 +355,10 @@ class DebateSession:
             critique = action.critique or _NO_CRITIQUE
             template = "restart" if action.to_step == 0 else "backtrack"
             message = self.policy.feedback(
-                template, step=k, to_step=action.to_step, next_step=action.to_step + 1,
+                template,
+                step=k,
+                to_step=action.to_step,
+                next_step=action.to_step + 1,
                 critique=critique,
             )
             note = f"abandon steps {action.to_step + 1}..{k}"

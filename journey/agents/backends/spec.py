@@ -40,7 +40,9 @@ _OPTION_TYPES: dict[str, type] = {
     "cycle": bool,
 }
 _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
-    "embedded": frozenset({"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}),
+    "embedded": frozenset(
+        {"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}
+    ),
     "hf": frozenset({"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}),
     "openai": frozenset(
         {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
