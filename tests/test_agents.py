@@ -151,3 +151,32 @@ async def test_replay_spec_reads_replies_and_the_pool_shares_clients(tmp_path: P
     with pytest.raises(ModelSpecError, match="does not exist"):
         pool.get("replay:/nope.json")
     await pool.close()
+
+
+async def test_scored_critic_is_calibrated_against_a_content_free_step() -> None:
+    from journey.agents import StepUnderReview
+    from journey.agents.backends import FunctionChatCompletionClient
+
+    def biased(messages, labels):  # always prefers continue; a wrong step lifts reflect a bit
+        newest = str(messages[-1].content).split("Newest step to judge:")[-1]
+        lift = 2.0 if "7" in newest else 0.0
+        return {"continue": -1.0, "reflect": -4.0 + lift, "backtrack": -5.0, "terminate": -9.0}
+
+    client = FunctionChatCompletionClient(lambda _: "Multiply, do not add.", label_scores=biased)
+    review = StepUnderReview(
+        problem="3 pens of 4 sheep?", previous_steps=[], step_number=1, text="3 + 4 = 7"
+    )
+    calibrated = await CriticAgent(client).judge(review)
+    assert calibrated.action.action == "reflect" and calibrated.verdict.value == "incorrect"
+    assert calibrated.label_scores == {"continue": 0.0, "reflect": 2.0, "backtrack": 0.0}
+    assert calibrated.raw.startswith("VERDICT: incorrect\nACTION: reflect")
+    raw = await CriticAgent(client, calibrate=False).judge(review)
+    assert raw.action.action == "continue"
+
+
+def test_policy_opening_shows_the_worked_example_before_the_problem() -> None:
+    opening = PolicyAgent(ScriptedChatCompletionClient([])).opening("What is 2+2?")
+    roles = [type(m).__name__ for m in opening]
+    assert roles[0] == "SystemMessage" and "AssistantMessage" in roles
+    assert str(opening[-1].content).startswith("Problem: What is 2+2?")
+    assert any("\\boxed{10}" in str(m.content) for m in opening)

@@ -18,6 +18,9 @@ class PromptSet:
 
     name: str
     templates: dict[str, str]
+    example: tuple[tuple[str, str], ...] = ()
+    """A worked dialogue shown before the task, as (role, text) turns: small models
+    follow an example far better than an instruction."""
 
     def format(self, key: str, **fields: Any) -> str:
         try:
@@ -32,6 +35,15 @@ def load_prompts(name: str) -> PromptSet:
     """Load `journey/agents/prompts/<name>.yaml`."""
     text = resources.files("journey.agents").joinpath("prompts", f"{name}.yaml").read_text("utf-8")
     data = yaml.safe_load(text)
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ConfigError(f"prompt file {name}.yaml must map names to strings")
-    return PromptSet(name=name, templates=data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"prompt file {name}.yaml must be a mapping")
+    example = data.pop("example", [])
+    turns = [(role, turn) for entry in example for role, turn in entry.items()]
+    if not all(isinstance(v, str) for v in data.values()) or not all(
+        role in ("user", "assistant") and isinstance(turn, str) for role, turn in turns
+    ):
+        raise ConfigError(
+            f"prompt file {name}.yaml must map names to strings, and its example must be "
+            "a list of {user: ...} / {assistant: ...} turns"
+        )
+    return PromptSet(name=name, templates=data, example=tuple(turns))

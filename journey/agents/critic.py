@@ -9,7 +9,9 @@ Two ways to reach a verdict:
 - **score**: for backends that expose log-probabilities, the action labels are
   ranked in one forward pass (a weak model ranks far better than it formats),
   a backtrack target is ranked the same way, and only the free-text reason is
-  generated.
+  generated. Scores are *calibrated* (Zhao et al., 2021, "Calibrate Before Use"):
+  the label scores on a content-free step ("N/A") are subtracted, so the choice
+  follows the step rather than the model's standing preference for one label.
 
 `auto` scores when the client can, and generates otherwise.
 """
@@ -93,6 +95,7 @@ class CriticAgent(BaseChatAgent):
         max_tokens: Generation limit for a full verdict.
         reason_max_tokens: Generation limit for the reason in score mode.
         max_reasks: How often an unparseable verdict is asked again.
+        calibrate: In score mode, subtract the label scores of a content-free step.
     """
 
     def __init__(
@@ -105,9 +108,11 @@ class CriticAgent(BaseChatAgent):
         reason_max_tokens: int = 48,
         temperature: float | None = None,
         max_reasks: int = 1,
+        calibrate: bool = True,
         prompts: PromptSet | None = None,
     ) -> None:
         super().__init__(name, "Judges the newest step and chooses the protocol action.")
+        self.calibrate = calibrate
         self.model_client = model_client
         self.mode = CriticMode(mode)
         if self.mode is CriticMode.SCORE and not can_score_labels(model_client):
@@ -224,8 +229,14 @@ class CriticAgent(BaseChatAgent):
         labels = [ActionName.CONTINUE, ActionName.REFLECT, ActionName.BACKTRACK]
         if review.may_terminate:
             labels.append(ActionName.TERMINATE)
-        scores = await client.score_labels(messages, [str(x) for x in labels], prefix="ACTION: ")
+        names = [str(x) for x in labels]
+        scores = await client.score_labels(messages, names, prefix="ACTION: ")
         usage = TokenUsage(prompt_tokens=client_prompt_tokens(self.model_client, messages))
+        if self.calibrate:
+            blank = self.messages_for(replace(review, text="N/A"))
+            prior = await client.score_labels(blank, names, prefix="ACTION: ")
+            scores = {label: scores[label] - prior[label] for label in names}
+            usage = usage + TokenUsage(prompt_tokens=client_prompt_tokens(self.model_client, blank))
         choice = ActionName(max(scores, key=scores.__getitem__))
         to_step = review.step_number - 1
         if choice is ActionName.BACKTRACK and review.step_number > 1:

@@ -76,12 +76,21 @@ class PolicyAgent(BaseChatAgent):
         self.max_reasks = max_reasks
         self.prompts = prompts or load_prompts("policy")
         self._chat: list[LLMMessage] = []
+        self._opening_length = 0
 
     # -- the messages the engine adds to the dialogue ---------------------------------------
 
     def opening(self, problem: str) -> list[LLMMessage]:
+        """The system prompt, the worked example, and the problem."""
+        example: list[LLMMessage] = [
+            UserMessage(content=text, source="user")
+            if role == "user"
+            else AssistantMessage(content=text, source=self.name)
+            for role, text in self.prompts.example
+        ]
         return [
             SystemMessage(content=self.prompts.format("system")),
+            *example,
             UserMessage(content=self.prompts.format("opening", problem=problem), source="user"),
         ]
 
@@ -149,9 +158,11 @@ class PolicyAgent(BaseChatAgent):
         for message in messages:
             if not self._chat:
                 self._chat = self.opening(message.to_model_text())
+                self._opening_length = len(self._chat)
             else:
                 self._chat.append(UserMessage(content=message.to_model_text(), source="user"))
-        step_number = 1 + sum(isinstance(m, AssistantMessage) for m in self._chat)
+        own_steps = self._chat[self._opening_length :]
+        step_number = 1 + sum(isinstance(m, AssistantMessage) for m in own_steps)
         turn = await self.propose(self._chat, step_number, cancellation_token)
         reply = self.as_assistant(step_number, turn.step)
         self._chat.append(reply)

@@ -117,7 +117,9 @@ class CriticVerdictGiven(_Event):
     action: Action
     raw: str = ""
     label_scores: dict[str, float] | None = Field(
-        default=None, description="Log-probability per action label when the action was scored."
+        default=None,
+        description="Score per action label when the action was scored (log-probability, "
+        "calibrated against a content-free step unless calibration was off).",
     )
     violations: list[ProtocolViolation] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
