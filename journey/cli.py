@@ -172,7 +172,7 @@ def main() -> None:
     try:
         app()
     except JourneyError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -1,0 +1,488 @@
+"""The thread that owns a local causal LM and batches the requests waiting for it.
+
+`TransformersChatCompletionClient` is the public face; this module holds the part
+that touches torch. One worker thread loads the model, then loops: take the oldest
+request, collect whatever else is queued (waiting a few milliseconds for companions),
+and run the oldest request together with the queued ones that share its sampling
+settings as ONE left-padded `generate` call, up to `max_batch_size` rows. Each row
+stops on its own (end-of-turn token, stop string, or its own token limit). Label
+scoring jobs run alone, one forward pass each, between generations.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from journey.errors import ModelUnavailableError
+
+FinishReason = Literal["stop", "length"]
+Chat = list[dict[str, str]]
+
+COLLECT_WINDOW_S = 0.005  # how long the worker waits for companions before a batch starts
+
+
+@dataclass
+class GenerationStats:
+    """What a local model's worker has done so far; read it to see batching at work."""
+
+    requests: int = 0
+    """Generation requests answered."""
+    batches: int = 0
+    """`generate` calls; fewer than `requests` when requests shared a batch."""
+    largest_batch: int = 0
+    scorings: int = 0
+    """Label-scoring forward passes."""
+    generated_tokens: int = 0
+    busy_seconds: float = 0.0
+    """Time spent in `generate` and scoring forward passes."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Requests batch together only when these are equal."""
+
+    temperature: float  # 0 means greedy
+    top_p: float
+    seed: int | None
+
+
+GREEDY = Sampling(0.0, 1.0, None)
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class GenerationJob:
+    chat: Chat
+    max_new_tokens: int
+    stops: tuple[str, ...]
+    sampling: Sampling
+    future: concurrent.futures.Future[Generated]
+
+
+@dataclass
+class ScoringJob:
+    chat: Chat
+    prefix: str
+    labels: list[str]
+    future: concurrent.futures.Future[tuple[dict[str, float], int]]
+    """Resolves to the scores and the number of tokens the forward pass read."""
+
+
+Job = GenerationJob | ScoringJob
+
+
+class ModelWorker:
+    """Owns one model and its tokenizer; all model computation happens in its thread."""
+
+    def __init__(
+        self,
+        model_dir: Path | Callable[[], Path],
+        *,
+        name: str,
+        dtype: torch.dtype,
+        seed: int,
+        max_batch_size: int,
+        num_threads: int | None,
+    ) -> None:
+        self.name = name
+        self.stats = GenerationStats()
+        self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        """Resolves once the model is loaded, or to the load error."""
+        self._dir_source = model_dir
+        self._dir: Path | None = None if callable(model_dir) else model_dir
+        self._dtype = dtype
+        self._rng_state = torch.Generator().manual_seed(seed).get_state()
+        self._max_batch_size = max_batch_size
+        self._num_threads = num_threads
+        self._lock = threading.Lock()  # thread start, queue and close; never held for long
+        self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
+        self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
+        self._tokenizer: Any = None
+        self._context_length = 0
+        self._model: Any = None
+        self._eos_ids: list[int] = []
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # --- called from the event loop -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread (which loads the model) unless it runs already."""
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"journey-model-{self.name}", daemon=True
+                )
+                self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Queue a job; its future resolves in the worker thread.
+
+        Raises:
+            ModelUnavailableError: The worker was stopped.
+        """
+        self.start()
+        with self._lock:
+            if self._closed:
+                raise ModelUnavailableError(f"model client {self.name!r} is closed")
+            self._queue.put(job)  # under the lock, so never after stop()'s signal
+
+    def stop(self) -> threading.Thread | None:
+        """Refuse new jobs and let the thread finish the queued ones; returns it to join."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
+            if self._thread is not None:
+                self._queue.put(None)
+            return self._thread
+
+    @property
+    def context_length(self) -> int:
+        self._get_tokenizer()
+        return self._context_length
+
+    def encode_chat(self, chat: Chat, *, suffix: str = "") -> list[int]:
+        """Token ids of the chat-template prompt (then `suffix`); a final assistant
+        message is continued instead of answered."""
+        tokenizer = self._get_tokenizer()
+        continue_final = bool(chat) and chat[-1]["role"] == "assistant"
+        with self._tokenizer_lock:
+            text = tokenizer.apply_chat_template(
+                chat,
+                tokenize=False,
+                add_generation_prompt=not continue_final,
+                continue_final_message=continue_final,
+            )
+            ids: list[int] = tokenizer(text + suffix, add_special_tokens=False)["input_ids"]
+        return ids
+
+    # --- loading --------------------------------------------------------------------------
+
+    def _model_dir(self) -> Path:
+        with self._load_lock:
+            if self._dir is None:
+                source = self._dir_source
+                assert callable(source)
+                self._dir = source()
+            return self._dir
+
+    def _get_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            directory = self._model_dir()
+            with self._load_lock:
+                if self._tokenizer is None:
+                    try:
+                        tokenizer = AutoTokenizer.from_pretrained(directory)
+                        config = AutoConfig.from_pretrained(directory)
+                    except (OSError, ValueError) as exc:
+                        raise self._unavailable(exc) from exc
+                    if not tokenizer.chat_template:
+                        raise ModelUnavailableError(
+                            f"model {self.name!r} in {str(directory)!r} has no chat template; "
+                            "use an instruction-tuned (chat) model"
+                        )
+                    if tokenizer.pad_token_id is None:
+                        tokenizer.pad_token = tokenizer.eos_token
+                    self._context_length = _context_length(config, tokenizer)
+                    self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def _load(self) -> None:
+        # Process-wide: the model is the only heavy torch user, so let it have every core.
+        torch.set_num_threads(self._num_threads or len(os.sched_getaffinity(0)))
+        tokenizer = self._get_tokenizer()
+        directory = self._model_dir()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=self._dtype)
+        except (OSError, ValueError) as exc:
+            raise self._unavailable(exc) from exc
+        model.eval()
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(tokenizer.eos_token_id)
+        self._eos_ids = sorted(eos_ids)
+        self._model = model
+
+    def _unavailable(self, exc: BaseException) -> ModelUnavailableError:
+        where = self._dir if self._dir is not None else "its directory"
+        return ModelUnavailableError(
+            f"could not load model {self.name!r} from {str(where)!r}: {type(exc).__name__}: {exc}"
+        )
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        with self._tokenizer_lock:
+            text: str = self._tokenizer.decode(list(ids), skip_special_tokens=True)
+        return text
+
+    # --- the thread -----------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            self._load()
+        except BaseException as exc:  # every job from now on gets the load error
+            error = exc if isinstance(exc, ModelUnavailableError) else self._unavailable(exc)
+            self.ready.set_exception(error)
+            while (job := self._queue.get()) is not None:
+                if job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(error)
+            return
+        self.ready.set_result(None)
+        pending: list[Job] = []
+        stopping = False
+        while pending or not stopping:
+            if not pending:
+                job = self._queue.get()
+                if job is None:
+                    stopping = True
+                    continue
+                pending.append(job)
+            if not stopping:
+                stopping = self._gather(pending)
+            batch = self._take_batch(pending)
+            if batch:
+                self._run(batch)
+        self._model = None  # free the weights once stopped
+
+    def _gather(self, pending: list[Job]) -> bool:
+        """Add queued jobs to `pending`, waiting briefly for companions; True on stop."""
+        deadline = time.monotonic() + COLLECT_WINDOW_S
+        while True:
+            wait = deadline - time.monotonic()
+            try:
+                if wait > 0 and len(pending) < self._max_batch_size:
+                    job = self._queue.get(timeout=wait)
+                else:
+                    job = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            pending.append(job)
+
+    def _take_batch(self, pending: list[Job]) -> list[Job]:
+        """Remove and return the oldest job and those it can share a `generate` call with."""
+        first = pending[0]
+        batch: list[Job] = []
+        rest: list[Job] = []
+        for job in pending:
+            fits = job is first or (
+                isinstance(first, GenerationJob)
+                and isinstance(job, GenerationJob)
+                and job.sampling == first.sampling
+            )
+            if fits and len(batch) < self._max_batch_size:
+                if job.future.set_running_or_notify_cancel():  # False: cancelled while queued
+                    batch.append(job)
+            else:
+                rest.append(job)
+        pending[:] = rest
+        return batch
+
+    def _run(self, batch: list[Job]) -> None:
+        started = time.monotonic()
+        try:
+            first = batch[0]
+            if isinstance(first, ScoringJob):
+                scored = self._score(first)
+                self.stats.scorings += 1  # before the result, which may wake a reader of stats
+                first.future.set_result(scored)
+            else:
+                self._generate([job for job in batch if isinstance(job, GenerationJob)])
+        except BaseException as exc:
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+        finally:
+            self.stats.busy_seconds += time.monotonic() - started
+
+    def _generate(self, jobs: list[GenerationJob]) -> None:
+        prompts: list[list[int]] = []
+        ready: list[GenerationJob] = []
+        for job in jobs:  # a bad request fails alone, not its whole batch
+            try:
+                ids = self.encode_chat(job.chat)
+                self._check_fits(len(ids) + 1)
+            except Exception as exc:
+                job.future.set_exception(exc)
+                continue
+            prompts.append(ids)
+            ready.append(job)
+        if not ready:
+            return
+        room = [self._context_length - len(p) for p in prompts]
+        limits = [min(j.max_new_tokens, r) for j, r in zip(ready, room, strict=True)]
+        input_ids, attention_mask = _pad(prompts, self._tokenizer.pad_token_id, left=True)
+        width = input_ids.shape[1]
+        stopper = _RowStopper(self._decode, width, limits, [j.stops for j in ready], self._eos_ids)
+        sampling = ready[0].sampling
+        config = GenerationConfig(
+            max_new_tokens=max(limits),
+            do_sample=sampling.temperature > 0,
+            pad_token_id=self._tokenizer.pad_token_id,
+            eos_token_id=self._eos_ids,
+        )
+        if sampling.temperature > 0:  # plain temperature and top-p, as OpenAI samples
+            config.temperature, config.top_p, config.top_k = sampling.temperature, sampling.top_p, 0
+        with torch.inference_mode(), self._random_stream(sampling):
+            output = self._model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=config,
+                stopping_criteria=StoppingCriteriaList([stopper]),
+            )
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(ready))
+        for row, (job, prompt) in enumerate(zip(ready, prompts, strict=True)):
+            produced, reason = stopper.finished[row] or (output.shape[1] - width, "length")
+            text = self._decode(output[row, width : width + produced].tolist())
+            cuts = [i for i in (text.find(s) for s in job.stops) if i >= 0]
+            if cuts:
+                text, reason = text[: min(cuts)], "stop"
+            self.stats.requests += 1
+            self.stats.generated_tokens += produced
+            finish: FinishReason = "length" if reason == "length" else "stop"
+            job.future.set_result(Generated(text, finish, len(prompt), produced))
+
+    @contextlib.contextmanager
+    def _random_stream(self, sampling: Sampling) -> Iterator[None]:
+        """Sample from this worker's own random stream (or the request's seed), leaving
+        torch's global generator as it was."""
+        if sampling.temperature == 0:
+            yield
+            return
+        with torch.random.fork_rng(devices=[]):
+            if sampling.seed is None:
+                torch.set_rng_state(self._rng_state)
+            else:
+                torch.manual_seed(sampling.seed)
+            yield
+            if sampling.seed is None:
+                self._rng_state = torch.get_rng_state()
+
+    def _score(self, job: ScoringJob) -> tuple[dict[str, float], int]:
+        context = self.encode_chat(job.chat, suffix=job.prefix)
+        sequences = [self.encode_chat(job.chat, suffix=job.prefix + label) for label in job.labels]
+        # Score from the first token any label changes, so every label shares one context.
+        start = max(1, min(_common_prefix(context, s) for s in sequences))
+        input_ids, attention_mask = _pad(sequences, self._tokenizer.pad_token_id, left=False)
+        width = input_ids.shape[1]
+        self._check_fits(width)
+        read = sum(map(len, sequences))
+        if start >= width:  # every label is empty
+            return {label: 0.0 for label in job.labels}, read
+        with torch.inference_mode():
+            logits = self._model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                logits_to_keep=torch.arange(start - 1, width - 1),  # only where labels are
+            ).logits.float()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        targets = input_ids[:, start:width]
+        picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        summed = (picked * attention_mask[:, start:width]).sum(dim=-1)
+        return {label: float(summed[i]) for i, label in enumerate(job.labels)}, read
+
+    def _check_fits(self, tokens: int) -> None:
+        if tokens > self._context_length:
+            raise ValueError(
+                f"a prompt of {tokens} tokens does not fit the {self._context_length}-token "
+                f"context of {self.name!r}"
+            )
+
+
+class _RowStopper(StoppingCriteria):
+    """Finishes each row of a batch on its own: end-of-turn token, stop string or length.
+
+    Records, per row, how many tokens it produced and why it finished.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[Sequence[int]], str],
+        start: int,
+        limits: list[int],
+        stops: list[tuple[str, ...]],
+        eos_ids: list[int],
+    ) -> None:
+        self._decode = decode
+        self._start = start
+        self._limits = limits
+        self._stops = stops
+        self._eos = set(eos_ids)
+        self.finished: list[tuple[int, str] | None] = [None] * len(limits)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        produced = input_ids.shape[1] - self._start
+        for row, record in enumerate(self.finished):
+            if record is not None:
+                continue
+            if int(input_ids[row, -1]) in self._eos:
+                self.finished[row] = (produced, "eos")
+            elif self._stops[row] and self._has_stop(row, input_ids[row, self._start :]):
+                self.finished[row] = (produced, "stop")
+            elif produced >= self._limits[row]:
+                self.finished[row] = (produced, "length")
+        done = [record is not None for record in self.finished]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+    def _has_stop(self, row: int, generated: torch.Tensor) -> bool:
+        text = self._decode(generated.tolist())
+        return any(stop in text for stop in self._stops[row])
+
+
+def _context_length(config: Any, tokenizer: Any) -> int:
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", 0)
+    return limit if 0 < limit < 1_000_000 else 2048
+
+
+def _pad(rows: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
+    return ids, mask
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

