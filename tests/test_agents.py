@@ -168,7 +168,7 @@ async def test_scored_critic_is_calibrated_against_a_content_free_step() -> None
     )
     calibrated = await CriticAgent(client).judge(review)
     assert calibrated.action.action == "reflect" and calibrated.verdict.value == "incorrect"
-    assert calibrated.label_scores == {"continue": 0.0, "reflect": 2.0, "backtrack": 0.0}
+    assert calibrated.label_scores == {"continue": 0.0, "reflect": 2.0}  # no backtrack at step 1
     assert calibrated.raw.startswith("VERDICT: incorrect\nACTION: reflect")
     raw = await CriticAgent(client, calibrate=False).judge(review)
     assert raw.action.action == "continue"

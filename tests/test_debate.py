@@ -230,9 +230,9 @@ async def test_a_backend_failure_ends_the_session_with_a_recorded_error() -> Non
 
 
 async def test_empty_policy_replies_are_reasked_then_end_the_session() -> None:
-    debate, policy_client, _ = session(["", "   "], [])
+    debate, policy_client, _ = session(["", "   ", "Step 1:"], [])
     ended = (await debate.run()).ended
-    assert len(policy_client.requests) == 2
+    assert len(policy_client.requests) == 3
     assert ended.stop_reason is StopReason.MODEL_ERROR and "no usable step" in (ended.error or "")
 
 
@@ -308,3 +308,30 @@ async def test_on_event_sees_events_as_they_happen() -> None:
         source=Role.CRITIC,
     )
     assert Reflect(critique="x").action == "reflect"
+
+
+async def test_a_step_that_repeats_a_rejected_one_is_asked_again() -> None:
+    debate, policy_client, _ = session(
+        [
+            "Step 1: 3 + 4 = 7 sheep.",
+            "Step 1: 3 + 4 = 7 sheep.",  # the same mistake again
+            "Step 1: 3 * 4 = 12, so \\boxed{12}.",
+        ],
+        ["VERDICT: incorrect\nACTION: reflect\nREASON: Multiply."],
+    )
+    result = await debate.run()
+    assert "already wrote that step" in str(policy_client.requests[2][-1].content)
+    steps = [e for e in result.events if isinstance(e, PolicyStepProposed)]
+    assert [s.content for s in steps] == ["3 + 4 = 7 sheep.", "3 * 4 = 12, so \\boxed{12}."]
+    assert [v.kind for v in steps[1].violations] == ["repeated_rejected_step"]
+    assert result.ended.outcome is Outcome.SOLVED
+
+
+async def test_a_step_that_echoes_the_instruction_is_asked_again() -> None:
+    debate, policy_client, _ = session(
+        ["Step 1: Write Step 1.", "Step 1: 3 * 4 = 12, so \\boxed{12}."], []
+    )
+    result = await debate.run()
+    steps = [e for e in result.events if isinstance(e, PolicyStepProposed)]
+    assert len(steps) == 1 and [v.kind for v in steps[0].violations] == ["echoed_instruction"]
+    assert len(policy_client.requests) == 2 and result.ended.outcome is Outcome.SOLVED

@@ -226,7 +226,9 @@ class CriticAgent(BaseChatAgent):
     ) -> CriticTurn:
         client = self.model_client
         assert isinstance(client, LabelScoringClient)
-        labels = [ActionName.CONTINUE, ActionName.REFLECT, ActionName.BACKTRACK]
+        labels = [ActionName.CONTINUE, ActionName.REFLECT]
+        if review.step_number > 1:  # at step 1, going back is the same as reflecting
+            labels.append(ActionName.BACKTRACK)
         if review.may_terminate:
             labels.append(ActionName.TERMINATE)
         names = [str(x) for x in labels]

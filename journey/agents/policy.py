@@ -32,6 +32,30 @@ def _stops_after(step_number: int) -> list[str]:
     return [f"\nStep {following}:", f"\n**Step {following}"]
 
 
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _repetition(step: ParsedStep, rejected: set[str], instruction: str) -> ProtocolViolation | None:
+    """A usable step that repeats a rejected alternative or echoes the instruction."""
+    content = _normalise(step.content)
+    if not content:
+        return None
+    if content in rejected:
+        return ProtocolViolation(
+            kind="repeated_rejected_step",
+            detail=f"repeats a step already rejected here: {step.content[:80]!r}",
+            repaired=False,
+        )
+    if content in instruction:
+        return ProtocolViolation(
+            kind="echoed_instruction",
+            detail=f"echoes the instruction instead of solving: {step.content[:80]!r}",
+            repaired=False,
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class PolicyTurn:
     """One policy turn: the reply that was kept, parsed, with its cost."""
@@ -56,7 +80,7 @@ class PolicyAgent(BaseChatAgent):
         model_client: Any AutoGen chat completion client.
         max_tokens: Generation limit for one step.
         temperature: Sampling temperature; None keeps the client's default.
-        max_reasks: How often an unusable reply (empty, no step) is asked again.
+        max_reasks: How often an unusable, repeated or echoed reply is asked again.
     """
 
     def __init__(
@@ -66,7 +90,7 @@ class PolicyAgent(BaseChatAgent):
         name: str = "policy",
         max_tokens: int = 160,
         temperature: float | None = None,
-        max_reasks: int = 1,
+        max_reasks: int = 2,
         prompts: PromptSet | None = None,
     ) -> None:
         super().__init__(name, "Proposes one numbered reasoning step per turn.")
@@ -109,14 +133,25 @@ class PolicyAgent(BaseChatAgent):
         self,
         dialogue: Sequence[LLMMessage],
         step_number: int,
+        *,
+        avoid: Sequence[str] = (),
         cancellation_token: CancellationToken | None = None,
     ) -> PolicyTurn:
-        """Ask for step `step_number`; re-ask up to `max_reasks` times if the reply is unusable."""
+        """Ask for step `step_number`.
+
+        A reply is asked again, up to `max_reasks` times, when it is unusable (no step),
+        when it repeats a step in `avoid` (alternatives already rejected here), or when it
+        only echoes the last instruction: small models loop on such replies forever.
+        After that the last usable reply is kept, its violations recorded.
+        """
         started = time.monotonic()
         args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": _stops_after(step_number)}
         if self.temperature is not None:
             args["temperature"] = self.temperature
         messages = list(dialogue)
+        rejected = {_normalise(text) for text in avoid}
+        last = str(messages[-1].content) if messages else ""
+        instruction = {_normalise(line) for line in [last, *last.splitlines()]}
         usage = TokenUsage()
         violations: list[ProtocolViolation] = []
         attempt = 0
@@ -129,12 +164,16 @@ class PolicyAgent(BaseChatAgent):
             usage = usage + to_usage(result.usage)
             step = parse_policy_reply(raw, step_number)
             violations.extend(step.violations)
-            if step.usable or attempt > self.max_reasks:
+            repeat = _repetition(step, rejected, instruction)
+            if repeat is not None:
+                violations.append(repeat)
+            if (step.usable and repeat is None) or attempt > self.max_reasks:
                 break
+            nudge = "repeat" if repeat is not None else "reask"
             messages = [
                 *messages,
                 AssistantMessage(content=raw, source=self.name),
-                UserMessage(content=self.prompts.format("reask", step=step_number), source="user"),
+                UserMessage(content=self.prompts.format(nudge, step=step_number), source="user"),
             ]
         return PolicyTurn(
             raw=raw,
@@ -163,7 +202,7 @@ class PolicyAgent(BaseChatAgent):
                 self._chat.append(UserMessage(content=message.to_model_text(), source="user"))
         own_steps = self._chat[self._opening_length :]
         step_number = 1 + sum(isinstance(m, AssistantMessage) for m in own_steps)
-        turn = await self.propose(self._chat, step_number, cancellation_token)
+        turn = await self.propose(self._chat, step_number, cancellation_token=cancellation_token)
         reply = self.as_assistant(step_number, turn.step)
         self._chat.append(reply)
         assert isinstance(reply.content, str)

@@ -52,7 +52,7 @@ from journey.protocols import (
     TokenUsage,
     VerifierChecked,
 )
-from journey.synthesis.tree import ReasoningTree, TreeNode
+from journey.synthesis.tree import NodeLabel, ReasoningTree, TreeNode
 
 EventSink = Callable[[SessionEvent], None]
 
@@ -189,8 +189,13 @@ class DebateSession:
         self._turn += 1
         parent = self.tree[self.tree.cursor]
         step_number = parent.depth + 1
+        rejected = [
+            child.text
+            for child in self.tree.children(parent.id)
+            if child.label is NodeLabel.INCORRECT
+        ]
         try:
-            turn = await self.policy.propose(self._dialogue, step_number)
+            turn = await self.policy.propose(self._dialogue, step_number, avoid=rejected)
         except Exception as error:  # a backend that failed after its own retries
             raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
         self._usage[Role.POLICY] += turn.usage
@@ -353,7 +358,10 @@ class DebateSession:
             self._backtracks += 1
             self.tree.backtrack(action.to_step)
             critique = action.critique or _NO_CRITIQUE
-            template = "restart" if action.to_step == 0 else "backtrack"
+            if action.to_step == k - 1:  # returning to the step before is rewriting this one
+                template = "reflect"
+            else:
+                template = "restart" if action.to_step == 0 else "backtrack"
             message = self.policy.feedback(
                 template,
                 step=k,
