@@ -320,10 +320,10 @@ async def test_a_step_that_repeats_a_rejected_one_is_asked_again() -> None:
         ["VERDICT: incorrect\nACTION: reflect\nREASON: Multiply."],
     )
     result = await debate.run()
-    assert "already wrote that step" in str(policy_client.requests[2][-1].content)
+    assert "You already wrote that step" in str(policy_client.requests[2][-1].content)
     steps = [e for e in result.events if isinstance(e, PolicyStepProposed)]
     assert [s.content for s in steps] == ["3 + 4 = 7 sheep.", "3 * 4 = 12, so \\boxed{12}."]
-    assert [v.kind for v in steps[1].violations] == ["repeated_rejected_step"]
+    assert [v.kind for v in steps[1].violations] == ["repeated_step"]
     assert result.ended.outcome is Outcome.SOLVED
 
 

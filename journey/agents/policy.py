@@ -43,8 +43,8 @@ def _repetition(step: ParsedStep, rejected: set[str], instruction: str) -> Proto
         return None
     if content in rejected:
         return ProtocolViolation(
-            kind="repeated_rejected_step",
-            detail=f"repeats a step already rejected here: {step.content[:80]!r}",
+            kind="repeated_step",
+            detail=f"repeats a rejected or earlier step: {step.content[:80]!r}",
             repaired=False,
         )
     if content in instruction:
@@ -140,8 +140,9 @@ class PolicyAgent(BaseChatAgent):
         """Ask for step `step_number`.
 
         A reply is asked again, up to `max_reasks` times, when it is unusable (no step),
-        when it repeats a step in `avoid` (alternatives already rejected here), or when it
-        only echoes the last instruction: small models loop on such replies forever.
+        when it repeats a step in `avoid` (rejected alternatives, steps already on the
+        path), or when it only echoes the last instruction: small models loop on such
+        replies forever.
         After that the last usable reply is kept, its violations recorded.
         """
         started = time.monotonic()

@@ -189,13 +189,14 @@ class DebateSession:
         self._turn += 1
         parent = self.tree[self.tree.cursor]
         step_number = parent.depth + 1
-        rejected = [
-            child.text
-            for child in self.tree.children(parent.id)
-            if child.label is NodeLabel.INCORRECT
+        # Steps that would add nothing: alternatives already rejected here, and restatements
+        # of a step already on the path.
+        avoid = [
+            *(c.text for c in self.tree.children(parent.id) if c.label is NodeLabel.INCORRECT),
+            *(node.text for node in self.tree.current_path()),
         ]
         try:
-            turn = await self.policy.propose(self._dialogue, step_number, avoid=rejected)
+            turn = await self.policy.propose(self._dialogue, step_number, avoid=avoid)
         except Exception as error:  # a backend that failed after its own retries
             raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
         self._usage[Role.POLICY] += turn.usage
