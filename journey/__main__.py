@@ -1,0 +1,5 @@
+"""`python -m journey`: the same as the `journey` command."""
+
+from journey.cli import main
+
+main()
