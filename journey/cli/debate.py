@@ -21,6 +21,7 @@ from journey.errors import JourneyError
 
 DEMO_PROBLEM = "A farmer has 3 pens with 4 sheep in each pen. How many sheep does the farmer have?"
 DEMO_ANSWER = "12"
+DEMO_MAX_TURNS = 8
 
 
 @app.command(
@@ -47,7 +48,10 @@ def debate(
     out: Annotated[
         Path | None, typer.Option(help="Run directory to write (default: runs/debate-TIME).")
     ] = None,
-    max_turns: Annotated[int, typer.Option(help="Policy turns before the session stops.")] = 16,
+    max_turns: Annotated[
+        int | None,
+        typer.Option(help="Policy turns before the session stops [default: 16; 8 with --demo]."),
+    ] = None,
     max_depth: Annotated[int, typer.Option(help="Longest path (steps) allowed.")] = 12,
     max_tokens: Annotated[
         int, typer.Option(help="Generated tokens (both roles) before the session stops.")
@@ -70,6 +74,9 @@ def debate(
         problem, answer = problem or DEMO_PROBLEM, answer or DEMO_ANSWER
     if not problem:
         raise JourneyError("give a PROBLEM, or --demo for a built-in one")
+    if max_turns is None:
+        # The demo should finish in a couple of minutes on a laptop CPU.
+        max_turns = DEMO_MAX_TURNS if demo else DebateLimits.max_turns
     limits = DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens)
     specs = {"policy": parse_model_spec(policy), "critic": parse_model_spec(critic)}
     run = RunDirectory(
