@@ -10,8 +10,11 @@ with `Console(no_color=True)`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import PurePath
+
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
@@ -36,11 +39,14 @@ from journey.protocols import (
     Terminate,
     VerifierChecked,
 )
+from journey.synthesis.stats import RunStats, SessionOverview
 from journey.synthesis.tree import NodeLabel, ReasoningTree, TreeNode
 
 __all__ = [
     "SessionRenderer",
     "action_badge",
+    "render_run_stats",
+    "render_session_list",
     "render_session_summary",
     "render_tree",
     "verdict_text",
@@ -342,3 +348,188 @@ class SessionRenderer:
         renderable = self.renderable(event)
         if renderable is not None:
             self.console.print(renderable)
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+_LIST_LAYOUTS = [
+    *((1, chars) for chars in range(48, 23, -2)),
+    *((0, chars) for chars in range(48, 11, -2)),
+]
+"""(column padding, problem characters) for a session listing, tried in turn until it fits."""
+_ID_CHARS = 8
+"""Session ids in a listing are cut to their shortest unique prefix of at least this length."""
+
+
+def _outcome_text(outcome: str) -> Text:
+    try:
+        words, style = _OUTCOME_LOOK[Outcome(outcome)]
+    except ValueError:
+        words, style = f"… {outcome}", "bold yellow"
+    return Text(words, style=style)
+
+
+def _short_ids(ids: Sequence[str]) -> list[str]:
+    """The shortest prefix length (at least `_ID_CHARS`) that keeps every id unique."""
+    length = _ID_CHARS
+    while len({i[:length] for i in ids}) < len(set(ids)):
+        length += 1
+    return [i[:length] for i in ids]
+
+
+class _SessionList:
+    """A session table whose problem column shrinks until the table fits the console."""
+
+    def __init__(self, sessions: Sequence[SessionOverview]) -> None:
+        self.sessions = list(sessions)
+
+    def table(self, padding: int, problem_chars: int) -> Table:
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, padding),
+            header_style="bold",
+        )
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("session", no_wrap=True)
+        table.add_column("problem", no_wrap=True)
+        table.add_column("outcome", no_wrap=True)
+        table.add_column("stop", no_wrap=True)
+        for header in ("turns", "back", "refl", "viol", "tokens"):
+            table.add_column(header, justify="right", no_wrap=True)
+        ids = _short_ids([row.session_id for row in self.sessions])
+        for number, (row, short_id) in enumerate(zip(self.sessions, ids, strict=True), 1):
+            table.add_row(
+                str(number),
+                short_id,
+                Text(_shorten(row.problem, problem_chars) or "—"),
+                _outcome_text(row.outcome),
+                (row.stop_reason or "—").replace("_", " "),
+                str(row.turns),
+                str(row.backtracks),
+                str(row.reflections),
+                str(row.violations),
+                f"{row.tokens:,}",
+            )
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        unbounded = options.update_width(10_000)  # measure the natural width, not the clamped one
+        for padding, chars in _LIST_LAYOUTS:
+            table = self.table(padding, chars)
+            if console.measure(table, options=unbounded).maximum <= options.max_width:
+                break
+        yield table
+
+
+def render_session_list(sessions: Sequence[SessionOverview]) -> RenderableType:
+    """A run's sessions, one numbered row each (the numbers `journey replay RUN N` takes).
+
+    Args:
+        sessions: Rows from `session_overviews`, in the order to number them.
+
+    Returns:
+        A table: number, id (shortest unique prefix of 8 or more characters), problem
+        (shortened to fit the console), outcome, stop reason, turns, backtracks,
+        reflections, protocol violations and tokens (prompt + completion, all roles).
+    """
+    return _SessionList(sessions)
+
+
+_Number = int | float | None
+
+
+def _stat_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
+    """(label, kind, value) per row; kind is "count", "rate" or "mean"."""
+    rows: list[tuple[str, str, _Number]] = [
+        ("sessions", "count", stats.sessions),
+        ("finished", "count", stats.finished),
+        ("unfinished", "count", stats.unfinished),
+        ("solved", "count", stats.solved),
+        ("yield (solved / finished)", "rate", stats.yield_rate),
+    ]
+    rows += [(f"outcome · {k}", "count", v) for k, v in stats.outcomes.items()]
+    rows += [(f"stop · {k.replace('_', ' ')}", "count", v) for k, v in stats.stop_reasons.items()]
+    rows += [
+        ("mean turns", "mean", stats.mean_turns),
+        ("mean backtracks", "mean", stats.mean_backtracks),
+        ("mean reflections", "mean", stats.mean_reflections),
+        ("mean violations", "mean", stats.mean_violations),
+    ]
+    rows += [(f'transcripts with "{k}"', "rate", v) for k, v in stats.keyword_rates.items()]
+    rows.append(("mean transcript chars", "mean", stats.mean_transcript_chars))
+    for role, used in stats.tokens.items():
+        rows += [
+            (f"tokens · {role} prompt", "count", used.prompt_tokens),
+            (f"tokens · {role} completion", "count", used.completion_tokens),
+            (f"tokens · {role} prompt / session", "mean", used.prompt_per_session),
+            (f"tokens · {role} completion / session", "mean", used.completion_per_session),
+        ]
+    return rows
+
+
+def _stat_value(kind: str, value: _Number) -> str:
+    if value is None:
+        return "—"
+    if kind == "rate":
+        return f"{100 * value:.1f}%"
+    if kind == "mean":
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+def _stat_difference(kind: str, a: _Number, b: _Number) -> Text:
+    if a is None or b is None:
+        return Text("—", style="dim")
+    diff = b - a
+    if kind == "rate":
+        words = f"{100 * diff:+.1f} pp"
+    elif kind == "mean":
+        words = f"{diff:+,.2f}"
+    else:
+        words = f"{diff:+,}"
+    return Text(words, style="dim" if diff == 0 else "")
+
+
+def _run_names(paths: Sequence[str]) -> list[str]:
+    """The shortest path endings that tell runs apart: ``run``, or ``a/run`` and ``b/run``."""
+    parts = [PurePath(p).parts for p in paths]
+    for k in range(1, max((len(p) for p in parts), default=1) + 1):
+        names = [str(PurePath(*p[-k:])) if p else "." for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return list(paths)
+
+
+def render_run_stats(stats: Sequence[RunStats]) -> Table:
+    """One run's numbers, or two runs side by side with the difference (second − first).
+
+    Args:
+        stats: One or two runs. A count only one run has (an outcome the other never
+            reached) is 0 for the other; a mean or rate it lacks is ``—``.
+
+    Returns:
+        A table with a row per number, a column per run (headed by the end of its path
+        that tells the runs apart): rates in percent, differences of rates in percentage points.
+    """
+    if not 1 <= len(stats) <= 2:
+        raise ValueError(f"render_run_stats takes one or two runs, got {len(stats)}")
+    per_run = [{label: (kind, value) for label, kind, value in _stat_rows(s)} for s in stats]
+    labels = list(dict.fromkeys(label for rows in per_run for label in rows))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("")
+    names = _run_names([s.run for s in stats])
+    for name in names:
+        table.add_column(Text(name, overflow="fold"), justify="right")
+    if len(stats) == 2:
+        table.add_column("Δ", justify="right")
+    for label in labels:
+        kind = next(rows[label][0] for rows in per_run if label in rows)
+        missing = 0 if kind == "count" else None  # an outcome a run never reached: 0 times
+        values = [rows[label][1] if label in rows else missing for rows in per_run]
+        cells: list[RenderableType] = [label, *(_stat_value(kind, v) for v in values)]
+        if len(stats) == 2:
+            cells.append(_stat_difference(kind, *values))
+        table.add_row(*cells)
+    return table
