@@ -166,11 +166,11 @@ async def test_scored_critic_is_calibrated_against_a_content_free_step() -> None
     review = StepUnderReview(
         problem="3 pens of 4 sheep?", previous_steps=[], step_number=1, text="3 + 4 = 7"
     )
-    calibrated = await CriticAgent(client).judge(review)
+    calibrated = await CriticAgent(client, calibrate=True).judge(review)
     assert calibrated.action.action == "reflect" and calibrated.verdict.value == "incorrect"
     assert calibrated.label_scores == {"continue": 0.0, "reflect": 2.0}  # no backtrack at step 1
     assert calibrated.raw.startswith("VERDICT: incorrect\nACTION: reflect")
-    raw = await CriticAgent(client, calibrate=False).judge(review)
+    raw = await CriticAgent(client).judge(review)
     assert raw.action.action == "continue"
 
 

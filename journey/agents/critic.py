@@ -9,9 +9,12 @@ Two ways to reach a verdict:
 - **score**: for backends that expose log-probabilities, the action labels are
   ranked in one forward pass (a weak model ranks far better than it formats),
   a backtrack target is ranked the same way, and only the free-text reason is
-  generated. Scores are *calibrated* (Zhao et al., 2021, "Calibrate Before Use"):
-  the label scores on a content-free step ("N/A") are subtracted, so the choice
-  follows the step rather than the model's standing preference for one label.
+  generated. With `calibrate`, the scores are calibrated (Zhao et al., 2021,
+  "Calibrate Before Use"): the label scores on a content-free step ("N/A") are
+  subtracted, so the choice follows the step rather than the model's standing
+  preference for one label. It costs one more forward pass, and on the 135M
+  embedded model it only trades "always continue" for "almost always reflect"
+  (measured on four easy problems), so it is off by default.
 
 `auto` scores when the client can, and generates otherwise.
 """
@@ -108,7 +111,7 @@ class CriticAgent(BaseChatAgent):
         reason_max_tokens: int = 48,
         temperature: float | None = None,
         max_reasks: int = 1,
-        calibrate: bool = True,
+        calibrate: bool = False,
         prompts: PromptSet | None = None,
     ) -> None:
         super().__init__(name, "Judges the newest step and chooses the protocol action.")

@@ -45,6 +45,9 @@ def debate(
     critic_mode: Annotated[
         str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
     ] = "auto",
+    calibrate: Annotated[
+        bool, typer.Option(help="Score mode: calibrate label scores on a content-free step.")
+    ] = False,
     out: Annotated[
         Path | None, typer.Option(help="Run directory to write (default: runs/debate-TIME).")
     ] = None,
@@ -99,7 +102,7 @@ def debate(
                 problem,
                 gold_answer=answer,
                 policy=PolicyAgent(clients["policy"], max_tokens=step_tokens),
-                critic=CriticAgent(clients["critic"], mode=critic_mode),
+                critic=CriticAgent(clients["critic"], mode=critic_mode, calibrate=calibrate),
                 limits=limits,
                 models={role: str(s) for role, s in specs.items()},
             )
