@@ -17,6 +17,10 @@ applied to the tree and turned into the policy's next instruction:
 
 The policy's conversation is the dialogue itself, abandoned steps included:
 that dialogue is the journey the transcript writer turns into a long thought.
+
+A session cut short (a crash, a kill) is continued with `DebateSession.restore`:
+its logged events are replayed into the tree, the dialogue, the usage and the
+counters, and `run()` goes on from the last logged event.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +56,7 @@ from journey.protocols import (
     TokenUsage,
     VerifierChecked,
 )
+from journey.protocols.parsing import ParsedStep
 from journey.synthesis.tree import NodeLabel, ReasoningTree, TreeNode
 
 EventSink = Callable[[SessionEvent], None]
@@ -104,6 +109,10 @@ class _Stop(Exception):
     error: str | None = None
 
 
+class RestoreError(ValueError):
+    """Logged events that cannot be replayed into a session (not a prefix of one)."""
+
+
 class DebateSession:
     """One policy/critic debate on one problem.
 
@@ -148,24 +157,193 @@ class DebateSession:
         self._backtracks = 0
         self._reflections = 0
         self._started = 0.0
+        # Set by `restore`: how far the logged session got, and what it was about to do.
+        self._restored = False
+        self._time_offset = 0.0
+        self._awaiting_judgement: TreeNode | None = None
+        self._awaiting_action: tuple[TreeNode, Action, Role] | None = None
+        self._awaiting_end: _Stop | None = None
+
+    # -- restoring ---------------------------------------------------------------------------
+
+    @classmethod
+    def restore(
+        cls,
+        events: Sequence[SessionEvent],
+        *,
+        policy: PolicyAgent,
+        critic: CriticAgent,
+        limits: DebateLimits | None = None,
+        models: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> DebateSession:
+        """Rebuild a session from the events it logged, so that `run()` continues it.
+
+        The problem, gold answer and session id come from the logged `problem_posed`;
+        the tree, the policy's dialogue, token usage, counters, turn and clock are
+        replayed from the rest. `run()` then appends to `events` without posing the
+        problem again: a policy step still awaiting its verdict is judged, a verdict
+        whose action was not applied yet is applied, and the session goes on. A log
+        that already ends in `session_ended` restores a finished session (its tree
+        and events), which `run()` refuses to run again.
+
+        Args:
+            events: A prefix of one session's event log, starting with `problem_posed`.
+            policy: The policy agent that goes on with the session.
+            critic: The critic agent.
+            limits: Limits from here on; by default those recorded in the log.
+            models: Model spec per role (recorded in the log only at the start).
+            config: Extra settings (likewise).
+
+        Raises:
+            RestoreError: the events are not a prefix of one session's log.
+        """
+        if not events or not isinstance(events[0], ProblemPosed):
+            raise RestoreError("an event log must start with problem_posed")
+        posed = events[0]
+        if limits is None:
+            fields = DebateLimits.__dataclass_fields__
+            limits = DebateLimits(**{k: v for k, v in posed.config.items() if k in fields})
+        session = cls(
+            posed.problem,
+            policy=policy,
+            critic=critic,
+            gold_answer=posed.gold_answer,
+            limits=limits,
+            session_id=posed.session_id,
+            models=models or dict(posed.models),
+            config=config or dict(posed.config),
+        )
+        session._replay(events)
+        return session
+
+    @property
+    def finished(self) -> bool:
+        """True when the session has ended (it logged `session_ended`)."""
+        return bool(self.events) and isinstance(self.events[-1], SessionEnded)
+
+    def _replay(self, events: Sequence[SessionEvent]) -> None:
+        self._dialogue = self.policy.opening(self.problem)
+        for number, event in enumerate(events, 1):
+            if event.session_id != self.session_id:
+                raise RestoreError(
+                    f"event {number} belongs to session {event.session_id!r}, "
+                    f"not {self.session_id!r}"
+                )
+            if self.finished:
+                raise RestoreError(f"event {number} ({event.type}) comes after session_ended")
+            try:
+                self._replay_one(event, first=number == 1)
+            except (KeyError, ValueError, AssertionError) as error:
+                if isinstance(error, RestoreError):
+                    raise
+                raise RestoreError(
+                    f"event {number} ({event.type}) does not fit the session so far: {error!r}"
+                ) from error
+            self.events.append(event)
+            self._turn = event.turn
+            self._time_offset = event.time
+        self._restored = True
+
+    def _replay_one(self, event: SessionEvent, *, first: bool) -> None:
+        if isinstance(event, ProblemPosed):
+            if not first:
+                raise RestoreError("problem_posed appears twice")
+            return
+        if isinstance(event, SessionEnded):
+            self._awaiting_judgement = self._awaiting_action = self._awaiting_end = None
+            return
+        if self._awaiting_end is not None:
+            raise RestoreError(f"{event.type} after the session should have ended")
+        if isinstance(event, PolicyStepProposed):
+            if self._awaiting_judgement is not None or self._awaiting_action is not None:
+                raise RestoreError("a policy step before the previous one was acted on")
+            if event.parent_id != self.tree.cursor:
+                raise RestoreError(
+                    f"step {event.node_id} hangs from node {event.parent_id}, "
+                    f"but the cursor is at {self.tree.cursor}"
+                )
+            self._usage[Role.POLICY] += event.usage
+            node = self.tree.add_step(
+                event.content,
+                final_answer=event.final_answer,
+                tokens=event.usage.completion_tokens,
+                elapsed=event.latency,
+            )
+            if node.id != event.node_id or node.depth != event.step_number:
+                raise RestoreError(f"step {event.node_id} would be node {node.id}")
+            step = ParsedStep(content=event.content, final_answer=event.final_answer, violations=())
+            self._dialogue.append(self.policy.as_assistant(event.step_number, step))
+            self._awaiting_judgement = node
+            return
+        if isinstance(event, CriticVerdictGiven | VerifierChecked):
+            node = self._under_review(event.node_id, self._awaiting_judgement, event.type)
+            if isinstance(event, CriticVerdictGiven):
+                self._usage[Role.CRITIC] += event.usage
+                self.tree.judge(node.id, event.verdict, event.reason)
+                action = self._critic_action(node, event.action, event.verdict, event.reason)
+                self._awaiting_action = (node, action, Role.CRITIC)
+            else:
+                self.tree.record_verification(node.id, event.correct)
+                action = self._verifier_action(node, event.correct)
+                self._awaiting_action = (node, action, Role.VERIFIER)
+            self._awaiting_judgement = None
+            return
+        assert isinstance(event, ActionApplied)
+        judged = self._awaiting_action[0] if self._awaiting_action else None
+        node = self._under_review(event.node_id, judged, event.type)
+        self._move(node, event.action, event.source)
+        if self.tree.cursor != event.cursor_id:
+            raise RestoreError(
+                f"the action left the cursor at {self.tree.cursor}, the log says {event.cursor_id}"
+            )
+        self._awaiting_action = None
+        self._awaiting_end = self._stop_after(node, event.action, event.source)
+
+    @staticmethod
+    def _under_review(node_id: int, expected: TreeNode | None, what: str) -> TreeNode:
+        """The node a verdict, check or action is about must be the one the log was busy with."""
+        if expected is None or expected.id != node_id:
+            busy = "nothing" if expected is None else f"node {expected.id}"
+            raise RestoreError(f"{what} on node {node_id}, but the log was busy with {busy}")
+        return expected
+
+    async def _continue_restored(self) -> None:
+        """Finish what the log was in the middle of, before the next turn."""
+        if self._awaiting_end is not None:
+            raise self._awaiting_end
+        if self._awaiting_action is not None:
+            node, action, source = self._awaiting_action
+            self._apply(node, action, source)
+        elif self._awaiting_judgement is not None:
+            await self._judge(self._awaiting_judgement)
 
     # -- running ---------------------------------------------------------------------------
 
     async def run(self, on_event: EventSink | None = None) -> DebateResult:
-        """Run the session to its end, calling `on_event` with each event as it happens."""
+        """Run the session to its end, calling `on_event` with each event as it happens.
+
+        A restored session continues from its last logged event: only the events from
+        there on are passed to `on_event` (and appended to `events`).
+        """
+        if self.finished:
+            raise RuntimeError(f"session {self.session_id} has already ended")
         self._sink = on_event
-        self._started = time.monotonic()
-        self._emit(
-            ProblemPosed(
-                **self._stamp(),
-                problem=self.problem,
-                gold_answer=self.gold_answer,
-                models=self.models,
-                config={**self.config, **self.limits.__dict__},
+        self._started = time.monotonic() - self._time_offset
+        if not self._restored:
+            self._emit(
+                ProblemPosed(
+                    **self._stamp(),
+                    problem=self.problem,
+                    gold_answer=self.gold_answer,
+                    models=self.models,
+                    config={**self.config, **self.limits.__dict__},
+                )
             )
-        )
-        self._dialogue = self.policy.opening(self.problem)
+            self._dialogue = self.policy.opening(self.problem)
         try:
+            if self._restored:
+                await self._continue_restored()
             while True:
                 await self._play_turn()
         except _Stop as stop:
@@ -227,6 +405,9 @@ class DebateSession:
                 latency=turn.latency,
             )
         )
+        await self._judge(node)
+
+    async def _judge(self, node: TreeNode) -> None:
         if node.is_final and self.verifier is not None:
             self._verify(node)
         else:
@@ -257,12 +438,16 @@ class DebateSession:
                 correct=result.correct,
             )
         )
-        if result.correct:
-            self._apply(node, Terminate(answer=node.final_answer), Role.VERIFIER)
-            raise _Stop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node)
+        self._apply(node, self._verifier_action(node, result.correct), Role.VERIFIER)
+
+    def _verifier_action(self, node: TreeNode, correct: bool) -> Action:
+        """What a verifier result does: a correct answer ends the session, a wrong one is
+        rewritten (the note goes on the node)."""
+        if correct:
+            return Terminate(answer=node.final_answer)
         critique = f"the final answer {node.final_answer} is incorrect."
-        self.tree[node.id].reason = critique
-        self._apply(node, Reflect(critique=critique), Role.VERIFIER)
+        node.reason = critique
+        return Reflect(critique=critique)
 
     # -- the critic --------------------------------------------------------------------------
 
@@ -297,14 +482,25 @@ class DebateSession:
                 latency=turn.latency,
             )
         )
+        self._apply(node, self._critic_action(node, action, verdict, turn.reason), Role.CRITIC)
+
+    @staticmethod
+    def _critic_action(node: TreeNode, action: Action, verdict: StepVerdict, reason: str) -> Action:
         if node.is_final and verdict is StepVerdict.CORRECT:
             # No gold answer: a final answer the critic accepts ends the session.
-            action = Terminate(answer=node.final_answer, reason=turn.reason or None)
-        self._apply(node, action, Role.CRITIC)
-        if isinstance(action, Terminate):
-            if node.is_final and verdict is not StepVerdict.INCORRECT:
-                raise _Stop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node)
-            raise _Stop(StopReason.CRITIC_TERMINATED, Outcome.FAILED)
+            return Terminate(answer=node.final_answer, reason=reason or None)
+        return action
+
+    @staticmethod
+    def _stop_after(node: TreeNode, action: Action, source: Role) -> _Stop | None:
+        """How the session ends after `action`, or None when it goes on."""
+        if not isinstance(action, Terminate):
+            return None
+        if source is Role.VERIFIER:
+            return _Stop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node)
+        if node.is_final and node.verdict is not StepVerdict.INCORRECT:
+            return _Stop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node)
+        return _Stop(StopReason.CRITIC_TERMINATED, Outcome.FAILED)
 
     def _legalise(
         self, node: TreeNode, action: Action, verdict: StepVerdict
@@ -341,7 +537,24 @@ class DebateSession:
     # -- applying actions --------------------------------------------------------------------
 
     def _apply(self, node: TreeNode, action: Action, source: Role) -> None:
-        """Move the tree's cursor and tell the policy what happens next."""
+        """Apply an action, log it, and stop the session when the action ends it."""
+        note = self._move(node, action, source)
+        self._emit(
+            ActionApplied(
+                **self._stamp(),
+                node_id=node.id,
+                action=action,
+                cursor_id=self.tree.cursor,
+                source=source,
+                note=note,
+            )
+        )
+        stop = self._stop_after(node, action, source)
+        if stop is not None:
+            raise stop
+
+    def _move(self, node: TreeNode, action: Action, source: Role) -> str:
+        """Move the tree's cursor and tell the policy what happens next; returns the note."""
         k = node.depth
         note = ""
         if isinstance(action, Continue):
@@ -375,16 +588,7 @@ class DebateSession:
             message = None
         if message is not None:
             self._dialogue.append(message)
-        self._emit(
-            ActionApplied(
-                **self._stamp(),
-                node_id=node.id,
-                action=action,
-                cursor_id=self.tree.cursor,
-                source=source,
-                note=note,
-            )
-        )
+        return note
 
     # -- events ------------------------------------------------------------------------------
 

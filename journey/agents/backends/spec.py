@@ -5,6 +5,8 @@
     openai:MODEL                      an OpenAI-compatible server at $OPENAI_BASE_URL
     openai:MODEL@http://host:8000/v1  ... at that base URL (a vLLM or llama.cpp server)
     replay:FILE.json                  replies from a JSON list (or JSONL) of strings
+    function:MODULE:NAME              replies from a Python function of the messages
+                                      (sync or async), e.g. a rule-based critic or a test fake
 
 Options follow a `?`, as `key=value` pairs joined by `&`, for example
 `openai:Qwen2.5-7B@http://localhost:8000/v1?temperature=0.7&logprobs=true`.
@@ -12,6 +14,7 @@ Options follow a `?`, as `key=value` pairs joined by `&`, for example
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from autogen_core.models import ChatCompletionClient
 
 from journey.errors import ModelSpecError
 
-Backend = Literal["embedded", "hf", "openai", "replay"]
+Backend = Literal["embedded", "hf", "openai", "replay", "function"]
 
 DEFAULT_MODEL_SPEC = "embedded"
 
@@ -48,6 +51,7 @@ _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
         {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
     ),
     "replay": frozenset({"cycle"}),
+    "function": frozenset(),
 }
 
 
@@ -73,7 +77,8 @@ class ModelSpec:
 
     backend: Backend
     target: str = ""
-    """Model name (openai), directory (hf) or file (replay); empty for embedded."""
+    """Model name (openai), directory (hf), file (replay) or MODULE:NAME (function);
+    empty for embedded."""
     base_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -115,12 +120,17 @@ def parse_model_spec(text: str) -> ModelSpec:
         parsed = ModelSpec("hf", rest, options=options)
     elif scheme == "replay" and colon and rest:
         parsed = ModelSpec("replay", rest, options=options)
+    elif scheme == "function" and colon and rest:
+        module, sep, name = rest.partition(":")
+        if not (module and sep and name):
+            raise ModelSpecError(f"model spec {spec!r} should look like function:MODULE:NAME")
+        parsed = ModelSpec("function", rest, options=options)
     elif Path(body).expanduser().is_dir():
         parsed = ModelSpec("hf", body, options=options)
     else:
         raise ModelSpecError(
             f"unknown model spec {spec!r}: use 'embedded', 'hf:DIR' (or a directory), "
-            "'openai:MODEL[@URL]' or 'replay:FILE'"
+            "'openai:MODEL[@URL]', 'replay:FILE' or 'function:MODULE:NAME'"
         )
     unknown = set(parsed.options) - _BACKEND_OPTIONS[parsed.backend]
     if unknown:
@@ -148,6 +158,19 @@ def load_replies(path: Path) -> list[str]:
     return data
 
 
+def load_reply_function(target: str) -> Any:
+    """The callable a `function:MODULE:NAME` spec names (imported, not called)."""
+    module_name, _, name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ModelSpecError(f"cannot import module {module_name!r}: {error}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ModelSpecError(f"{module_name}.{name} is not a function (spec 'function:{target}')")
+    return function
+
+
 def create_client(spec: ModelSpec) -> ChatCompletionClient:
     """Build the client a spec names. Heavy backends are imported only when used."""
     options = dict(spec.options)
@@ -165,8 +188,13 @@ def create_client(spec: ModelSpec) -> ChatCompletionClient:
 
         key_env = options.pop("key_env", "OPENAI_API_KEY")
         return openai_client_from_spec(spec.target, spec.base_url, api_key_env=key_env, **options)
-    from journey.agents.backends.scripted import ScriptedChatCompletionClient
+    from journey.agents.backends.scripted import (
+        FunctionChatCompletionClient,
+        ScriptedChatCompletionClient,
+    )
 
+    if spec.backend == "function":
+        return FunctionChatCompletionClient(load_reply_function(spec.target), **options)
     return ScriptedChatCompletionClient(load_replies(Path(spec.target)), **options)
 
 

@@ -1,0 +1,114 @@
+"""`journey synth`: one session per dataset problem, concurrently, into a resumable run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from journey.cli._app import CriticOption, PolicyOption, app, console, err_console
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "    journey synth --dataset math500.jsonl --out runs/math500 --limit 20\n\n"
+    "    journey synth --dataset math500.jsonl --out runs/math500   (again: resumes)\n\n"
+    "    journey synth --dataset math500.jsonl --out runs/m500-s0 --shard 0/4 "
+    "--concurrency 16 --policy openai:Qwen2.5-7B-Instruct@http://localhost:8000/v1"
+)
+def synth(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="JSONL file, one problem per line (MATH-style).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run directory; an existing one is resumed.")],
+    strategy: Annotated[
+        str, typer.Option(help="debate (propose-critique and beam are not implemented yet).")
+    ] = "debate",
+    policy: PolicyOption = "embedded",
+    critic: CriticOption = "embedded",
+    critic_mode: Annotated[
+        str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
+    ] = "auto",
+    concurrency: Annotated[int, typer.Option(help="Sessions running at once.")] = 8,
+    limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many problems first.")] = 0,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="i/n: only problems whose index is i modulo n (after offset/limit)."),
+    ] = None,
+    problem_field: Annotated[str, typer.Option(help="Field holding the problem.")] = "problem",
+    answer_field: Annotated[str, typer.Option(help="Field holding the gold answer.")] = "answer",
+    strict: Annotated[
+        bool, typer.Option(help="Stop at the first bad dataset line instead of skipping it.")
+    ] = False,
+    max_turns: Annotated[int, typer.Option(help="Policy turns before a session stops.")] = 16,
+    max_depth: Annotated[int, typer.Option(help="Longest path (steps) allowed.")] = 12,
+    max_tokens: Annotated[
+        int, typer.Option(help="Generated tokens (both roles) before a session stops.")
+    ] = 6000,
+    step_tokens: Annotated[int, typer.Option(help="Generation limit for one policy step.")] = 160,
+    force: Annotated[
+        bool, typer.Option(help="Resume even if the run was made with other models or strategy.")
+    ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Run a debate on every problem of a dataset; run it again to resume."""
+    from journey.synthesis import (
+        DebateLimits,
+        Shard,
+        SynthesisOptions,
+        SynthesisRunner,
+        load_problems,
+        render_synthesis_report,
+    )
+    from journey.synthesis.dataset import issue_lines
+
+    # Options first, so a wrong one fails before the dataset is read.
+    options = SynthesisOptions(
+        strategy=strategy,
+        policy=policy,
+        critic=critic,
+        critic_mode=critic_mode,
+        concurrency=concurrency,
+        limits=DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens),
+        step_tokens=step_tokens,
+    )
+    chosen_shard = Shard.parse(shard) if shard else None
+    options.models  # noqa: B018  (validates the model specs now)
+    data = load_problems(
+        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
+    )
+    for line in issue_lines(data.issues):
+        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+    problems = data.select(offset=offset, limit=limit, shard=chosen_shard)
+    if not problems:
+        err_console.print(f"[yellow]no problems in shard {chosen_shard}[/]: nothing to do")
+        return
+    runner = SynthesisRunner(options, console=err_console, progress=not no_progress, force=force)
+    source = {
+        "path": str(dataset),
+        "problem_field": problem_field,
+        "answer_field": answer_field,
+        "offset": offset,
+        "limit": limit,
+        "shard": str(chosen_shard) if chosen_shard else None,
+        "problems": len(problems),
+    }
+    try:
+        report = asyncio.run(
+            runner.run(out, problems, dataset=source, dataset_issues=len(data.issues))
+        )
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
+        raise typer.Exit(130) from None
+    if json_output:
+        print(report.model_dump_json(indent=2))
+        return
+    console.print(render_synthesis_report(report))
+    for line in report.problems:
+        err_console.print(f"[yellow]note[/] {line}", highlight=False, soft_wrap=True)

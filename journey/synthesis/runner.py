@@ -1,0 +1,639 @@
+"""Dataset synthesis: many debate sessions at once, written as they happen, resumable.
+
+`SynthesisRunner` runs one session per problem, `concurrency` at a time, with one
+client per model spec (from a `ClientPool`), so concurrent requests to a local
+model batch into one forward pass. Every event is appended to its session's log
+as it happens; a finished session is saved (tree, transcript, index line). A
+session whose backend fails ends as `model_error` and is recorded like any other;
+anything else that goes wrong in one session is reported and leaves its log to be
+resumed, never stopping the others.
+
+Running again on the same directory resumes:
+
+- a session with a line in `sessions.jsonl` is done: it is skipped, never redone;
+- a session whose log ends in `session_ended` (killed before it was indexed) is
+  saved and indexed from its log;
+- a session whose log stops earlier is restored from its events
+  (`DebateSession.restore`) and continues where it stopped, in its own tree;
+- a log cut mid-line loses only that line; a log that cannot be replayed is kept
+  aside as `events.broken.jsonl` and the session starts again.
+
+`run.json` records the options; resuming with other models, critic mode or
+strategy is refused unless forced. A lock file keeps two processes off one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autogen_core.models import ChatCompletionClient
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, computed_field
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from journey.agents import CriticAgent, CriticMode, PolicyAgent
+from journey.agents.backends import ClientPool, parse_model_spec
+from journey.errors import ConfigError
+from journey.protocols import (
+    CriticVerdictGiven,
+    Outcome,
+    PolicyStepProposed,
+    ProblemPosed,
+    SessionEnded,
+    SessionEvent,
+    StopReason,
+)
+from journey.synthesis.dataset import ProblemRecord
+from journey.synthesis.debate import DebateLimits, DebateResult, DebateSession, RestoreError
+from journey.synthesis.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
+
+__all__ = [
+    "STRATEGIES",
+    "SynthesisOptions",
+    "SynthesisReport",
+    "SynthesisRunner",
+    "render_synthesis_report",
+]
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("debate", "propose-critique", "beam")
+"""Strategy names the command knows; only `debate` is implemented so far."""
+_IMPLEMENTED = frozenset({"debate"})
+_LOCK_NAME = ".synth.lock"
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """What a synthesis run does with each problem; recorded in `run.json`."""
+
+    strategy: str = field(default="debate", metadata={"help": "How sessions are run."})
+    policy: str = field(default="embedded", metadata={"help": "Model spec of the policy."})
+    critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
+    critic_mode: str = field(
+        default="auto", metadata={"help": "How the critic decides: auto, generate or score."}
+    )
+    concurrency: int = field(default=8, metadata={"help": "Sessions running at once."})
+    limits: DebateLimits = field(
+        default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
+    )
+    step_tokens: int = field(default=160, metadata={"help": "Generation limit for one step."})
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        if self.strategy not in _IMPLEMENTED:
+            raise ConfigError(
+                f"strategy {self.strategy!r} is not implemented yet; use --strategy debate"
+            )
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
+        if self.step_tokens < 1:
+            raise ConfigError(f"step_tokens must be at least 1, got {self.step_tokens!r}")
+        try:
+            CriticMode(self.critic_mode)
+        except ValueError:
+            raise ConfigError(
+                f"critic mode {self.critic_mode!r} is not one of auto, generate, score"
+            ) from None
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Model spec per role, normalised (so `embedded?seed=1` and its reordering match).
+
+        Raises:
+            ModelSpecError: a spec names no backend.
+        """
+        return {
+            "policy": str(parse_model_spec(self.policy)),
+            "critic": str(parse_model_spec(self.critic)),
+        }
+
+    def record(self) -> dict[str, Any]:
+        """The options as `run.json` keeps them."""
+        return {
+            "strategy": self.strategy,
+            "models": self.models,
+            "critic_mode": self.critic_mode,
+            "concurrency": self.concurrency,
+            "limits": asdict(self.limits),
+            "step_tokens": self.step_tokens,
+        }
+
+
+class SynthesisReport(BaseModel):
+    """What a synthesis run did. Outcome counts cover every finished session of the
+    selection (earlier runs included); tokens and time cover this run only."""
+
+    run_dir: str
+    strategy: str
+    sessions: int
+    """Problems selected."""
+    skipped: int = 0
+    """Sessions already finished and indexed before this run."""
+    resumed: int = 0
+    """Unfinished sessions continued from their logs."""
+    reindexed: int = 0
+    """Sessions whose log had ended but which were not indexed yet."""
+    restarted: int = 0
+    """Sessions whose log could not be replayed: kept aside, started again."""
+    ran: int = 0
+    """Sessions that ended in this run (resumed ones included)."""
+    crashed: int = 0
+    """Sessions stopped by an unexpected error; their logs are left to resume."""
+    solved: int = 0
+    unverified: int = 0
+    failed: int = 0
+    errors: int = 0
+    """Sessions that ended as `model_error` (a backend kept failing)."""
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    wall_time: float = 0.0
+    dataset_issues: int = 0
+    problems: list[str] = []
+    """One line per crashed or restarted session."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def finished(self) -> int:
+        return self.solved + self.unverified + self.failed + self.errors
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def yield_rate(self) -> float:
+        """Solved sessions per finished session."""
+        return self.solved / self.finished if self.finished else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per second of this run's wall time."""
+        return self.generated_tokens / self.wall_time if self.wall_time > 0 else 0.0
+
+
+@dataclass
+class _Plan:
+    """What to do with one problem."""
+
+    record: ProblemRecord
+    events: list[SessionEvent] = field(default_factory=list)
+    """Logged events to restore from; empty for a fresh start."""
+
+
+@dataclass
+class _Tally:
+    """Live counts behind the progress bar and the report."""
+
+    outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    generated: int = 0
+    prompt: int = 0
+    ran: int = 0
+    crashed: int = 0
+
+    def count(self, summary: SessionSummary) -> None:
+        self.outcomes[Outcome(summary.outcome)] += 1
+
+    @property
+    def finished(self) -> int:
+        return sum(self.outcomes.values())
+
+
+class SynthesisRunner:
+    """Runs one session per problem into a run directory, concurrently and resumably.
+
+    Args:
+        options: Strategy, models, limits and concurrency.
+        console: Where the progress bar goes (a console that is not a terminal gets none).
+        progress: False hides the progress bar even on a terminal.
+        clients: A client per role (`policy`, `critic`) to use instead of building them
+            from the specs in `options` (tests, callers that hold clients already); the
+            specs are still what `run.json` and the logs record.
+        force: Resume a run directory whose recorded models or strategy differ.
+    """
+
+    def __init__(
+        self,
+        options: SynthesisOptions,
+        *,
+        console: Console | None = None,
+        progress: bool = True,
+        clients: Mapping[str, ChatCompletionClient] | None = None,
+        force: bool = False,
+    ) -> None:
+        self.options = options
+        self.console = console or Console(stderr=True)
+        self.show_progress = progress
+        self._given_clients = dict(clients) if clients is not None else None
+        self.force = force
+        self._models = options.models
+
+    async def run(
+        self,
+        run_dir: Path | str,
+        problems: Sequence[ProblemRecord],
+        *,
+        dataset: Mapping[str, Any] | None = None,
+        dataset_issues: int = 0,
+    ) -> SynthesisReport:
+        """Run (or resume) a session for every problem; returns when all have ended.
+
+        Args:
+            run_dir: The run directory; an existing one is resumed.
+            problems: The problems, in the order sessions start.
+            dataset: Where the problems came from (file, fields, shard...), for `run.json`.
+            dataset_issues: How many dataset lines were skipped, for the report.
+
+        Raises:
+            ConfigError: the run directory belongs to another kind of run, was made with
+                other models or strategy (without `force`), or is in use.
+        """
+        root = Path(run_dir)
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"run directory {str(root)!r} exists and is not a directory")
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(root / _LOCK_NAME), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ConfigError(
+                f"run directory {str(root)!r} is in use by another 'journey synth'"
+            ) from None
+        try:
+            return await self._run_locked(root, problems, dataset or {}, dataset_issues)
+        finally:
+            lock.release()
+
+    # -- preparing -------------------------------------------------------------------------
+
+    def _open(self, root: Path, dataset: Mapping[str, Any]) -> RunDirectory:
+        """Open the run directory, checking and recording the options in `run.json`."""
+        meta_path = root / "run.json"
+        record = {**self.options.record(), "dataset": dict(dataset)}
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if not meta_path.exists():
+            return RunDirectory(root, meta={"command": "synth", **record})
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot read {meta_path}: {error}") from None
+        differences = self._differences(meta)
+        if differences and not self.force:
+            raise ConfigError(
+                f"{root} was made with {'; '.join(differences)}: "
+                "use the same options, another --out, or --force"
+            )
+        meta.setdefault("resumed", []).append(
+            {"at": now, **({"forced": differences} if differences else {}), **record}
+        )
+        write_atomic(meta_path, json.dumps(meta, indent=2))
+        return RunDirectory(root)
+
+    def _differences(self, meta: Mapping[str, Any]) -> list[str]:
+        if meta.get("command") != "synth":
+            return [f"'journey {meta.get('command', '?')}', not 'journey synth'"]
+        out = []
+        if meta.get("strategy") != self.options.strategy:
+            out.append(f"strategy {meta.get('strategy')!r} (now {self.options.strategy!r})")
+        recorded = meta.get("models", {})
+        for role, spec in self._models.items():
+            if recorded.get(role) != spec:
+                out.append(f"{role} {recorded.get(role)!r} (now {spec!r})")
+        if meta.get("critic_mode") != self.options.critic_mode:
+            out.append(
+                f"critic mode {meta.get('critic_mode')!r} (now {self.options.critic_mode!r})"
+            )
+        return out
+
+    def _plan(
+        self,
+        run: RunDirectory,
+        problems: Sequence[ProblemRecord],
+        report: SynthesisReport,
+        tally: _Tally,
+        done: list[tuple[ProblemRecord, list[SessionEvent]]],
+    ) -> list[_Plan]:
+        """Sort problems into done (skipped), ended-but-unindexed, unfinished and fresh."""
+        indexed = {s.session_id: s for s in run.summaries()}
+        plans: list[_Plan] = []
+        for record in problems:
+            summary = indexed.get(record.session_id)
+            if summary is not None:
+                report.skipped += 1
+                tally.count(summary)
+                continue
+            events = _read_repaired(run, record, report)
+            if events and isinstance(events[-1], SessionEnded):
+                done.append((record, events))
+            else:
+                plans.append(_Plan(record, events))
+        return plans
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def _run_locked(
+        self,
+        root: Path,
+        problems: Sequence[ProblemRecord],
+        dataset: Mapping[str, Any],
+        dataset_issues: int,
+    ) -> SynthesisReport:
+        run = self._open(root, dataset)
+        _repair_index(run.index_path)
+        report = SynthesisReport(
+            run_dir=str(root),
+            strategy=self.options.strategy,
+            sessions=len(problems),
+            dataset_issues=dataset_issues,
+        )
+        tally = _Tally()
+        ended_logs: list[tuple[ProblemRecord, list[SessionEvent]]] = []
+        plans = self._plan(run, problems, report, tally, ended_logs)
+        pool = ClientPool() if self._given_clients is None else None
+        try:
+            clients = self._given_clients or {
+                role: pool.get(spec)  # type: ignore[union-attr]
+                for role, spec in (("policy", self.options.policy), ("critic", self.options.critic))
+            }
+            policy = PolicyAgent(clients["policy"], max_tokens=self.options.step_tokens)
+            critic = CriticAgent(clients["critic"], mode=self.options.critic_mode)
+            for record, events in ended_logs:
+                if not self._reindex(run, record, events, policy, critic, report, tally):
+                    plans.append(_Plan(record))
+            if plans:
+                await self._load(clients)
+            started = time.monotonic()
+            await self._run_sessions(run, plans, policy, critic, report, tally, started)
+            report.wall_time = round(time.monotonic() - started, 3)
+        finally:
+            if pool is not None:
+                await pool.close()
+        report.solved = tally.outcomes[Outcome.SOLVED]
+        report.unverified = tally.outcomes[Outcome.UNVERIFIED]
+        report.failed = tally.outcomes[Outcome.FAILED]
+        report.errors = tally.outcomes[Outcome.ERROR]
+        report.ran, report.crashed = tally.ran, tally.crashed
+        report.generated_tokens, report.prompt_tokens = tally.generated, tally.prompt
+        return report
+
+    def _reindex(
+        self,
+        run: RunDirectory,
+        record: ProblemRecord,
+        events: list[SessionEvent],
+        policy: PolicyAgent,
+        critic: CriticAgent,
+        report: SynthesisReport,
+        tally: _Tally,
+    ) -> bool:
+        """Save and index a session whose log ended before it was indexed.
+
+        Returns False when the log cannot be rebuilt: it is set aside, to be run again
+        rather than index something wrong.
+        """
+        try:
+            session = DebateSession.restore(events, policy=policy, critic=critic)
+        except RestoreError as error:
+            _restart(run, record, report, f"cannot rebuild its log ({error})")
+            return False
+        tally.count(run.save(DebateResult(session.session_id, session.tree, session.events)))
+        report.reindexed += 1
+        return True
+
+    async def _load(self, clients: Mapping[str, ChatCompletionClient]) -> None:
+        loaders = [getattr(c, "load", None) for c in {id(c): c for c in clients.values()}.values()]
+        loaders = [load for load in loaders if load is not None]
+        if not loaders:
+            return
+        status = self.console.status("Loading models…", spinner="dots")
+        with status if self._live else nullcontext():
+            for load in loaders:
+                await load()
+
+    @property
+    def _live(self) -> bool:
+        return self.show_progress and self.console.is_terminal
+
+    async def _run_sessions(
+        self,
+        run: RunDirectory,
+        plans: list[_Plan],
+        policy: PolicyAgent,
+        critic: CriticAgent,
+        report: SynthesisReport,
+        tally: _Tally,
+        started: float,
+    ) -> None:
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("yield {task.fields[yield_text]}"),
+            TextColumn("{task.fields[speed]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self._live,
+        )
+        already = report.sessions - len(plans)
+        semaphore = asyncio.Semaphore(self.options.concurrency)
+
+        def refresh(task: TaskID) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(
+                task,
+                yield_text=f"{tally.outcomes[Outcome.SOLVED]}/{tally.finished}",
+                speed=f"{tally.generated / elapsed:.1f}",
+            )
+
+        with progress:
+            task = progress.add_task(
+                "debate", total=report.sessions, completed=already, yield_text="", speed="0.0"
+            )
+            refresh(task)
+
+            async def one(plan: _Plan) -> None:
+                async with semaphore:
+                    try:
+                        await self._session(run, plan, policy, critic, report, tally, task, refresh)
+                    except Exception as error:  # one session's bug must not stop the others
+                        tally.crashed += 1
+                        line = f"{plan.record.session_id}: {type(error).__name__}: {error}"
+                        report.problems.append(line)
+                        logger.exception("session %s crashed", plan.record.session_id)
+                    progress.advance(task)
+                    refresh(task)
+
+            await asyncio.gather(*(one(plan) for plan in plans))
+
+    async def _session(
+        self,
+        run: RunDirectory,
+        plan: _Plan,
+        policy: PolicyAgent,
+        critic: CriticAgent,
+        report: SynthesisReport,
+        tally: _Tally,
+        task: TaskID,
+        refresh: Callable[[TaskID], None],
+    ) -> None:
+        record = plan.record
+        session: DebateSession | None = None
+        posed = plan.events[0] if plan.events else None
+        if isinstance(posed, ProblemPosed) and (
+            posed.problem != record.problem or posed.gold_answer != record.answer
+        ):
+            _restart(run, record, report, "its log is about another problem or answer")
+        elif plan.events:
+            try:
+                session = DebateSession.restore(
+                    plan.events,
+                    policy=policy,
+                    critic=critic,
+                    limits=self.options.limits,
+                    models=self._models,
+                )
+                report.resumed += 1
+            except RestoreError as error:
+                _restart(run, record, report, f"cannot continue its log ({error})")
+        if session is None:
+            session = DebateSession(
+                record.problem,
+                gold_answer=record.answer,
+                policy=policy,
+                critic=critic,
+                limits=self.options.limits,
+                session_id=record.session_id,
+                models=self._models,
+                config={"index": record.index, "meta": record.meta},
+            )
+        with run.event_log(record.session_id) as log:
+
+            def on_event(event: SessionEvent) -> None:
+                if isinstance(event, SessionEnded) and event.stop_reason is StopReason.CANCELLED:
+                    return  # interrupted, not ended: the log stays open for a resume
+                log.write(event)
+                if isinstance(event, PolicyStepProposed | CriticVerdictGiven):
+                    tally.generated += event.usage.completion_tokens
+                    tally.prompt += event.usage.prompt_tokens
+                    refresh(task)
+
+            result = await session.run(on_event)
+        tally.count(run.save(result))
+        tally.ran += 1
+
+
+def _restart(run: RunDirectory, record: ProblemRecord, report: SynthesisReport, why: str) -> None:
+    """Set a session's log aside (as `events.broken.jsonl`) so it starts again."""
+    line = f"{record.session_id}: {why}; started again"
+    report.problems.append(line)
+    report.restarted += 1
+    logger.warning(line)
+    _set_aside(run.session_dir(record.session_id) / "events.jsonl")
+
+
+def _read_repaired(
+    run: RunDirectory, record: ProblemRecord, report: SynthesisReport
+) -> list[SessionEvent]:
+    """A session's logged events, with the file made safe to append to.
+
+    A last line cut mid-write is removed (a complete last line missing its newline gets
+    one); a log damaged elsewhere is set aside, and the session starts again.
+    """
+    path = run.session_dir(record.session_id) / "events.jsonl"
+    if not path.exists():
+        return []
+    log = read_event_log(path)
+    if log.bad_lines:
+        _restart(run, record, report, f"unreadable lines {log.bad_lines} in its log")
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            if log.truncated:
+                file.truncate(data.rfind(b"\n") + 1)
+            else:
+                file.seek(0, os.SEEK_END)
+                file.write(b"\n")
+    return log.events
+
+
+def _repair_index(path: Path) -> None:
+    """Cut a half-written last line off `sessions.jsonl`, so the next line starts clean."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+
+
+def _set_aside(path: Path) -> None:
+    if path.exists():
+        os.replace(path, path.with_name("events.broken.jsonl"))
+
+
+def render_synthesis_report(report: SynthesisReport) -> Table:
+    """The end-of-run summary as a two-column table."""
+    table = Table(title="Synthesis summary", box=box.ROUNDED, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, str]] = [
+        ("run", report.run_dir),
+        ("strategy", report.strategy),
+        ("sessions", _sessions_text(report)),
+        ("solved", str(report.solved)),
+        ("failed", str(report.failed)),
+        ("errors", str(report.errors)),
+    ]
+    if report.unverified:
+        rows.append(("unverified", str(report.unverified)))
+    if report.crashed:
+        rows.append(("crashed", f"{report.crashed} (resume to retry)"))
+    rows += [
+        ("yield", f"{report.yield_rate:.1%} ({report.solved}/{report.finished})"),
+        ("tokens", f"{report.generated_tokens:,} generated · {report.prompt_tokens:,} prompt"),
+        ("wall time", f"{report.wall_time:.1f}s"),
+        ("tokens/s", f"{report.tokens_per_second:.1f}"),
+    ]
+    if report.dataset_issues:
+        rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _sessions_text(report: SynthesisReport) -> str:
+    parts = [f"{report.ran} ran now"]
+    if report.resumed:
+        parts.append(f"{report.resumed} resumed")
+    if report.skipped:
+        parts.append(f"{report.skipped} already done")
+    if report.reindexed:
+        parts.append(f"{report.reindexed} indexed from their logs")
+    if report.restarted:
+        parts.append(f"{report.restarted} started again")
+    return f"{report.finished}/{report.sessions} finished ({', '.join(parts)})"
