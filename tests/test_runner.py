@@ -360,7 +360,7 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"strategy": "beam"}, "strategy 'beam' is not implemented yet; use --strategy debate"),
+        ({"strategy": "beam"}, "strategy 'beam' is not implemented yet; use one of debate"),
         ({"strategy": "propose-critique"}, "strategy 'propose-critique' is not implemented yet"),
         (
             {"strategy": "mcts"},

@@ -65,11 +65,11 @@ from journey.protocols import (
     StopReason,
 )
 from journey.synthesis.dataset import ProblemRecord
-from journey.synthesis.debate import DebateLimits, DebateResult, DebateSession, RestoreError
+from journey.synthesis.debate import DebateLimits, DebateResult, RestoreError
 from journey.synthesis.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
+from journey.synthesis.strategies import StrategySession, strategy_session
 
 __all__ = [
-    "STRATEGIES",
     "SynthesisOptions",
     "SynthesisReport",
     "SynthesisRunner",
@@ -78,9 +78,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("debate", "propose-critique", "beam")
-"""Strategy names the command knows; only `debate` is implemented so far."""
-_IMPLEMENTED = frozenset({"debate"})
 _LOCK_NAME = ".synth.lock"
 
 
@@ -101,14 +98,7 @@ class SynthesisOptions:
     step_tokens: int = field(default=160, metadata={"help": "Generation limit for one step."})
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(
-                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
-        if self.strategy not in _IMPLEMENTED:
-            raise ConfigError(
-                f"strategy {self.strategy!r} is not implemented yet; use --strategy debate"
-            )
+        strategy_session(self.strategy)  # raises on an unknown or unimplemented strategy
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
         if self.step_tokens < 1:
@@ -249,6 +239,7 @@ class SynthesisRunner:
         self._given_clients = dict(clients) if clients is not None else None
         self.force = force
         self._models = options.models
+        self._session_type = strategy_session(options.strategy)
 
     async def run(
         self,
@@ -414,7 +405,7 @@ class SynthesisRunner:
         rather than index something wrong.
         """
         try:
-            session = DebateSession.restore(events, policy=policy, critic=critic)
+            session = self._session_type.restore(events, policy=policy, critic=critic)
         except RestoreError as error:
             _restart(run, record, report, f"cannot rebuild its log ({error})")
             return False
@@ -501,7 +492,7 @@ class SynthesisRunner:
         refresh: Callable[[TaskID], None],
     ) -> None:
         record = plan.record
-        session: DebateSession | None = None
+        session: StrategySession | None = None
         posed = plan.events[0] if plan.events else None
         if isinstance(posed, ProblemPosed) and (
             posed.problem != record.problem or posed.gold_answer != record.answer
@@ -509,7 +500,7 @@ class SynthesisRunner:
             _restart(run, record, report, "its log is about another problem or answer")
         elif plan.events:
             try:
-                session = DebateSession.restore(
+                session = self._session_type.restore(
                     plan.events,
                     policy=policy,
                     critic=critic,
@@ -520,7 +511,7 @@ class SynthesisRunner:
             except RestoreError as error:
                 _restart(run, record, report, f"cannot continue its log ({error})")
         if session is None:
-            session = DebateSession(
+            session = self._session_type(
                 record.problem,
                 gold_answer=record.answer,
                 policy=policy,
