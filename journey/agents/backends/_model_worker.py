@@ -32,6 +32,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from journey.agents.backends._quiet import quiet_loading
 from journey.errors import ModelUnavailableError
 
 FinishReason = Literal["stop", "length"]
@@ -221,7 +222,8 @@ class ModelWorker:
         tokenizer = self._get_tokenizer()
         directory = self._model_dir()
         try:
-            model = AutoModelForCausalLM.from_pretrained(directory, dtype=self._dtype)
+            with quiet_loading():
+                model = AutoModelForCausalLM.from_pretrained(directory, dtype=self._dtype)
         except (OSError, ValueError) as exc:
             raise self._unavailable(exc) from exc
         model.eval()
