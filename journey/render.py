@@ -49,6 +49,7 @@ __all__ = [
     "render_session_list",
     "render_session_summary",
     "render_tree",
+    "run_names",
     "verdict_text",
 ]
 
@@ -492,7 +493,7 @@ def _stat_difference(kind: str, a: _Number, b: _Number) -> Text:
     return Text(words, style="dim" if diff == 0 else "")
 
 
-def _run_names(paths: Sequence[str]) -> list[str]:
+def run_names(paths: Sequence[str]) -> list[str]:
     """The shortest path endings that tell runs apart: ``run``, or ``a/run`` and ``b/run``."""
     parts = [PurePath(p).parts for p in paths]
     for k in range(1, max((len(p) for p in parts), default=1) + 1):
@@ -519,7 +520,7 @@ def render_run_stats(stats: Sequence[RunStats]) -> Table:
     labels = list(dict.fromkeys(label for rows in per_run for label in rows))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("")
-    names = _run_names([s.run for s in stats])
+    names = run_names([s.run for s in stats])
     for name in names:
         table.add_column(Text(name, overflow="fold"), justify="right")
     if len(stats) == 2:

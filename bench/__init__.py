@@ -1,0 +1,1 @@
+"""Benchmarks of journey (`python -m bench`); fixtures and measurements, not product."""
