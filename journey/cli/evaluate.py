@@ -1,0 +1,121 @@
+"""`journey eval` (generate, grade, metrics; resumable) and `journey eval compare`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from journey.cli._app import app, console, err_console
+from journey.errors import ConfigError
+
+eval_app = typer.Typer(
+    help="Evaluate a model on MATH-style problems, or compare evaluations.\n\n"
+    "Examples:\n\n"
+    "    journey eval --dataset math500.jsonl --out evals/base --limit 50\n\n"
+    "    journey eval --model hf:runs/sft-journey --dataset math500.jsonl --out evals/journey\n\n"
+    "    journey eval compare evals/base evals/journey",
+    invoke_without_command=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback()
+def evaluate(
+    ctx: typer.Context,
+    dataset: Annotated[
+        Path | None,
+        typer.Option("--dataset", help="JSONL file with problem/answer lines (MATH-style)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Evaluation directory; an existing one resumes.")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="Model spec: embedded, hf:DIR (a trained output)...")
+    ] = "embedded",
+    limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many problems first.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Requests sent to the model at once.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Generation limit per answer.")] = 512,
+    temperature: Annotated[float, typer.Option(help="0 decodes greedily.")] = 0.0,
+    reflection_keyword: Annotated[
+        list[str] | None,
+        typer.Option(help="Counted as reflection (repeat; replaces the defaults)."),
+    ] = None,
+    backtrack_phrase: Annotated[
+        list[str] | None,
+        typer.Option(help="Counted as backtracking (repeat; replaces the defaults)."),
+    ] = None,
+    problem_field: Annotated[str, typer.Option(help="Field holding the problem.")] = "problem",
+    answer_field: Annotated[str, typer.Option(help="Field holding the gold answer.")] = "answer",
+    strict: Annotated[
+        bool, typer.Option(help="Stop at the first bad dataset line instead of skipping it.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Resume even if the directory was made with other settings.")
+    ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as JSON instead of tables.")
+    ] = False,
+) -> None:
+    """Generate an answer per problem, grade it with math-verify, write records and metrics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if dataset is None or out is None:
+        raise ConfigError("journey eval needs --dataset FILE and --out DIR (see --help)")
+    from journey.evaluation import EvalOptions, EvalRunner, render_metrics
+    from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
+    from journey.synthesis.dataset import issue_lines, load_problems
+
+    options = EvalOptions(
+        model=model,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        temperature=temperature,
+        reflection_keywords=tuple(reflection_keyword or DEFAULT_REFLECTION_KEYWORDS),
+        backtrack_phrases=tuple(backtrack_phrase or DEFAULT_BACKTRACK_PHRASES),
+    )
+    data = load_problems(
+        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
+    )
+    for line in issue_lines(data.issues):
+        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+    problems = data.select(offset=offset, limit=limit)
+    runner = EvalRunner(options, console=err_console, progress=not no_progress, force=force)
+    try:
+        metrics = asyncio.run(runner.run(out, problems, dataset=str(dataset)))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
+        raise typer.Exit(130) from None
+    if json_output:
+        print(metrics.model_dump_json(indent=2))
+        return
+    console.print(render_metrics(metrics))
+    console.print(f"records and metrics in {out}", highlight=False)
+
+
+@eval_app.command("compare", epilog="Example:\n\n    journey eval compare evals/base evals/sft")
+def compare(
+    directories: Annotated[
+        list[Path], typer.Argument(help="Evaluation directories; the first is the baseline.")
+    ],
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Accuracy of evaluations side by side, with differences vs the first and a 95% CI."""
+    from journey.evaluation import compare_runs, render_comparison
+
+    if resamples < 100:
+        raise ConfigError(f"resamples must be at least 100, got {resamples!r}")
+    comparison = compare_runs(directories, resamples=resamples, seed=seed)
+    if json_output:
+        print(comparison.model_dump_json(indent=2))
+        return
+    console.print(render_comparison(comparison))

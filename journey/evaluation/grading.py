@@ -1,0 +1,64 @@
+"""Grade one model output against a gold answer: extract the final answer, then compare.
+
+Extraction is `journey.protocols.answers.extract_final_answer` (`\\boxed{}`, `####`,
+"the answer is"); comparison is the verifier's `answers_match` (math-verify, with a
+normalised-string fallback). This module only adds the normalisations that
+`answers_match` gets wrong on MATH-style answers, each one pinned by a test:
+
+- a currency sign, `\\$18.90` against `18.90` (math-verify reads `\\$` as nothing it can
+  parse and the strings differ).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from journey.agents.verifier import answers_match
+from journey.protocols.answers import extract_final_answer
+
+__all__ = ["Grade", "grade_output", "normalise_answer", "same_answer"]
+
+# `\$` (currency) and `\!` / `\,` / `\;` (LaTeX spacing) carry no value.
+_NO_VALUE = re.compile(r"\\[$!,;]|\\(?:dollars?|text\{\s*dollars?\s*\})")
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The grade of one output."""
+
+    predicted: str | None
+    """The final answer the output marks, or None when it marks none."""
+    correct: bool
+
+
+def normalise_answer(answer: str) -> str:
+    """`answer` without the marks that carry no value (currency signs, LaTeX spacing)."""
+    return _NO_VALUE.sub("", answer).strip()
+
+
+def same_answer(predicted: str, gold: str) -> bool:
+    """True when `predicted` and `gold` are the same answer (see the module docstring)."""
+    if answers_match(predicted, gold):
+        return True
+    cleaned_predicted, cleaned_gold = normalise_answer(predicted), normalise_answer(gold)
+    if (cleaned_predicted, cleaned_gold) == (predicted, gold) or not cleaned_predicted:
+        return False
+    return answers_match(cleaned_predicted, cleaned_gold)
+
+
+def grade_output(output: str, gold: str) -> Grade:
+    """Extract the final answer `output` marks and compare it with `gold`.
+
+    Args:
+        output: The model's whole reply.
+        gold: The dataset's gold answer.
+
+    Returns:
+        The extracted answer (None when there is none, which grades as wrong) and
+        whether it matches.
+    """
+    predicted = extract_final_answer(output)
+    if predicted is None:
+        return Grade(predicted=None, correct=False)
+    return Grade(predicted=predicted, correct=same_answer(predicted, gold))

@@ -1,0 +1,88 @@
+"""Rich renderables for evaluation metrics and comparisons (rendering only, no I/O)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Group
+from rich.table import Table
+
+from journey.evaluation.compare import Comparison
+from journey.evaluation.metrics import AccuracyBucket, EvalMetrics
+
+__all__ = ["render_comparison", "render_metrics"]
+
+
+def _bucket_table(title: str, buckets: dict[str, AccuracyBucket]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(title.split()[-1].capitalize())
+    table.add_column("problems", justify="right")
+    table.add_column("correct", justify="right")
+    table.add_column("accuracy", justify="right")
+    for name, bucket in buckets.items():
+        table.add_row(name, str(bucket.problems), str(bucket.correct), f"{bucket.accuracy:.1%}")
+    return table
+
+
+def render_metrics(metrics: EvalMetrics) -> Group:
+    """A summary table of one evaluation, then accuracy by level and by subject."""
+    summary = Table(title=f"evaluation of {metrics.model}", title_justify="left", show_header=False)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    rows = [
+        ("problems", str(metrics.problems)),
+        ("accuracy", f"{metrics.accuracy:.1%} ({metrics.correct}/{metrics.problems})"),
+        ("mean output tokens", f"{metrics.mean_output_tokens:.1f}"),
+        ("no final answer", f"{metrics.no_answer_rate:.1%}"),
+        ("cut by token limit", f"{metrics.truncated_rate:.1%}"),
+        ("outputs with reflection", f"{metrics.reflection_rate:.1%}"),
+        ("outputs with backtracking", f"{metrics.backtrack_rate:.1%}"),
+        ("failed requests (retried next run)", str(metrics.errors)),
+        ("wall time", f"{metrics.wall_seconds:.1f} s"),
+    ]
+    for name, value in rows:
+        summary.add_row(name, value)
+    parts: list[Table] = [summary]
+    if metrics.by_level:
+        parts.append(_bucket_table("accuracy by level", metrics.by_level))
+    if metrics.by_subject:
+        parts.append(_bucket_table("accuracy by subject", metrics.by_subject))
+    return Group(*parts)
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.1%}"
+
+
+def render_comparison(comparison: Comparison) -> Table:
+    """Runs side by side: accuracy, difference vs the first run with its 95% CI, by level."""
+    table = Table(
+        title="evaluation comparison (baseline: first run)",
+        title_justify="left",
+        caption=f"diff and 95% CI on shared problems, paired bootstrap, "
+        f"{comparison.resamples} resamples, seed {comparison.seed}",
+    )
+    table.add_column("run")
+    table.add_column("model")
+    table.add_column("problems", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("diff", justify="right")
+    table.add_column("95% CI", justify="right")
+    for level in comparison.levels:
+        table.add_column(f"L{level}" if level.isdigit() else level, justify="right")
+    for run in comparison.runs:
+        interval = "" if run.ci_low is None else f"[{_signed(run.ci_low)}, {_signed(run.ci_high)}]"
+        by_level = [
+            f"{run.by_level[level]:.0%}" if level in run.by_level else "-"
+            for level in comparison.levels
+        ]
+        table.add_row(
+            Path(run.directory).name,
+            run.model,
+            str(run.problems),
+            f"{run.accuracy:.1%}",
+            _signed(run.difference),
+            interval,
+            *by_level,
+        )
+    return table

@@ -1,0 +1,291 @@
+"""`EvalRunner`: generate one answer per problem, grade it, append its record; resumable.
+
+An evaluation directory holds:
+
+    eval.json       the model and generation settings (a re-run with others is refused)
+    records.jsonl   one `EvalRecord` per graded problem, appended as each finishes
+    metrics.json    `EvalMetrics` over the selected problems, rewritten at the end
+
+Requests go to the model client concurrently (up to `batch_size` at once): the
+embedded/HF client batches concurrent requests into one `generate` call, and an
+OpenAI-compatible server serves them in parallel. A re-run skips the problems that
+already have a record, so a killed evaluation resumes where it stopped; a problem
+whose generation failed gets no record, is counted, and is retried next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autogen_core.models import ChatCompletionClient, UserMessage
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from journey.agents.backends.spec import create_client, parse_model_spec
+from journey.errors import ConfigError
+from journey.evaluation.grading import grade_output
+from journey.evaluation.metrics import (
+    DEFAULT_BACKTRACK_PHRASES,
+    DEFAULT_REFLECTION_KEYWORDS,
+    EvalMetrics,
+    EvalRecord,
+    PhraseCounter,
+    compute_metrics,
+)
+from journey.synthesis.dataset import ProblemRecord
+
+__all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROMPT_TEMPLATE = (
+    "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+)
+RECORDS_FILE = "records.jsonl"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "eval.json"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How an evaluation generates and what it counts."""
+
+    model: str = field(default="embedded", metadata={"help": "Model spec (see journey models)."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Generation limit per answer."})
+    batch_size: int = field(default=8, metadata={"help": "Requests sent to the model at once."})
+    temperature: float = field(default=0.0, metadata={"help": "0 decodes greedily."})
+    prompt_template: str = field(
+        default=DEFAULT_PROMPT_TEMPLATE,
+        metadata={"help": "The user message; {problem} is replaced by the problem."},
+    )
+    reflection_keywords: tuple[str, ...] = field(
+        default=DEFAULT_REFLECTION_KEYWORDS, metadata={"help": "Counted as reflection."}
+    )
+    backtrack_phrases: tuple[str, ...] = field(
+        default=DEFAULT_BACKTRACK_PHRASES, metadata={"help": "Counted as backtracking."}
+    )
+
+    def __post_init__(self) -> None:
+        parse_model_spec(self.model)  # raises ModelSpecError on a bad spec
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size!r}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature!r}")
+        if "{problem}" not in self.prompt_template:
+            raise ConfigError(
+                f"prompt template must contain {{problem}}, got {self.prompt_template!r}"
+            )
+
+    def manifest(self, dataset: str) -> dict[str, object]:
+        """What must not change between an evaluation and its resumption."""
+        return {
+            "model": self.model,
+            "dataset": dataset,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "prompt_template": self.prompt_template,
+        }
+
+    def client(self) -> ChatCompletionClient:
+        """The client the model spec names, batching up to `batch_size` requests locally."""
+        spec = parse_model_spec(self.model)
+        if spec.backend in ("embedded", "hf") and "max_batch_size" not in spec.options:
+            spec = dataclasses.replace(
+                spec, options={**spec.options, "max_batch_size": self.batch_size}
+            )
+        return create_client(spec)
+
+
+def load_records(directory: Path) -> list[EvalRecord]:
+    """The records of an evaluation directory, in file order.
+
+    A last line cut off by a killed run is dropped (and cut from the file, so that
+    appending goes on cleanly); a bad line elsewhere is logged and skipped.
+    """
+    path = directory / RECORDS_FILE
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    records: list[EvalRecord] = []
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(EvalRecord.model_validate_json(line))
+        except ValidationError:
+            if number == len(lines):  # no newline after it: a write that was interrupted
+                logger.warning("%s:%d: dropping a partly written record", path, number)
+                kept = "".join(f"{earlier}\n" for earlier in lines[:-1] if earlier.strip())
+                path.write_text(kept, encoding="utf-8")
+            else:
+                logger.warning("%s:%d: skipping an unreadable record", path, number)
+    return records
+
+
+class EvalRunner:
+    """Evaluates a model on problems into a resumable directory.
+
+    Args:
+        options: Model and generation settings.
+        client: Use this client instead of building one from `options.model` (tests,
+            or a client shared with other work); it is not closed.
+        console: Where the progress bar goes.
+        progress: Show a progress bar.
+        force: Resume a directory made with other settings.
+    """
+
+    def __init__(
+        self,
+        options: EvalOptions,
+        *,
+        client: ChatCompletionClient | None = None,
+        console: Console | None = None,
+        progress: bool = True,
+        force: bool = False,
+    ) -> None:
+        self.options = options
+        self._client = client
+        self._console = console or Console(stderr=True)
+        self._progress = progress
+        self._force = force
+        self._reflections = PhraseCounter(options.reflection_keywords)
+        self._backtracks = PhraseCounter(options.backtrack_phrases)
+
+    async def run(
+        self, out: Path, problems: Sequence[ProblemRecord], *, dataset: str
+    ) -> EvalMetrics:
+        """Grade every problem that has no record in `out` yet, then write metrics.
+
+        Returns:
+            Metrics over `problems` (records from earlier runs included).
+
+        Raises:
+            ConfigError: `out` holds an evaluation made with other settings (without force).
+        """
+        started = time.perf_counter()
+        out.mkdir(parents=True, exist_ok=True)
+        self._check_manifest(out, dataset)
+        done = {record.id: record for record in load_records(out)}
+        todo = [p for p in problems if p.session_id not in done]
+        errors = 0
+        if todo:
+            client = self._client or self.options.client()
+            try:
+                new, errors = await self._generate_all(client, todo, out)
+            finally:
+                if self._client is None:
+                    await client.close()
+            done.update((record.id, record) for record in new)
+        selected = [done[p.session_id] for p in problems if p.session_id in done]
+        metrics = compute_metrics(
+            selected,
+            model=self.options.model,
+            dataset=dataset,
+            errors=errors,
+            wall_seconds=time.perf_counter() - started,
+        )
+        _write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
+        return metrics
+
+    def _check_manifest(self, out: Path, dataset: str) -> None:
+        path = out / MANIFEST_FILE
+        wanted = self.options.manifest(dataset)
+        if path.is_file() and not self._force:
+            found = json.loads(path.read_text(encoding="utf-8"))
+            changed = sorted(k for k in wanted if k != "dataset" and found.get(k) != wanted[k])
+            if changed:
+                details = ", ".join(f"{k}: {found.get(k)!r} -> {wanted[k]!r}" for k in changed)
+                raise ConfigError(
+                    f"{out} holds an evaluation with other settings ({details}); "
+                    "use another --out, or --force to mix them"
+                )
+        _write_atomic(path, json.dumps(wanted, indent=2) + "\n")
+
+    async def _generate_all(
+        self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], out: Path
+    ) -> tuple[list[EvalRecord], int]:
+        gate = asyncio.Semaphore(self.options.batch_size)
+        records: list[EvalRecord] = []
+        errors = 0
+        with (
+            (out / RECORDS_FILE).open("a", encoding="utf-8") as sink,
+            Progress(
+                TextColumn("[bold]eval[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[accuracy]}"),
+                TimeElapsedColumn(),
+                console=self._console,
+                disable=not self._progress,
+            ) as bar,
+        ):
+            task = bar.add_task("eval", total=len(todo), accuracy="")
+
+            async def one(problem: ProblemRecord) -> None:
+                nonlocal errors
+                async with gate:
+                    try:
+                        record = await self._evaluate(client, problem)
+                    except Exception as error:  # a failed request is counted and retried later
+                        errors += 1
+                        logger.warning("problem %s failed: %s", problem.session_id, error)
+                        bar.advance(task)
+                        return
+                records.append(record)
+                sink.write(record.model_dump_json() + "\n")
+                sink.flush()
+                accuracy = sum(r.correct for r in records) / len(records)
+                bar.update(task, advance=1, accuracy=f"acc {accuracy:.1%}")
+
+            await asyncio.gather(*(one(problem) for problem in todo))
+        return records, errors
+
+    async def _evaluate(self, client: ChatCompletionClient, problem: ProblemRecord) -> EvalRecord:
+        prompt = self.options.prompt_template.replace("{problem}", problem.problem)
+        started = time.perf_counter()
+        result = await client.create(
+            [UserMessage(content=prompt, source="user")],
+            extra_create_args={
+                "max_tokens": self.options.max_new_tokens,
+                "temperature": self.options.temperature,
+            },
+        )
+        output = result.content if isinstance(result.content, str) else str(result.content)
+        grade = grade_output(output, problem.answer)
+        level = problem.meta.get("level")
+        subject = problem.meta.get("subject")
+        return EvalRecord(
+            id=problem.session_id,
+            index=problem.index,
+            line=problem.line,
+            problem=problem.problem,
+            gold=problem.answer,
+            output=output,
+            predicted=grade.predicted,
+            correct=grade.correct,
+            level=None if level is None else str(level),
+            subject=None if subject is None else str(subject),
+            output_tokens=result.usage.completion_tokens,
+            finish_reason=str(result.finish_reason),
+            seconds=round(time.perf_counter() - started, 3),
+            reflections=self._reflections.count(output),
+            backtracks=self._backtracks.count(output),
+        )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)

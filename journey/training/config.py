@@ -1,0 +1,107 @@
+"""Training configs: TRL's `SFTConfig` / `DPOConfig` plus what journey adds.
+
+journey adds the model spec, the data file and the LoRA settings, validated in
+`__post_init__` with messages that quote the bad value, and picks the precision
+itself: bf16 on a GPU that supports it, float32 otherwise. TRL's own default
+(`bf16=None` becomes True even on CPU) is not used, because bf16 on CPU visibly
+distorts DPO's log-probabilities and gives no speed-up on CPUs without native bf16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from trl import DPOConfig, SFTConfig
+
+from journey.errors import ConfigError
+
+__all__ = ["DPOTrainingConfig", "SFTTrainingConfig", "gpu_supports_bf16"]
+
+
+def gpu_supports_bf16() -> bool:
+    """True when a CUDA GPU is present and computes in bf16 natively."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class _JourneyFields:
+    """The settings journey adds to TRL's configs."""
+
+    model_spec: str = field(
+        default="embedded",
+        metadata={"help": "Model to train: embedded, hf:DIR or a directory (a trained output)."},
+    )
+    data_file: str = field(default="", metadata={"help": "JSONL training data."})
+    lora: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters (merged into the saved model) instead of all."},
+    )
+    lora_rank: int = field(default=16, metadata={"help": "LoRA rank r."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on LoRA inputs."})
+
+    def _check_journey_fields(self) -> None:
+        if not self.data_file:
+            raise ConfigError("a training data file is needed (--data FILE)")
+        if self.lora_rank < 1:
+            raise ConfigError(f"lora_rank must be at least 1, got {self.lora_rank!r}")
+        if self.lora_alpha < 1:
+            raise ConfigError(f"lora_alpha must be at least 1, got {self.lora_alpha!r}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+
+    def _check_common(self, config: SFTConfig | DPOConfig) -> None:
+        if config.learning_rate <= 0:
+            raise ConfigError(f"learning rate must be positive, got {config.learning_rate!r}")
+        if config.per_device_train_batch_size < 1:
+            raise ConfigError(
+                f"batch size must be at least 1, got {config.per_device_train_batch_size!r}"
+            )
+        if config.gradient_accumulation_steps < 1:
+            raise ConfigError(
+                "gradient accumulation must be at least 1, "
+                f"got {config.gradient_accumulation_steps!r}"
+            )
+        if config.max_steps == 0 or config.max_steps < -1:
+            raise ConfigError(f"max_steps must be positive (or -1), got {config.max_steps!r}")
+        if config.num_train_epochs <= 0:
+            raise ConfigError(f"epochs must be positive, got {config.num_train_epochs!r}")
+        if config.max_length is not None and config.max_length < 8:
+            raise ConfigError(f"max_length must be at least 8, got {config.max_length!r}")
+        # Precision: bf16 only where it is native; never TRL's "bf16 on CPU" default.
+        if config.bf16 is None:
+            config.bf16 = gpu_supports_bf16()
+        elif config.bf16 and not torch.cuda.is_available():
+            raise ConfigError("bf16 needs a GPU here; on CPU training runs in float32")
+        # Activation checkpointing only on GPU, where memory is short; on CPU it made LoRA
+        # steps several times slower. Set before TrainingArguments' __post_init__, which
+        # copies it into `activation_checkpointing`, the name the Trainer reads.
+        if not torch.cuda.is_available():
+            config.gradient_checkpointing = False
+        # Checkpoints and reports are journey's business: one final save, no trackers.
+        config.save_strategy = "no"
+        config.report_to = []
+        config.include_num_input_tokens_seen = "non_padding"
+
+
+@dataclass
+class SFTTrainingConfig(SFTConfig, _JourneyFields):
+    """TRL's `SFTConfig` plus journey's model spec, data file and LoRA settings."""
+
+    def __post_init__(self) -> None:
+        self._check_journey_fields()
+        self._check_common(self)
+        super().__post_init__()
+
+
+@dataclass
+class DPOTrainingConfig(DPOConfig, _JourneyFields):
+    """TRL's `DPOConfig` plus journey's model spec, data file and LoRA settings."""
+
+    def __post_init__(self) -> None:
+        self._check_journey_fields()
+        if self.beta <= 0:
+            raise ConfigError(f"beta must be positive, got {self.beta!r}")
+        self._check_common(self)
+        super().__post_init__()
