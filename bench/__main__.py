@@ -1,0 +1,171 @@
+"""Run every benchmark and print one table: `python -m bench [--quick] [--skip-embedded]`.
+
+Each ratio is against a baseline measured in the same run, on the same machine:
+
+- server: `journey synth` against `bench._capacity_server` (see `bench.bench_server`),
+  as a share of the server's measured capacity and as a speed-up over one session
+  at a time, with the orchestration's CPU time per model call;
+- embedded: a debate synthesis on the embedded model with concurrent sessions batched
+  (generated tokens/s), against raw batched `generate` at the same batch size and
+  against one request at a time (`bench.bench_embedded`);
+- prefix reuse: share of each request's prompt repeating the previous request of the
+  same session, per role (measured by the capacity server during the synthesis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import bench_server
+
+
+async def one_request_rate(max_tokens: int) -> float:
+    """Tokens/s of one request at a time through the embedded client."""
+    from autogen_core.models import UserMessage
+
+    from bench.bench_embedded import PROMPTS
+    from journey.agents.backends.transformers_client import TransformersChatCompletionClient
+
+    client = TransformersChatCompletionClient.embedded(temperature=0.0)
+    await client.load()
+    tokens, started = 0, time.perf_counter()
+    for prompt in PROMPTS[:2]:
+        result = await client.create(
+            [UserMessage(content=prompt, source="user")],
+            extra_create_args={"max_tokens": max_tokens},
+        )
+        tokens += result.usage.completion_tokens
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return tokens / elapsed
+
+
+def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
+    """Synthesis tokens/s on the embedded model vs raw batched generate and one request."""
+    import torch
+
+    from bench.bench_embedded import raw_generate
+    from journey.agents.backends.transformers_client import AUTO_DTYPE
+    from journey.synthesis import DebateLimits, SynthesisOptions, SynthesisRunner, load_problems
+
+    alone = asyncio.run(one_request_rate(max_tokens))
+    raw = raw_generate(getattr(torch, AUTO_DTYPE), max_tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = bench_server.write_dataset(Path(tmp) / "p.jsonl", sessions)
+        options = SynthesisOptions(
+            concurrency=sessions,
+            limits=DebateLimits(max_turns=3, max_tokens=100_000),
+            step_tokens=max_tokens,
+        )
+        runner = SynthesisRunner(options, console=Console(file=io.StringIO()), progress=False)
+        report = asyncio.run(runner.run(Path(tmp) / "run", load_problems(dataset).records))
+    synth = report.tokens_per_second
+    return {
+        "synth_tokens_per_s": synth,
+        "raw_batched_tokens_per_s": raw,
+        "one_request_tokens_per_s": alone,
+        "vs_raw_batched": synth / raw,
+        "vs_one_request": synth / alone,
+        "batch": sessions,
+    }
+
+
+def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
+    out = Table(title="journey benchmarks", show_lines=False)
+    for name in ("measure", "value", "baseline", "ratio", "target"):
+        out.add_column(name)
+    s = server
+    slots = s["server"]
+    out.add_row(
+        f"synth vs server capacity ({slots['slots']} slots, {s['concurrency']} sessions)",
+        f"{s['synth_tokens_per_s']:.0f} tok/s",
+        f"{s['capacity_tokens_per_s']:.0f} tok/s",
+        f"{s['capacity_ratio']:.3f}",
+        ">= 0.95",
+    )
+    out.add_row(
+        "  the same, 10%-80% of the run (no start-up, no tail)",
+        "",
+        "",
+        f"{s['steady_capacity_ratio']:.3f}",
+        "",
+    )
+    out.add_row(
+        "synth vs one session at a time",
+        f"{s['synth_tokens_per_s']:.0f} tok/s",
+        f"{s['sequential_tokens_per_s']:.0f} tok/s",
+        f"{s['speedup_vs_sequential']:.1f}x",
+        ">= 20x",
+    )
+    out.add_row(
+        "server slot utilisation (busy slot-time share)",
+        f"{s['slot_utilisation']:.3f}",
+        f"{s['capacity_slot_utilisation']:.3f} saturated",
+        "",
+        "",
+    )
+    out.add_row(
+        "orchestration CPU per model call",
+        f"{s['cpu_ms_per_call']:.2f} ms",
+        f"{s['requests']} calls",
+        "",
+        "",
+    )
+    for role, reuse in sorted(s["prefix_reuse"].items()):
+        out.add_row(
+            f"prefix reuse, {role} (mean / median)",
+            f"{reuse['mean']:.1%} / {reuse['median']:.1%}",
+            f"{reuse['requests']} requests, {reuse['append_only']:.0%} append-only",
+            "",
+            "",
+        )
+    if model is not None:
+        out.add_row(
+            f"embedded synth vs raw batched generate (batch {model['batch']:.0f})",
+            f"{model['synth_tokens_per_s']:.1f} tok/s",
+            f"{model['raw_batched_tokens_per_s']:.1f} tok/s",
+            f"{model['vs_raw_batched']:.2f}",
+            ">= 0.8",
+        )
+        out.add_row(
+            "embedded synth vs one request at a time",
+            f"{model['synth_tokens_per_s']:.1f} tok/s",
+            f"{model['one_request_tokens_per_s']:.1f} tok/s",
+            f"{model['vs_one_request']:.1f}x",
+            ">= 3x",
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Fewer problems (a smoke run).")
+    parser.add_argument("--skip-embedded", action="store_true", help="Server benchmark only.")
+    parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
+    options = parser.parse_args()
+    server = bench_server.run(problems=40 if options.quick else 400)
+    model = None if options.skip_embedded else embedded(8, 32 if options.quick else 64)
+    console = Console()
+    console.print(table(server, model))
+    when = datetime.now(UTC).isoformat(timespec="minutes")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    console.print(f"{when}, {machine}")
+    if options.json:
+        options.json.write_text(json.dumps({"server": server, "embedded": model}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
