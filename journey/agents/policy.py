@@ -129,12 +129,17 @@ class PolicyAgent(BaseChatAgent):
 
     # -- proposing ------------------------------------------------------------------------
 
+    def parse_reply(self, raw: str, step_number: int) -> ParsedStep:
+        """The step a reply proposes; variants whose replies carry more override this."""
+        return parse_policy_reply(raw, step_number)
+
     async def propose(
         self,
         dialogue: Sequence[LLMMessage],
         step_number: int,
         *,
         avoid: Sequence[str] = (),
+        temperature: float | None = None,
         cancellation_token: CancellationToken | None = None,
     ) -> PolicyTurn:
         """Ask for step `step_number`.
@@ -144,11 +149,15 @@ class PolicyAgent(BaseChatAgent):
         path), or when it only echoes the last instruction: small models loop on such
         replies forever.
         After that the last usable reply is kept, its violations recorded.
+
+        `temperature`, when given, overrides the agent's own for this call (beam search
+        samples several different children of one step).
         """
         started = time.monotonic()
         args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": _stops_after(step_number)}
-        if self.temperature is not None:
-            args["temperature"] = self.temperature
+        temperature = self.temperature if temperature is None else temperature
+        if temperature is not None:
+            args["temperature"] = temperature
         messages = list(dialogue)
         rejected = {_normalise(text) for text in avoid}
         last = str(messages[-1].content) if messages else ""
@@ -163,7 +172,7 @@ class PolicyAgent(BaseChatAgent):
             )
             raw = result.content if isinstance(result.content, str) else ""
             usage = usage + to_usage(result.usage)
-            step = parse_policy_reply(raw, step_number)
+            step = self.parse_reply(raw, step_number)
             violations.extend(step.violations)
             repeat = _repetition(step, rejected, instruction)
             if repeat is not None:

@@ -30,7 +30,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from autogen_core.models import LLMMessage
 
@@ -126,6 +126,9 @@ class DebateSession:
         models: Model spec per role, recorded in the log.
         config: Extra settings recorded in the log.
     """
+
+    strategy: ClassVar[str] = "debate"
+    """The strategy name logged in `problem_posed`; subclasses override it."""
 
     def __init__(
         self,
@@ -336,6 +339,7 @@ class DebateSession:
                     **self._stamp(),
                     problem=self.problem,
                     gold_answer=self.gold_answer,
+                    strategy=self.strategy,
                     models=self.models,
                     config={**self.config, **self.limits.__dict__},
                 )
