@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from journey.synthesis import (
     SynthesisRunner,
     load_problems,
     read_event_log,
+    render_synthesis_report,
 )
 
 SESSIONS = 250
@@ -131,6 +133,11 @@ def test_a_flaky_server_loses_and_duplicates_no_session(tmp_path: Path) -> None:
     # Every transport fault was retried or ended a session: none went unnoticed. (More
     # retries than faults only when a good reply came too late for a loaded machine.)
     assert retries + failed_calls >= transport
+    # The run's report counts the same retries, by cause, and its summary table shows them.
+    assert report.retries == retries and sum(report.retries_by_cause.values()) == retries
+    table = Console(file=io.StringIO(), width=200)
+    table.print(render_synthesis_report(report))
+    assert re.search(rf"retries +│ {retries} \(", table.file.getvalue())
 
 
 # -- bad inputs ------------------------------------------------------------------------------

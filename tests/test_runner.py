@@ -197,6 +197,8 @@ def test_every_problem_gets_one_finished_session_and_exact_report(tmp_path: Path
         "generated_tokens": generated,
         "prompt_tokens": prompt,
         "dataset_issues": 0,
+        "retries": 0,  # scripted clients never retry; the flaky-server test counts real ones
+        "retries_by_cause": {},
         "problems": [],
         "finished": 6,
         "yield_rate": 4 / 6,
@@ -360,14 +362,17 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"strategy": "beam"}, "strategy 'beam' is not implemented yet; use one of debate"),
-        ({"strategy": "propose-critique"}, "strategy 'propose-critique' is not implemented yet"),
+        ({"strategy": "best-of-n"}, "unknown strategy 'best-of-n'; choose one of debate"),
         (
             {"strategy": "mcts"},
             "unknown strategy 'mcts'; choose one of debate, propose-critique, beam",
         ),
         ({"concurrency": 0}, "concurrency must be at least 1, got 0"),
         ({"critic_mode": "vote"}, "critic mode 'vote' is not one of auto, generate, score"),
+        (
+            {"strategy": "beam", "strategy_config": {"beam_width": 0}},
+            "beam width must be an integer of at least 1, got 0",
+        ),
     ],
 )
 def test_options_are_validated(overrides: dict[str, Any], message: str) -> None:
@@ -419,10 +424,40 @@ def test_synth_user_errors_are_one_line(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "journey", "synth", "--dataset", str(tmp_path / "d.jsonl"),
             "--out", str(tmp_path / "run")]  # fmt: skip
     for extra, message in [
-        (["--strategy", "beam"], "strategy 'beam' is not implemented yet"),
+        (["--strategy", "mcts"], "unknown strategy 'mcts'"),
         (["--shard", "3/2"], "shard 3/2 does not exist"),
         (["--dataset", str(tmp_path / "none.jsonl")], "does not exist"),
     ]:
         done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_beam_settings_reach_run_json_and_every_session(tmp_path: Path) -> None:
+    dataset(tmp_path / "d.jsonl", ["plain", "plain"])
+    args = ["synth", "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run"),
+            "--policy", POLICY_SPEC, "--critic", CRITIC_SPEC, "--critic-mode", "generate",
+            "--strategy", "beam", "--beam-width", "2", "--beam-size", "1",
+            "--beam-temperature", "0.5", "--no-progress"]  # fmt: skip
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["strategy"] == "beam"
+    assert meta["strategy_config"] == {"beam_width": 2, "beam_size": 1, "beam_temperature": 0.5}
+    run = RunDirectory(tmp_path / "run")
+    for summary in run.summaries():
+        posed = run.load_events(summary.session_id).events[0]
+        assert posed.strategy == "beam"
+        assert (posed.config["beam_width"], posed.config["beam_size"]) == (2, 1)
+
+
+def test_beam_flags_with_another_strategy_are_refused(tmp_path: Path) -> None:
+    dataset(tmp_path / "d.jsonl", ["plain"])
+    args = ["synth", "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run"),
+            "--beam-width", "2", "--beam-size", "1"]  # fmt: skip
+    result = cli.invoke(app, args)
+    assert isinstance(result.exception, ConfigError)
+    assert (
+        str(result.exception)
+        == "--beam-width, --beam-size only apply to --strategy beam, not 'debate'"
+    )

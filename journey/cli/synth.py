@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from journey.cli._app import CriticOption, PolicyOption, app, console, err_console
+from journey.errors import ConfigError
 
 
 @app.command(
@@ -24,7 +25,8 @@ def synth(
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory; an existing one is resumed.")],
     strategy: Annotated[
-        str, typer.Option(help="debate (propose-critique and beam are not implemented yet).")
+        str,
+        typer.Option(help="debate (Attempt 3), propose-critique (Attempt 2) or beam (Attempt 1)."),
     ] = "debate",
     policy: PolicyOption = "embedded",
     critic: CriticOption = "embedded",
@@ -49,6 +51,19 @@ def synth(
         int, typer.Option(help="Generated tokens (both roles) before a session stops.")
     ] = 6000,
     step_tokens: Annotated[int, typer.Option(help="Generation limit for one policy step.")] = 160,
+    beam_width: Annotated[
+        int | None, typer.Option(help="beam: children sampled per expanded node (default 3).")
+    ] = None,
+    beam_size: Annotated[
+        int | None, typer.Option(help="beam: nodes kept per depth (default 2).")
+    ] = None,
+    beam_max_expansions: Annotated[
+        int | None,
+        typer.Option(help="beam: node expansions before it stops (default --max-turns)."),
+    ] = None,
+    beam_temperature: Annotated[
+        float | None, typer.Option(help="beam: sampling temperature of the children (default 0.8).")
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Resume even if the run was made with other models or strategy.")
     ] = False,
@@ -69,6 +84,16 @@ def synth(
     from journey.synthesis.dataset import issue_lines
 
     # Options first, so a wrong one fails before the dataset is read.
+    beam = {
+        "beam_width": beam_width,
+        "beam_size": beam_size,
+        "beam_max_expansions": beam_max_expansions,
+        "beam_temperature": beam_temperature,
+    }
+    strategy_config = {key: value for key, value in beam.items() if value is not None}
+    if strategy_config and strategy != "beam":
+        given = ", ".join("--" + key.replace("_", "-") for key in strategy_config)
+        raise ConfigError(f"{given} only apply to --strategy beam, not {strategy!r}")
     options = SynthesisOptions(
         strategy=strategy,
         policy=policy,
@@ -77,6 +102,7 @@ def synth(
         concurrency=concurrency,
         limits=DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens),
         step_tokens=step_tokens,
+        strategy_config=strategy_config,
     )
     chosen_shard = Shard.parse(shard) if shard else None
     options.models  # noqa: B018  (validates the model specs now)

@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +64,7 @@ from journey.protocols import (
     SessionEvent,
     StopReason,
 )
+from journey.synthesis.beam_select import BeamOptions
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.debate import DebateLimits, DebateResult, RestoreError
 from journey.synthesis.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
@@ -96,9 +97,15 @@ class SynthesisOptions:
         default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
     )
     step_tokens: int = field(default=160, metadata={"help": "Generation limit for one step."})
+    strategy_config: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Strategy settings given to every session, e.g. beam_width."},
+    )
 
     def __post_init__(self) -> None:
         strategy_session(self.strategy)  # raises on an unknown or unimplemented strategy
+        if self.strategy == "beam":  # settings checked once here, not in every session
+            BeamOptions.from_config(self.strategy_config, default_expansions=self.limits.max_turns)
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
         if self.step_tokens < 1:
@@ -131,6 +138,7 @@ class SynthesisOptions:
             "concurrency": self.concurrency,
             "limits": asdict(self.limits),
             "step_tokens": self.step_tokens,
+            **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
         }
 
 
@@ -163,6 +171,9 @@ class SynthesisReport(BaseModel):
     prompt_tokens: int = 0
     wall_time: float = 0.0
     dataset_issues: int = 0
+    retries: int = 0
+    """Requests the backends retried in this run (timeouts, 429, 5xx...)."""
+    retries_by_cause: dict[str, int] = {}
     problems: list[str] = []
     """One line per crashed or restarted session."""
 
@@ -375,9 +386,17 @@ class SynthesisRunner:
                     plans.append(_Plan(record))
             if plans:
                 await self._load(clients)
+            retries_before = _retries(clients.values())
             started = time.monotonic()
             await self._run_sessions(run, plans, policy, critic, report, tally, started)
             report.wall_time = round(time.monotonic() - started, 3)
+            retries_after = _retries(clients.values())
+            report.retries_by_cause = {
+                cause: count - retries_before.get(cause, 0)
+                for cause, count in sorted(retries_after.items())
+                if count > retries_before.get(cause, 0)
+            }
+            report.retries = sum(report.retries_by_cause.values())
         finally:
             if pool is not None:
                 await pool.close()
@@ -519,7 +538,11 @@ class SynthesisRunner:
                 limits=self.options.limits,
                 session_id=record.session_id,
                 models=self._models,
-                config={"index": record.index, "meta": record.meta},
+                config={
+                    **self.options.strategy_config,
+                    "index": record.index,
+                    "meta": record.meta,
+                },
             )
         with run.event_log(record.session_id) as log:
 
@@ -535,6 +558,15 @@ class SynthesisRunner:
             result = await session.run(on_event)
         tally.count(run.save(result))
         tally.ran += 1
+
+
+def _retries(clients: Iterable[ChatCompletionClient]) -> dict[str, int]:
+    """Retries so far per cause, summed over the distinct clients that count them."""
+    total: dict[str, int] = {}
+    for client in {id(c): c for c in clients}.values():
+        for cause, count in getattr(client, "retries_by_cause", {}).items():
+            total[cause] = total.get(cause, 0) + count
+    return total
 
 
 def _restart(run: RunDirectory, record: ProblemRecord, report: SynthesisReport, why: str) -> None:
@@ -610,6 +642,9 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
         ("wall time", f"{report.wall_time:.1f}s"),
         ("tokens/s", f"{report.tokens_per_second:.1f}"),
     ]
+    if report.retries:
+        causes = ", ".join(f"{cause}: {n}" for cause, n in report.retries_by_cause.items())
+        rows.append(("retries", f"{report.retries} ({causes})"))
     if report.dataset_issues:
         rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
     for name, value in rows:

@@ -14,10 +14,12 @@ from typing import Any, Protocol
 from journey.agents import CriticAgent, PolicyAgent
 from journey.errors import ConfigError
 from journey.protocols import SessionEvent
+from journey.synthesis.beam import BeamSearchSession
 from journey.synthesis.debate import DebateLimits, DebateResult, DebateSession, EventSink
+from journey.synthesis.propose_critique import ProposeCritiqueSession
 from journey.synthesis.tree import ReasoningTree
 
-__all__ = ["PLANNED_STRATEGIES", "StrategySession", "StrategySessionType", "strategy_session"]
+__all__ = ["STRATEGIES", "StrategySession", "StrategySessionType", "strategy_session"]
 
 
 class StrategySession(Protocol):
@@ -60,21 +62,23 @@ class StrategySessionType(Protocol):
 
 _SESSIONS: dict[str, StrategySessionType] = {
     "debate": DebateSession,
+    "propose-critique": ProposeCritiqueSession,
+    "beam": BeamSearchSession,
 }
 
-PLANNED_STRATEGIES = ("debate", "propose-critique", "beam")
-"""Strategy names the command knows, implemented or not yet."""
+STRATEGIES = tuple(_SESSIONS)
+"""The strategy names `journey synth --strategy` takes."""
 
 
 def strategy_session(name: str) -> StrategySessionType:
     """The session class of a strategy.
 
     Raises:
-        ConfigError: the name is unknown or not implemented yet.
+        ConfigError: no strategy has that name.
     """
-    if name in _SESSIONS:
+    try:
         return _SESSIONS[name]
-    if name in PLANNED_STRATEGIES:
-        implemented = ", ".join(_SESSIONS)
-        raise ConfigError(f"strategy {name!r} is not implemented yet; use one of {implemented}")
-    raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(PLANNED_STRATEGIES)}")
+    except KeyError:
+        raise ConfigError(
+            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
+        ) from None
