@@ -42,14 +42,14 @@ from journey.evaluation.metrics import (
     compute_metrics,
 )
 from journey.synthesis.dataset import ProblemRecord
+from journey.synthesis.export_rows import user_prompt
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROMPT_TEMPLATE = (
-    "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
-)
+# The exports' user turn, so a model is evaluated on the prompt it was trained on.
+DEFAULT_PROMPT_TEMPLATE = user_prompt("{problem}")
 RECORDS_FILE = "records.jsonl"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "eval.json"
