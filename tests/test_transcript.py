@@ -13,8 +13,8 @@ OK = "VERDICT: correct\nACTION: continue\nREASON: fine"
     ("critique", "expected"),
     [
         ("You added instead of multiplying", "I added instead of multiplying."),
-        ("Your sum is off by one.", "my sum is off by one."),
-        ("The student's count is wrong", "my count is wrong."),
+        ("Your sum is off by one.", "My sum is off by one."),
+        ("The student's count is wrong", "My count is wrong."),
         ("you're missing a pen!", "I'm missing a pen!"),
         ("", ""),
     ],

@@ -51,7 +51,8 @@ def first_person(critique: str) -> str:
         text = pattern.sub(replacement, text)
     if text and not text.endswith((".", "!", "?")):
         text += "."
-    return text
+    # It becomes a sentence of its own after "Wait, step 3 is wrong.".
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)
