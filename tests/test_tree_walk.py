@@ -134,7 +134,7 @@ def test_a_branch_is_followed_one_random_child_at_a_time_to_its_leaf() -> None:
         assert lines[0] == "Step 1: Think of 2 * 3."
         assert lines[1] in ("Step 2: \\boxed{6}", "Step 2: \\boxed{5}")
         # The critique is the one of the step where the branch went wrong, not the leaf's.
-        assert lines[2] == "Wait, step 1 is wrong. my step multiplies. Let me start over."
+        assert lines[2] == "Wait, step 1 is wrong. My step multiplies. Let me start over."
         assert lines[3:] == ["Step 1: 2 + 2 = \\boxed{4}"]
         seen.add(lines[1])
     assert len(seen) == 2
