@@ -467,6 +467,10 @@ def _stat_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
             (f"tokens · {role} prompt / session", "mean", used.prompt_per_session),
             (f"tokens · {role} completion / session", "mean", used.completion_per_session),
         ]
+    rows += [
+        ("tokens / solved session", "mean", stats.tokens_per_solved),
+        ("completion tokens / solved session", "mean", stats.completion_tokens_per_solved),
+    ]
     return rows
 
 

@@ -68,6 +68,11 @@ def test_the_fixture_run_in_numbers(fixture_run: FixtureRun) -> None:
         assert tokens.completion_tokens == sum(u.completion_tokens for u in used) > 0
         assert tokens.prompt_per_session == tokens.prompt_tokens / 3
         assert tokens.completion_per_session == tokens.completion_tokens / 3
+    # a solved session's cost carries the failed one's: every finished session's tokens / 2
+    everything = [u for r in fixture_run.finished for u in r.ended.usage.values()]
+    assert stats.tokens_per_solved == sum(u.total for u in everything) / 2
+    generated = sum(u.completion_tokens for u in everything)
+    assert stats.completion_tokens_per_solved == generated / 2
 
 
 def test_keywords_are_whole_words_in_any_case() -> None:
@@ -115,6 +120,7 @@ def test_an_empty_run_has_no_means(tmp_path: Path) -> None:
     (tmp_path / "sessions").mkdir()
     stats = run_stats(read_run(tmp_path))
     assert stats.sessions == 0 and stats.yield_rate is None and stats.mean_turns is None
+    assert stats.tokens_per_solved is None and stats.completion_tokens_per_solved is None
     assert stats.keyword_rates == {"wait": None, "hmm": None, "let me": None}
     assert stats.tokens == {}
     out = _text(render_run_stats([stats]))

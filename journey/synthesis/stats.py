@@ -227,6 +227,14 @@ class RunStats(BaseModel):
         "whole words)."
     )
     tokens: dict[str, RoleTokens] = Field(description="Token use per role.")
+    tokens_per_solved: float | None = Field(
+        default=None,
+        description="All roles' prompt + completion tokens over finished sessions, per solved "
+        "one: what a verified long thought costs, failed sessions included.",
+    )
+    completion_tokens_per_solved: float | None = Field(
+        default=None, description="The same with generated (completion) tokens only."
+    )
     mean_transcript_chars: float | None
 
 
@@ -268,6 +276,8 @@ def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -
         for role, used in sorted(usage.items(), key=lambda item: list(Role).index(item[0]))
     }
     solved = sum(s.outcome == "solved" for s in done)
+    generated = sum(used.completion_tokens for used in usage.values())
+    everything = generated + sum(used.prompt_tokens for used in usage.values())
     return RunStats(
         run=str(run.root),
         sessions=n + len(run.unfinished),
@@ -287,5 +297,7 @@ def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -
             for keyword, pattern in patterns.items()
         },
         tokens=tokens,
+        tokens_per_solved=everything / solved if solved else None,
+        completion_tokens_per_solved=generated / solved if solved else None,
         mean_transcript_chars=_mean([s.transcript_chars for s in done]),
     )
