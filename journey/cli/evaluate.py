@@ -98,7 +98,11 @@ def evaluate(
     console.print(f"records and metrics in {out}", highlight=False)
 
 
-@eval_app.command("compare", epilog="Example:\n\n    journey eval compare evals/base evals/sft")
+@eval_app.command(
+    "compare",
+    epilog="Examples:\n\n    journey eval compare evals/base evals/sft\n\n"
+    "    journey eval compare evals/base evals/sft --plot evals/by-level.png",
+)
 def compare(
     directories: Annotated[
         list[Path], typer.Argument(help="Evaluation directories; the first is the baseline.")
@@ -108,6 +112,14 @@ def compare(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the comparison as JSON instead of a table.")
     ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also save a bar chart of accuracy by level to this .png/.svg/.pdf "
+            "(95% Wilson error bars; needs the 'plot' extra).",
+        ),
+    ] = None,
 ) -> None:
     """Accuracy of evaluations side by side, with differences vs the first and a 95% CI."""
     from journey.evaluation import compare_runs, render_comparison
@@ -115,7 +127,13 @@ def compare(
     if resamples < 100:
         raise ConfigError(f"resamples must be at least 100, got {resamples!r}")
     comparison = compare_runs(directories, resamples=resamples, seed=seed)
+    if plot is not None:
+        from journey.evaluation.plot import plot_comparison
+
+        plot_comparison(comparison, plot)
     if json_output:
         print(comparison.model_dump_json(indent=2))
-        return
-    console.print(render_comparison(comparison))
+    else:
+        console.print(render_comparison(comparison))
+    if plot is not None:  # on stderr, so that --json output stays one JSON document
+        err_console.print(f"plot saved to {plot}", highlight=False, soft_wrap=True)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from journey.cli._app import app, console
-from journey.errors import DatasetError
+from journey.errors import ConfigError, DatasetError
+from journey.training.recipe import (
+    PhaseSpec,
+    TrainPhase,
+    config_settings,
+    load_train_file,
+    plan_phases,
+)
 
 train_app = typer.Typer(
     help="Train a local model (the embedded one by default) with TRL: SFT or DPO.",
@@ -20,7 +29,8 @@ ModelOption = Annotated[
     str, typer.Option("--model", help="Model to start from: embedded, hf:DIR or a directory.")
 ]
 OutOption = Annotated[
-    Path, typer.Option("--out", help="Output directory: a model spec afterwards (hf:DIR).")
+    Path | None,
+    typer.Option("--out", help="Output directory: a model spec afterwards (hf:DIR)."),
 ]
 LoraOption = Annotated[
     bool, typer.Option("--lora", help="Train LoRA adapters, saved merged into the model.")
@@ -34,6 +44,14 @@ BatchOption = Annotated[int, typer.Option(help="Rows per device per step.")]
 AccumOption = Annotated[int, typer.Option(help="Steps whose gradients add up per update.")]
 LengthOption = Annotated[int, typer.Option(help="Longest tokenised row; longer ones are cut.")]
 SeedOption = Annotated[int, typer.Option(help="Random seed.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML recipe: option values (flags given here win) and optional 'phases:'. "
+        "See recipes/.",
+    ),
+]
 
 
 def _print_summary(summary: object) -> None:
@@ -61,18 +79,89 @@ def _print_summary(summary: object) -> None:
     console.print(table)
 
 
+def _option_types(command: Callable[..., None]) -> dict[str, type]:
+    """The Python type of each option of a train command, read from its annotations."""
+    types: dict[str, type] = {}
+    for name, hint in typing.get_type_hints(command).items():  # Annotated[...] stripped
+        if name in ("ctx", "config", "return"):
+            continue
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        types[name] = args[0] if args else hint
+    return types
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set this option (command line or environment), not a default."""
+    source = ctx.get_parameter_source(name)
+    # By name: typer vendors its own copy of click's ParameterSource enum.
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _plan(
+    ctx: typer.Context, command: Callable[..., None], config: Path | None, kind: str
+) -> tuple[dict[str, Any], list[TrainPhase]]:
+    """Merge --config under the flags, and turn --data/--then or `phases:` into phases.
+
+    Both ways of asking for phases end here, so `--then` and a recipe's `phases:` run
+    the same code.
+
+    Returns:
+        The merged option values and the phases to train, in order.
+    """
+    values = {name: value for name, value in ctx.params.items() if name != "config"}
+    explicit = {name for name in values if _given(ctx, name)}
+    specs: list[PhaseSpec] | None = None
+    if config is not None:
+        recipe = load_train_file(config, _option_types(command))
+        values.update({k: v for k, v in recipe.settings.items() if k not in explicit})
+        if recipe.phases is not None:
+            given = sorted(explicit & {"data", "then"})
+            if given:
+                flags = " and ".join(f"--{name}" for name in given)
+                raise ConfigError(f"{config}: 'phases' cannot be combined with {flags}")
+            specs = [
+                PhaseSpec(spec.data, {k: v for k, v in spec.settings.items() if k not in explicit})
+                for spec in recipe.phases
+            ]
+    if values["out"] is None or (specs is None and values["data"] is None):
+        raise ConfigError(
+            f"journey train {kind} needs --data FILE and --out DIR (or a --config file "
+            "that sets them)"
+        )
+    if specs is None:
+        specs = [PhaseSpec(values["data"], {})]
+        if values.get("then") is not None:  # the seed's recipe: phase 2 from phase 1
+            specs.append(PhaseSpec(values["then"], {}))
+    phases = plan_phases(values["model"], values["out"], specs)
+    for phase in phases:  # fail before phase 1, not after it
+        if not phase.data.is_file():
+            raise DatasetError(f"{kind.upper()} data file {str(phase.data)!r} does not exist")
+    return values, phases
+
+
+def _announce(number: int, phase: TrainPhase, count: int) -> None:
+    if count > 1:
+        console.print(
+            f"phase {number}/{count}: {phase.data} from {phase.model} into {phase.out}",
+            highlight=False,
+        )
+
+
 @train_app.command(
     epilog="Examples:\n\n"
     "    journey train sft --data runs/m500/journey.jsonl --out models/journey\n\n"
     "    journey train sft --data sft.jsonl --out models/lora --lora --max-steps 50\n\n"
+    "    journey train sft --config recipes/seed-sft.yaml --max-steps 2\n\n"
     "    accelerate launch -m journey train sft --model hf:deepseek-math-7b --data sft.jsonl "
     "--out models/ds7b"
 )
 def sft(
+    ctx: typer.Context,
     data: Annotated[
-        Path, typer.Option("--data", help="JSONL of {messages} or {prompt, completion} rows.")
-    ],
-    out: OutOption,
+        Path | None,
+        typer.Option("--data", help="JSONL of {messages} or {prompt, completion} rows."),
+    ] = None,
+    out: OutOption = None,
     model: ModelOption = "embedded",
     then: Annotated[
         Path | None,
@@ -91,44 +180,35 @@ def sft(
     grad_accum: AccumOption = 1,
     max_length: LengthOption = 1024,
     seed: SeedOption = 42,
+    config: ConfigOption = None,
 ) -> None:
     """Supervised fine-tuning; the loss falls on the (last) assistant reply of each row."""
+    values, phases = _plan(ctx, sft, config, "sft")
     from journey.training import SFTTrainingConfig, train_sft
 
-    settings = {
-        "lora": lora,
-        "lora_rank": lora_rank,
-        "lora_alpha": 2 * lora_rank,  # the usual alpha = 2r keeps the update scale steady
-        "max_steps": max_steps,
-        "num_train_epochs": epochs,
-        "learning_rate": lr,
-        "per_device_train_batch_size": batch_size,
-        "gradient_accumulation_steps": grad_accum,
-        "max_length": max_length,
-        "seed": seed,
-    }
-    phases = [(model, data, out)]
-    if then is not None:  # the seed's recipe: phase 2 starts from the phase-1 model
-        if not then.is_file():  # fail before phase 1, not after it
-            raise DatasetError(f"SFT data file {str(then)!r} does not exist")
-        phases = [(model, data, out / "phase1"), (f"hf:{out / 'phase1'}", then, out)]
-    for phase_model, phase_data, phase_out in phases:
-        config = SFTTrainingConfig(
-            output_dir=str(phase_out),
-            model_spec=phase_model,
-            data_file=str(phase_data),
-            **settings,  # type: ignore[arg-type]
+    for number, phase in enumerate(phases, 1):
+        _announce(number, phase, len(phases))
+        training_config = SFTTrainingConfig(
+            output_dir=str(phase.out),
+            model_spec=phase.model,
+            data_file=str(phase.data),
+            **config_settings({**values, **phase.settings}),
         )
-        _print_summary(train_sft(config, log=console.print))
+        _print_summary(train_sft(training_config, log=console.print))
 
 
 @train_app.command(
-    epilog="Example:\n\n    journey train dpo --model hf:models/journey --data pairs.jsonl "
-    "--out models/journey-dpo --beta 0.1"
+    epilog="Examples:\n\n    journey train dpo --model hf:models/journey --data pairs.jsonl "
+    "--out models/journey-dpo --beta 0.1\n\n"
+    "    journey train dpo --config recipes/seed-dpo.yaml"
 )
 def dpo(
-    data: Annotated[Path, typer.Option("--data", help="JSONL of {prompt, chosen, rejected} rows.")],
-    out: OutOption,
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="JSONL of {prompt, chosen, rejected} rows."),
+    ] = None,
+    out: OutOption = None,
     model: ModelOption = "embedded",
     lora: LoraOption = False,
     lora_rank: LoraRankOption = 16,
@@ -140,24 +220,18 @@ def dpo(
     grad_accum: AccumOption = 1,
     max_length: LengthOption = 1024,
     seed: SeedOption = 42,
+    config: ConfigOption = None,
 ) -> None:
     """Direct preference optimisation on chosen/rejected pairs (float32 on CPU)."""
+    values, phases = _plan(ctx, dpo, config, "dpo")
     from journey.training import DPOTrainingConfig, train_dpo
 
-    config = DPOTrainingConfig(
-        output_dir=str(out),
-        model_spec=model,
-        data_file=str(data),
-        lora=lora,
-        lora_rank=lora_rank,
-        lora_alpha=2 * lora_rank,
-        beta=beta,
-        max_steps=max_steps,
-        num_train_epochs=epochs,
-        learning_rate=lr,
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
-        max_length=max_length,
-        seed=seed,
-    )
-    _print_summary(train_dpo(config, log=console.print))
+    for number, phase in enumerate(phases, 1):
+        _announce(number, phase, len(phases))
+        training_config = DPOTrainingConfig(
+            output_dir=str(phase.out),
+            model_spec=phase.model,
+            data_file=str(phase.data),
+            **config_settings({**values, **phase.settings}),
+        )
+        _print_summary(train_dpo(training_config, log=console.print))

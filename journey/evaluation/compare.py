@@ -5,22 +5,33 @@ is taken on the problems both directories graded (matched by problem id), and it
 confidence interval comes from a paired bootstrap: resample those shared problems with
 replacement, `resamples` times, with a fixed seed, and take the 2.5th and 97.5th
 percentiles of the resampled differences.
+
+Each run's own accuracy (overall and per level) gets a Wilson score interval instead
+(`wilson_interval`): the bootstrap interval belongs to a *difference* between two runs,
+while a bar in the plot (`journey eval compare --plot`) shows one run's accuracy.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from journey.errors import DatasetError
-from journey.evaluation.metrics import EvalRecord, compute_metrics
+from journey.evaluation.metrics import AccuracyBucket, EvalRecord, compute_metrics
 from journey.evaluation.runner import MANIFEST_FILE, load_records
 
-__all__ = ["ComparedRun", "Comparison", "bootstrap_difference", "compare_runs"]
+__all__ = [
+    "ComparedRun",
+    "Comparison",
+    "bootstrap_difference",
+    "compare_runs",
+    "wilson_interval",
+]
 
 
 class ComparedRun(BaseModel):
@@ -29,8 +40,11 @@ class ComparedRun(BaseModel):
     directory: str
     model: str
     problems: int
+    correct: int = 0
     accuracy: float
     by_level: dict[str, float]
+    level_counts: dict[str, AccuracyBucket] = Field(default_factory=dict)
+    """Problems and correct answers per level (what `by_level` was computed from)."""
     shared: int
     """Problems graded by both this run and the baseline."""
     difference: float | None
@@ -73,6 +87,29 @@ def bootstrap_difference(
     low = means[int(0.025 * (resamples - 1))]
     high = means[int(0.975 * (resamples - 1))]
     return sum(deltas) / count, low, high
+
+
+def wilson_interval(correct: int, problems: int, *, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% with the default `z`).
+
+    Chosen over the normal approximation because it stays inside [0, 1] and is not
+    zero-width at 0% or 100%, which small per-level buckets often hit.
+
+    Args:
+        correct: Successes.
+        problems: Trials; zero gives (0, 0).
+        z: Standard-normal quantile of the interval (1.96 for 95%).
+
+    Returns:
+        (low, high), both within [0, 1].
+    """
+    if problems <= 0:
+        return 0.0, 0.0
+    p = correct / problems
+    denominator = 1 + z * z / problems
+    centre = (p + z * z / (2 * problems)) / denominator
+    half = z * math.sqrt(p * (1 - p) / problems + z * z / (4 * problems * problems)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _read_run(directory: Path) -> tuple[str, list[EvalRecord]]:
@@ -118,8 +155,10 @@ def compare_runs(
                 directory=str(directory),
                 model=model,
                 problems=metrics.problems,
+                correct=metrics.correct,
                 accuracy=metrics.accuracy,
                 by_level={k: v.accuracy for k, v in metrics.by_level.items()},
+                level_counts=metrics.by_level,
                 shared=len(shared),
                 difference=difference,
                 ci_low=low,
