@@ -17,13 +17,25 @@ from journey.errors import ConfigError
     "    journey synth --dataset math500.jsonl --out runs/math500 --limit 20\n\n"
     "    journey synth --dataset math500.jsonl --out runs/math500   (again: resumes)\n\n"
     "    journey synth --dataset math500.jsonl --out runs/m500-s0 --shard 0/4 "
-    "--concurrency 16 --policy openai:Qwen2.5-7B-Instruct@http://localhost:8000/v1"
+    "--concurrency 16 --policy openai:Qwen2.5-7B-Instruct@http://localhost:8000/v1 "
+    "--policy-concurrency 4\n\n"
+    "    journey synth --dataset HuggingFaceH4/MATH-500 --split test --out runs/m500-hf"
 )
 def synth(
     dataset: Annotated[
-        Path, typer.Option("--dataset", help="JSONL file, one problem per line (MATH-style).")
+        str,
+        typer.Option(
+            "--dataset",
+            help="JSONL file, one problem per line (MATH-style); or, if not a file, a Hugging "
+            "Face dataset: hf:NAME\\[:CONFIG]\\[@SPLIT] (NAME: Hub id or local folder) or a Hub id "
+            "like HuggingFaceH4/MATH-500 (needs the 'train' extra).",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory; an existing one is resumed.")],
+    split: Annotated[
+        str | None,
+        typer.Option(help="Split of a Hugging Face dataset (default: test, or its only split)."),
+    ] = None,
     strategy: Annotated[
         str,
         typer.Option(help="debate (Attempt 3), propose-critique (Attempt 2) or beam (Attempt 1)."),
@@ -34,6 +46,14 @@ def synth(
         str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
     ] = "auto",
     concurrency: Annotated[int, typer.Option(help="Sessions running at once.")] = 8,
+    policy_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Policy requests in flight at once (default: only --concurrency)."),
+    ] = None,
+    critic_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Critic requests in flight at once (default: only --concurrency)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
     offset: Annotated[int, typer.Option(help="Skip this many problems first.")] = 0,
     shard: Annotated[
@@ -100,6 +120,8 @@ def synth(
         critic=critic,
         critic_mode=critic_mode,
         concurrency=concurrency,
+        policy_concurrency=policy_concurrency,
+        critic_concurrency=critic_concurrency,
         limits=DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens),
         step_tokens=step_tokens,
         strategy_config=strategy_config,
@@ -107,7 +129,7 @@ def synth(
     chosen_shard = Shard.parse(shard) if shard else None
     options.models  # noqa: B018  (validates the model specs now)
     data = load_problems(
-        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
+        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
     )
     for line in issue_lines(data.issues):
         err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
@@ -117,7 +139,7 @@ def synth(
         return
     runner = SynthesisRunner(options, console=err_console, progress=not no_progress, force=force)
     source = {
-        "path": str(dataset),
+        **(data.source.record() if data.source else {"path": dataset}),
         "problem_field": problem_field,
         "answer_field": answer_field,
         "offset": offset,

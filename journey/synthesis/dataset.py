@@ -1,10 +1,16 @@
-"""Problem datasets: JSONL files of problems with gold answers, read honestly.
+"""Problem datasets: JSONL files (or Hugging Face datasets) of problems with gold answers,
+read honestly.
 
 One JSON object per line, MATH-style by default (`problem`, `answer`; MATH500's
 `solution`, `subject`, `level`, `unique_id` are kept in `meta`). Bad input is
 never dropped silently: a line that is not UTF-8, not JSON, not an object, or
 lacks a problem or an answer becomes a `DatasetIssue` naming `file:line`. It is
 logged and skipped, or raised as a `DatasetError` with `strict=True`.
+
+A source that is not a file, `hf:NAME[:CONFIG][@SPLIT]` or a Hub id such as
+`HuggingFaceH4/MATH-500`, is loaded with `datasets` (see `dataset_source` for the
+rules); each row is checked like a line, and its issues name `source row N`
+(0-based, as `dataset[N]`).
 
 Each record gets a stable session id: the hash of its problem
 (`session_id_for`), with the record's index appended when the same problem came
@@ -18,9 +24,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from journey.errors import ConfigError, DatasetError
+from journey.synthesis.dataset_source import DatasetSource, load_hf_rows, parse_dataset_source
 from journey.synthesis.debate import session_id_for
 
 __all__ = [
@@ -35,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 _BOM = b"\xef\xbb\xbf"
 
+_Parsed = tuple[str, str, dict[str, Any]] | str
+"""A line's problem, answer and meta, or what is wrong with it."""
+
 
 @dataclass(frozen=True)
 class ProblemRecord:
@@ -48,20 +58,25 @@ class ProblemRecord:
     session_id: str
     """Stable id of the session that debates this problem."""
     line: int = 0
-    """1-based line number in the file."""
+    """1-based line number in the file; 0 for a Hugging Face row (its row is `index`)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Every other field of the line (subject, level, unique_id, solution...)."""
 
 
 @dataclass(frozen=True)
 class DatasetIssue:
-    """A line that was skipped, and why."""
+    """A line (or Hugging Face row) that was skipped, and why."""
 
     file: str
+    """The file, or the Hugging Face source (`hf:NAME@SPLIT`)."""
     line: int
+    """1-based line number; the 0-based row index when `unit` is `row`."""
     message: str
+    unit: Literal["line", "row"] = "line"
 
     def __str__(self) -> str:
+        if self.unit == "row":
+            return f"{self.file} row {self.line}: {self.message}"
         return f"{self.file}:{self.line}: {self.message}"
 
 
@@ -104,8 +119,11 @@ class ProblemDataset:
     """The usable records of a file, and the issues of the lines that were skipped."""
 
     path: Path
+    """The JSONL file; for a Hugging Face dataset, its name or directory as a path."""
     records: list[ProblemRecord]
     issues: list[DatasetIssue]
+    source: DatasetSource | None = None
+    """Where the records came from, with the split that was loaded; None: the file `path`."""
 
     def __len__(self) -> int:
         return len(self.records)
@@ -127,7 +145,8 @@ class ProblemDataset:
             raise ConfigError(f"limit must be at least 1, got {limit!r}")
         if offset and offset >= len(self.records):
             raise ConfigError(
-                f"offset {offset} is past the end of {self.path} ({len(self.records)} problems)"
+                f"offset {offset} is past the end of {self.source or self.path} "
+                f"({len(self.records)} problems)"
             )
         chosen = self.records[offset : None if limit is None else offset + limit]
         return [r for r in chosen if shard is None or shard.holds(r)]
@@ -139,64 +158,100 @@ def load_problems(
     problem_field: str = "problem",
     answer_field: str = "answer",
     strict: bool = False,
+    split: str | None = None,
 ) -> ProblemDataset:
-    """Read a JSONL file of problems.
+    """Read a JSONL file of problems, or the rows of a Hugging Face dataset.
 
     Args:
-        path: The file, one JSON object per line (blank lines are ignored).
+        path: The file, one JSON object per line (blank lines are ignored); or, when it
+            is not a file, `hf:NAME[:CONFIG][@SPLIT]` or a Hub id (see `dataset_source`).
         problem_field: The field holding the problem statement.
         answer_field: The field holding the gold answer (a string or a number).
         strict: Raise on the first bad line instead of skipping it.
+        split: The split of a Hugging Face dataset (default: `test`, or its only split).
 
     Raises:
-        DatasetError: the file cannot be read, holds no usable problem, or (with
-            `strict`) a line is bad; the message names `file:line`.
+        ConfigError: a malformed `hf:` source, or a split given for a JSONL file.
+        DatasetError: the file or dataset cannot be read, holds no usable problem, or
+            (with `strict`) a line is bad; the message names `file:line` (or
+            `source row N`).
     """
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise DatasetError(f"dataset file {str(path)!r} {what}")
+    source = parse_dataset_source(path, split=split)
+    if source.kind == "hf":
+        rows, source = load_hf_rows(source)
+        parsed = (
+            (row, _parse_row(value, problem_field, answer_field)) for row, value in enumerate(rows)
+        )
+        return _collect(source, Path(source.name), parsed, unit="row", strict=strict)
+    file = Path(source.name)
+    if not file.is_file():
+        what = (
+            f"is a directory (for a Hugging Face dataset folder, use hf:{file})"
+            if file.is_dir()
+            else "does not exist"
+        )
+        raise DatasetError(f"dataset file {str(file)!r} {what}")
     try:
-        data = path.read_bytes()
+        data = file.read_bytes()
     except OSError as error:
-        raise DatasetError(f"cannot read dataset file {str(path)!r}: {error.strerror}") from None
+        raise DatasetError(f"cannot read dataset file {str(file)!r}: {error.strerror}") from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
+    lines = (
+        (number, _parse_line(raw, problem_field, answer_field))
+        for number, raw in _numbered_lines(data)
+    )
+    return _collect(source, file, lines, unit="line", strict=strict)
+
+
+def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
+    """The non-blank lines with their 1-based numbers (CRLF endings allowed)."""
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if raw.strip():
+            yield number, raw
+
+
+def _collect(
+    source: DatasetSource,
+    path: Path,
+    parsed: Iterable[tuple[int, _Parsed]],
+    *,
+    unit: Literal["line", "row"],
+    strict: bool,
+) -> ProblemDataset:
+    """Records for the good lines (rows), issues for the bad ones, in order."""
     records: list[ProblemRecord] = []
     issues: list[DatasetIssue] = []
     seen: set[str] = set()
-    index = 0
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
-        parsed = _parse_line(raw, problem_field, answer_field)
-        if isinstance(parsed, str):
-            issue = DatasetIssue(str(path), number, parsed)
+    for index, (where, result) in enumerate(parsed):
+        if isinstance(result, str):
+            issue = DatasetIssue(str(source), where, result, unit)
             if strict:
                 raise DatasetError(str(issue))
             logger.warning("skipped %s", issue)
             issues.append(issue)
-        else:
-            problem, answer, meta = parsed
-            session_id = session_id_for(problem)
-            if session_id in seen:  # the same problem again: its own, equally stable, session
-                session_id = f"{session_id}-{index}"
-            seen.add(session_id)
-            records.append(ProblemRecord(index, problem, answer, session_id, number, meta))
-        index += 1
+            continue
+        problem, answer, meta = result
+        session_id = session_id_for(problem)
+        if session_id in seen:  # the same problem again: its own, equally stable, session
+            session_id = f"{session_id}-{index}"
+        seen.add(session_id)
+        line = where if unit == "line" else 0
+        records.append(ProblemRecord(index, problem, answer, session_id, line, meta))
     if not records:
         if issues:
             raise DatasetError(
-                f"no usable problem in {path}: all {len(issues)} lines are bad (first: {issues[0]})"
+                f"no usable problem in {source}: all {len(issues)} {unit}s are bad "
+                f"(first: {issues[0]})"
             )
-        raise DatasetError(f"dataset file {str(path)!r} is empty")
-    return ProblemDataset(path, records, issues)
+        if unit == "row":
+            raise DatasetError(f"Hugging Face dataset {str(source)!r} has no rows")
+        raise DatasetError(f"dataset file {str(source)!r} is empty")
+    return ProblemDataset(path, records, issues, source)
 
 
-def _parse_line(
-    raw: bytes, problem_field: str, answer_field: str
-) -> tuple[str, str, dict[str, Any]] | str:
+def _parse_line(raw: bytes, problem_field: str, answer_field: str) -> _Parsed:
     """The problem, answer and meta of one line, or what is wrong with it."""
     try:
         text = raw.decode("utf-8")
@@ -207,6 +262,21 @@ def _parse_line(
         value = json.loads(text)
     except json.JSONDecodeError as error:
         return f"not valid JSON: {error.msg} at column {error.colno}"
+    return _parse_value(value, problem_field, answer_field)
+
+
+def _parse_row(row: object, problem_field: str, answer_field: str) -> _Parsed:
+    """A Hugging Face row, checked like a line. Its meta is made JSON-safe (dates, bytes,
+    images become text) because it travels in the session log."""
+    parsed = _parse_value(row, problem_field, answer_field)
+    if isinstance(parsed, str):
+        return parsed
+    problem, answer, meta = parsed
+    return problem, answer, json.loads(json.dumps(meta, default=str))
+
+
+def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parsed:
+    """The problem, answer and meta of one parsed object, or what is wrong with it."""
     if not isinstance(value, dict):
         return f"expected a JSON object, got {_json_type(value)}"
     fields: list[str] = []

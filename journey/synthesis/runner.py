@@ -2,11 +2,12 @@
 
 `SynthesisRunner` runs one session per problem, `concurrency` at a time, with one
 client per model spec (from a `ClientPool`), so concurrent requests to a local
-model batch into one forward pass. Every event is appended to its session's log
-as it happens; a finished session is saved (tree, transcript, index line). A
-session whose backend fails ends as `model_error` and is recorded like any other;
-anything else that goes wrong in one session is reported and leaves its log to be
-resumed, never stopping the others.
+model batch into one forward pass. `policy_concurrency` / `critic_concurrency`
+further cap each role's requests in flight (`ConcurrencyLimitedClient`). Every
+event is appended to its session's log as it happens; a finished session is
+saved (tree, transcript, index line). A session whose backend fails ends as
+`model_error` and is recorded like any other; anything else that goes wrong in
+one session is reported and leaves its log to be resumed, never stopping the others.
 
 Running again on the same directory resumes:
 
@@ -19,7 +20,8 @@ Running again on the same directory resumes:
   aside as `events.broken.jsonl` and the session starts again.
 
 `run.json` records the options; resuming with other models, critic mode or
-strategy is refused unless forced. A lock file keeps two processes off one run.
+strategy is refused unless forced; concurrency limits may change, as they
+never change what a session says. A lock file keeps two processes off one run.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from rich.progress import (
 from rich.table import Table
 
 from journey.agents import CriticAgent, CriticMode, PolicyAgent
-from journey.agents.backends import ClientPool, parse_model_spec
+from journey.agents.backends import ClientPool, limit_requests, parse_model_spec
 from journey.errors import ConfigError
 from journey.protocols import (
     CriticVerdictGiven,
@@ -93,6 +95,14 @@ class SynthesisOptions:
         default="auto", metadata={"help": "How the critic decides: auto, generate or score."}
     )
     concurrency: int = field(default=8, metadata={"help": "Sessions running at once."})
+    policy_concurrency: int | None = field(
+        default=None,
+        metadata={"help": "Policy requests in flight at once; None: only sessions bound them."},
+    )
+    critic_concurrency: int | None = field(
+        default=None,
+        metadata={"help": "Critic requests in flight at once; None: only sessions bound them."},
+    )
     limits: DebateLimits = field(
         default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
     )
@@ -108,6 +118,9 @@ class SynthesisOptions:
             BeamOptions.from_config(self.strategy_config, default_expansions=self.limits.max_turns)
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
+        for role, limit in self.request_limits.items():
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{role} concurrency must be at least 1, got {limit!r}")
         if self.step_tokens < 1:
             raise ConfigError(f"step_tokens must be at least 1, got {self.step_tokens!r}")
         try:
@@ -129,6 +142,11 @@ class SynthesisOptions:
             "critic": str(parse_model_spec(self.critic)),
         }
 
+    @property
+    def request_limits(self) -> dict[str, int | None]:
+        """Requests in flight allowed per role; None where only `concurrency` bounds them."""
+        return {"policy": self.policy_concurrency, "critic": self.critic_concurrency}
+
     def record(self) -> dict[str, Any]:
         """The options as `run.json` keeps them."""
         return {
@@ -136,6 +154,8 @@ class SynthesisOptions:
             "models": self.models,
             "critic_mode": self.critic_mode,
             "concurrency": self.concurrency,
+            "policy_concurrency": self.policy_concurrency,
+            "critic_concurrency": self.critic_concurrency,
             "limits": asdict(self.limits),
             "step_tokens": self.step_tokens,
             **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
@@ -231,7 +251,8 @@ class SynthesisRunner:
         progress: False hides the progress bar even on a terminal.
         clients: A client per role (`policy`, `critic`) to use instead of building them
             from the specs in `options` (tests, callers that hold clients already); the
-            specs are still what `run.json` and the logs record.
+            specs are still what `run.json` and the logs record, and the role request
+            limits in `options` wrap these clients too.
         force: Resume a run directory whose recorded models or strategy differ.
     """
 
@@ -375,22 +396,25 @@ class SynthesisRunner:
         plans = self._plan(run, problems, report, tally, ended_logs)
         pool = ClientPool() if self._given_clients is None else None
         try:
-            clients = self._given_clients or {
+            shared = self._given_clients or {
                 role: pool.get(spec)  # type: ignore[union-attr]
                 for role, spec in (("policy", self.options.policy), ("critic", self.options.critic))
             }
+            # The agents talk through the role limits; loading and retry counts need the
+            # clients themselves (two wrappers over one model would load it twice).
+            clients = limit_requests(shared, self.options.request_limits)
             policy = PolicyAgent(clients["policy"], max_tokens=self.options.step_tokens)
             critic = CriticAgent(clients["critic"], mode=self.options.critic_mode)
             for record, events in ended_logs:
                 if not self._reindex(run, record, events, policy, critic, report, tally):
                     plans.append(_Plan(record))
             if plans:
-                await self._load(clients)
-            retries_before = _retries(clients.values())
+                await self._load(shared)
+            retries_before = _retries(shared.values())
             started = time.monotonic()
             await self._run_sessions(run, plans, policy, critic, report, tally, started)
             report.wall_time = round(time.monotonic() - started, 3)
-            retries_after = _retries(clients.values())
+            retries_after = _retries(shared.values())
             report.retries_by_cause = {
                 cause: count - retries_before.get(cause, 0)
                 for cause, count in sorted(retries_after.items())

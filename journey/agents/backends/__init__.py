@@ -6,6 +6,7 @@ import them from their modules (`transformers_client`, `openai_compat`) or let
 """
 
 from journey.agents.backends.base import LabelScoringClient, can_score_labels
+from journey.agents.backends.limited import ConcurrencyLimitedClient, limit_requests
 from journey.agents.backends.scripted import (
     FunctionChatCompletionClient,
     ScriptedChatCompletionClient,
@@ -22,6 +23,7 @@ from journey.agents.backends.spec import (
 __all__ = [
     "DEFAULT_MODEL_SPEC",
     "ClientPool",
+    "ConcurrencyLimitedClient",
     "FunctionChatCompletionClient",
     "LabelScoringClient",
     "ModelSpec",
@@ -29,5 +31,6 @@ __all__ = [
     "ScriptedChatCompletionClient",
     "can_score_labels",
     "create_client",
+    "limit_requests",
     "parse_model_spec",
 ]
