@@ -285,3 +285,22 @@ def test_synth_on_an_unreachable_hub_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert "cannot reach the Hugging Face Hub for dataset 'hf:HuggingFaceH4/MATH-500'" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_takes_a_hugging_face_dataset_and_records_the_split(tmp_path: Path) -> None:
+    from tests.test_evaluation import PROBLEMS
+
+    folder = write_split(tmp_path / "math", "test", PROBLEMS[:2])
+    write_split(folder, "train", PROBLEMS[2:3])
+    out = tmp_path / "eval"
+    args = ["eval", "--model", "function:tests.test_evaluation:fake_reply",
+            "--dataset", f"hf:{folder}", "--out", str(out), "--no-progress", "--json"]  # fmt: skip
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output[result.output.index("{\n") :])  # after datasets' notes
+    assert metrics["problems"] == 2  # the test split, by default
+    assert json.loads((out / "eval.json").read_text())["dataset"] == f"hf:{folder}@test"
+    args[args.index(str(out))] = str(tmp_path / "train")
+    result = cli.invoke(app, [*args, "--split", "train"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{\n") :])["problems"] == 1

@@ -27,8 +27,16 @@ app.add_typer(eval_app, name="eval")
 def evaluate(
     ctx: typer.Context,
     dataset: Annotated[
-        Path | None,
-        typer.Option("--dataset", help="JSONL file with problem/answer lines (MATH-style)."),
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="JSONL file with problem/answer lines (MATH-style), or a Hugging Face "
+            "dataset: hf:NAME[:CONFIG][@SPLIT] or OWNER/NAME.",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Split of a Hugging Face dataset (default: test, or its only split)."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Evaluation directory; an existing one resumes.")
@@ -80,14 +88,14 @@ def evaluate(
         backtrack_phrases=tuple(backtrack_phrase or DEFAULT_BACKTRACK_PHRASES),
     )
     data = load_problems(
-        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
+        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
     )
     for line in issue_lines(data.issues):
         err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
     problems = data.select(offset=offset, limit=limit)
     runner = EvalRunner(options, console=err_console, progress=not no_progress, force=force)
     try:
-        metrics = asyncio.run(runner.run(out, problems, dataset=str(dataset)))
+        metrics = asyncio.run(runner.run(out, problems, dataset=str(data.source or dataset)))
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
         raise typer.Exit(130) from None
