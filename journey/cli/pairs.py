@@ -1,0 +1,125 @@
+"""`journey pairs`: DPO pairs from a model's own graded samples (resumable), with a card."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from journey.cli._app import app, console, err_console
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "    journey pairs --model hf:models/journey --dataset train.jsonl --out data/pairs.jsonl\n\n"
+    "    journey pairs --dataset math500.jsonl --out data/pairs.jsonl --limit 50 "
+    "--samples 8 --pairs-per-problem 2\n\n"
+    "    journey pairs --model openai:Qwen2.5-7B@http://localhost:8000/v1 "
+    "--dataset train.jsonl --out data/pairs.jsonl --batch-size 64"
+)
+def pairs(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="JSONL file with problem/answer lines (MATH-style).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="JSONL file of pairs; beside it FILE.samples.jsonl (an existing one resumes), "
+            "FILE.sampling.json and FILE.card.json.",
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="Model spec: embedded, hf:DIR (a trained output)...")
+    ] = "embedded",
+    samples: Annotated[int, typer.Option(help="Answers sampled per problem.")] = 20,
+    pairs_per_problem: Annotated[
+        int, typer.Option(help="Most pairs per problem: min(#correct, #wrong, this).")
+    ] = 5,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus-sampling mass.")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option(help="Generation limit per answer.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seeds the samples and the draw of pairs.")] = 0,
+    batch_size: Annotated[
+        int,
+        typer.Option(help="Requests sent to the model at once (a local model's batch)."),
+    ] = 8,
+    limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many problems first.")] = 0,
+    problem_field: Annotated[str, typer.Option(help="Field holding the problem.")] = "problem",
+    answer_field: Annotated[str, typer.Option(help="Field holding the gold answer.")] = "answer",
+    strict: Annotated[
+        bool, typer.Option(help="Stop at the first bad dataset line instead of skipping it.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Resume samples that were made with other settings.")
+    ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the dataset card as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Sample answers per problem, grade them, and pair correct with wrong ones for DPO."""
+    from journey.evaluation.grading import grade_output
+    from journey.synthesis.dataset import issue_lines, load_problems
+    from journey.synthesis.export import card_path
+    from journey.synthesis.pairs import PairsOptions
+    from journey.synthesis.pairs_sampling import PairsSampler
+
+    options = PairsOptions(
+        model=model,
+        samples=samples,
+        pairs_per_problem=pairs_per_problem,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    data = load_problems(
+        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
+    )
+    for line in issue_lines(data.issues):
+        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+    problems = data.select(offset=offset, limit=limit)
+    sampler = PairsSampler(
+        options, grade=grade_output, console=err_console, progress=not no_progress, force=force
+    )
+    try:
+        card = asyncio.run(sampler.run(out, problems, dataset=str(dataset)))
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
+        raise typer.Exit(130) from None
+    if json_output:
+        print(card.model_dump_json(indent=2))
+    else:
+        table = Table(title="Pairs", box=box.ROUNDED, show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("file", f"{card.file} ({card.rows} rows)")
+        table.add_row("card", str(card_path(out)))
+        table.add_row("samples", card.samples_file)
+        table.add_row("problems", f"{card.sessions_exported}/{card.sessions_seen} gave pairs")
+        for reason, count in card.skipped.items():
+            table.add_row("no pair", f"{count} {reason}")
+        accuracy = f"{card.correct_samples / card.samples:.1%}" if card.samples else "-"
+        table.add_row(
+            "answers",
+            f"{card.samples} sampled, {accuracy} correct, "
+            f"{card.unanswered_samples} without an answer, {card.truncated_samples} cut off",
+        )
+        if card.failed_requests:
+            table.add_row("failed", f"{card.failed_requests} requests (problems retried next run)")
+        console.print(table)
+    if card.failed_requests:
+        err_console.print(
+            f"[yellow]{card.failed_requests} requests failed[/]: "
+            "run the same command again to retry their problems"
+        )
+    if not card.rows:
+        err_console.print("[yellow]no pairs written[/]: see the reasons above")
