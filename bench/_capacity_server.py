@@ -79,7 +79,7 @@ def policy_reply(messages: list[dict[str, Any]], words: int) -> str:
 
 def critic_reply(messages: list[dict[str, Any]], words: int) -> str:
     """A verdict in the form the critic prompt asks for."""
-    newest = str(messages[-1].get("content", "")).rsplit("Newest step to judge:", 1)[-1]
+    newest = str(messages[-1].get("content", "")).rsplit("\nStep ", 1)[-1]
     reason = " ".join(_FILLER[: max(words - 6, 1)])
     if "a slip" in newest:
         return f"VERDICT: incorrect\nACTION: reflect\nREASON: The sum is off by one; {reason}."

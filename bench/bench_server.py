@@ -118,7 +118,7 @@ async def saturate(
                 model = "critic" if draw.random() < critic_share else "policy"
                 problem = f"Problem: What is {worker} + {turn}?\n\nWrite Step 1."
                 if model == "critic":
-                    problem += "\n\nNewest step to judge:\nStep 1: fine."
+                    problem += "\n\nSteps:\nStep 1: fine.\n\nJudge only the newest step, step 1."
                 await client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": problem}]
                 )

@@ -10,7 +10,13 @@ from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
 
-from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, answers_match
+from journey.agents import (
+    AnswerVerifier,
+    CriticAgent,
+    PolicyAgent,
+    answers_match,
+    step_under_judgement,
+)
 from journey.agents._prompts import load_prompts
 from journey.agents.backends import (
     ClientPool,
@@ -158,7 +164,7 @@ async def test_scored_critic_is_calibrated_against_a_content_free_step() -> None
     from journey.agents.backends import FunctionChatCompletionClient
 
     def biased(messages, labels):  # always prefers continue; a wrong step lifts reflect a bit
-        newest = str(messages[-1].content).split("Newest step to judge:")[-1]
+        newest = step_under_judgement(messages)
         lift = 2.0 if "7" in newest else 0.0
         return {"continue": -1.0, "reflect": -4.0 + lift, "backtrack": -5.0, "terminate": -9.0}
 

@@ -22,7 +22,7 @@ from autogen_core.models import AssistantMessage, LLMMessage
 from rich.console import Console
 from test_runner import comparable
 
-from journey.agents import CriticAgent, PolicyAgent
+from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.errors import ConfigError
 from journey.protocols import (
@@ -89,8 +89,7 @@ class ScriptedPolicy:
 
 
 def _newest(messages: Sequence[LLMMessage]) -> str:
-    judge = next(str(m.content) for m in messages if "Newest step to judge:" in str(m.content))
-    return judge.rsplit("Newest step to judge:", 1)[1]
+    return step_under_judgement(messages)
 
 
 def word_critic(messages: Sequence[LLMMessage]) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 from autogen_core.models import LLMMessage
 
-from journey.agents import CriticAgent, PolicyAgent
+from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient, ScriptedChatCompletionClient
 from journey.protocols import (
     ActionApplied,
@@ -238,10 +238,9 @@ async def test_empty_policy_replies_are_reasked_then_end_the_session() -> None:
 
 async def test_score_mode_critic_picks_labels_and_backtrack_target() -> None:
     def scores(messages: Sequence[LLMMessage], labels: Sequence[str]) -> dict[str, float]:
-        prompt = str(messages[-1].content)
         if labels[0] == "0":  # choosing a backtrack target: prefer step 1
             return {label: (0.0 if label == "1" else -5.0) for label in labels}
-        bad = "16" in prompt.split("Newest step to judge:")[-1]
+        bad = "16" in step_under_judgement(messages)
         best = "backtrack" if bad else "continue"
         return {label: (0.0 if label == best else -3.0) for label in labels}
 

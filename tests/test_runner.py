@@ -22,6 +22,7 @@ from filelock import FileLock
 from rich.console import Console
 from typer.testing import CliRunner
 
+from journey.agents import step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError
@@ -89,7 +90,7 @@ def fake_policy(messages: Sequence[LLMMessage]) -> str:
 
 
 def fake_critic(messages: Sequence[LLMMessage]) -> str:
-    newest = str(messages[-1].content).rsplit("Newest step to judge:", 1)[-1]
+    newest = step_under_judgement(messages)
     if "oops" in newest:
         return "VERDICT: incorrect\nACTION: reflect\nREASON: The sum is wrong."
     if "late" in newest:

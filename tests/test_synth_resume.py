@@ -34,7 +34,7 @@ from test_runner import (
     synthesise,
 )
 
-from journey.agents import CriticAgent, PolicyAgent
+from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.protocols import (
     PolicyStepProposed,
@@ -65,7 +65,7 @@ def agents(critic: Any = fake_critic) -> dict[str, Any]:
 
 def give_up_critic(messages: Sequence[LLMMessage]) -> str:
     """Gives up (terminates) where `fake_critic` would ask for a rewrite."""
-    newest = str(messages[-1].content).rsplit("Newest step to judge:", 1)[-1]
+    newest = step_under_judgement(messages)
     if "oops" in newest:
         return "VERDICT: incorrect\nACTION: terminate\nREASON: This is hopeless."
     return fake_critic(messages)

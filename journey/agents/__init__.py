@@ -1,6 +1,12 @@
 """Agents and model backends. Agents talk to models; they write no files."""
 
-from journey.agents.critic import CriticAgent, CriticMode, CriticTurn, StepUnderReview
+from journey.agents.critic import (
+    CriticAgent,
+    CriticMode,
+    CriticTurn,
+    StepUnderReview,
+    step_under_judgement,
+)
 from journey.agents.policy import PolicyAgent, PolicyTurn
 from journey.agents.verifier import AnswerVerifier, Verification, answers_match
 
@@ -14,4 +20,5 @@ __all__ = [
     "StepUnderReview",
     "Verification",
     "answers_match",
+    "step_under_judgement",
 ]

@@ -55,6 +55,9 @@ from journey.protocols import (
 )
 from journey.protocols.parsing import parse_critic_reply
 
+# How the default judge prompt (prompts/critic.yaml) closes, after the newest step.
+_JUDGE_MARK = "Judge only the newest step"
+
 
 class CriticMode(StrEnum):
     AUTO = "auto"
@@ -136,12 +139,16 @@ class CriticAgent(BaseChatAgent):
         )
 
     def messages_for(self, review: StepUnderReview) -> list[LLMMessage]:
-        previous = "\n".join(f"Step {i}: {s}" for i, s in enumerate(review.previous_steps, 1))
+        # The newest step closes the list and the instruction comes after it, so the
+        # next turn's prompt starts with this one's steps: a server's prefix cache
+        # reuses everything up to the step being judged.
+        steps = [f"Step {i}: {s}" for i, s in enumerate(review.previous_steps, 1)]
+        steps.append(f"Step {review.step_number}: {review.text}")
         prompt = self.prompts.format(
             "judge",
             problem=review.problem,
-            steps=previous or "(none yet)",
-            step=f"Step {review.step_number}: {review.text}",
+            steps="\n".join(steps),
+            step_number=review.step_number,
         )
         return [
             SystemMessage(content=self.prompts.format("system")),
@@ -306,6 +313,18 @@ class CriticAgent(BaseChatAgent):
 
     async def on_reset(self, cancellation_token: CancellationToken) -> None:
         return None
+
+
+def step_under_judgement(messages: Sequence[LLMMessage]) -> str:
+    """The newest step ("Step N: ...") in a prompt built by `CriticAgent.messages_for`.
+
+    For scripted critics (tests, benchmark servers) that answer by looking at the step;
+    the whole text of the last user message when it holds no judge prompt.
+    """
+    prompts = [str(m.content) for m in messages if isinstance(m, UserMessage)]
+    judge = next((p for p in reversed(prompts) if _JUDGE_MARK in p), prompts[-1] if prompts else "")
+    steps = judge.rsplit(_JUDGE_MARK, 1)[0]
+    return steps[steps.rfind("Step ") :].strip() if "Step " in steps else steps.strip()
 
 
 def client_prompt_tokens(client: ChatCompletionClient, messages: Sequence[LLMMessage]) -> int:
