@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autogen_core.models import LLMMessage, UserMessage
+from autogen_core.models import LLMMessage, SystemMessage, UserMessage
 from rich.console import Console
 from test_runner import (
     CRITIC_SPEC,
@@ -56,7 +56,7 @@ class Gauge:
 
 
 def is_critic(messages: Sequence[LLMMessage]) -> bool:
-    return "Newest step to judge:" in str(messages[-1].content)
+    return isinstance(messages[0], SystemMessage) and "math teacher" in str(messages[0].content)
 
 
 class SlowScorer(FunctionChatCompletionClient):
