@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autogen_core.models import ChatCompletionClient, UserMessage
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -43,6 +40,7 @@ from journey.evaluation.metrics import (
 )
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.export_rows import user_prompt
+from journey.synthesis.files import check_settings, read_appended, write_atomic
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
 
@@ -113,25 +111,7 @@ def load_records(directory: Path) -> list[EvalRecord]:
     A last line cut off by a killed run is dropped (and cut from the file, so that
     appending goes on cleanly); a bad line elsewhere is logged and skipped.
     """
-    path = directory / RECORDS_FILE
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    records: list[EvalRecord] = []
-    lines = text.split("\n")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(EvalRecord.model_validate_json(line))
-        except ValidationError:
-            if number == len(lines):  # no newline after it: a write that was interrupted
-                logger.warning("%s:%d: dropping a partly written record", path, number)
-                kept = "".join(f"{earlier}\n" for earlier in lines[:-1] if earlier.strip())
-                path.write_text(kept, encoding="utf-8")
-            else:
-                logger.warning("%s:%d: skipping an unreadable record", path, number)
-    return records
+    return read_appended(directory / RECORDS_FILE, EvalRecord)
 
 
 class EvalRunner:
@@ -196,22 +176,17 @@ class EvalRunner:
             errors=errors,
             wall_seconds=time.perf_counter() - started,
         )
-        _write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
+        write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
         return metrics
 
     def _check_manifest(self, out: Path, dataset: str) -> None:
-        path = out / MANIFEST_FILE
-        wanted = self.options.manifest(dataset)
-        if path.is_file() and not self._force:
-            found = json.loads(path.read_text(encoding="utf-8"))
-            changed = sorted(k for k in wanted if k != "dataset" and found.get(k) != wanted[k])
-            if changed:
-                details = ", ".join(f"{k}: {found.get(k)!r} -> {wanted[k]!r}" for k in changed)
-                raise ConfigError(
-                    f"{out} holds an evaluation with other settings ({details}); "
-                    "use another --out, or --force to mix them"
-                )
-        _write_atomic(path, json.dumps(wanted, indent=2) + "\n")
+        check_settings(
+            out / MANIFEST_FILE,
+            self.options.manifest(dataset),
+            what=f"{out} holds an evaluation",
+            force=self._force,
+            free={"dataset"},
+        )
 
     async def _generate_all(
         self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], out: Path
@@ -283,9 +258,3 @@ class EvalRunner:
             reflections=self._reflections.count(output),
             backtracks=self._backtracks.count(output),
         )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)

@@ -25,7 +25,6 @@ format, layout, source runs, strategies, models, filters, date and journey versi
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -49,6 +48,7 @@ from journey.synthesis.export_rows import (
     user_prompt,
     with_boxed_answer,
 )
+from journey.synthesis.files import write_atomic
 from journey.synthesis.rundir import SessionSummary, read_event_log
 from journey.synthesis.stats import read_run
 from journey.synthesis.tree import ReasoningTree
@@ -369,13 +369,6 @@ def _row_texts(value: Any) -> list[str]:
     return []
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def export_runs(
     runs: Sequence[Path],
     out: Path,
@@ -419,8 +412,8 @@ def export_runs(
     )
     rows = _Exporter(options, card, count_tokens).run(roots)
     card.rows = len(rows)
-    _write_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    _write_atomic(card_path(out), card.model_dump_json(indent=2) + "\n")
+    write_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(card_path(out), card.model_dump_json(indent=2) + "\n")
     return card
 
 

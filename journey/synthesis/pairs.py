@@ -35,8 +35,9 @@ from pydantic import BaseModel, Field
 from journey.agents.backends.spec import create_client, parse_model_spec
 from journey.errors import ConfigError
 from journey.synthesis.dataset import ProblemRecord
-from journey.synthesis.export import ExportCard, _write_atomic, card_path
+from journey.synthesis.export import ExportCard, card_path
 from journey.synthesis.export_rows import DEFAULT_INSTRUCTION
+from journey.synthesis.files import write_atomic
 
 __all__ = [
     "ALL_CORRECT",
@@ -301,6 +302,6 @@ def write_pairs(
         card.session_ids.append(problem.session_id)
     card.rows = len(rows)
     card.skipped = {reason: skipped[reason] for reason in NO_PAIR_REASONS if skipped[reason]}
-    _write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    _write_atomic(card_path(out), card.model_dump_json(indent=2) + "\n")
+    write_atomic(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_atomic(card_path(out), card.model_dump_json(indent=2) + "\n")
     return card

@@ -27,21 +27,19 @@ Grading is passed in (`grade`), as `journey.evaluation.grading.grade_output`:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from autogen_core.models import ChatCompletionClient, UserMessage
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from journey.errors import ConfigError
 from journey.synthesis.dataset import ProblemRecord
-from journey.synthesis.export import _write_atomic
 from journey.synthesis.export_rows import user_prompt
+from journey.synthesis.files import check_settings, read_appended
 from journey.synthesis.pairs import (
     PairsCard,
     PairsOptions,
@@ -76,30 +74,8 @@ _Reply = tuple[str, str, int]
 
 
 def load_samples(path: Path) -> dict[str, ProblemSamples]:
-    """The sampled problems of a samples file, by id.
-
-    A last line cut off by a killed run is dropped (and cut from the file, so that
-    appending goes on cleanly); a bad line elsewhere is logged and skipped.
-    """
-    if not path.is_file():
-        return {}
-    lines = path.read_text(encoding="utf-8").split("\n")
-    records: dict[str, ProblemSamples] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = ProblemSamples.model_validate_json(line)
-        except ValidationError:
-            if number == len(lines):  # no newline after it: a write that was interrupted
-                logger.warning("%s:%d: dropping a partly written line", path, number)
-                kept = "".join(f"{earlier}\n" for earlier in lines[:-1] if earlier.strip())
-                path.write_text(kept, encoding="utf-8")
-            else:
-                logger.warning("%s:%d: skipping an unreadable line", path, number)
-            continue
-        records[record.id] = record
-    return records
+    """The sampled problems of a samples file, by id (see `read_appended` on kills)."""
+    return {record.id: record for record in read_appended(path, ProblemSamples)}
 
 
 class PairsSampler:
@@ -164,18 +140,12 @@ class PairsSampler:
         )
 
     def _check_manifest(self, out: Path) -> None:
-        path = manifest_path(out)
-        wanted = self.options.manifest()
-        if path.is_file() and not self._force:
-            found = json.loads(path.read_text(encoding="utf-8"))
-            changed = sorted(k for k in wanted if found.get(k) != wanted[k])
-            if changed:
-                details = ", ".join(f"{k}: {found.get(k)!r} -> {wanted[k]!r}" for k in changed)
-                raise ConfigError(
-                    f"{samples_path(out)} holds samples made with other settings ({details}); "
-                    "use another --out, or --force to mix them"
-                )
-        _write_atomic(path, json.dumps(wanted, indent=2) + "\n")
+        check_settings(
+            manifest_path(out),
+            self.options.manifest(),
+            what=f"{samples_path(out)} holds samples",
+            force=self._force,
+        )
 
     async def _sample_all(
         self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], sink_path: Path
