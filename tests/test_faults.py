@@ -212,3 +212,13 @@ def test_a_bad_dataset_damages_nothing_already_written(tmp_path: Path) -> None:
     again = run_synth(run, bad, clients, concurrency=2, max_turns=2)  # bad lines skipped
     assert (again.skipped, again.ran, again.finished) == (3, 0, 3)
     assert _snapshot(run) == before
+
+
+def test_an_overlong_gold_answer_is_an_issue_not_a_grader_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    rows = [{"problem": "What is 1 + 1?", "answer": "2"}, {"problem": "Q?", "answer": "9" * 5000}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    data = load_problems(path)
+    assert [r.line for r in data.records] == [1]
+    (issue,) = data.issues
+    assert str(issue).startswith(f"{path}:2: 'answer' is 5,000 characters long")

@@ -251,6 +251,11 @@ def _collect(
     return ProblemDataset(path, records, issues, source)
 
 
+MAX_ANSWER_CHARS = 1_000
+"""Longest gold answer accepted: MATH500's longest is 53 characters, and math-verify
+spends its whole 5 s timeout on a parse of ~10,000."""
+
+
 def _parse_line(raw: bytes, problem_field: str, answer_field: str) -> _Parsed:
     """The problem, answer and meta of one line, or what is wrong with it."""
     try:
@@ -291,6 +296,11 @@ def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parse
         if not content.strip():
             return f"{name!r} is empty"
         fields.append(content.strip())
+    if len(fields[1]) > MAX_ANSWER_CHARS:
+        return (
+            f"{answer_field!r} is {len(fields[1]):,} characters long; a gold answer over "
+            f"{MAX_ANSWER_CHARS:,} is refused (the grader would time out on it)"
+        )
     meta = {k: v for k, v in value.items() if k not in (problem_field, answer_field)}
     return fields[0], fields[1], meta
 
