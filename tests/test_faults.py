@@ -15,6 +15,8 @@ import asyncio
 import io
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -222,3 +224,14 @@ def test_an_overlong_gold_answer_is_an_issue_not_a_grader_timeout(tmp_path: Path
     assert [r.line for r in data.records] == [1]
     (issue,) = data.issues
     assert str(issue).startswith(f"{path}:2: 'answer' is 5,000 characters long")
+
+
+def test_the_command_line_reports_each_bad_line_once(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"problem": "What is 1 + 1?", "answer": "2"}\nnot json\n', encoding="utf-8")
+    out = tmp_path / "eval"
+    command = [sys.executable, "-m", "journey", "eval", "--model", "function:no_such_module:x",
+               "--dataset", str(path), "--out", str(out), "--no-progress"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.count(f"{path}:2: not valid JSON") == 1, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,9 @@ def default_run_dir(kind: str) -> Path:
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
+    # Commands print a dataset's bad lines themselves (the first few and a count); the
+    # loader's per-line warnings would print each one again, every one of them.
+    logging.getLogger("journey.synthesis.dataset").setLevel(logging.ERROR)
     try:
         app()
     except JourneyError as error:
