@@ -7,7 +7,8 @@ Each ratio is against a baseline measured in the same run, on the same machine:
   at a time, with the orchestration's CPU time per model call;
 - embedded: a debate synthesis on the embedded model with concurrent sessions batched
   (generated tokens/s), against raw batched `generate` at the same batch size and
-  against one request at a time (`bench.bench_embedded`);
+  against one request at a time (`bench.bench_embedded`), and against the same
+  synthesis with the local prefix cache off;
 - prefix reuse: share of each request's prompt repeating the previous request of the
   same session, per role (measured by the capacity server during the synthesis).
 """
@@ -61,24 +62,32 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     from journey.agents.backends.transformers_client import AUTO_DTYPE
     from journey.synthesis import DebateLimits, SynthesisOptions, SynthesisRunner, load_problems
 
+    def synthesis_rate(model: str) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            dataset = bench_server.write_dataset(Path(tmp) / "p.jsonl", sessions)
+            options = SynthesisOptions(
+                policy=model,
+                critic=model,
+                concurrency=sessions,
+                limits=DebateLimits(max_turns=3, max_tokens=100_000),
+                step_tokens=max_tokens,
+            )
+            runner = SynthesisRunner(options, console=Console(file=io.StringIO()), progress=False)
+            report = asyncio.run(runner.run(Path(tmp) / "run", load_problems(dataset).records))
+        return report.tokens_per_second
+
     alone = asyncio.run(one_request_rate(max_tokens))
     raw = raw_generate(getattr(torch, AUTO_DTYPE), max_tokens)
-    with tempfile.TemporaryDirectory() as tmp:
-        dataset = bench_server.write_dataset(Path(tmp) / "p.jsonl", sessions)
-        options = SynthesisOptions(
-            concurrency=sessions,
-            limits=DebateLimits(max_turns=3, max_tokens=100_000),
-            step_tokens=max_tokens,
-        )
-        runner = SynthesisRunner(options, console=Console(file=io.StringIO()), progress=False)
-        report = asyncio.run(runner.run(Path(tmp) / "run", load_problems(dataset).records))
-    synth = report.tokens_per_second
+    synth = synthesis_rate("embedded")
+    uncached = synthesis_rate("embedded?prefix_cache_mb=0")
     return {
         "synth_tokens_per_s": synth,
+        "synth_without_prefix_cache_tokens_per_s": uncached,
         "raw_batched_tokens_per_s": raw,
         "one_request_tokens_per_s": alone,
         "vs_raw_batched": synth / raw,
         "vs_one_request": synth / alone,
+        "vs_without_prefix_cache": synth / uncached,
         "batch": sessions,
     }
 
@@ -146,6 +155,13 @@ def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
             f"{model['one_request_tokens_per_s']:.1f} tok/s",
             f"{model['vs_one_request']:.1f}x",
             ">= 3x",
+        )
+        out.add_row(
+            "embedded synth vs the same without the prefix cache",
+            f"{model['synth_tokens_per_s']:.1f} tok/s",
+            f"{model['synth_without_prefix_cache_tokens_per_s']:.1f} tok/s",
+            f"{model['vs_without_prefix_cache']:.2f}x",
+            "",
         )
     return out
 

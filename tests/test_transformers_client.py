@@ -285,6 +285,41 @@ async def test_concurrent_greedy_requests_batch_and_match_alone(
 
 
 @pytest.mark.embedded
+async def test_prefix_cache_reuses_earlier_turns_and_changes_nothing(embedded_dir: Path) -> None:
+    async def two_turns(prefix_cache_mb: int) -> tuple[list[str], dict[str, float], int]:
+        model = TransformersChatCompletionClient(
+            embedded_dir,
+            model_name=EMBEDDED_MODEL_ID,
+            temperature=0.0,
+            prefix_cache_mb=prefix_cache_mb,
+        )
+        chats = [_user("What is 12 + 30?"), _user("Name a prime number.")]
+        replies = []
+        for _ in range(2):  # every chat's second prompt extends its first
+            results = await asyncio.gather(
+                *(model.create(c, extra_create_args={"max_tokens": 6}) for c in chats)
+            )
+            for chat, result in zip(chats, results, strict=True):
+                assert isinstance(result.content, str)
+                replies.append(result.content)
+                chat += [
+                    AssistantMessage(content=result.content, source="a"),
+                    *_user("Go on."),
+                ]
+        scores = await model.score_labels(chats[0], ["yes", "no"], prefix="Answer: ")
+        reused = model.stats.prompt_tokens_reused
+        await model.close()
+        return replies, scores, reused
+
+    plain_replies, plain_scores, nothing = await two_turns(0)
+    cached_replies, cached_scores, reused = await two_turns(64)
+    assert nothing == 0 and reused > 0
+    assert cached_replies == plain_replies
+    for label, score in plain_scores.items():
+        assert math.isclose(cached_scores[label], score, abs_tol=1e-3)
+
+
+@pytest.mark.embedded
 async def test_seeded_sampling_is_reproducible(client: TransformersChatCompletionClient) -> None:
     args = {"max_tokens": 8, "temperature": 1.0, "seed": 7}
     first = await client.create(_user("Tell me a story."), extra_create_args=args)

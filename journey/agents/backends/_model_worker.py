@@ -7,6 +7,12 @@ and run the oldest request together with the queued ones that share its sampling
 settings as ONE left-padded `generate` call, up to `max_batch_size` rows. Each row
 stops on its own (end-of-turn token, stop string, or its own token limit). Label
 scoring jobs run alone, one forward pass each, between generations.
+
+Prompts are prefilled row by row through a `PrefixCache`: each row encodes only the
+tokens past the longest cached prompt it starts with, and the rows' states are then
+left-padded into the batch's cache, so `generate` itself starts at the last prompt
+token. Models whose attention cache is not a plain growing one (sliding windows,
+recurrent layers) skip the cache and prefill inside `generate` as before.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     GenerationConfig,
     StoppingCriteria,
     StoppingCriteriaList,
 )
+from transformers.cache_utils import DynamicLayer
 
+from journey.agents.backends._prefix_cache import LayerStates, PrefixCache
 from journey.agents.backends._quiet import quiet_loading
 from journey.errors import ModelUnavailableError
 
@@ -53,6 +62,10 @@ class GenerationStats:
     scorings: int = 0
     """Label-scoring forward passes."""
     generated_tokens: int = 0
+    prompt_tokens_reused: int = 0
+    """Prompt tokens whose keys and values came from the prefix cache."""
+    prompt_tokens_encoded: int = 0
+    """Prompt tokens the model encoded (all of them when the prefix cache is off)."""
     busy_seconds: float = 0.0
     """Time spent in `generate` and scoring forward passes."""
 
@@ -110,6 +123,7 @@ class ModelWorker:
         seed: int,
         max_batch_size: int,
         num_threads: int | None,
+        prefix_cache_bytes: int,
     ) -> None:
         self.name = name
         self.stats = GenerationStats()
@@ -121,6 +135,8 @@ class ModelWorker:
         self._rng_state = torch.Generator().manual_seed(seed).get_state()
         self._max_batch_size = max_batch_size
         self._num_threads = num_threads
+        self._prefix_cache_bytes = prefix_cache_bytes
+        self._prefixes: PrefixCache | None = None
         self._lock = threading.Lock()  # thread start, queue and close; never held for long
         self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
@@ -232,6 +248,8 @@ class ModelWorker:
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self._eos_ids = sorted(eos_ids)
+        if self._prefix_cache_bytes > 0 and _has_plain_attention_cache(model):
+            self._prefixes = PrefixCache(self._prefix_cache_bytes)
         self._model = model
 
     def _unavailable(self, exc: BaseException) -> ModelUnavailableError:
@@ -272,7 +290,7 @@ class ModelWorker:
             batch = self._take_batch(pending)
             if batch:
                 self._run(batch)
-        self._model = None  # free the weights once stopped
+        self._model = self._prefixes = None  # free the weights and states once stopped
 
     def _gather(self, pending: list[Job]) -> bool:
         """Add queued jobs to `pending`, waiting briefly for companions; True on stop."""
@@ -355,11 +373,13 @@ class ModelWorker:
         if sampling.temperature > 0:  # plain temperature and top-p, as OpenAI samples
             config.temperature, config.top_p, config.top_k = sampling.temperature, sampling.top_p, 0
         with torch.inference_mode(), self._random_stream(sampling):
+            cache = self._prefilled_cache(prompts, width)
             output = self._model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=config,
                 stopping_criteria=StoppingCriteriaList([stopper]),
+                **({} if cache is None else {"cache": cache}),
             )
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(ready))
@@ -373,6 +393,51 @@ class ModelWorker:
             self.stats.generated_tokens += produced
             finish: FinishReason = "length" if reason == "length" else "stop"
             job.future.set_result(Generated(text, finish, len(prompt), produced))
+
+    def _prefilled_cache(self, prompts: list[list[int]], width: int) -> DynamicCache | None:
+        """The batch's cache for every prompt token but the last (which `generate` feeds),
+        left-padded to `width - 1`; None when the prefix cache is off."""
+        if self._prefixes is None or min(map(len, prompts)) < 2:
+            self.stats.prompt_tokens_encoded += sum(map(len, prompts))
+            return None
+        rows = [self._prompt_states(prompt[:-1]) for prompt in prompts]
+        self.stats.prompt_tokens_encoded += len(prompts)  # the last tokens
+        layers = []
+        for layer in range(len(rows[0])):
+            first_keys, first_values = rows[0][layer]
+            batch_shape = (len(rows), first_keys.shape[1], width - 1)
+            keys = first_keys.new_zeros((*batch_shape, first_keys.shape[3]))
+            values = first_values.new_zeros((*batch_shape, first_values.shape[3]))
+            for row, states in enumerate(rows):  # pad slots stay zero: the mask hides them
+                row_keys, row_values = states[layer]
+                keys[row, :, width - 1 - row_keys.shape[2] :] = row_keys[0]
+                values[row, :, width - 1 - row_values.shape[2] :] = row_values[0]
+            layers.append((keys, values))
+        return DynamicCache(ddp_cache_data=layers, config=self._model.config)
+
+    def _prompt_states(self, ids: list[int]) -> LayerStates:
+        """Keys and values for `ids`, encoding only the tokens past the longest cached
+        prompt they start with; the result is cached in turn."""
+        assert self._prefixes is not None
+        tokens = torch.tensor(ids, dtype=torch.long)
+        cached, reused = self._prefixes.longest_prefix(tokens)
+        reusable = (
+            []
+            if cached is None
+            else [(k[:, :, :reused], v[:, :, :reused]) for k, v in cached.states]
+        )
+        if reused == len(tokens):
+            states = reusable
+        else:
+            past = DynamicCache(ddp_cache_data=reusable or None, config=self._model.config)
+            self._model(
+                input_ids=tokens[reused:].unsqueeze(0), cache=past, use_cache=True, logits_to_keep=1
+            )
+            states = [(layer.keys, layer.values) for layer in past.layers]
+        self._prefixes.store(tokens, states)
+        self.stats.prompt_tokens_reused += reused
+        self.stats.prompt_tokens_encoded += len(tokens) - reused
+        return states
 
     @contextlib.contextmanager
     def _random_stream(self, sampling: Sampling) -> Iterator[None]:
@@ -402,11 +467,32 @@ class ModelWorker:
         if start >= width:  # every label is empty
             return {label: 0.0 for label in job.labels}, read
         with torch.inference_mode():
-            logits = self._model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                logits_to_keep=torch.arange(start - 1, width - 1),  # only where labels are
-            ).logits.float()
+            if self._prefixes is None or start < 2:
+                self.stats.prompt_tokens_encoded += int(attention_mask.sum())
+                logits = self._model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    logits_to_keep=torch.arange(start - 1, width - 1),  # only where labels are
+                ).logits.float()
+            else:  # the shared context from the prefix cache, then every label at once
+                shared = self._prompt_states(sequences[0][: start - 1])
+                self.stats.prompt_tokens_encoded += int(attention_mask[:, start - 1 :].sum())
+                rows = len(sequences)
+                past = DynamicCache(
+                    ddp_cache_data=[
+                        (k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in shared
+                    ],
+                    config=self._model.config,
+                )
+                logits = (
+                    self._model(
+                        input_ids=input_ids[:, start - 1 :],
+                        attention_mask=attention_mask,
+                        cache=past,
+                    )
+                    .logits[:, :-1]
+                    .float()
+                )
         log_probs = torch.log_softmax(logits, dim=-1)
         targets = input_ids[:, start:width]
         picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -459,6 +545,16 @@ class _RowStopper(StoppingCriteria):
     def _has_stop(self, row: int, generated: torch.Tensor) -> bool:
         text = self._decode(generated.tolist())
         return any(stop in text for stop in self._stops[row])
+
+
+def _has_plain_attention_cache(model: Any) -> bool:
+    """Whether every layer's cache is one growing key/value pair, which is what the
+    prefix cache slices and pads (no sliding windows, no recurrent state)."""
+    try:
+        cache = DynamicCache(config=model.config)
+    except (TypeError, ValueError, KeyError):
+        return False
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
 def _context_length(config: Any, tokenizer: Any) -> int:

@@ -35,6 +35,7 @@ _OPTION_TYPES: dict[str, type] = {
     "seed": int,
     "max_batch_size": int,
     "num_threads": int,
+    "prefix_cache_mb": int,
     "dtype": str,
     "timeout": float,
     "max_retries": int,
@@ -44,9 +45,27 @@ _OPTION_TYPES: dict[str, type] = {
 }
 _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
     "embedded": frozenset(
-        {"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}
+        {
+            "temperature",
+            "top_p",
+            "seed",
+            "max_batch_size",
+            "num_threads",
+            "prefix_cache_mb",
+            "dtype",
+        }
     ),
-    "hf": frozenset({"temperature", "top_p", "seed", "max_batch_size", "num_threads", "dtype"}),
+    "hf": frozenset(
+        {
+            "temperature",
+            "top_p",
+            "seed",
+            "max_batch_size",
+            "num_threads",
+            "prefix_cache_mb",
+            "dtype",
+        }
+    ),
     "openai": frozenset(
         {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
     ),

@@ -91,6 +91,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         seed: int = 0,
         max_batch_size: int = 8,
         num_threads: int | None = None,
+        prefix_cache_mb: int = 1024,
     ) -> None:
         """Build the client; the model loads in the worker thread on first use (or `load()`).
 
@@ -105,6 +106,9 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             seed: Seeds the client's random stream for sampling.
             max_batch_size: Most requests run in one `generate` call.
             num_threads: torch CPU threads (process-wide); default all cores available.
+            prefix_cache_mb: Memory for the keys and values of recent prompts, so a prompt
+                that extends one (every turn of a session does) is encoded only past it;
+                0 turns the cache off.
 
         Raises:
             ConfigError: A setting is out of range or the dtype is unknown.
@@ -116,6 +120,8 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
         if num_threads is not None and num_threads < 1:
             raise ConfigError(f"num_threads must be >= 1, got {num_threads!r}")
+        if prefix_cache_mb < 0:
+            raise ConfigError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb!r}")
         self._model_name = model_name
         self._dtype = _DTYPES[AUTO_DTYPE if dtype == "auto" else dtype]
         self._max_new_tokens = max_new_tokens
@@ -128,6 +134,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             seed=seed,
             max_batch_size=max_batch_size,
             num_threads=num_threads,
+            prefix_cache_bytes=prefix_cache_mb * 2**20,
         )
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
