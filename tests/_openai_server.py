@@ -1,6 +1,7 @@
 """A tiny scriptable OpenAI-compatible server on loopback, for backend tests.
 
-Only `POST /v1/chat/completions` is served, plain or streamed (SSE). Each request
+`POST /v1/chat/completions` is served, plain or streamed (SSE), and `GET /v1/models`
+lists one model (what a client polls to see that a server is up). Each request
 takes the next scripted reply from a queue (a default completion when it is empty)
 and is recorded, so a test can check what the client sent.
 
@@ -85,14 +86,15 @@ class RecordedRequest:
 
 
 class OpenAIStubServer:
-    """Runs on 127.0.0.1 with an ephemeral port in a daemon thread."""
+    """Runs on 127.0.0.1 with an ephemeral port (or the given one) in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, served_model: str = "stub-model") -> None:
+        self.served_model = served_model
         self.replies: deque[Reply] = deque()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -126,6 +128,13 @@ class OpenAIStubServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep pytest output clean
+
+            def do_GET(self) -> None:
+                if self.path != "/v1/models":
+                    self._send(404, b'{"error": {"message": "no such route"}}', {})
+                    return
+                model = {"id": server.served_model, "object": "model", "owned_by": "stub"}
+                self._send(200, json.dumps({"object": "list", "data": [model]}).encode(), {})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))

@@ -361,7 +361,12 @@ class OpenAICompatibleClient(ChatCompletionClient):
 
     # --- retries ------------------------------------------------------------------------
 
+    async def _before_request(self) -> None:
+        """Runs before every request; a subclass that starts its own server waits here
+        until the server is ready (a server that cannot start raises, without retries)."""
+
     async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        await self._before_request()
         attempts = 0
         try:
             async for attempt in AsyncRetrying(

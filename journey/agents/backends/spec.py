@@ -4,12 +4,23 @@
     hf:PATH  or an existing directory  a local Hugging Face model (e.g. a trained output)
     openai:MODEL                      an OpenAI-compatible server at $OPENAI_BASE_URL
     openai:MODEL@http://host:8000/v1  ... at that base URL (a vLLM or llama.cpp server)
+    vllm:MODEL                        a vLLM server that journey starts on a free local port
+                                      and stops when done; MODEL is a Hub id or a directory
     replay:FILE.json                  replies from a JSON list (or JSONL) of strings
     function:MODULE:NAME              replies from a Python function of the messages
                                       (sync or async), e.g. a rule-based critic or a test fake
 
 Options follow a `?`, as `key=value` pairs joined by `&`, for example
 `openai:Qwen2.5-7B@http://localhost:8000/v1?temperature=0.7&logprobs=true`.
+
+vLLM cannot share journey's environment, so `vllm:` starts it from another:
+the interpreter in `python=`, else in $JOURNEY_VLLM_PYTHON, else the `vllm`
+executable on PATH, for example
+    vllm:Qwen/Qwen2.5-7B-Instruct?python=/opt/vllm/bin/python&dtype=bfloat16
+Server options: python, tensor_parallel_size, gpu_memory_utilization,
+max_model_len, dtype, start_timeout (seconds to become ready, default 900);
+more server arguments go in $JOURNEY_VLLM_ARGS (e.g. "--enforce-eager").
+Roles on one model with the same server options share one server.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from autogen_core.models import ChatCompletionClient
 
 from journey.errors import ModelSpecError
 
-Backend = Literal["embedded", "hf", "openai", "replay", "function"]
+Backend = Literal["embedded", "hf", "openai", "vllm", "replay", "function"]
 
 DEFAULT_MODEL_SPEC = "embedded"
 
@@ -42,6 +53,11 @@ _OPTION_TYPES: dict[str, type] = {
     "logprobs": bool,
     "key_env": str,
     "cycle": bool,
+    "python": str,
+    "tensor_parallel_size": int,
+    "gpu_memory_utilization": float,
+    "max_model_len": int,
+    "start_timeout": float,
 }
 _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
     "embedded": frozenset(
@@ -68,6 +84,22 @@ _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
     ),
     "openai": frozenset(
         {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
+    ),
+    "vllm": frozenset(
+        {
+            "temperature",
+            "top_p",
+            "seed",
+            "timeout",
+            "max_retries",
+            "logprobs",
+            "python",
+            "tensor_parallel_size",
+            "gpu_memory_utilization",
+            "max_model_len",
+            "dtype",
+            "start_timeout",
+        }
     ),
     "replay": frozenset({"cycle"}),
     "function": frozenset(),
@@ -96,8 +128,8 @@ class ModelSpec:
 
     backend: Backend
     target: str = ""
-    """Model name (openai), directory (hf), file (replay) or MODULE:NAME (function);
-    empty for embedded."""
+    """Model name (openai), Hub id or directory (vllm), directory (hf), file (replay) or
+    MODULE:NAME (function); empty for embedded."""
     base_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -135,6 +167,8 @@ def parse_model_spec(text: str) -> ModelSpec:
         if not model or (at and not base_url.startswith(("http://", "https://"))):
             raise ModelSpecError(f"model spec {spec!r} should look like openai:MODEL[@http://...]")
         parsed = ModelSpec("openai", model, base_url or None, options)
+    elif scheme == "vllm" and colon and rest:
+        parsed = ModelSpec("vllm", rest, options=options)
     elif scheme == "hf" and colon and rest:
         parsed = ModelSpec("hf", rest, options=options)
     elif scheme == "replay" and colon and rest:
@@ -149,7 +183,7 @@ def parse_model_spec(text: str) -> ModelSpec:
     else:
         raise ModelSpecError(
             f"unknown model spec {spec!r}: use 'embedded', 'hf:DIR' (or a directory), "
-            "'openai:MODEL[@URL]', 'replay:FILE' or 'function:MODULE:NAME'"
+            "'openai:MODEL[@URL]', 'vllm:MODEL', 'replay:FILE' or 'function:MODULE:NAME'"
         )
     unknown = set(parsed.options) - _BACKEND_OPTIONS[parsed.backend]
     if unknown:
@@ -207,6 +241,10 @@ def create_client(spec: ModelSpec) -> ChatCompletionClient:
 
         key_env = options.pop("key_env", "OPENAI_API_KEY")
         return openai_client_from_spec(spec.target, spec.base_url, api_key_env=key_env, **options)
+    if spec.backend == "vllm":
+        from journey.agents.backends.vllm_server import vllm_client_from_spec
+
+        return vllm_client_from_spec(spec.target, **options)
     from journey.agents.backends.scripted import (
         FunctionChatCompletionClient,
         ScriptedChatCompletionClient,
@@ -219,7 +257,8 @@ def create_client(spec: ModelSpec) -> ChatCompletionClient:
 
 class ClientPool:
     """Hands out one client per distinct spec, so two roles on one local model share it
-    (one copy in memory, and their requests batch together)."""
+    (one copy in memory, and their requests batch together). `vllm:` specs that differ
+    only in client options (temperature, logprobs...) also share one server."""
 
     def __init__(self) -> None:
         self._clients: dict[str, ChatCompletionClient] = {}

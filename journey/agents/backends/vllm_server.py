@@ -1,0 +1,480 @@
+"""A vLLM server that journey starts, shares and stops itself: the `vllm:MODEL` spec.
+
+vLLM pins its own torch and transformers, so it cannot live in journey's environment;
+it runs as a subprocess from a separate one. Which program starts it, in this order:
+
+1. the interpreter of the spec's `python=` option, e.g. `python=/opt/vllm/bin/python`,
+2. else the interpreter in `$JOURNEY_VLLM_PYTHON`,
+3. else the `vllm` executable on PATH.
+
+An interpreter runs `PYTHON -m vllm.entrypoints.openai.api_server --model MODEL ...`;
+the executable runs `vllm serve MODEL ...`. Either way the server listens on 127.0.0.1
+at a free port, with the spec's server options as flags (`tensor_parallel_size=2`
+becomes `--tensor-parallel-size 2`) and then the words of `$JOURNEY_VLLM_ARGS` (split
+like a shell line, e.g. `--enforce-eager --max-num-seqs 64`), which come last and so
+win over journey's own flags. Do not pass `--served-model-name`: the client asks for
+the model by the name it was started with.
+
+Clients whose server settings are equal share one server (a critic with `logprobs=true`
+and a policy with `temperature=0.7` on the same model load it once). The server is
+stopped (SIGTERM to its process group, SIGKILL after a grace period) when its last
+client is closed or garbage-collected, at interpreter exit, and, on Linux, by the
+kernel when journey itself dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import http.client
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from journey.agents.backends.openai_compat import DUMMY_API_KEY, OpenAICompatibleClient
+from journey.errors import ConfigError, ModelSpecError, ModelUnavailableError
+
+__all__ = [
+    "DEFAULT_START_TIMEOUT",
+    "EXTRA_ARGS_ENV",
+    "PYTHON_ENV",
+    "VLLMClient",
+    "VLLMServer",
+    "VLLMServerSettings",
+    "vllm_client_from_spec",
+]
+
+logger = logging.getLogger(__name__)
+
+PYTHON_ENV = "JOURNEY_VLLM_PYTHON"
+"""Interpreter of the environment where vllm is installed, when a spec gives no `python=`."""
+
+EXTRA_ARGS_ENV = "JOURNEY_VLLM_ARGS"
+"""More `vllm serve` arguments for every server journey starts, split with `shlex`."""
+
+DEFAULT_START_TIMEOUT = 900.0  # a 70B model on slow disks takes minutes to load
+API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+HOST = "127.0.0.1"  # never reachable from other machines: the server has no API key
+
+STOP_GRACE_SECONDS = 30.0
+"""How long a server may take to exit after SIGTERM before it is killed."""
+
+READY_POLL_SECONDS = 0.5
+LOG_TAIL_LINES = 5
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+@dataclass(frozen=True)
+class VLLMServerSettings:
+    """What a vLLM server is started with; equal settings share one server.
+
+    Raises:
+        ConfigError: A numeric setting is out of range.
+    """
+
+    model: str
+    """Hugging Face model id or local directory, as `vllm serve` takes it."""
+    python: str | None = None
+    """Interpreter with vllm installed; None runs the `vllm` executable on PATH."""
+    tensor_parallel_size: int | None = None
+    """GPUs to shard the model over (`--tensor-parallel-size`); None: vLLM's default (1)."""
+    gpu_memory_utilization: float | None = None
+    """Fraction of each GPU's memory vLLM may take (`--gpu-memory-utilization`)."""
+    max_model_len: int | None = None
+    """Context length in tokens (`--max-model-len`); None: the model's own."""
+    dtype: str | None = None
+    """Weight and activation dtype (`--dtype`), e.g. "bfloat16"; None: vLLM's "auto"."""
+    extra_args: tuple[str, ...] = ()
+    """Further server arguments, appended after all the others."""
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size is not None and self.tensor_parallel_size < 1:
+            raise ConfigError(
+                f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size!r}"
+            )
+        utilization = self.gpu_memory_utilization
+        if utilization is not None and not 0.0 < utilization <= 1.0:
+            raise ConfigError(
+                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization!r}"
+            )
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ConfigError(f"max_model_len must be at least 1, got {self.max_model_len!r}")
+
+    def command(self, port: int) -> list[str]:
+        """The server's command line.
+
+        Raises:
+            ModelSpecError: The interpreter does not exist, or no interpreter is given and
+                no `vllm` executable is on PATH.
+        """
+        return [*self._launcher(), "--host", HOST, "--port", str(port), *self._flags()]
+
+    def sharing_key(self) -> tuple[str, ...]:
+        """The command line without the port: servers started alike are one server."""
+        return (*self._launcher(), *self._flags())
+
+    def _launcher(self) -> list[str]:
+        if self.python is not None:
+            interpreter = shutil.which(self.python)
+            if interpreter is None:
+                raise ModelSpecError(
+                    f"python interpreter {self.python!r} for vllm:{self.model} does not exist "
+                    "or is not executable"
+                )
+            return [interpreter, "-m", API_SERVER_MODULE, "--model", self.model]
+        executable = shutil.which("vllm")
+        if executable is None:
+            raise ModelSpecError(
+                f"cannot start vllm:{self.model}: give python=/path/to/venv/bin/python in the "
+                f"spec, set ${PYTHON_ENV}, or put the vllm executable on PATH"
+            )
+        return [executable, "serve", self.model]
+
+    def _flags(self) -> list[str]:
+        flags: list[str] = []
+        for name, value in (
+            ("--tensor-parallel-size", self.tensor_parallel_size),
+            ("--gpu-memory-utilization", self.gpu_memory_utilization),
+            ("--max-model-len", self.max_model_len),
+            ("--dtype", self.dtype),
+        ):
+            if value is not None:
+                flags += [name, str(value)]
+        return [*flags, *self.extra_args]
+
+
+@dataclass
+class _ServerProcess:
+    """The process and its log; kept apart from `VLLMServer` so that the exit-time
+    finalizer can stop it without keeping the server object alive."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    keep_log: bool = False
+    """Left in place after a failure, whose message names it; removed otherwise."""
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            self.keep_log = True  # it died on its own: its log says why
+        else:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # Tensor-parallel workers live in the server's process group and may outlive it.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        if not self.keep_log:
+            self.log_path.unlink(missing_ok=True)
+
+
+_servers: dict[tuple[str, ...], VLLMServer] = {}
+_servers_lock = threading.Lock()
+
+
+class VLLMServer:
+    """One vLLM server process on 127.0.0.1, shared by the clients that use it.
+
+    Get one with `VLLMServer.acquire`, never the constructor, and pair it with `release`.
+    """
+
+    def __init__(self, settings: VLLMServerSettings) -> None:
+        self.settings = settings
+        port = _free_port()
+        command = settings.command(port)
+        self.base_url = f"http://{HOST}:{port}/v1"
+        # The one file journey/agents writes: the server's output goes to a file, not a
+        # pipe (which would block the server once full if nobody read it), so that an
+        # error can quote its last lines and name it for the rest.
+        log_fd, log_name = tempfile.mkstemp(prefix="journey-vllm-", suffix=".log")
+        self.log_path = Path(log_name)
+        with os.fdopen(log_fd, "wb") as log:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Its own process group, so a stop reaches tensor-parallel workers too
+                    # and a Ctrl-C in journey's terminal does not kill it mid-request.
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if _LIBC is not None else None,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log is current
+                )
+            except OSError as error:
+                self.log_path.unlink(missing_ok=True)
+                raise ModelUnavailableError(
+                    f"cannot start the vLLM server for {settings.model!r} "
+                    f"({shlex.join(command[:3])}): {error}"
+                ) from None
+        logger.info(
+            "starting vLLM server for %s (pid %d) at %s, log %s",
+            settings.model,
+            process.pid,
+            self.base_url,
+            self.log_path,
+        )
+        self._process = _ServerProcess(process, self.log_path)
+        self._stop_process = weakref.finalize(self, self._process.stop)  # also runs at exit
+        self._started_at = time.monotonic()
+        self._ready = False
+        self._probing = False
+        self._failure: str | None = None
+        self._users = 0
+        self._key = settings.sharing_key()
+
+    @classmethod
+    def acquire(cls, settings: VLLMServerSettings) -> VLLMServer:
+        """The running server for these settings, started now if there is none.
+
+        Raises:
+            ModelSpecError: No interpreter or `vllm` executable to start it with.
+            ModelUnavailableError: The server process could not be started.
+        """
+        key = settings.sharing_key()
+        with _servers_lock:
+            server = _servers.get(key)
+            if server is None:
+                server = _servers[key] = cls(settings)
+            server._users += 1
+            return server
+
+    def release(self) -> None:
+        """One user fewer; the last one stops the server."""
+        with _servers_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if _servers.get(self._key) is self:
+                del _servers[self._key]
+        self._stop_process()
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    @property
+    def pid(self) -> int:
+        return self._process.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process.process.poll() is None
+
+    async def wait_until_ready(self, timeout: float = DEFAULT_START_TIMEOUT) -> None:
+        """Return once `GET /v1/models` answers 200; also checks that it has not died since.
+
+        Args:
+            timeout: Seconds since the server was started after which to give up.
+
+        Raises:
+            ModelUnavailableError: The server exited, or was not ready in time (it is
+                stopped then). The message names the model and quotes the log's last lines.
+        """
+        while True:
+            if self._failure is not None:
+                raise ModelUnavailableError(self._failure)
+            code = self._process.process.poll()
+            if code is not None:
+                when = "" if self._ready else " before it was ready"
+                self._fail(f"exited with code {code}{when}")
+            if self._ready:
+                return
+            if not self._probing:  # one probe at a time, however many requests wait
+                self._probing = True
+                try:
+                    self._ready = await asyncio.to_thread(_lists_models, self.base_url)
+                finally:
+                    self._probing = False
+                if self._ready:
+                    logger.info("vLLM server for %s is ready at %s", self.model, self.base_url)
+                    return
+            if time.monotonic() - self._started_at >= timeout:
+                self._fail(f"was not ready after {timeout:g} s (raise start_timeout=)")
+            await asyncio.sleep(READY_POLL_SECONDS)
+
+    def _fail(self, what: str) -> NoReturn:
+        """Stop the server, keep its log, and raise (now and on every later wait)."""
+        self._process.keep_log = True
+        self._stop_process()
+        tail = " | ".join(_log_tail(self.log_path, LOG_TAIL_LINES)) or "(empty)"
+        if len(tail) > 500:
+            tail = "..." + tail[-497:]
+        self._failure = (
+            f"vLLM server for {self.model!r} {what}; last log lines: {tail} "
+            f"(full log: {self.log_path})"
+        )
+        raise ModelUnavailableError(self._failure)
+
+
+class VLLMClient(OpenAICompatibleClient):
+    """An OpenAI-compatible client for a vLLM server it holds a share of.
+
+    Requests wait until the server is ready (or `load()` does it up front); `close()`
+    gives up the share. vLLM continues a final assistant message, so label scoring
+    honours its prefix.
+    """
+
+    def __init__(
+        self,
+        server: VLLMServer,
+        *,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        **client_options: Any,
+    ) -> None:
+        """Use `server`, which must have been acquired for this client, and release it
+        when closed or collected.
+
+        Args:
+            server: The acquired server; released on close, or here if the client
+                cannot be built.
+            start_timeout: Seconds from the server's start after which waiting for it fails.
+            **client_options: `OpenAICompatibleClient` options (timeout, logprobs,
+                temperature...).
+
+        Raises:
+            ConfigError: An option is out of range.
+        """
+        try:
+            if start_timeout <= 0:
+                raise ConfigError(f"start_timeout must be positive, got {start_timeout!r}")
+            super().__init__(
+                server.model,
+                api_key=DUMMY_API_KEY,
+                base_url=server.base_url,
+                continue_final_message=True,
+                **client_options,
+            )
+        except BaseException:
+            server.release()
+            raise
+        self.server = server
+        self._start_timeout = start_timeout
+        self._release = weakref.finalize(self, server.release)
+
+    async def load(self) -> None:
+        """Wait until the server is ready (the first request would wait anyway).
+
+        Raises:
+            ModelUnavailableError: The server exited or was not ready within start_timeout.
+        """
+        await self.server.wait_until_ready(self._start_timeout)
+
+    async def _before_request(self) -> None:
+        await self.load()
+
+    async def close(self) -> None:
+        await super().close()
+        await asyncio.to_thread(self._release)  # may wait out the server's grace period
+
+
+def vllm_client_from_spec(
+    model: str,
+    *,
+    python: str | None = None,
+    tensor_parallel_size: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    max_model_len: int | None = None,
+    dtype: str | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    **client_options: Any,
+) -> VLLMClient:
+    """Start (or share) a vLLM server for `model` and return a client for it.
+
+    The server starts loading at once; this returns without waiting for it.
+
+    Args:
+        model: Hugging Face model id or local directory (`~` is expanded).
+        python: Interpreter with vllm installed; default `$JOURNEY_VLLM_PYTHON`, else the
+            `vllm` executable on PATH.
+        tensor_parallel_size: `--tensor-parallel-size`.
+        gpu_memory_utilization: `--gpu-memory-utilization`.
+        max_model_len: `--max-model-len`.
+        dtype: `--dtype`.
+        start_timeout: Seconds the server may take to become ready.
+        **client_options: Client options: temperature, top_p, seed, timeout,
+            max_retries, logprobs.
+
+    Raises:
+        ConfigError: An option is out of range.
+        ModelSpecError: No interpreter or `vllm` executable to start the server with.
+        ModelUnavailableError: The server process could not be started.
+
+    Example:
+        >>> vllm_client_from_spec("Qwen/Qwen2.5-7B-Instruct", python="/opt/vllm/bin/python")
+    """
+    if model.startswith("~"):
+        model = str(Path(model).expanduser())
+    settings = VLLMServerSettings(
+        model,
+        python=python or os.environ.get(PYTHON_ENV) or None,
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        dtype=dtype,
+        extra_args=tuple(shlex.split(os.environ.get(EXTRA_ARGS_ENV, ""))),
+    )
+    if start_timeout <= 0:  # checked before a server is started for nothing
+        raise ConfigError(f"start_timeout must be positive, got {start_timeout!r}")
+    return VLLMClient(VLLMServer.acquire(settings), start_timeout=start_timeout, **client_options)
+
+
+def _free_port() -> int:
+    """A port free now; the server binds it a moment later (a clash fails its start)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _lists_models(base_url: str) -> bool:
+    # No proxy: a $HTTP_PROXY would otherwise get the loopback probe.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{base_url}/models", timeout=2.0) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):  # URLError, HTTPError, refused, timeout
+        return False
+
+
+def _log_tail(path: Path, lines: int) -> list[str]:
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 16384))
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel SIGTERMs the server when journey dies without
+    cleaning up (SIGKILL, a crash), which atexit cannot cover.
+
+    Linux ties this to the *thread* that started the server, so build vLLM clients on a
+    long-lived thread (the CLI's main thread), not a short-lived worker.
+    """
+    assert _LIBC is not None
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
