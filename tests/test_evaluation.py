@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from journey.agents.backends.scripted import FunctionChatCompletionClient
 from journey.cli import app
-from journey.errors import ConfigError, DatasetError
+from journey.errors import ConfigError, DatasetError, ModelUnavailableError
 from journey.evaluation import (
     EvalOptions,
     EvalRecord,
@@ -193,6 +193,24 @@ async def test_failed_requests_are_counted_and_retried(tmp_path: Path) -> None:
     retry = FunctionChatCompletionClient(fake_reply)
     second = await EvalRunner(options, client=retry, progress=False).run(out, problems, dataset="p")
     assert len(retry.requests) == 1 and second.problems == 4 and second.errors == 0
+
+
+async def test_a_model_that_cannot_start_fails_once_before_any_request(tmp_path: Path) -> None:
+    problems = load_problems(write_dataset(tmp_path / "p.jsonl")).records
+
+    class Unstartable(FunctionChatCompletionClient):
+        loads = 0
+
+        async def load(self) -> None:
+            self.loads += 1
+            raise ModelUnavailableError("vllm server for 'm' exited with code 1")
+
+    client = Unstartable(fake_reply)
+    runner = EvalRunner(EvalOptions(model="function:x:y"), client=client, progress=False)
+    with pytest.raises(ModelUnavailableError, match="exited with code 1"):
+        await runner.run(tmp_path / "eval", problems, dataset="p")
+    assert client.loads == 1 and client.requests == []
+    assert load_records(tmp_path / "eval") == []
 
 
 async def test_a_cut_off_last_record_is_dropped_and_redone(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from autogen_core.models import ChatCompletionClient, UserMessage
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from journey.agents.backends.base import ensure_loaded
 from journey.agents.backends.spec import create_client, parse_model_spec
 from journey.errors import ConfigError
 from journey.evaluation.grading import grade_output
@@ -163,6 +164,7 @@ class EvalRunner:
         if todo:
             client = self._client or self.options.client()
             try:
+                await ensure_loaded(client)
                 new, errors = await self._generate_all(client, todo, out)
             finally:
                 if self._client is None:

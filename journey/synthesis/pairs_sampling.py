@@ -36,6 +36,7 @@ from autogen_core.models import ChatCompletionClient, UserMessage
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from journey.agents.backends.base import ensure_loaded
 from journey.errors import ConfigError
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.export_rows import user_prompt
@@ -130,6 +131,7 @@ class PairsSampler:
         if todo:
             client = self._client or self.options.client()
             try:
+                await ensure_loaded(client)
                 new, failed = await self._sample_all(client, todo, samples_path(out))
             finally:
                 if self._client is None:

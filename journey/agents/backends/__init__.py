@@ -5,7 +5,7 @@ import them from their modules (`transformers_client`, `openai_compat`) or let
 `create_client` do it when a spec needs them.
 """
 
-from journey.agents.backends.base import LabelScoringClient, can_score_labels
+from journey.agents.backends.base import LabelScoringClient, can_score_labels, ensure_loaded
 from journey.agents.backends.limited import ConcurrencyLimitedClient, limit_requests
 from journey.agents.backends.scripted import (
     FunctionChatCompletionClient,
@@ -31,6 +31,7 @@ __all__ = [
     "ScriptedChatCompletionClient",
     "can_score_labels",
     "create_client",
+    "ensure_loaded",
     "limit_requests",
     "parse_model_spec",
 ]

@@ -39,3 +39,17 @@ class LabelScoringClient(Protocol):
 def can_score_labels(client: ChatCompletionClient) -> bool:
     """True when `client` implements label scoring and has it switched on."""
     return isinstance(client, LabelScoringClient) and client.supports_label_scoring
+
+
+async def ensure_loaded(client: ChatCompletionClient) -> None:
+    """Load (or start) the client's model now, where it has such a step.
+
+    A model that cannot start then fails once, with its one-line reason, instead of
+    once per request of a long job.
+
+    Raises:
+        ModelUnavailableError: The model could not be loaded or its server not started.
+    """
+    load = getattr(client, "load", None)
+    if callable(load):
+        await load()
