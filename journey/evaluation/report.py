@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 
@@ -54,31 +55,44 @@ def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.1%}"
 
 
+def _short_model(model: str) -> str:
+    """A trained model's spec by its directory's name: the full path is in each run's
+    metrics, and beside the run name it only crowds the table."""
+    if model.startswith("hf:") and "/" in model:
+        return "hf:…/" + Path(model.removeprefix("hf:")).name
+    return model
+
+
 def render_comparison(comparison: Comparison) -> Table:
     """Runs side by side: accuracy, difference vs the first run with its 95% CI, by level."""
     table = Table(
         title="evaluation comparison (baseline: first run)",
         title_justify="left",
+        box=box.SIMPLE_HEAD,  # no column rules and one space between columns: a row of
+        collapse_padding=True,  # five levels fits 80 columns
+        pad_edge=False,
         caption=f"diff and 95% CI on shared problems, paired bootstrap, "
         f"{comparison.resamples} resamples, seed {comparison.seed}",
     )
-    table.add_column("run")
-    table.add_column("model")
-    table.add_column("problems", justify="right")
+    # In 80 columns the run names stay whole and long model paths fold instead.
+    names = [Path(run.directory).name for run in comparison.runs]
+    table.add_column("run", no_wrap=True, min_width=max(map(len, names), default=3))
+    table.add_column("model", overflow="fold")
+    table.add_column("n", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("diff", justify="right")
     table.add_column("95% CI", justify="right")
     for level in comparison.levels:
         table.add_column(f"L{level}" if level.isdigit() else level, justify="right")
-    for run in comparison.runs:
+    for name, run in zip(names, comparison.runs, strict=True):
         interval = "" if run.ci_low is None else f"[{_signed(run.ci_low)}, {_signed(run.ci_high)}]"
         by_level = [
             f"{run.by_level[level]:.0%}" if level in run.by_level else "-"
             for level in comparison.levels
         ]
         table.add_row(
-            Path(run.directory).name,
-            run.model,
+            name,
+            _short_model(run.model),
             str(run.problems),
             f"{run.accuracy:.1%}",
             _signed(run.difference),
