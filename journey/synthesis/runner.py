@@ -40,8 +40,6 @@ from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, computed_field
-from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -52,7 +50,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from journey.agents import CriticAgent, CriticMode, PolicyAgent
 from journey.agents.backends import ClientPool, limit_requests, parse_model_spec
@@ -69,6 +66,7 @@ from journey.protocols import (
 from journey.synthesis.beam_select import BeamOptions
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.debate import DebateLimits, DebateResult, RestoreError
+from journey.synthesis.run_report import SynthesisReport, render_synthesis_report
 from journey.synthesis.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
 from journey.synthesis.strategies import StrategySession, strategy_session
 
@@ -160,59 +158,6 @@ class SynthesisOptions:
             "step_tokens": self.step_tokens,
             **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
         }
-
-
-class SynthesisReport(BaseModel):
-    """What a synthesis run did. Outcome counts cover every finished session of the
-    selection (earlier runs included); tokens and time cover this run only."""
-
-    run_dir: str
-    strategy: str
-    sessions: int
-    """Problems selected."""
-    skipped: int = 0
-    """Sessions already finished and indexed before this run."""
-    resumed: int = 0
-    """Unfinished sessions continued from their logs."""
-    reindexed: int = 0
-    """Sessions whose log had ended but which were not indexed yet."""
-    restarted: int = 0
-    """Sessions whose log could not be replayed: kept aside, started again."""
-    ran: int = 0
-    """Sessions that ended in this run (resumed ones included)."""
-    crashed: int = 0
-    """Sessions stopped by an unexpected error; their logs are left to resume."""
-    solved: int = 0
-    unverified: int = 0
-    failed: int = 0
-    errors: int = 0
-    """Sessions that ended as `model_error` (a backend kept failing)."""
-    generated_tokens: int = 0
-    prompt_tokens: int = 0
-    wall_time: float = 0.0
-    dataset_issues: int = 0
-    retries: int = 0
-    """Requests the backends retried in this run (timeouts, 429, 5xx...)."""
-    retries_by_cause: dict[str, int] = {}
-    problems: list[str] = []
-    """One line per crashed or restarted session."""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def finished(self) -> int:
-        return self.solved + self.unverified + self.failed + self.errors
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def yield_rate(self) -> float:
-        """Solved sessions per finished session."""
-        return self.solved / self.finished if self.finished else 0.0
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tokens_per_second(self) -> float:
-        """Generated tokens per second of this run's wall time."""
-        return self.generated_tokens / self.wall_time if self.wall_time > 0 else 0.0
 
 
 @dataclass
@@ -641,49 +586,3 @@ def _repair_index(path: Path) -> None:
 def _set_aside(path: Path) -> None:
     if path.exists():
         os.replace(path, path.with_name("events.broken.jsonl"))
-
-
-def render_synthesis_report(report: SynthesisReport) -> Table:
-    """The end-of-run summary as a two-column table."""
-    table = Table(title="Synthesis summary", box=box.ROUNDED, show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    rows: list[tuple[str, str]] = [
-        ("run", report.run_dir),
-        ("strategy", report.strategy),
-        ("sessions", _sessions_text(report)),
-        ("solved", str(report.solved)),
-        ("failed", str(report.failed)),
-        ("errors", str(report.errors)),
-    ]
-    if report.unverified:
-        rows.append(("unverified", str(report.unverified)))
-    if report.crashed:
-        rows.append(("crashed", f"{report.crashed} (resume to retry)"))
-    rows += [
-        ("yield", f"{report.yield_rate:.1%} ({report.solved}/{report.finished})"),
-        ("tokens", f"{report.generated_tokens:,} generated · {report.prompt_tokens:,} prompt"),
-        ("wall time", f"{report.wall_time:.1f}s"),
-        ("tokens/s", f"{report.tokens_per_second:.1f}"),
-    ]
-    if report.retries:
-        causes = ", ".join(f"{cause}: {n}" for cause, n in report.retries_by_cause.items())
-        rows.append(("retries", f"{report.retries} ({causes})"))
-    if report.dataset_issues:
-        rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
-
-
-def _sessions_text(report: SynthesisReport) -> str:
-    parts = [f"{report.ran} ran now"]
-    if report.resumed:
-        parts.append(f"{report.resumed} resumed")
-    if report.skipped:
-        parts.append(f"{report.skipped} already done")
-    if report.reindexed:
-        parts.append(f"{report.reindexed} indexed from their logs")
-    if report.restarted:
-        parts.append(f"{report.restarted} started again")
-    return f"{report.finished}/{report.sessions} finished ({', '.join(parts)})"

@@ -1,0 +1,108 @@
+"""What a synthesis run did: `SynthesisReport`, and its end-of-run summary table."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, computed_field
+from rich import box
+from rich.table import Table
+
+__all__ = ["SynthesisReport", "render_synthesis_report"]
+
+
+class SynthesisReport(BaseModel):
+    """What a synthesis run did. Outcome counts cover every finished session of the
+    selection (earlier runs included); tokens and time cover this run only."""
+
+    run_dir: str
+    strategy: str
+    sessions: int
+    """Problems selected."""
+    skipped: int = 0
+    """Sessions already finished and indexed before this run."""
+    resumed: int = 0
+    """Unfinished sessions continued from their logs."""
+    reindexed: int = 0
+    """Sessions whose log had ended but which were not indexed yet."""
+    restarted: int = 0
+    """Sessions whose log could not be replayed: kept aside, started again."""
+    ran: int = 0
+    """Sessions that ended in this run (resumed ones included)."""
+    crashed: int = 0
+    """Sessions stopped by an unexpected error; their logs are left to resume."""
+    solved: int = 0
+    unverified: int = 0
+    failed: int = 0
+    errors: int = 0
+    """Sessions that ended as `model_error` (a backend kept failing)."""
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    wall_time: float = 0.0
+    dataset_issues: int = 0
+    retries: int = 0
+    """Requests the backends retried in this run (timeouts, 429, 5xx...)."""
+    retries_by_cause: dict[str, int] = {}
+    problems: list[str] = []
+    """One line per crashed or restarted session."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def finished(self) -> int:
+        return self.solved + self.unverified + self.failed + self.errors
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def yield_rate(self) -> float:
+        """Solved sessions per finished session."""
+        return self.solved / self.finished if self.finished else 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per second of this run's wall time."""
+        return self.generated_tokens / self.wall_time if self.wall_time > 0 else 0.0
+
+
+def render_synthesis_report(report: SynthesisReport) -> Table:
+    """The end-of-run summary as a two-column table."""
+    table = Table(title="Synthesis summary", box=box.ROUNDED, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, str]] = [
+        ("run", report.run_dir),
+        ("strategy", report.strategy),
+        ("sessions", _sessions_text(report)),
+        ("solved", str(report.solved)),
+        ("failed", str(report.failed)),
+        ("errors", str(report.errors)),
+    ]
+    if report.unverified:
+        rows.append(("unverified", str(report.unverified)))
+    if report.crashed:
+        rows.append(("crashed", f"{report.crashed} (resume to retry)"))
+    rows += [
+        ("yield", f"{report.yield_rate:.1%} ({report.solved}/{report.finished})"),
+        ("tokens", f"{report.generated_tokens:,} generated · {report.prompt_tokens:,} prompt"),
+        ("wall time", f"{report.wall_time:.1f}s"),
+        ("tokens/s", f"{report.tokens_per_second:.1f}"),
+    ]
+    if report.retries:
+        causes = ", ".join(f"{cause}: {n}" for cause, n in report.retries_by_cause.items())
+        rows.append(("retries", f"{report.retries} ({causes})"))
+    if report.dataset_issues:
+        rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _sessions_text(report: SynthesisReport) -> str:
+    parts = [f"{report.ran} ran now"]
+    if report.resumed:
+        parts.append(f"{report.resumed} resumed")
+    if report.skipped:
+        parts.append(f"{report.skipped} already done")
+    if report.reindexed:
+        parts.append(f"{report.reindexed} indexed from their logs")
+    if report.restarted:
+        parts.append(f"{report.restarted} started again")
+    return f"{report.finished}/{report.sessions} finished ({', '.join(parts)})"
