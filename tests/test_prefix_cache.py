@@ -43,16 +43,36 @@ def test_a_prompt_that_extends_an_entry_replaces_it() -> None:
     assert cache.nbytes == (4 + 2) * 2 * 2 * 16  # tokens x layers x (k, v) x 16 bytes
 
 
-def test_the_budget_evicts_least_recently_used() -> None:
+def test_a_full_cache_evicts_stale_entries_least_recently_used_first() -> None:
     per_entry = 3 * 2 * 2 * 16
     cache = PrefixCache(budget_bytes=2 * per_entry)
     cache.store(_ids(1, 1, 1), _states(3))
     cache.store(_ids(2, 2, 2), _states(3))
-    cache.longest_prefix(_ids(1, 1, 1, 5))  # a hit makes (1, 1, 1) recent
+    cache.store(_ids(3, 3, 3), _states(3))  # both entries are fresh: not stored
+    assert cache.rejections == 1 and cache.longest_prefix(_ids(3, 3, 3))[1] == 0
+    for _ in range(5):  # only session 1 goes on: session 2's entry goes stale
+        assert cache.longest_prefix(_ids(1, 1, 1, 5))[1] == 3
     cache.store(_ids(3, 3, 3), _states(3))
     assert cache.evictions == 1 and cache.nbytes == 2 * per_entry
     assert cache.longest_prefix(_ids(2, 2, 2))[1] == 0
     assert cache.longest_prefix(_ids(1, 1, 1))[1] == 3
+    assert cache.longest_prefix(_ids(3, 3, 3))[1] == 3
+
+
+def test_more_sessions_than_fit_keep_some_states_instead_of_evicting_in_turn() -> None:
+    """Three sessions take turns, with room for two: plain LRU would make every lookup
+    miss (each store evicting the entry the next session needs)."""
+    cache = PrefixCache(budget_bytes=24 * 2 * 2 * 16)  # 24 tokens of 2-layer states
+    prompts = {session: [session] * 10 for session in (1, 2, 3)}
+    reused = dict.fromkeys(prompts, 0)
+    for _ in range(6):
+        for session, prompt in prompts.items():
+            ids = torch.tensor(prompt)
+            reused[session] += cache.longest_prefix(ids)[1]
+            cache.store(ids, _states(len(prompt)))
+            prompt.append(session)  # the next turn extends this prompt
+    assert reused[1] > 0 and reused[2] > 0 and reused[3] == 0
+    assert reused[1] >= 5 * 10  # every later turn found at least the first prompt
 
 
 def test_an_entry_larger_than_the_budget_is_not_kept() -> None:

@@ -31,15 +31,27 @@ class CachedPrompt:
 
 @dataclass
 class PrefixCache:
-    """Least-recently-used prompt states under a byte budget.
+    """Prompt states under a byte budget, kept for the sessions still using them.
 
     Storing a prompt drops the entries it extends: their states are a slice of the new
     entry's, so a session keeps one entry per role however long it runs.
+
+    When the budget is full, only stale entries (no hit in the last `2 x entries`
+    lookups: their session has ended or moved on) are evicted, least recently used
+    first. If that frees too little, the new prompt is not stored and the entries in
+    use stay. Plain LRU would be the worst choice here: sessions take turns, so with
+    more sessions than fit, each would evict the entry the next one needs, and every
+    lookup would miss; this way the sessions that fit keep their states (and one whose
+    new prompt does not fit keeps its previous, shorter entry).
     """
 
     budget_bytes: int
     evictions: int = 0
+    rejections: int = 0
+    """Prompts not stored because every entry that could make room was in use."""
     _entries: OrderedDict[int, CachedPrompt] = field(default_factory=OrderedDict)
+    _last_hit: dict[int, int] = field(default_factory=dict)
+    _lookups: int = 0
     _next_key: int = 0
     _bytes: int = 0
 
@@ -52,6 +64,7 @@ class PrefixCache:
 
     def longest_prefix(self, tokens: torch.Tensor) -> tuple[CachedPrompt | None, int]:
         """The entry sharing the longest prefix with `tokens`, and that prefix's length."""
+        self._lookups += 1
         best: CachedPrompt | None = None
         best_key, best_length = -1, 0
         for key, entry in self._entries.items():
@@ -60,27 +73,48 @@ class PrefixCache:
                 best, best_key, best_length = entry, key, length
         if best is not None:
             self._entries.move_to_end(best_key)
+            self._last_hit[best_key] = self._lookups
         return best, best_length
 
     def store(self, tokens: torch.Tensor, states: LayerStates) -> None:
-        """Keep `states` for `tokens`, evicting the least recently used over the budget."""
+        """Keep `states` for `tokens` if stale entries can make room for them."""
         nbytes = sum(k.nbytes + v.nbytes for k, v in states)
         if nbytes > self.budget_bytes or len(tokens) == 0:
             return
-        for key, entry in list(self._entries.items()):
-            if len(entry.tokens) <= len(tokens) and common_prefix_length(
-                entry.tokens, tokens
-            ) == len(entry.tokens):
-                self._drop(key)
-        self._entries[self._next_key] = CachedPrompt(tokens, states, nbytes)
+        extended = [
+            key
+            for key, entry in self._entries.items()
+            if len(entry.tokens) <= len(tokens)
+            and common_prefix_length(entry.tokens, tokens) == len(entry.tokens)
+        ]
+        free = self.budget_bytes - self._bytes + sum(self._entries[k].nbytes for k in extended)
+        stale_after = 2 * len(self._entries)
+        stale = [
+            key
+            for key in self._entries  # least recently used first
+            if key not in extended and self._lookups - self._last_hit[key] > stale_after
+        ]
+        evict: list[int] = []
+        for key in stale:
+            if free >= nbytes:
+                break
+            evict.append(key)
+            free += self._entries[key].nbytes
+        if free < nbytes:
+            self.rejections += 1
+            return
+        for key in extended + evict:
+            self._drop(key)
+        self.evictions += len(evict)
+        key = self._next_key
         self._next_key += 1
+        self._entries[key] = CachedPrompt(tokens, states, nbytes)
+        self._last_hit[key] = self._lookups
         self._bytes += nbytes
-        while self._bytes > self.budget_bytes:
-            self._drop(next(iter(self._entries)))
-            self.evictions += 1
 
     def _drop(self, key: int) -> None:
         self._bytes -= self._entries.pop(key).nbytes
+        del self._last_hit[key]
 
 
 def common_prefix_length(a: torch.Tensor, b: torch.Tensor) -> int:
