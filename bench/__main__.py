@@ -7,7 +7,8 @@ Each ratio is against a baseline measured in the same run, on the same machine:
   at a time, with the orchestration's CPU time per model call;
 - embedded: a debate synthesis on the embedded model with concurrent sessions batched
   (generated tokens/s), against the same synthesis one request at a time
-  (`max_batch_size=1`) and with the prefix cache off, and against raw batched
+  (`max_batch_size=1`), with the prefix cache off, and with one `generate` call per
+  batch instead of continuous batching, and against raw batched
   `generate` at the same batch size on prompts as long as the synthesis's, sampled as
   it samples (`bench.bench_embedded`): what the orchestration costs over the model's
   own work;
@@ -95,6 +96,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     dtype = getattr(torch, AUTO_DTYPE)
     synth, prompt_tokens = synthesis("embedded")
     uncached, _ = synthesis("embedded?prefix_cache_mb=0")
+    generate_calls, _ = synthesis("embedded?continuous_batching=false")
     unbatched, _ = synthesis("embedded?max_batch_size=1")
     matched = raw_generate(dtype, max_tokens, prompt_tokens=prompt_tokens, sample=True)
     short = raw_generate(dtype, max_tokens)
@@ -103,6 +105,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
         "synth_tokens_per_s": synth,
         "synth_prompt_tokens": prompt_tokens,
         "synth_without_prefix_cache_tokens_per_s": uncached,
+        "synth_with_generate_calls_tokens_per_s": generate_calls,
         "synth_one_request_at_a_time_tokens_per_s": unbatched,
         "raw_batched_matched_tokens_per_s": matched,
         "raw_batched_short_tokens_per_s": short,
@@ -110,6 +113,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
         "vs_raw_batched": synth / matched,
         "vs_one_request": synth / unbatched,
         "vs_without_prefix_cache": synth / uncached,
+        "vs_generate_calls": synth / generate_calls,
         "batch": sessions,
     }
 
@@ -185,6 +189,13 @@ def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
             f"{m['synth_tokens_per_s']:.1f} tok/s",
             f"{m['synth_without_prefix_cache_tokens_per_s']:.1f} tok/s",
             f"{m['vs_without_prefix_cache']:.2f}x",
+            "",
+        )
+        out.add_row(
+            "embedded synth vs the same synthesis with one `generate` call per batch",
+            f"{m['synth_tokens_per_s']:.1f} tok/s",
+            f"{m['synth_with_generate_calls_tokens_per_s']:.1f} tok/s",
+            f"{m['vs_generate_calls']:.2f}x",
             "",
         )
         out.add_row(

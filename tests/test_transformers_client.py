@@ -12,14 +12,17 @@ import asyncio
 import hashlib
 import math
 import subprocess
+import threading
+import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
 import pytest
 from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
 
 from journey.agents.backends import model_store
+from journey.agents.backends._running_batch import RunningBatch
 from journey.agents.backends.base import can_score_labels
 from journey.agents.backends.model_store import (
     EMBEDDED_MODEL_ID,
@@ -268,6 +271,51 @@ async def test_max_tokens_and_stop_strings_cut_each_reply(
 
 
 @pytest.mark.embedded
+async def test_requests_join_a_running_batch_and_scoring_does_not_wait_for_it(
+    client: TransformersChatCompletionClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_args, short_args = {"max_tokens": 40}, {"max_tokens": 4}
+    long_chat, short_chat = _user("Describe the ocean in detail."), _user("Say hi.")
+    alone_long = (await client.create(long_chat, extra_create_args=long_args)).content
+    alone_short = (await client.create(short_chat, extra_create_args=short_args)).content
+    alone_scores = await client.score_labels(short_chat, ["yes", "no"])
+
+    decoding = threading.Event()
+    step = RunningBatch.step
+
+    def signalling_step(self: RunningBatch[object], choose: object) -> None:
+        decoding.set()
+        time.sleep(0.02)  # keep the long row running while the test submits the others
+        step(self, choose)
+
+    monkeypatch.setattr(RunningBatch, "step", signalling_step)
+    batches = client.stats.batches
+    done: list[str] = []
+
+    async def tracked(name: str, work: Awaitable[object]) -> object:
+        result = await work
+        done.append(name)
+        return result
+
+    long_task = asyncio.create_task(
+        tracked("long", client.create(long_chat, extra_create_args=long_args))
+    )
+    await asyncio.to_thread(decoding.wait)
+    short, scores = await asyncio.gather(
+        tracked("short", client.create(short_chat, extra_create_args=short_args)),
+        tracked("scores", client.score_labels(short_chat, ["yes", "no"])),
+    )
+    long = await long_task
+    assert done[-1] == "long"  # the others did not wait for the long row to end
+    assert client.stats.batches == batches + 1  # the short request joined the long one
+    assert isinstance(long, CreateResult) and long.content == alone_long
+    assert isinstance(short, CreateResult) and short.content == alone_short
+    assert isinstance(scores, dict)
+    for label, score in alone_scores.items():
+        assert math.isclose(scores[label], score, abs_tol=1e-3)
+
+
+@pytest.mark.embedded
 async def test_concurrent_greedy_requests_batch_and_match_alone(
     client: TransformersChatCompletionClient,
 ) -> None:
@@ -285,13 +333,16 @@ async def test_concurrent_greedy_requests_batch_and_match_alone(
 
 
 @pytest.mark.embedded
-async def test_prefix_cache_reuses_earlier_turns_and_changes_nothing(embedded_dir: Path) -> None:
-    async def two_turns(prefix_cache_mb: int) -> tuple[list[str], dict[str, float], int]:
+async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir: Path) -> None:
+    async def two_turns(
+        prefix_cache_mb: int, continuous_batching: bool
+    ) -> tuple[list[str], dict[str, float], int]:
         model = TransformersChatCompletionClient(
             embedded_dir,
             model_name=EMBEDDED_MODEL_ID,
             temperature=0.0,
             prefix_cache_mb=prefix_cache_mb,
+            continuous_batching=continuous_batching,
         )
         chats = [_user("What is 12 + 30?"), _user("Name a prime number.")]
         replies = []
@@ -311,12 +362,14 @@ async def test_prefix_cache_reuses_earlier_turns_and_changes_nothing(embedded_di
         await model.close()
         return replies, scores, reused
 
-    plain_replies, plain_scores, nothing = await two_turns(0)
-    cached_replies, cached_scores, reused = await two_turns(64)
-    assert nothing == 0 and reused > 0
-    assert cached_replies == plain_replies
-    for label, score in plain_scores.items():
-        assert math.isclose(cached_scores[label], score, abs_tol=1e-3)
+    plain_replies, plain_scores, nothing = await two_turns(0, continuous_batching=False)
+    assert nothing == 0
+    for prefix_cache_mb, continuous in [(64, True), (0, True), (64, False)]:
+        replies, scores, reused = await two_turns(prefix_cache_mb, continuous)
+        assert (reused > 0) == (prefix_cache_mb > 0 and continuous)  # generate: no reuse
+        assert replies == plain_replies, (prefix_cache_mb, continuous)
+        for label, score in plain_scores.items():
+            assert math.isclose(scores[label], score, abs_tol=1e-3)
 
 
 @pytest.mark.embedded

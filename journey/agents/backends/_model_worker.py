@@ -3,16 +3,17 @@
 `TransformersChatCompletionClient` is the public face; this module holds the part
 that touches torch. One worker thread loads the model, then loops: take the oldest
 request, collect whatever else is queued (waiting a few milliseconds for companions),
-and run the oldest request together with the queued ones that share its sampling
-settings as ONE left-padded `generate` call, up to `max_batch_size` rows. Each row
-stops on its own (end-of-turn token, stop string, or its own token limit). Label
-scoring jobs run alone, one forward pass each, between generations.
+and decode the oldest request together with the queued ones that share its sampling
+settings, up to `max_batch_size` rows. Each row stops on its own (end-of-turn token,
+stop string, or its own token limit). Label scoring jobs run alone, one forward pass
+each, between generations.
 
-Prompts are prefilled row by row through a `PrefixCache`: each row encodes only the
-tokens past the longest cached prompt it starts with, and the rows' states are then
-left-padded into the batch's cache, so `generate` itself starts at the last prompt
-token. Models whose attention cache is not a plain growing one (sliding windows,
-recurrent layers) skip the cache and prefill inside `generate` as before.
+With the prefix cache on (and a model whose attention cache is one growing key/value
+pair per layer), the rows decode in a `RunningBatch`: each prompt is prefilled on its
+own through the `PrefixCache` (only the tokens past the longest cached prompt it
+starts with), a row leaves the batch the step it ends, and queued requests with the
+same sampling join between steps. Otherwise the batch is ONE left-padded `generate`
+call that runs until its longest row ends.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from transformers.cache_utils import DynamicLayer
 
 from journey.agents.backends._prefix_cache import LayerStates, PrefixCache
 from journey.agents.backends._quiet import quiet_loading
+from journey.agents.backends._running_batch import Row, RunningBatch, choose_tokens
 from journey.errors import ModelUnavailableError
 
 FinishReason = Literal["stop", "length"]
@@ -124,6 +126,7 @@ class ModelWorker:
         max_batch_size: int,
         num_threads: int | None,
         prefix_cache_bytes: int,
+        continuous_batching: bool,
     ) -> None:
         self.name = name
         self.stats = GenerationStats()
@@ -137,6 +140,8 @@ class ModelWorker:
         self._num_threads = num_threads
         self._prefix_cache_bytes = prefix_cache_bytes
         self._prefixes: PrefixCache | None = None
+        self._continuous_batching = continuous_batching
+        self._runs_batches = False  # continuous batching, once the model shows it can
         self._lock = threading.Lock()  # thread start, queue and close; never held for long
         self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
@@ -145,6 +150,8 @@ class ModelWorker:
         self._model: Any = None
         self._eos_ids: list[int] = []
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._pending: list[Job] = []  # taken off the queue, not started (worker thread only)
+        self._stopping = False  # the stop signal was taken off the queue
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -248,7 +255,9 @@ class ModelWorker:
         if tokenizer.eos_token_id is not None:
             eos_ids.add(tokenizer.eos_token_id)
         self._eos_ids = sorted(eos_ids)
-        if self._prefix_cache_bytes > 0 and _has_plain_attention_cache(model):
+        plain_cache = _has_plain_attention_cache(model)
+        self._runs_batches = self._continuous_batching and plain_cache
+        if self._prefix_cache_bytes > 0 and plain_cache:
             self._prefixes = PrefixCache(self._prefix_cache_bytes)
         self._model = model
 
@@ -276,17 +285,16 @@ class ModelWorker:
                     job.future.set_exception(error)
             return
         self.ready.set_result(None)
-        pending: list[Job] = []
-        stopping = False
-        while pending or not stopping:
+        pending = self._pending
+        while pending or not self._stopping:
             if not pending:
                 job = self._queue.get()
                 if job is None:
-                    stopping = True
+                    self._stopping = True
                     continue
                 pending.append(job)
-            if not stopping:
-                stopping = self._gather(pending)
+            if not self._stopping:
+                self._stopping = self._gather(pending)
             batch = self._take_batch(pending)
             if batch:
                 self._run(batch)
@@ -358,6 +366,9 @@ class ModelWorker:
             ready.append(job)
         if not ready:
             return
+        if self._runs_batches and min(map(len, prompts)) >= 2:
+            self._decode_continuously(ready, prompts)
+            return
         room = [self._context_length - len(p) for p in prompts]
         limits = [min(j.max_new_tokens, r) for j, r in zip(ready, room, strict=True)]
         input_ids, attention_mask = _pad(prompts, self._tokenizer.pad_token_id, left=True)
@@ -372,14 +383,13 @@ class ModelWorker:
         )
         if sampling.temperature > 0:  # plain temperature and top-p, as OpenAI samples
             config.temperature, config.top_p, config.top_k = sampling.temperature, sampling.top_p, 0
+        self.stats.prompt_tokens_encoded += sum(map(len, prompts))
         with torch.inference_mode(), self._random_stream(sampling):
-            cache = self._prefilled_cache(prompts, width)
             output = self._model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=config,
                 stopping_criteria=StoppingCriteriaList([stopper]),
-                **({} if cache is None else {"cache": cache}),
             )
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(ready))
@@ -394,33 +404,134 @@ class ModelWorker:
             finish: FinishReason = "length" if reason == "length" else "stop"
             job.future.set_result(Generated(text, finish, len(prompt), produced))
 
-    def _prefilled_cache(self, prompts: list[list[int]], width: int) -> DynamicCache | None:
-        """The batch's cache for every prompt token but the last (which `generate` feeds),
-        left-padded to `width - 1`; None when the prefix cache is off."""
-        if self._prefixes is None or min(map(len, prompts)) < 2:
-            self.stats.prompt_tokens_encoded += sum(map(len, prompts))
-            return None
-        rows = [self._prompt_states(prompt[:-1]) for prompt in prompts]
-        self.stats.prompt_tokens_encoded += len(prompts)  # the last tokens
-        layers = []
-        for layer in range(len(rows[0])):
-            first_keys, first_values = rows[0][layer]
-            batch_shape = (len(rows), first_keys.shape[1], width - 1)
-            keys = first_keys.new_zeros((*batch_shape, first_keys.shape[3]))
-            values = first_values.new_zeros((*batch_shape, first_values.shape[3]))
-            for row, states in enumerate(rows):  # pad slots stay zero: the mask hides them
-                row_keys, row_values = states[layer]
-                keys[row, :, width - 1 - row_keys.shape[2] :] = row_keys[0]
-                values[row, :, width - 1 - row_values.shape[2] :] = row_values[0]
-            layers.append((keys, values))
-        return DynamicCache(ddp_cache_data=layers, config=self._model.config)
+    def _decode_continuously(self, jobs: list[GenerationJob], prompts: list[list[int]]) -> None:
+        """Decode `jobs` in a `RunningBatch`: each row leaves when it ends, and queued
+        requests with the same sampling join between steps (not seeded ones, whose
+        samples must not depend on what else runs)."""
+        sampling = jobs[0].sampling
+        batch: RunningBatch[GenerationJob] = RunningBatch(self._model)
+        self.stats.batches += 1
+
+        def choose(logits: torch.Tensor) -> torch.Tensor:
+            return choose_tokens(logits, sampling.temperature, sampling.top_p)
+
+        try:
+            with torch.inference_mode(), self._random_stream(sampling):
+                self._join(batch, jobs, prompts)
+                while len(batch):
+                    batch.step(choose)
+                    batch.remove([i for i, row in enumerate(batch.rows) if self._end_row(row)])
+                    if not len(batch):
+                        break
+                    room = self._max_batch_size - len(batch) if sampling.seed is None else 0
+                    if joiners := self._between_steps(sampling, room):
+                        self._join(batch, *self._encode_all(joiners))
+        except BaseException as exc:  # joiners are not in the caller's batch: fail them here
+            for row in batch.rows:
+                if not row.request.future.done():
+                    row.request.future.set_exception(exc)
+            raise
+
+    def _join(
+        self,
+        batch: RunningBatch[GenerationJob],
+        jobs: list[GenerationJob],
+        prompts: list[list[int]],
+    ) -> None:
+        for job, prompt in zip(jobs, prompts, strict=True):
+            try:
+                states = self._prompt_states(prompt[:-1])
+            except Exception as exc:  # this request fails alone
+                job.future.set_exception(exc)
+                continue
+            limit = min(job.max_new_tokens, self._context_length - len(prompt))
+            batch.add(Row(job, len(prompt), limit), states, prompt[-1])
+            self.stats.prompt_tokens_encoded += 1  # the last prompt token, fed by the step
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+
+    def _end_row(self, row: Row[GenerationJob]) -> bool:
+        """Answer the row's request if its last token ended it; True if it did."""
+        job, produced = row.request, len(row.generated)
+        if row.generated[-1] in self._eos_ids:
+            reason: FinishReason = "stop"
+        elif job.stops and any(stop in self._decode(row.generated) for stop in job.stops):
+            reason = "stop"
+        elif produced >= row.limit:
+            reason = "length"
+        else:
+            return False
+        text = self._decode(row.generated)
+        cuts = [i for i in (text.find(s) for s in job.stops) if i >= 0]
+        if cuts:
+            text, reason = text[: min(cuts)], "stop"
+        self.stats.requests += 1
+        self.stats.generated_tokens += produced
+        job.future.set_result(Generated(text, reason, row.prompt_tokens, produced))
+        return True
+
+    def _between_steps(self, sampling: Sampling, room: int) -> list[GenerationJob]:
+        """Run the waiting scoring jobs (one short forward pass each: a critic waiting
+        on its verdict should not wait for a whole batch), and return up to `room`
+        waiting generation jobs with this sampling, oldest first, to join the batch."""
+        while not self._stopping:  # everything queued, so that none is passed over
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._stopping = True
+            else:
+                self._pending.append(job)
+        joiners: list[GenerationJob] = []
+        scorings: list[ScoringJob] = []
+        rest: list[Job] = []
+        for job in self._pending:
+            joins = len(joiners) < room and isinstance(job, GenerationJob)
+            if isinstance(job, ScoringJob) or (joins and job.sampling == sampling):
+                if not job.future.set_running_or_notify_cancel():  # cancelled while queued
+                    continue
+                if isinstance(job, ScoringJob):
+                    scorings.append(job)
+                else:
+                    joiners.append(job)
+            else:
+                rest.append(job)
+        self._pending[:] = rest
+        for scoring in scorings:
+            try:
+                scored = self._score(scoring)
+            except Exception as exc:  # this request fails alone
+                scoring.future.set_exception(exc)
+                continue
+            self.stats.scorings += 1  # before the result, which may wake a reader of stats
+            scoring.future.set_result(scored)
+        return joiners
+
+    def _encode_all(self, jobs: list[GenerationJob]) -> tuple[list[GenerationJob], list[list[int]]]:
+        """The jobs whose prompts encode and fit (with at least two tokens), and those
+        prompts; any other job fails alone."""
+        ready: list[GenerationJob] = []
+        prompts: list[list[int]] = []
+        for job in jobs:
+            try:
+                ids = self.encode_chat(job.chat)
+                self._check_fits(len(ids) + 1)
+                if len(ids) < 2:
+                    raise ValueError("a prompt needs at least two tokens")
+            except Exception as exc:
+                job.future.set_exception(exc)
+                continue
+            ready.append(job)
+            prompts.append(ids)
+        return ready, prompts
 
     def _prompt_states(self, ids: list[int]) -> LayerStates:
         """Keys and values for `ids`, encoding only the tokens past the longest cached
-        prompt they start with; the result is cached in turn."""
-        assert self._prefixes is not None
+        prompt they start with (with the prefix cache on); the result is cached in turn."""
         tokens = torch.tensor(ids, dtype=torch.long)
-        cached, reused = self._prefixes.longest_prefix(tokens)
+        cached, reused = (
+            (None, 0) if self._prefixes is None else self._prefixes.longest_prefix(tokens)
+        )
         reusable = (
             []
             if cached is None
@@ -434,7 +545,8 @@ class ModelWorker:
                 input_ids=tokens[reused:].unsqueeze(0), cache=past, use_cache=True, logits_to_keep=1
             )
             states = [(layer.keys, layer.values) for layer in past.layers]
-        self._prefixes.store(tokens, states)
+        if self._prefixes is not None:
+            self._prefixes.store(tokens, states)
         self.stats.prompt_tokens_reused += reused
         self.stats.prompt_tokens_encoded += len(tokens) - reused
         return states

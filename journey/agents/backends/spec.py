@@ -47,6 +47,7 @@ _OPTION_TYPES: dict[str, type] = {
     "max_batch_size": int,
     "num_threads": int,
     "prefix_cache_mb": int,
+    "continuous_batching": bool,
     "dtype": str,
     "timeout": float,
     "max_retries": int,
@@ -68,6 +69,7 @@ _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
             "max_batch_size",
             "num_threads",
             "prefix_cache_mb",
+            "continuous_batching",
             "dtype",
         }
     ),
@@ -79,6 +81,7 @@ _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
             "max_batch_size",
             "num_threads",
             "prefix_cache_mb",
+            "continuous_batching",
             "dtype",
         }
     ),

@@ -92,6 +92,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         max_batch_size: int = 8,
         num_threads: int | None = None,
         prefix_cache_mb: int = 1024,
+        continuous_batching: bool = True,
     ) -> None:
         """Build the client; the model loads in the worker thread on first use (or `load()`).
 
@@ -109,6 +110,10 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             prefix_cache_mb: Memory for the keys and values of recent prompts, so a prompt
                 that extends one (every turn of a session does) is encoded only past it;
                 0 turns the cache off.
+            continuous_batching: Let a request leave the running batch the step it ends
+                and queued ones join between steps (models whose attention cache is one
+                growing key/value pair per layer); False runs each batch as one
+                `generate` call until its longest row ends.
 
         Raises:
             ConfigError: A setting is out of range or the dtype is unknown.
@@ -135,6 +140,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             max_batch_size=max_batch_size,
             num_threads=num_threads,
             prefix_cache_bytes=prefix_cache_mb * 2**20,
+            continuous_batching=continuous_batching,
         )
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
