@@ -60,31 +60,21 @@ _OPTION_TYPES: dict[str, type] = {
     "max_model_len": int,
     "start_timeout": float,
 }
+_LOCAL_MODEL_OPTIONS = frozenset(  # the embedded model and local directories: one client class
+    {
+        "temperature",
+        "top_p",
+        "seed",
+        "max_batch_size",
+        "num_threads",
+        "prefix_cache_mb",
+        "continuous_batching",
+        "dtype",
+    }
+)
 _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
-    "embedded": frozenset(
-        {
-            "temperature",
-            "top_p",
-            "seed",
-            "max_batch_size",
-            "num_threads",
-            "prefix_cache_mb",
-            "continuous_batching",
-            "dtype",
-        }
-    ),
-    "hf": frozenset(
-        {
-            "temperature",
-            "top_p",
-            "seed",
-            "max_batch_size",
-            "num_threads",
-            "prefix_cache_mb",
-            "continuous_batching",
-            "dtype",
-        }
-    ),
+    "embedded": _LOCAL_MODEL_OPTIONS,
+    "hf": _LOCAL_MODEL_OPTIONS,
     "openai": frozenset(
         {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
     ),
