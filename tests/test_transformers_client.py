@@ -372,6 +372,22 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
             assert math.isclose(scores[label], score, abs_tol=1e-3)
 
 
+
+@pytest.mark.embedded
+async def test_a_reply_is_not_encoded_again_in_the_next_prompt(
+    client: TransformersChatCompletionClient,
+) -> None:
+    chat = _user("Count from one to ten in words.")
+    first = await client.create(chat, extra_create_args={"max_tokens": 12})
+    assert isinstance(first.content, str) and first.usage.completion_tokens == 12
+    chat += [AssistantMessage(content=first.content, source="a"), *_user("Go on.")]
+    encoded = client.stats.prompt_tokens_encoded
+    second = await client.create(chat, extra_create_args={"max_tokens": 2})
+    added = second.usage.prompt_tokens - first.usage.prompt_tokens
+    # The reply's states came from its own decoding: of the tokens this prompt adds
+    # after the first, only those past the reply (end of turn, "Go on.") are encoded.
+    assert client.stats.prompt_tokens_encoded - encoded < added - 10
+
 @pytest.mark.embedded
 async def test_seeded_sampling_is_reproducible(client: TransformersChatCompletionClient) -> None:
     args = {"max_tokens": 8, "temperature": 1.0, "seed": 7}

@@ -11,8 +11,9 @@ each, between generations.
 With the prefix cache on (and a model whose attention cache is one growing key/value
 pair per layer), the rows decode in a `RunningBatch`: each prompt is prefilled on its
 own through the `PrefixCache` (only the tokens past the longest cached prompt it
-starts with), a row leaves the batch the step it ends, and queued requests with the
-same sampling join between steps. Otherwise the batch is ONE left-padded `generate`
+starts with), a row leaves the batch the step it ends (its prompt and reply states
+going to the prefix cache, for the session's next prompt), and queued requests with
+the same sampling join between steps. Otherwise the batch is ONE left-padded `generate`
 call that runs until its longest row ends.
 """
 
@@ -420,7 +421,7 @@ class ModelWorker:
                 self._join(batch, jobs, prompts)
                 while len(batch):
                     batch.step(choose)
-                    batch.remove([i for i, row in enumerate(batch.rows) if self._end_row(row)])
+                    batch.remove([i for i in range(len(batch)) if self._end_row(batch, i)])
                     if not len(batch):
                         break
                     room = self._max_batch_size - len(batch) if sampling.seed is None else 0
@@ -445,12 +446,17 @@ class ModelWorker:
                 job.future.set_exception(exc)
                 continue
             limit = min(job.max_new_tokens, self._context_length - len(prompt))
-            batch.add(Row(job, len(prompt), limit), states, prompt[-1])
+            batch.add(Row(job, prompt, limit), states, prompt[-1])
             self.stats.prompt_tokens_encoded += 1  # the last prompt token, fed by the step
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
 
-    def _end_row(self, row: Row[GenerationJob]) -> bool:
-        """Answer the row's request if its last token ended it; True if it did."""
+    def _end_row(self, batch: RunningBatch[GenerationJob], index: int) -> bool:
+        """Answer row `index`'s request if its last token ended it; True if it did.
+
+        The row's states go to the prefix cache: the session's next prompt for this
+        role repeats the reply, so it need not be encoded again.
+        """
+        row = batch.rows[index]
         job, produced = row.request, len(row.generated)
         if row.generated[-1] in self._eos_ids:
             reason: FinishReason = "stop"
@@ -464,9 +470,12 @@ class ModelWorker:
         cuts = [i for i in (text.find(s) for s in job.stops) if i >= 0]
         if cuts:
             text, reason = text[: min(cuts)], "stop"
+        if self._prefixes is not None:
+            tokens, states = batch.states_of(index)
+            self._prefixes.store(torch.tensor(tokens, dtype=torch.long), states)
         self.stats.requests += 1
         self.stats.generated_tokens += produced
-        job.future.set_result(Generated(text, reason, row.prompt_tokens, produced))
+        job.future.set_result(Generated(text, reason, len(row.prompt), produced))
         return True
 
     def _between_steps(self, sampling: Sampling, room: int) -> list[GenerationJob]:
