@@ -140,6 +140,8 @@ class CapacityServer:
     by_role: dict[str, int] = field(default_factory=dict)
     completion_tokens: int = 0
     busy_seconds: float = 0.0
+    active: int = 0
+    """Requests holding a slot now."""
     prefix: PrefixReuse = field(default_factory=PrefixReuse)
 
     def __post_init__(self) -> None:
@@ -160,10 +162,12 @@ class CapacityServer:
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self._slots:
             started = time.monotonic()
+            self.active += 1
             text = self.reply(body)
             tokens = len(text.split())
             await asyncio.sleep(self.latency + tokens / self.rate)
             self.busy_seconds += time.monotonic() - started
+            self.active -= 1
             self.requests += 1
             self.completion_tokens += tokens
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
@@ -193,6 +197,7 @@ class CapacityServer:
             "by_role": self.by_role,
             "completion_tokens": self.completion_tokens,
             "busy_seconds": self.busy_seconds,
+            "active": self.active,
             "prefix_reuse": self.prefix.summary(),
         }
 

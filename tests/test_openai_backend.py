@@ -98,6 +98,28 @@ async def test_plain_completion(make_client: ClientFactory, openai_server: OpenA
     assert request.headers["authorization"] == f"Bearer {SECRET}"
 
 
+async def test_messages_travel_beside_the_other_arguments(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    # The messages go in the SDK's extra body (skipping its per-message type walk); the
+    # server must still see one ordinary request with every argument in place.
+    openai_server.enqueue(Reply.text("ok"), Reply.text("ok"))
+    client = make_client(extra_body={"top_k": 5})
+
+    await client.create(PROMPT, extra_create_args={"max_tokens": 9, "stop": ["\n\n"]})
+    await client.create(PROMPT, extra_create_args={"extra_body": {"top_k": 2}})
+
+    first, second = (request.body for request in openai_server.requests)
+    assert (first["model"], first["max_tokens"], first["stop"], first["top_k"]) == (
+        MODEL,
+        9,
+        ["\n\n"],
+        5,
+    )
+    assert [m["content"] for m in first["messages"]] == ["You are terse.", "2+2?"]
+    assert second["top_k"] == 2 and second["messages"] == first["messages"]
+
+
 async def test_is_an_autogen_client_without_the_key_in_repr(make_client: ClientFactory):
     client = make_client()
     assert isinstance(client, ChatCompletionClient)

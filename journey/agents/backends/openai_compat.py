@@ -1,11 +1,11 @@
 """A backend for any OpenAI-compatible endpoint: OpenAI itself, a vLLM server, llama.cpp.
 
-`OpenAICompatibleClient` wraps AutoGen's `OpenAIChatCompletionClient` with the openai
-SDK's own retries switched off, and retries transport faults itself with tenacity:
-timeouts, connection errors, HTTP 408/409/429/5xx and unreadable 200 bodies. Other
-4xx answers (400, 401, 404, ...) are not retried. When a call cannot be completed it
-raises `ModelUnavailableError` with a one-line message naming the model, the base URL
-and the last error, never the API key.
+`OpenAICompatibleClient` wraps AutoGen's OpenAI chat-completion client around an SDK
+client with its own retries switched off (`_openai_transport`), and retries transport
+faults itself with tenacity: timeouts, connection errors, HTTP 408/409/429/5xx and
+unreadable 200 bodies. Other 4xx answers (400, 401, 404, ...) are not retried. When a
+call cannot be completed it raises `ModelUnavailableError` with a one-line message
+naming the model, the base URL and the last error, never the API key.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from autogen_core.models import (
     UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from autogen_ext.models.openai import OpenAIChatCompletionClient
+from autogen_ext.models.openai import BaseOpenAIChatCompletionClient
 from openai.types.chat import completion_create_params
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from journey.agents.backends._openai_transport import openai_client
 from journey.errors import ConfigError, ModelUnavailableError
 
 __all__ = [
@@ -142,25 +143,17 @@ class OpenAICompatibleClient(ChatCompletionClient):
         """Retries by cause: an HTTP status ("429"), "timeout", "connection", "invalid_response"."""
         self._scoring_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
-        config: dict[str, Any] = {
-            **create_defaults,
-            "model": model,
-            "api_key": api_key,
-            "base_url": self._base_url,
-            "timeout": timeout,
-            "max_retries": 0,  # tenacity retries instead, honouring Retry-After
-        }
+        # One SDK client for generation and scoring, sharing its connections.
+        self._sdk = openai_client(api_key=api_key, base_url=self._base_url, timeout=timeout)
+        create_args = {**create_defaults, "model": model}
         if model_info is None:
             try:  # a model name AutoGen knows brings its own capabilities
-                self._inner = OpenAIChatCompletionClient(**config)
+                self._inner = BaseOpenAIChatCompletionClient(self._sdk, create_args=create_args)
             except ValueError:
-                self._inner = OpenAIChatCompletionClient(**config, model_info=_unknown_model_info())
-        else:
-            self._inner = OpenAIChatCompletionClient(**config, model_info=model_info)
-        self._raw: openai.AsyncOpenAI | None = None
-        if logprobs:
-            self._raw = openai.AsyncOpenAI(
-                api_key=api_key, base_url=self._base_url, timeout=timeout, max_retries=0
+                model_info = _unknown_model_info()
+        if model_info is not None:
+            self._inner = BaseOpenAIChatCompletionClient(
+                self._sdk, create_args=create_args, model_info=model_info
             )
 
     def __repr__(self) -> str:
@@ -251,9 +244,7 @@ class OpenAICompatibleClient(ChatCompletionClient):
             await stream.aclose()
 
     async def close(self) -> None:
-        await self._inner.close()
-        if self._raw is not None:
-            await self._raw.close()
+        await self._inner.close()  # closes the SDK client
 
     def actual_usage(self) -> RequestUsage:
         return _add_usage(self._inner.actual_usage(), self._scoring_usage)
@@ -316,9 +307,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
             ConfigError: The client was built without `logprobs=True`.
             ModelUnavailableError: The server failed, or answered without log-probs.
         """
-        if self._raw is None:
+        if not self._logprobs:
             raise ConfigError(f"label scoring for {self._model!r} needs logprobs=True")
-        raw = self._raw
+        raw = self._sdk
         oai_messages = [_to_openai_message(m) for m in messages]
         extra_body: dict[str, Any] = {}
         if prefix and self._continue_final_message:
