@@ -13,8 +13,8 @@ pair per layer), the rows decode in a `RunningBatch`: each prompt is prefilled o
 own through the `PrefixCache` (only the tokens past the longest cached prompt it
 starts with), a row leaves the batch the step it ends (its prompt and reply states
 going to the prefix cache, for the session's next prompt), and queued requests with
-the same sampling join between steps. Otherwise the batch is ONE left-padded `generate`
-call that runs until its longest row ends.
+the same sampling join between steps. Otherwise the batch is one left-padded `generate`
+call that runs until its longest row ends (`_generate_call`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import (
@@ -36,82 +35,27 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DynamicCache,
-    GenerationConfig,
-    StoppingCriteria,
-    StoppingCriteriaList,
 )
 from transformers.cache_utils import DynamicLayer
 
+from journey.agents.backends._generate_call import generate_rows, pad_rows
+from journey.agents.backends._jobs import (
+    Chat,
+    FinishReason,
+    Generated,
+    GenerationJob,
+    GenerationStats,
+    Job,
+    Sampling,
+    ScoringJob,
+    cut_at_stops,
+)
 from journey.agents.backends._prefix_cache import LayerStates, PrefixCache
 from journey.agents.backends._quiet import quiet_loading
 from journey.agents.backends._running_batch import Row, RunningBatch, choose_tokens
 from journey.errors import ModelUnavailableError
 
-FinishReason = Literal["stop", "length"]
-Chat = list[dict[str, str]]
-
 COLLECT_WINDOW_S = 0.005  # how long the worker waits for companions before a batch starts
-
-
-@dataclass
-class GenerationStats:
-    """What a local model's worker has done so far; read it to see batching at work."""
-
-    requests: int = 0
-    """Generation requests answered."""
-    batches: int = 0
-    """`generate` calls; fewer than `requests` when requests shared a batch."""
-    largest_batch: int = 0
-    scorings: int = 0
-    """Label-scoring forward passes."""
-    generated_tokens: int = 0
-    prompt_tokens_reused: int = 0
-    """Prompt tokens whose keys and values came from the prefix cache."""
-    prompt_tokens_encoded: int = 0
-    """Prompt tokens the model encoded (all of them when the prefix cache is off)."""
-    busy_seconds: float = 0.0
-    """Time spent in `generate` and scoring forward passes."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Requests batch together only when these are equal."""
-
-    temperature: float  # 0 means greedy
-    top_p: float
-    seed: int | None
-
-
-GREEDY = Sampling(0.0, 1.0, None)
-
-
-@dataclass(frozen=True)
-class Generated:
-    text: str
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass
-class GenerationJob:
-    chat: Chat
-    max_new_tokens: int
-    stops: tuple[str, ...]
-    sampling: Sampling
-    future: concurrent.futures.Future[Generated]
-
-
-@dataclass
-class ScoringJob:
-    chat: Chat
-    prefix: str
-    labels: list[str]
-    future: concurrent.futures.Future[tuple[dict[str, float], int]]
-    """Resolves to the scores and the number of tokens the forward pass read."""
-
-
-Job = GenerationJob | ScoringJob
 
 
 class ModelWorker:
@@ -372,38 +316,25 @@ class ModelWorker:
             return
         room = [self._context_length - len(p) for p in prompts]
         limits = [min(j.max_new_tokens, r) for j, r in zip(ready, room, strict=True)]
-        input_ids, attention_mask = _pad(prompts, self._tokenizer.pad_token_id, left=True)
-        width = input_ids.shape[1]
-        stopper = _RowStopper(self._decode, width, limits, [j.stops for j in ready], self._eos_ids)
         sampling = ready[0].sampling
-        config = GenerationConfig(
-            max_new_tokens=max(limits),
-            do_sample=sampling.temperature > 0,
-            pad_token_id=self._tokenizer.pad_token_id,
-            eos_token_id=self._eos_ids,
-        )
-        if sampling.temperature > 0:  # plain temperature and top-p, as OpenAI samples
-            config.temperature, config.top_p, config.top_k = sampling.temperature, sampling.top_p, 0
         self.stats.prompt_tokens_encoded += sum(map(len, prompts))
         with torch.inference_mode(), self._random_stream(sampling):
-            output = self._model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                generation_config=config,
-                stopping_criteria=StoppingCriteriaList([stopper]),
+            replies = generate_rows(
+                self._model,
+                prompts,
+                limits=limits,
+                stops=[j.stops for j in ready],
+                sampling=(sampling.temperature, sampling.top_p),
+                pad_id=self._tokenizer.pad_token_id,
+                eos_ids=self._eos_ids,
+                decode=self._decode,
             )
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(ready))
-        for row, (job, prompt) in enumerate(zip(ready, prompts, strict=True)):
-            produced, reason = stopper.finished[row] or (output.shape[1] - width, "length")
-            text = self._decode(output[row, width : width + produced].tolist())
-            cuts = [i for i in (text.find(s) for s in job.stops) if i >= 0]
-            if cuts:
-                text, reason = text[: min(cuts)], "stop"
+        for job, prompt, (text, reason, produced) in zip(ready, prompts, replies, strict=True):
             self.stats.requests += 1
             self.stats.generated_tokens += produced
-            finish: FinishReason = "length" if reason == "length" else "stop"
-            job.future.set_result(Generated(text, finish, len(prompt), produced))
+            job.future.set_result(Generated(text, reason, len(prompt), produced))
 
     def _decode_continuously(self, jobs: list[GenerationJob], prompts: list[list[int]]) -> None:
         """Decode `jobs` in a `RunningBatch`: each row leaves when it ends, and queued
@@ -466,10 +397,9 @@ class ModelWorker:
             reason = "length"
         else:
             return False
-        text = self._decode(row.generated)
-        cuts = [i for i in (text.find(s) for s in job.stops) if i >= 0]
-        if cuts:
-            text, reason = text[: min(cuts)], "stop"
+        text, stopped = cut_at_stops(self._decode(row.generated), job.stops)
+        if stopped:
+            reason = "stop"
         if self._prefixes is not None:
             tokens, states = batch.states_of(index)
             self._prefixes.store(torch.tensor(tokens, dtype=torch.long), states)
@@ -581,7 +511,7 @@ class ModelWorker:
         sequences = [self.encode_chat(job.chat, suffix=job.prefix + label) for label in job.labels]
         # Score from the first token any label changes, so every label shares one context.
         start = max(1, min(_common_prefix(context, s) for s in sequences))
-        input_ids, attention_mask = _pad(sequences, self._tokenizer.pad_token_id, left=False)
+        input_ids, attention_mask = pad_rows(sequences, self._tokenizer.pad_token_id, left=False)
         width = input_ids.shape[1]
         self._check_fits(width)
         read = sum(map(len, sequences))
@@ -628,46 +558,6 @@ class ModelWorker:
             )
 
 
-class _RowStopper(StoppingCriteria):
-    """Finishes each row of a batch on its own: end-of-turn token, stop string or length.
-
-    Records, per row, how many tokens it produced and why it finished.
-    """
-
-    def __init__(
-        self,
-        decode: Callable[[Sequence[int]], str],
-        start: int,
-        limits: list[int],
-        stops: list[tuple[str, ...]],
-        eos_ids: list[int],
-    ) -> None:
-        self._decode = decode
-        self._start = start
-        self._limits = limits
-        self._stops = stops
-        self._eos = set(eos_ids)
-        self.finished: list[tuple[int, str] | None] = [None] * len(limits)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        produced = input_ids.shape[1] - self._start
-        for row, record in enumerate(self.finished):
-            if record is not None:
-                continue
-            if int(input_ids[row, -1]) in self._eos:
-                self.finished[row] = (produced, "eos")
-            elif self._stops[row] and self._has_stop(row, input_ids[row, self._start :]):
-                self.finished[row] = (produced, "stop")
-            elif produced >= self._limits[row]:
-                self.finished[row] = (produced, "length")
-        done = [record is not None for record in self.finished]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
-
-    def _has_stop(self, row: int, generated: torch.Tensor) -> bool:
-        text = self._decode(generated.tolist())
-        return any(stop in text for stop in self._stops[row])
-
-
 def _has_plain_attention_cache(model: Any) -> bool:
     """Whether every layer's cache is one growing key/value pair, which is what the
     prefix cache slices and pads (no sliding windows, no recurrent state)."""
@@ -685,17 +575,6 @@ def _context_length(config: Any, tokenizer: Any) -> int:
             return value
     limit = getattr(tokenizer, "model_max_length", 0)
     return limit if 0 < limit < 1_000_000 else 2048
-
-
-def _pad(rows: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, span] = torch.tensor(row, dtype=torch.long)
-        mask[i, span] = 1
-    return ids, mask
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

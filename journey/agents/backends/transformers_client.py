@@ -39,15 +39,15 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 
-from journey.agents.backends._model_worker import (
+from journey.agents.backends._jobs import (
     GREEDY,
     Chat,
     GenerationJob,
     GenerationStats,
-    ModelWorker,
     Sampling,
     ScoringJob,
 )
+from journey.agents.backends._model_worker import ModelWorker
 from journey.agents.backends.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
 from journey.errors import ConfigError
 
