@@ -372,7 +372,6 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
             assert math.isclose(scores[label], score, abs_tol=1e-3)
 
 
-
 @pytest.mark.embedded
 async def test_a_reply_is_not_encoded_again_in_the_next_prompt(
     client: TransformersChatCompletionClient,
@@ -387,6 +386,7 @@ async def test_a_reply_is_not_encoded_again_in_the_next_prompt(
     # The reply's states came from its own decoding: of the tokens this prompt adds
     # after the first, only those past the reply (end of turn, "Go on.") are encoded.
     assert client.stats.prompt_tokens_encoded - encoded < added - 10
+
 
 @pytest.mark.embedded
 async def test_seeded_sampling_is_reproducible(client: TransformersChatCompletionClient) -> None:

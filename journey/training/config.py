@@ -75,10 +75,13 @@ class _JourneyFields:
         elif config.bf16 and not torch.cuda.is_available():
             raise ConfigError("bf16 needs a GPU here; on CPU training runs in float32")
         # Activation checkpointing only on GPU, where memory is short; on CPU it made LoRA
-        # steps several times slower. Set before TrainingArguments' __post_init__, which
-        # copies it into `activation_checkpointing`, the name the Trainer reads.
+        # steps several times slower. Set under its new name (before TrainingArguments'
+        # __post_init__), which TRL's `gradient_checkpointing` default then mirrors
+        # instead of warning that the old name is deprecated.
         if not torch.cuda.is_available():
-            config.gradient_checkpointing = False
+            config.activation_checkpointing = False
+        elif config.activation_checkpointing is None:
+            config.activation_checkpointing = config.gradient_checkpointing
         # Checkpoints and reports are journey's business: one final save, no trackers.
         config.save_strategy = "no"
         config.report_to = []
