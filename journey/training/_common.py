@@ -11,6 +11,7 @@ import torch
 from pydantic import BaseModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from journey.agents.backends._quiet import quiet_loading
 from journey.agents.backends.spec import parse_model_spec
 from journey.errors import ConfigError, ModelUnavailableError
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
@@ -68,7 +69,8 @@ def load_model_and_tokenizer(config: TrainingConfig) -> tuple[Any, Any]:
     """The model (float32, or bf16 where the config chose it) and its tokenizer."""
     directory = model_directory(config.model_spec)
     dtype = torch.bfloat16 if config.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+    with quiet_loading():  # a 0.2 s bar ahead of the training bar is noise
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
