@@ -8,10 +8,11 @@ Each ratio is against a baseline measured in the same run, on the same machine:
 - embedded: a debate synthesis on the embedded model with concurrent sessions batched
   (generated tokens/s), against the same synthesis one request at a time
   (`max_batch_size=1`), with the prefix cache off, and with one `generate` call per
-  batch instead of continuous batching, and against raw batched
-  `generate` at the same batch size on prompts as long as the synthesis's, sampled as
-  it samples (`bench.bench_embedded`): what the orchestration costs over the model's
-  own work;
+  batch instead of continuous batching, and against raw batched `generate` at the
+  same batch size on prompts as long as the synthesis's (`bench.bench_embedded`):
+  what the orchestration costs over the model's own work. All decode greedily, so
+  every synthesis generates the same tokens and the ratios compare equal work
+  (sampled, each variant would write a different debate);
 - prefix reuse: share of each request's prompt repeating the previous request of the
   same session, per role (measured by the capacity server during the synthesis).
 """
@@ -94,11 +95,11 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
             return report.tokens_per_second, generation_prompt_tokens(Path(tmp) / "run")
 
     dtype = getattr(torch, AUTO_DTYPE)
-    synth, prompt_tokens = synthesis("embedded")
-    uncached, _ = synthesis("embedded?prefix_cache_mb=0")
-    generate_calls, _ = synthesis("embedded?continuous_batching=false")
-    unbatched, _ = synthesis("embedded?max_batch_size=1")
-    matched = raw_generate(dtype, max_tokens, prompt_tokens=prompt_tokens, sample=True)
+    synth, prompt_tokens = synthesis("embedded?temperature=0")
+    uncached, _ = synthesis("embedded?temperature=0&prefix_cache_mb=0")
+    generate_calls, _ = synthesis("embedded?temperature=0&continuous_batching=false")
+    unbatched, _ = synthesis("embedded?temperature=0&max_batch_size=1")
+    matched = raw_generate(dtype, max_tokens, prompt_tokens=prompt_tokens)
     short = raw_generate(dtype, max_tokens)
     alone = asyncio.run(one_request_rate(max_tokens))
     return {
@@ -171,7 +172,7 @@ def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
         m = model
         out.add_row(
             f"embedded synth vs raw batched generate (batch {m['batch']:.0f}, "
-            f"{m['synth_prompt_tokens']:.0f}-token prompts as the synthesis's, sampled)",
+            f"{m['synth_prompt_tokens']:.0f}-token prompts as the synthesis's, greedy)",
             f"{m['synth_tokens_per_s']:.1f} tok/s",
             f"{m['raw_batched_matched_tokens_per_s']:.1f} tok/s",
             f"{m['vs_raw_batched']:.2f}",

@@ -1,6 +1,6 @@
 """`journey synth` against a server of known capacity: throughput, speed-up, CPU, prefix reuse.
 
-    python -m bench.bench_server [--problems 200] [--slots 32] [--concurrency 64]
+    python -m bench.bench_server [--problems 400] [--slots 32] [--concurrency 128]
 
 Starts `bench._capacity_server` in a subprocess (so its CPU is not counted as the
 orchestration's), then, in one run:
@@ -195,7 +195,7 @@ def steady_throughput(samples: list[tuple[float, int]], low: float, high: float)
 def run(
     problems: int = 400,
     slots: int = 32,
-    concurrency: int = 64,
+    concurrency: int = 128,
     rate: float = 50.0,
     latency: float = 0.2,
     sequential: int = 3,
@@ -244,7 +244,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=400)
     parser.add_argument("--slots", type=int, default=32)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=128,
+        help="Sessions at once; 4x the slots keeps the server full (docs/benchmarks.md).",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="Tokens/s per slot.")
     parser.add_argument("--latency", type=float, default=0.2, help="Seconds per request.")
     options = parser.parse_args()
