@@ -7,8 +7,9 @@ Each ratio is against a baseline measured in the same run, on the same machine:
   at a time, with the orchestration's CPU time per model call;
 - embedded: a debate synthesis on the embedded model with concurrent sessions batched
   (generated tokens/s), against the same synthesis one request at a time
-  (`max_batch_size=1`), with the prefix cache off, and with one `generate` call per
-  batch instead of continuous batching, and against raw batched `generate` at the
+  (`max_batch_size=1`), with the prefix cache off, with one `generate` call per
+  batch instead of continuous batching, and with joining prompts prefilled in passes
+  of their own (`prefill_in_step=false`), and against raw batched `generate` at the
   same batch size on prompts as long as the synthesis's (`bench.bench_embedded`):
   what the orchestration costs over the model's own work. All decode greedily, so
   every synthesis generates the same tokens and the ratios compare equal work
@@ -98,6 +99,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     synth, prompt_tokens = synthesis("embedded?temperature=0")
     uncached, _ = synthesis("embedded?temperature=0&prefix_cache_mb=0")
     generate_calls, _ = synthesis("embedded?temperature=0&continuous_batching=false")
+    apart, _ = synthesis("embedded?temperature=0&prefill_in_step=false")
     unbatched, _ = synthesis("embedded?temperature=0&max_batch_size=1")
     matched = raw_generate(dtype, max_tokens, prompt_tokens=prompt_tokens)
     short = raw_generate(dtype, max_tokens)
@@ -107,6 +109,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
         "synth_prompt_tokens": prompt_tokens,
         "synth_without_prefix_cache_tokens_per_s": uncached,
         "synth_with_generate_calls_tokens_per_s": generate_calls,
+        "synth_prefilled_apart_tokens_per_s": apart,
         "synth_one_request_at_a_time_tokens_per_s": unbatched,
         "raw_batched_matched_tokens_per_s": matched,
         "raw_batched_short_tokens_per_s": short,
@@ -115,6 +118,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
         "vs_one_request": synth / unbatched,
         "vs_without_prefix_cache": synth / uncached,
         "vs_generate_calls": synth / generate_calls,
+        "vs_prefilled_apart": synth / apart,
         "batch": sessions,
     }
 
@@ -197,6 +201,13 @@ def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
             f"{m['synth_tokens_per_s']:.1f} tok/s",
             f"{m['synth_with_generate_calls_tokens_per_s']:.1f} tok/s",
             f"{m['vs_generate_calls']:.2f}x",
+            "",
+        )
+        out.add_row(
+            "embedded synth vs the same synthesis with joining prompts prefilled apart",
+            f"{m['synth_tokens_per_s']:.1f} tok/s",
+            f"{m['synth_prefilled_apart_tokens_per_s']:.1f} tok/s",
+            f"{m['vs_prefilled_apart']:.2f}x",
             "",
         )
         out.add_row(

@@ -17,11 +17,13 @@ import time
 import zipfile
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
 
 from journey.agents.backends import model_store
+from journey.agents.backends._ragged_batch import RaggedBatch
 from journey.agents.backends._running_batch import RunningBatch
 from journey.agents.backends.base import can_score_labels
 from journey.agents.backends.model_store import (
@@ -281,14 +283,14 @@ async def test_requests_join_a_running_batch_and_scoring_does_not_wait_for_it(
     alone_scores = await client.score_labels(short_chat, ["yes", "no"])
 
     decoding = threading.Event()
-    step = RunningBatch.step
+    for kind in (RaggedBatch, RunningBatch):  # the embedded model runs ragged steps
 
-    def signalling_step(self: RunningBatch[object], choose: object) -> None:
-        decoding.set()
-        time.sleep(0.02)  # keep the long row running while the test submits the others
-        step(self, choose)
+        def signalling_step(self: object, choose: object, step: Any = kind.step) -> None:
+            decoding.set()
+            time.sleep(0.02)  # keep the long row running while the test submits the others
+            step(self, choose)
 
-    monkeypatch.setattr(RunningBatch, "step", signalling_step)
+        monkeypatch.setattr(kind, "step", signalling_step)
     batches = client.stats.batches
     done: list[str] = []
 
@@ -335,7 +337,7 @@ async def test_concurrent_greedy_requests_batch_and_match_alone(
 @pytest.mark.embedded
 async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir: Path) -> None:
     async def two_turns(
-        prefix_cache_mb: int, continuous_batching: bool
+        prefix_cache_mb: int, continuous_batching: bool, prefill_in_step: bool = True
     ) -> tuple[list[str], dict[str, float], int]:
         model = TransformersChatCompletionClient(
             embedded_dir,
@@ -343,6 +345,7 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
             temperature=0.0,
             prefix_cache_mb=prefix_cache_mb,
             continuous_batching=continuous_batching,
+            prefill_in_step=prefill_in_step,
         )
         chats = [_user("What is 12 + 30?"), _user("Name a prime number.")]
         replies = []
@@ -364,10 +367,11 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
 
     plain_replies, plain_scores, nothing = await two_turns(0, continuous_batching=False)
     assert nothing == 0
-    for prefix_cache_mb, continuous in [(64, True), (0, True), (64, False)]:
-        replies, scores, reused = await two_turns(prefix_cache_mb, continuous)
+    settings = [(64, True, True), (64, True, False), (0, True, True), (64, False, True)]
+    for prefix_cache_mb, continuous, in_step in settings:
+        replies, scores, reused = await two_turns(prefix_cache_mb, continuous, in_step)
         assert (reused > 0) == (prefix_cache_mb > 0 and continuous)  # generate: no reuse
-        assert replies == plain_replies, (prefix_cache_mb, continuous)
+        assert replies == plain_replies, (prefix_cache_mb, continuous, in_step)
         for label, score in plain_scores.items():
             assert math.isclose(scores[label], score, abs_tol=1e-3)
 

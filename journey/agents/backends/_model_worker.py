@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import os
 import queue
 import threading
@@ -38,6 +39,7 @@ from transformers import (
 )
 from transformers.cache_utils import DynamicLayer
 
+from journey.agents.backends import _ragged_batch as ragged
 from journey.agents.backends._generate_call import generate_rows, pad_rows
 from journey.agents.backends._jobs import (
     Chat,
@@ -52,10 +54,16 @@ from journey.agents.backends._jobs import (
 )
 from journey.agents.backends._prefix_cache import LayerStates, PrefixCache
 from journey.agents.backends._quiet import quiet_loading
+from journey.agents.backends._ragged_batch import RaggedBatch
 from journey.agents.backends._running_batch import Row, RunningBatch, choose_tokens
 from journey.errors import ModelUnavailableError
 
 COLLECT_WINDOW_S = 0.005  # how long the worker waits for companions before a batch starts
+
+DecodeBatch = RaggedBatch[GenerationJob] | RunningBatch[GenerationJob]
+
+MIN_SHARED_PREFILL = 16
+"""Fewest shared uncached prompt tokens worth a forward pass of their own."""
 
 
 class ModelWorker:
@@ -72,6 +80,7 @@ class ModelWorker:
         num_threads: int | None,
         prefix_cache_bytes: int,
         continuous_batching: bool,
+        prefill_in_step: bool = True,
     ) -> None:
         self.name = name
         self.stats = GenerationStats()
@@ -87,6 +96,8 @@ class ModelWorker:
         self._prefixes: PrefixCache | None = None
         self._continuous_batching = continuous_batching
         self._runs_batches = False  # continuous batching, once the model shows it can
+        self._prefill_in_step = prefill_in_step
+        self._runs_ragged = False  # prompts fed in the batch's steps, once the model shows it can
         self._lock = threading.Lock()  # thread start, queue and close; never held for long
         self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
@@ -202,6 +213,7 @@ class ModelWorker:
         self._eos_ids = sorted(eos_ids)
         plain_cache = _has_plain_attention_cache(model)
         self._runs_batches = self._continuous_batching and plain_cache
+        self._runs_ragged = self._runs_batches and self._prefill_in_step and ragged.supports(model)
         if self._prefix_cache_bytes > 0 and plain_cache:
             self._prefixes = PrefixCache(self._prefix_cache_bytes)
         self._model = model
@@ -341,7 +353,9 @@ class ModelWorker:
         requests with the same sampling join between steps (not seeded ones, whose
         samples must not depend on what else runs)."""
         sampling = jobs[0].sampling
-        batch: RunningBatch[GenerationJob] = RunningBatch(self._model)
+        batch: DecodeBatch = (
+            RaggedBatch(self._model) if self._runs_ragged else RunningBatch(self._model)
+        )
         self.stats.batches += 1
 
         def choose(logits: torch.Tensor) -> torch.Tensor:
@@ -352,6 +366,8 @@ class ModelWorker:
                 self._join(batch, jobs, prompts)
                 while len(batch):
                     batch.step(choose)
+                    if isinstance(batch, RaggedBatch):
+                        self._store_prompts_fed(batch)
                     batch.remove([i for i in range(len(batch)) if self._end_row(batch, i)])
                     if not len(batch):
                         break
@@ -365,23 +381,53 @@ class ModelWorker:
             raise
 
     def _join(
-        self,
-        batch: RunningBatch[GenerationJob],
-        jobs: list[GenerationJob],
-        prompts: list[list[int]],
+        self, batch: DecodeBatch, jobs: list[GenerationJob], prompts: list[list[int]]
     ) -> None:
+        if isinstance(batch, RaggedBatch):
+            self._prefill_shared_prefixes(prompts)
         for job, prompt in zip(jobs, prompts, strict=True):
+            limit = min(job.max_new_tokens, self._context_length - len(prompt))
+            row = Row(job, prompt, limit)
+            if isinstance(batch, RaggedBatch):  # the next step feeds what is not cached
+                states, reused = self._cached_prefix(prompt, most=len(prompt) - 1)
+                batch.add(row, states, prompt[reused:])
+                self._count_prompt(reused=reused, encoded=len(prompt) - reused)
+                continue
             try:
                 states = self._prompt_states(prompt[:-1])
             except Exception as exc:  # this request fails alone
                 job.future.set_exception(exc)
                 continue
-            limit = min(job.max_new_tokens, self._context_length - len(prompt))
-            batch.add(Row(job, prompt, limit), states, prompt[-1])
+            batch.add(row, states, prompt[-1])
             self.stats.prompt_tokens_encoded += 1  # the last prompt token, fed by the step
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
 
-    def _end_row(self, batch: RunningBatch[GenerationJob], index: int) -> bool:
+    def _prefill_shared_prefixes(self, prompts: list[list[int]]) -> None:
+        """Encode once, through the prefix cache, what prompts joining together share
+        past their cached prefixes (a system prompt, when sessions start together), so
+        that the step that feeds them does not encode it once per row."""
+        if self._prefixes is None or len(prompts) < 2:
+            return
+        shared = {  # neighbours in sorted order share the longest prefixes
+            tuple(a[: _common_prefix(a, b)]) for a, b in itertools.pairwise(sorted(prompts))
+        }
+        for head in sorted(shared, key=len):
+            _, cached = self._cached_prefix(list(head), most=len(head))
+            if len(head) - cached >= MIN_SHARED_PREFILL:
+                self._prompt_states(list(head))
+
+    def _store_prompts_fed(self, batch: RaggedBatch[GenerationJob]) -> None:
+        """Cache the states of prompts the last step fed, for other sessions' prompts
+        that start the same way (their row's end replaces the entry with prompt and
+        reply)."""
+        if self._prefixes is None:
+            return
+        for index, row in enumerate(batch.rows):
+            if len(row.generated) == 1:
+                tokens, states = batch.states_of(index)
+                self._prefixes.store(torch.tensor(tokens, dtype=torch.long), states)
+
+    def _end_row(self, batch: DecodeBatch, index: int) -> bool:
         """Answer row `index`'s request if its last token ended it; True if it did.
 
         The row's states go to the prefix cache: the session's next prompt for this
@@ -467,28 +513,37 @@ class ModelWorker:
     def _prompt_states(self, ids: list[int]) -> LayerStates:
         """Keys and values for `ids`, encoding only the tokens past the longest cached
         prompt they start with (with the prefix cache on); the result is cached in turn."""
-        tokens = torch.tensor(ids, dtype=torch.long)
-        cached, reused = (
-            (None, 0) if self._prefixes is None else self._prefixes.longest_prefix(tokens)
-        )
-        reusable = (
-            []
-            if cached is None
-            else [(k[:, :, :reused], v[:, :, :reused]) for k, v in cached.states]
-        )
-        if reused == len(tokens):
+        reusable, reused = self._cached_prefix(ids, most=len(ids))
+        if reused == len(ids):
             states = reusable
         else:
             past = DynamicCache(ddp_cache_data=reusable or None, config=self._model.config)
             self._model(
-                input_ids=tokens[reused:].unsqueeze(0), cache=past, use_cache=True, logits_to_keep=1
+                input_ids=torch.tensor([ids[reused:]], dtype=torch.long),
+                cache=past,
+                use_cache=True,
+                logits_to_keep=1,
             )
             states = [(layer.keys, layer.values) for layer in past.layers]
         if self._prefixes is not None:
-            self._prefixes.store(tokens, states)
-        self.stats.prompt_tokens_reused += reused
-        self.stats.prompt_tokens_encoded += len(tokens) - reused
+            self._prefixes.store(torch.tensor(ids, dtype=torch.long), states)
+        self._count_prompt(reused=reused, encoded=len(ids) - reused)
         return states
+
+    def _cached_prefix(self, ids: list[int], *, most: int) -> tuple[LayerStates, int]:
+        """The states of the longest cached prefix of `ids` (at most `most` tokens of
+        it), and its length; no states and 0 with the prefix cache off or no match."""
+        if self._prefixes is None:
+            return [], 0
+        cached, reused = self._prefixes.longest_prefix(torch.tensor(ids, dtype=torch.long))
+        reused = min(reused, most)
+        if cached is None or reused == 0:
+            return [], 0
+        return [(k[:, :, :reused], v[:, :, :reused]) for k, v in cached.states], reused
+
+    def _count_prompt(self, *, reused: int, encoded: int) -> None:
+        self.stats.prompt_tokens_reused += reused
+        self.stats.prompt_tokens_encoded += encoded
 
     @contextlib.contextmanager
     def _random_stream(self, sampling: Sampling) -> Iterator[None]:

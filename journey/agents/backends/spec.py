@@ -48,6 +48,7 @@ _OPTION_TYPES: dict[str, type] = {
     "num_threads": int,
     "prefix_cache_mb": int,
     "continuous_batching": bool,
+    "prefill_in_step": bool,
     "dtype": str,
     "timeout": float,
     "max_retries": int,
@@ -69,6 +70,7 @@ _LOCAL_MODEL_OPTIONS = frozenset(  # the embedded model and local directories: o
         "num_threads",
         "prefix_cache_mb",
         "continuous_batching",
+        "prefill_in_step",
         "dtype",
     }
 )

@@ -93,6 +93,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         num_threads: int | None = None,
         prefix_cache_mb: int = 1024,
         continuous_batching: bool = True,
+        prefill_in_step: bool = True,
     ) -> None:
         """Build the client; the model loads in the worker thread on first use (or `load()`).
 
@@ -114,6 +115,9 @@ class TransformersChatCompletionClient(ChatCompletionClient):
                 and queued ones join between steps (models whose attention cache is one
                 growing key/value pair per layer); False runs each batch as one
                 `generate` call until its longest row ends.
+            prefill_in_step: With continuous batching, feed a joining request's prompt
+                in the running batch's next step, beside the other rows' tokens, instead
+                of a forward pass of its own (Llama-family models; others prefill apart).
 
         Raises:
             ConfigError: A setting is out of range or the dtype is unknown.
@@ -141,6 +145,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             num_threads=num_threads,
             prefix_cache_bytes=prefix_cache_mb * 2**20,
             continuous_batching=continuous_batching,
+            prefill_in_step=prefill_in_step,
         )
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
