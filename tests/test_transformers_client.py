@@ -318,6 +318,46 @@ async def test_requests_join_a_running_batch_and_scoring_does_not_wait_for_it(
 
 
 @pytest.mark.embedded
+async def test_a_scoring_context_is_fed_in_the_running_batch_and_scores_the_same(
+    client: TransformersChatCompletionClient,
+    embedded_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chat = _user("Is a whale a fish? Think about what whales breathe and how they are born.")
+    labels = ["yes", "no", "maybe"]
+    plain = TransformersChatCompletionClient(
+        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, prefix_cache_mb=0
+    )
+    expected = await plain.score_labels(chat, labels, prefix="Answer: ")
+    await plain.close()
+
+    decoding = threading.Event()
+    joined: list[str] = []
+    step, add = RaggedBatch.step, RaggedBatch.add
+
+    def signalling_step(self: RaggedBatch[object], choose: object) -> None:
+        decoding.set()
+        time.sleep(0.02)  # keep the long row running while the test submits the scoring
+        step(self, choose)
+
+    def recording_add(self: RaggedBatch[object], row: Any, *args: Any) -> None:
+        joined.append(type(row.request).__name__)
+        add(self, row, *args)
+
+    monkeypatch.setattr(RaggedBatch, "step", signalling_step)
+    monkeypatch.setattr(RaggedBatch, "add", recording_add)
+    long_task = asyncio.create_task(
+        client.create(_user("Describe a forest at dawn."), extra_create_args={"max_tokens": 30})
+    )
+    await asyncio.to_thread(decoding.wait)
+    scores = await client.score_labels(chat, labels, prefix="Answer: ")
+    await long_task
+    assert joined == ["GenerationJob", "ScoringJob"]  # the context joined the running batch
+    for label, score in expected.items():
+        assert math.isclose(scores[label], score, abs_tol=1e-3), label
+
+
+@pytest.mark.embedded
 async def test_concurrent_greedy_requests_batch_and_match_alone(
     client: TransformersChatCompletionClient,
 ) -> None:

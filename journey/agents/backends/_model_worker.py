@@ -8,13 +8,16 @@ settings, up to `max_batch_size` rows. Each row stops on its own (end-of-turn to
 stop string, or its own token limit). Label scoring jobs run alone, one forward pass
 each, between generations.
 
-With the prefix cache on (and a model whose attention cache is one growing key/value
-pair per layer), the rows decode in a `RunningBatch`: each prompt is prefilled on its
-own through the `PrefixCache` (only the tokens past the longest cached prompt it
-starts with), a row leaves the batch the step it ends (its prompt and reply states
-going to the prefix cache, for the session's next prompt), and queued requests with
-the same sampling join between steps. Otherwise the batch is one left-padded `generate`
-call that runs until its longest row ends (`_generate_call`).
+With continuous batching (a model whose attention cache is one growing key/value pair
+per layer), a row leaves the batch the step it ends (its prompt and reply states going
+to the `PrefixCache`, for the session's next prompt), and queued requests with the same
+sampling join between steps. Each prompt is encoded only past the longest cached
+prompt it starts with. Llama-family models decode in a `RaggedBatch`: a joining prompt
+is fed in the batch's next step beside the other rows' tokens, and so is the context of
+a scoring job that arrives meanwhile (scored from the cache once fed). Other models
+decode in a `RunningBatch`, with each prompt prefilled in a pass of its own. Without
+continuous batching, the batch is one left-padded `generate` call that runs until its
+longest row ends (`_generate_call`).
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ from journey.errors import ModelUnavailableError
 
 COLLECT_WINDOW_S = 0.005  # how long the worker waits for companions before a batch starts
 
-DecodeBatch = RaggedBatch[GenerationJob] | RunningBatch[GenerationJob]
+DecodeBatch = RaggedBatch[GenerationJob | ScoringJob] | RunningBatch[GenerationJob]
+"""A ragged batch also feeds the contexts of scoring jobs."""
 
 MIN_SHARED_PREFILL = 16
 """Fewest shared uncached prompt tokens worth a forward pass of their own."""
@@ -368,12 +372,14 @@ class ModelWorker:
                     batch.step(choose)
                     if isinstance(batch, RaggedBatch):
                         self._store_prompts_fed(batch)
-                    batch.remove([i for i in range(len(batch)) if self._end_row(batch, i)])
+                    batch.remove([i for i in range(len(batch)) if self._leaves(batch, i)])
                     if not len(batch):
                         break
                     room = self._max_batch_size - len(batch) if sampling.seed is None else 0
-                    if joiners := self._between_steps(sampling, room):
+                    joiners, scorings = self._between_steps(sampling, room)
+                    if joiners:
                         self._join(batch, *self._encode_all(joiners))
+                    self._start_scorings(batch, scorings, room - len(joiners))
         except BaseException as exc:  # joiners are not in the caller's batch: fail them here
             for row in batch.rows:
                 if not row.request.future.done():
@@ -454,10 +460,12 @@ class ModelWorker:
         job.future.set_result(Generated(text, reason, len(row.prompt), produced))
         return True
 
-    def _between_steps(self, sampling: Sampling, room: int) -> list[GenerationJob]:
-        """Run the waiting scoring jobs (one short forward pass each: a critic waiting
-        on its verdict should not wait for a whole batch), and return up to `room`
-        waiting generation jobs with this sampling, oldest first, to join the batch."""
+    def _between_steps(
+        self, sampling: Sampling, room: int
+    ) -> tuple[list[GenerationJob], list[ScoringJob]]:
+        """Up to `room` waiting generation jobs with this sampling, oldest first, to
+        join the batch, and every waiting scoring job (a critic waiting on its verdict
+        should not wait for a whole batch)."""
         while not self._stopping:  # everything queued, so that none is passed over
             try:
                 job = self._queue.get_nowait()
@@ -482,15 +490,53 @@ class ModelWorker:
             else:
                 rest.append(job)
         self._pending[:] = rest
-        for scoring in scorings:
-            try:
-                scored = self._score(scoring)
-            except Exception as exc:  # this request fails alone
-                scoring.future.set_exception(exc)
-                continue
-            self.stats.scorings += 1  # before the result, which may wake a reader of stats
-            scoring.future.set_result(scored)
-        return joiners
+        return joiners, scorings
+
+    def _start_scorings(self, batch: DecodeBatch, scorings: list[ScoringJob], room: int) -> None:
+        """Score each job now, or, in a ragged batch with room, first feed its context in
+        the next step as a row of its own (scored when it leaves, from the prefix cache):
+        the context is what a scoring pass spends most of its time on, and beside the
+        decoding rows it costs little more than their step."""
+        for job in scorings:
+            context = self._scoring_context(job) if isinstance(batch, RaggedBatch) else []
+            if context and room > 0:
+                states, reused = self._cached_prefix(context, most=len(context) - 1)
+                if len(context) - reused >= MIN_SHARED_PREFILL:
+                    batch.add(Row(job, context, 1), states, context[reused:])
+                    self._count_prompt(reused=reused, encoded=len(context) - reused)
+                    room -= 1
+                    continue
+            self._run_scoring(job)
+
+    def _scoring_context(self, job: ScoringJob) -> list[int]:
+        """The tokens every label of `job` is scored after (with the prefix cache on and
+        a scoring that fits), else none."""
+        if self._prefixes is None:
+            return []
+        try:
+            sequences, start = self._label_sequences(job)
+            self._check_fits(max(map(len, sequences)))
+        except Exception:  # the scoring itself reports it
+            return []
+        return sequences[0][: start - 1] if start >= 2 else []
+
+    def _run_scoring(self, job: ScoringJob) -> None:
+        try:
+            scored = self._score(job)
+        except Exception as exc:  # this request fails alone
+            job.future.set_exception(exc)
+            return
+        self.stats.scorings += 1  # before the result, which may wake a reader of stats
+        job.future.set_result(scored)
+
+    def _leaves(self, batch: DecodeBatch, index: int) -> bool:
+        """Whether row `index` is done: a generation that ended (answered), or a
+        scoring's context, fed by the last step (scored now)."""
+        job = batch.rows[index].request
+        if isinstance(job, ScoringJob):
+            self._run_scoring(job)
+            return True
+        return self._end_row(batch, index)
 
     def _encode_all(self, jobs: list[GenerationJob]) -> tuple[list[GenerationJob], list[list[int]]]:
         """The jobs whose prompts encode and fit (with at least two tokens), and those
@@ -561,11 +607,15 @@ class ModelWorker:
             if sampling.seed is None:
                 self._rng_state = torch.get_rng_state()
 
-    def _score(self, job: ScoringJob) -> tuple[dict[str, float], int]:
+    def _label_sequences(self, job: ScoringJob) -> tuple[list[list[int]], int]:
+        """Each label's whole sequence, and the index of the first token any label
+        changes (from which labels are scored, so that they all share one context)."""
         context = self.encode_chat(job.chat, suffix=job.prefix)
         sequences = [self.encode_chat(job.chat, suffix=job.prefix + label) for label in job.labels]
-        # Score from the first token any label changes, so every label shares one context.
-        start = max(1, min(_common_prefix(context, s) for s in sequences))
+        return sequences, max(1, min(_common_prefix(context, s) for s in sequences))
+
+    def _score(self, job: ScoringJob) -> tuple[dict[str, float], int]:
+        sequences, start = self._label_sequences(job)
         input_ids, attention_mask = pad_rows(sequences, self._tokenizer.pad_token_id, left=False)
         width = input_ids.shape[1]
         self._check_fits(width)
