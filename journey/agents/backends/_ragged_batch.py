@@ -29,13 +29,14 @@ from journey.agents.backends._running_batch import Row
 T = TypeVar("T")
 
 HEADROOM = 64
-"""Spare columns a row's cache grows by, so that appending a token copies nothing."""
+"""Spare columns the pool grows by at least, so that appending a token copies nothing."""
 
 SMALL_PRODUCT_ROWS = 4
 """Up to this many rows, a linear layer is computed as `W @ x.T`: MKL's matrix product
 with 2 to 8 rows on the right side is about half as fast per weight as its one-row
-path on AVX2 cores, and with the weight on the left it is not (a 30-layer step's
-products went from 70-90 ms to 30-60 ms for 2 to 7 rows)."""
+path on AVX2 cores, and with the weight on the left it is not, for 2 to 4 rows (a
+30-layer step's products took 28-40 ms instead of 72-82 ms; from 5 rows on it was
+slower)."""
 
 
 def supports(model: Any) -> bool:
@@ -238,8 +239,9 @@ class _StepPlan:
     """Their slots, and the columns each slot had filled before this step."""
     single_mask: torch.Tensor
     """`[slots in use, 1, 1, columns]`: what each slot's single token may see."""
-    prompts: list[tuple[int, int, int, int]]
-    """For each row feeding several tokens: slot, filled columns, first and end token."""
+    prompts: list[tuple[int, int, int, int, torch.Tensor]]
+    """For each row feeding several tokens: slot, filled columns, first and end token,
+    and which columns each of its tokens may see."""
 
     @classmethod
     def of(cls, entries: list[_Entry[Any]]) -> _StepPlan:
@@ -247,7 +249,7 @@ class _StepPlan:
         positions: list[int] = []
         last: list[int] = []
         singles: list[tuple[int, int, int]] = []
-        prompts: list[tuple[int, int, int, int]] = []
+        prompts: list[tuple[int, int, int, int, torch.Tensor]] = []
         for entry in entries:
             start, count = len(ids), len(entry.feed)
             ids.extend(entry.feed)
@@ -256,7 +258,10 @@ class _StepPlan:
             if count == 1:
                 singles.append((start, entry.slot, entry.length))
             else:
-                prompts.append((entry.slot, entry.length, start, start + count))
+                causal = torch.ones((count, entry.length + count), dtype=torch.bool)
+                prompts.append(
+                    (entry.slot, entry.length, start, start + count, causal.tril(entry.length))
+                )
         used = max(e.slot for e in entries) + 1
         columns = max((length + 1 for _, _, length in singles), default=1)
         filled = torch.ones(used, dtype=torch.long)  # a slot not in the call sees column 0
@@ -301,7 +306,7 @@ class _StepPlan:
                 enable_gqa=True,
             )
             mixed[self.single_tokens] = out[self.single_slots, :, 0]
-        for slot, length, start, end in self.prompts:
+        for slot, length, start, end, mask in self.prompts:
             tokens = end - start
             pool_keys[slot, :, length : length + tokens] = keys[start:end].transpose(0, 1)
             pool_values[slot, :, length : length + tokens] = values[start:end].transpose(0, 1)
@@ -309,7 +314,7 @@ class _StepPlan:
                 queries[start:end].transpose(0, 1).unsqueeze(0),
                 pool_keys[slot : slot + 1, :, : length + tokens],
                 pool_values[slot : slot + 1, :, : length + tokens],
-                attn_mask=torch.ones((tokens, length + tokens), dtype=torch.bool).tril(length),
+                attn_mask=mask,
                 scale=scale,
                 enable_gqa=True,
             )
