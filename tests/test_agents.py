@@ -108,6 +108,13 @@ def test_critic_score_mode_needs_log_probabilities() -> None:
             {"logprobs": True},
         ),
         ("hf:/models/x", "hf", "/models/x", None, {}),
+        (
+            "hf:/models/x?prefill_in_step=false&continuous_batching=true",
+            "hf",
+            "/models/x",
+            None,
+            {"prefill_in_step": False, "continuous_batching": True},
+        ),
         ("replay:r.json", "replay", "r.json", None, {}),
     ],
 )

@@ -6,7 +6,7 @@ request, collect whatever else is queued (waiting a few milliseconds for compani
 and decode the oldest request together with the queued ones that share its sampling
 settings, up to `max_batch_size` rows. Each row stops on its own (end-of-turn token,
 stop string, or its own token limit). Label scoring jobs run alone, one forward pass
-each, between generations.
+each, between generations (or between steps of a running batch).
 
 With continuous batching (a model whose attention cache is one growing key/value pair
 per layer), a row leaves the batch the step it ends (its prompt and reply states going
@@ -422,7 +422,7 @@ class ModelWorker:
             if len(head) - cached >= MIN_SHARED_PREFILL:
                 self._prompt_states(list(head))
 
-    def _store_prompts_fed(self, batch: RaggedBatch[GenerationJob]) -> None:
+    def _store_prompts_fed(self, batch: RaggedBatch[GenerationJob | ScoringJob]) -> None:
         """Cache the states of prompts the last step fed, for other sessions' prompts
         that start the same way (their row's end replaces the entry with prompt and
         reply)."""
