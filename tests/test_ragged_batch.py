@@ -148,6 +148,51 @@ def test_biased_attention_of_qwen2_matches_decoding_alone() -> None:
     _check(model, prompts, limits, _run(model, prompts, limits, joins))
 
 
+def _continuation_log_prob(model: PreTrainedModel, prompt: list[int], branch: list[int]) -> float:
+    """Summed log-probability of `branch` after `prompt`, from one plain forward pass."""
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prompt + branch])).logits[0].float()
+    log_probs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+    return float(log_probs.gather(1, torch.tensor(branch).unsqueeze(1)).sum()) if branch else 0.0
+
+
+def test_branches_are_scored_in_the_step_beside_decoding_rows(llama: LlamaForCausalLM) -> None:
+    """Two scoring rows (one partly cached, with branches of different lengths and an
+    empty one) join rows that decode and feed a prompt: every branch scores as it does
+    after its prompt alone, and the decoding rows are untouched by the branches."""
+    scored = {
+        "partly cached": ([3, 8, 1, 9, 4, 4, 20], 3, [[5], [6, 7, 8], [], [5, 9]]),
+        "uncached": ([11, 12, 13], 0, [[1, 2], [2, 1]]),
+    }
+    prompts = {"decoding": [7, 1, 4, 4, 8, 2], "joining": [30, 31, 32, 33, 34]}
+    batch: RaggedBatch[str] = RaggedBatch(llama)
+    with torch.inference_mode():
+        batch.add(Row("decoding", prompts["decoding"], 4), [], prompts["decoding"])
+        batch.step(_greedy)
+        batch.add(Row("joining", prompts["joining"], 3), [], prompts["joining"])
+        for name, (prompt, cached, branches) in scored.items():
+            states = _states(llama, prompt[:cached]) if cached else []
+            batch.add(Row(name, prompt, 1), states, prompt[cached:], branches)
+        assert batch.scores_of(2) is None  # not fed yet
+        batch.step(_greedy)
+        for index, (name, (prompt, _, branches)) in enumerate(scored.items(), start=2):
+            assert batch.rows[index].request == name
+            assert batch.scores_of(index) == pytest.approx(
+                [_continuation_log_prob(llama, prompt, b) for b in branches], abs=1e-4
+            )
+            tokens, states = batch.states_of(index)  # the prompt's, branches left out
+            assert tokens == prompt
+            torch.testing.assert_close(
+                states[0][0], _states(llama, prompt)[0][0], atol=1e-5, rtol=1e-4
+            )
+        assert batch.scores_of(0) is None
+        batch.remove([2, 3])
+        while any(len(row.generated) < row.limit for row in batch.rows):
+            batch.step(_greedy)
+        for row in batch.rows:
+            assert row.generated[: row.limit] == _alone(llama, row.prompt, row.limit), row.request
+
+
 def test_only_the_llama_layout_is_run_ragged(llama: LlamaForCausalLM) -> None:
     assert ragged.supports(llama)
     sliding = Qwen2Config(**_SIZES, use_sliding_window=True, sliding_window=16)

@@ -318,21 +318,25 @@ async def test_requests_join_a_running_batch_and_scoring_does_not_wait_for_it(
 
 
 @pytest.mark.embedded
-async def test_a_scoring_context_is_fed_in_the_running_batch_and_scores_the_same(
+async def test_a_scoring_joins_the_running_batch_and_scores_as_a_padded_pass(
     client: TransformersChatCompletionClient,
     embedded_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     chat = _user("Is a whale a fish? Think about what whales breathe and how they are born.")
-    labels = ["yes", "no", "maybe"]
-    plain = TransformersChatCompletionClient(
-        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, prefix_cache_mb=0
+    labels = ["yes", "no", "maybe", ""]  # "": the prefix's last space, a token of its own
+    padded = TransformersChatCompletionClient(  # one padded pass, a row per label
+        embedded_dir,
+        model_name=EMBEDDED_MODEL_ID,
+        temperature=0.0,
+        prefix_cache_mb=0,
+        continuous_batching=False,
     )
-    expected = await plain.score_labels(chat, labels, prefix="Answer: ")
-    await plain.close()
+    expected = await padded.score_labels(chat, labels, prefix="Answer: ")
+    await padded.close()
 
     decoding = threading.Event()
-    joined: list[str] = []
+    joined: list[str] = []  # what each row added to the batch does
     step, add = RaggedBatch.step, RaggedBatch.add
 
     def signalling_step(self: RaggedBatch[object], choose: object) -> None:
@@ -341,7 +345,7 @@ async def test_a_scoring_context_is_fed_in_the_running_batch_and_scores_the_same
         step(self, choose)
 
     def recording_add(self: RaggedBatch[object], row: Any, *args: Any) -> None:
-        joined.append(type(row.request).__name__)
+        joined.append("scores" if args[2:] else "generates")
         add(self, row, *args)
 
     monkeypatch.setattr(RaggedBatch, "step", signalling_step)
@@ -350,9 +354,12 @@ async def test_a_scoring_context_is_fed_in_the_running_batch_and_scores_the_same
         client.create(_user("Describe a forest at dawn."), extra_create_args={"max_tokens": 30})
     )
     await asyncio.to_thread(decoding.wait)
+    scorings = client.stats.scorings
     scores = await client.score_labels(chat, labels, prefix="Answer: ")
+    assert not long_task.done()  # scored in a step of the running batch, not after it
     await long_task
-    assert joined == ["GenerationJob", "ScoringJob"]  # the context joined the running batch
+    assert joined == ["generates", "scores"]
+    assert client.stats.scorings == scorings + 1
     for label, score in expected.items():
         assert math.isclose(scores[label], score, abs_tol=1e-3), label
 
@@ -469,10 +476,39 @@ async def test_score_labels_in_one_pass(client: TransformersChatCompletionClient
     assert list(scores) == labels
     assert all(math.isfinite(v) and v < 0 for v in scores.values())
     assert max(scores, key=scores.__getitem__) == "Paris"
-    # Padding in the batched pass changes nothing: each label scored alone agrees.
+    # Each label scored alone agrees: labels scored together do not see each other.
     for label in labels:
         alone = await client.score_labels(messages, [label])
         assert alone[label] == pytest.approx(scores[label], abs=1e-3)
+
+
+@pytest.mark.embedded
+async def test_waiting_scorings_share_one_step_and_a_misfit_fails_alone(
+    client: TransformersChatCompletionClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    questions = ["Is ice cold?", "Is fire cold?", "Is the sea salty?"]
+    alone = [await client.score_labels(_user(q), ["yes", "no"]) for q in questions]
+    steps: list[int] = []
+    step = RaggedBatch.step
+
+    def counting_step(self: RaggedBatch[object], choose: object) -> None:
+        steps.append(len(self))
+        step(self, choose)
+
+    monkeypatch.setattr(RaggedBatch, "step", counting_step)
+    short = _user("word")
+    too_long = _user("word " * (client.remaining_tokens(short) + 10))
+    *together, misfit = await asyncio.gather(
+        *(client.score_labels(_user(q), ["yes", "no"]) for q in questions),
+        client.score_labels(too_long, ["yes", "no"]),
+        return_exceptions=True,
+    )
+    assert isinstance(misfit, ValueError) and "does not fit" in str(misfit)
+    assert steps == [3]  # the three that fit, in one forward pass
+    for scores, expected in zip(together, alone, strict=True):
+        assert isinstance(scores, dict)
+        for label, score in expected.items():
+            assert math.isclose(scores[label], score, abs_tol=1e-3), label
 
 
 @pytest.mark.embedded

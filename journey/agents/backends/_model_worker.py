@@ -30,6 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,27 @@ from journey.errors import ModelUnavailableError
 
 COLLECT_WINDOW_S = 0.005  # how long the worker waits for companions before a batch starts
 
-DecodeBatch = RaggedBatch[GenerationJob | ScoringJob] | RunningBatch[GenerationJob]
-"""A ragged batch also feeds the contexts of scoring jobs."""
-
 MIN_SHARED_PREFILL = 16
 """Fewest shared uncached prompt tokens worth a forward pass of their own."""
+
+
+@dataclass
+class _RowScoring:
+    """A scoring job riding in a ragged batch as a row: its labels' shared context,
+    each label a branch after it."""
+
+    job: ScoringJob
+    tokens_read: int
+    """What the job reports it read: every label's whole sequence, as a padded pass
+    reads them."""
+
+    @property
+    def future(self) -> concurrent.futures.Future[tuple[dict[str, float], int]]:
+        return self.job.future
+
+
+DecodeBatch = RaggedBatch[GenerationJob | _RowScoring] | RunningBatch[GenerationJob]
+"""A ragged batch also scores labels."""
 
 
 class ModelWorker:
@@ -283,10 +300,18 @@ class ModelWorker:
         batch: list[Job] = []
         rest: list[Job] = []
         for job in pending:
-            fits = job is first or (
-                isinstance(first, GenerationJob)
-                and isinstance(job, GenerationJob)
-                and job.sampling == first.sampling
+            fits = (
+                job is first
+                or (
+                    isinstance(first, GenerationJob)
+                    and isinstance(job, GenerationJob)
+                    and job.sampling == first.sampling
+                )
+                or (
+                    self._runs_ragged
+                    and isinstance(first, ScoringJob)
+                    and isinstance(job, ScoringJob)
+                )
             )
             if fits and len(batch) < self._max_batch_size:
                 if job.future.set_running_or_notify_cancel():  # False: cancelled while queued
@@ -300,7 +325,9 @@ class ModelWorker:
         started = time.monotonic()
         try:
             first = batch[0]
-            if isinstance(first, ScoringJob):
+            if isinstance(first, ScoringJob) and self._runs_ragged:
+                self._score_in_one_step([job for job in batch if isinstance(job, ScoringJob)])
+            elif isinstance(first, ScoringJob):
                 scored = self._score(first)
                 self.stats.scorings += 1  # before the result, which may wake a reader of stats
                 first.future.set_result(scored)
@@ -422,7 +449,7 @@ class ModelWorker:
             if len(head) - cached >= MIN_SHARED_PREFILL:
                 self._prompt_states(list(head))
 
-    def _store_prompts_fed(self, batch: RaggedBatch[GenerationJob | ScoringJob]) -> None:
+    def _store_prompts_fed(self, batch: RaggedBatch[GenerationJob | _RowScoring]) -> None:
         """Cache the states of prompts the last step fed, for other sessions' prompts
         that start the same way (their row's end replaces the entry with prompt and
         reply)."""
@@ -441,6 +468,7 @@ class ModelWorker:
         """
         row = batch.rows[index]
         job, produced = row.request, len(row.generated)
+        assert isinstance(job, GenerationJob)  # scoring rows leave in `_leaves`
         if row.generated[-1] in self._eos_ids:
             reason: FinishReason = "stop"
         elif job.stops and any(stop in self._decode(row.generated) for stop in job.stops):
@@ -493,32 +521,51 @@ class ModelWorker:
         return joiners, scorings
 
     def _start_scorings(self, batch: DecodeBatch, scorings: list[ScoringJob], room: int) -> None:
-        """Score each job now, or, in a ragged batch with room, first feed its context in
-        the next step as a row of its own (scored when it leaves, from the prefix cache):
-        the context is what a scoring pass spends most of its time on, and beside the
-        decoding rows it costs little more than their step."""
-        for job in scorings:
-            context = self._scoring_context(job) if isinstance(batch, RaggedBatch) else []
-            if context and room > 0:
-                states, reused = self._cached_prefix(context, most=len(context) - 1)
-                if len(context) - reused >= MIN_SHARED_PREFILL:
-                    batch.add(Row(job, context, 1), states, context[reused:])
-                    self._count_prompt(reused=reused, encoded=len(context) - reused)
-                    room -= 1
-                    continue
-            self._run_scoring(job)
+        """In a ragged batch, score each job in the next step as a row of its own while
+        there is room (beside the decoding rows, a scoring's context and labels cost
+        little more than their step), and the rest now, in one step; in a `RunningBatch`,
+        score each now in a pass of its own."""
+        if not isinstance(batch, RaggedBatch):
+            for job in scorings:
+                self._run_scoring(job)
+            return
+        room = max(room, 0)
+        for job in scorings[:room]:
+            self._add_scoring(batch, job)
+        if scorings[room:]:  # no room: scored now, together, in a step of their own
+            self._score_in_one_step(scorings[room:])
 
-    def _scoring_context(self, job: ScoringJob) -> list[int]:
-        """The tokens every label of `job` is scored after (with the prefix cache on and
-        a scoring that fits), else none."""
-        if self._prefixes is None:
-            return []
+    def _score_in_one_step(self, jobs: list[ScoringJob]) -> None:
+        """Score `jobs` together in one ragged step (no generation waits on it)."""
+        batch: RaggedBatch[GenerationJob | _RowScoring] = RaggedBatch(self._model)
+        with torch.inference_mode():
+            for job in jobs:
+                self._add_scoring(batch, job)
+            if len(batch):
+                batch.step(lambda logits: logits.argmax(dim=-1))
+                self._store_prompts_fed(batch)
+                for index in range(len(batch)):
+                    self._leaves(batch, index)
+
+    def _add_scoring(
+        self, batch: RaggedBatch[GenerationJob | _RowScoring], job: ScoringJob
+    ) -> bool:
+        """Add `job` as a row that feeds the labels' shared context past its cached
+        prefix, each label a branch after it; False (and `job` failed) if its labels do
+        not encode or fit."""
         try:
             sequences, start = self._label_sequences(job)
             self._check_fits(max(map(len, sequences)))
-        except Exception:  # the scoring itself reports it
-            return []
-        return sequences[0][: start - 1] if start >= 2 else []
+        except Exception as exc:  # this request fails alone
+            job.future.set_exception(exc)
+            return False
+        context = sequences[0][:start]  # every label's sequence starts with it
+        branches = [sequence[start:] for sequence in sequences]
+        states, reused = self._cached_prefix(context, most=len(context) - 1)
+        scoring = _RowScoring(job, sum(map(len, sequences)))
+        batch.add(Row(scoring, context, 1), states, context[reused:], branches)
+        self._count_prompt(reused=reused, encoded=len(context) - reused + sum(map(len, branches)))
+        return True
 
     def _run_scoring(self, job: ScoringJob) -> None:
         try:
@@ -531,10 +578,15 @@ class ModelWorker:
 
     def _leaves(self, batch: DecodeBatch, index: int) -> bool:
         """Whether row `index` is done: a generation that ended (answered), or a
-        scoring's context, fed by the last step (scored now)."""
-        job = batch.rows[index].request
-        if isinstance(job, ScoringJob):
-            self._run_scoring(job)
+        scoring, fed by the last step (answered with its labels' scores)."""
+        request = batch.rows[index].request
+        if isinstance(request, _RowScoring):
+            assert isinstance(batch, RaggedBatch)
+            scores = batch.scores_of(index)
+            assert scores is not None
+            labels = dict(zip(request.job.labels, scores, strict=True))
+            self.stats.scorings += 1  # before the result, which may wake a reader of stats
+            request.future.set_result((labels, request.tokens_read))
             return True
         return self._end_row(batch, index)
 

@@ -17,7 +17,8 @@ model qualifies; others keep `RunningBatch`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -31,12 +32,13 @@ T = TypeVar("T")
 HEADROOM = 64
 """Spare columns the pool grows by at least, so that appending a token copies nothing."""
 
-SMALL_PRODUCT_ROWS = 4
+SMALL_PRODUCT_ROWS = 8
 """Up to this many rows, a linear layer is computed as `W @ x.T`: MKL's matrix product
 with 2 to 8 rows on the right side is about half as fast per weight as its one-row
-path on AVX2 cores, and with the weight on the left it is not, for 2 to 4 rows (a
-30-layer step's products took 28-40 ms instead of 72-82 ms; from 5 rows on it was
-slower)."""
+path on AVX2 cores, and with the weight on the left it is not (a 30-layer step's
+products took 24-42 ms this way for 2 to 8 rows, against 43-55 ms; from 10 rows on
+neither way wins every time, so those rows keep `F.linear`). A whole bench synthesis
+ran 3% faster with 8 here than with 4."""
 
 
 def supports(model: Any) -> bool:
@@ -135,6 +137,15 @@ class _Entry(Generic[T]):
     feed: list[int]
     """The tokens the next step feeds: the prompt past its cached states when the row
     has just joined, else the token generated last."""
+    branches: list[list[int]] = field(default_factory=list)
+    """Continuations of the prompt to score, each fed after it and seeing only the
+    prompt and itself (a scoring row's labels; none for a generating row)."""
+    scores: list[float] | None = None
+    """Each branch's summed log-probability, once a step has fed them."""
+
+    @property
+    def pending(self) -> int:
+        return len(self.feed) + sum(map(len, self.branches))
 
 
 class RaggedBatch(Generic[T]):
@@ -152,23 +163,47 @@ class RaggedBatch(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, row: Row[T], states: LayerStates, feed: list[int]) -> None:
+    def add(
+        self,
+        row: Row[T],
+        states: LayerStates,
+        feed: list[int],
+        branches: Sequence[list[int]] = (),
+    ) -> None:
         """Join with the states of the prompt's first tokens and the rest of the prompt
-        (at least its last token) to feed at the next step."""
+        (at least its last token) to feed at the next step. With `branches`, that step
+        also scores each as a continuation of the prompt (`scores_of`), in the same
+        forward pass: one branch's tokens see the prompt and that branch only."""
         if not feed:
             raise ValueError("a joining row needs at least one prompt token to feed")
         length = states[0][0].shape[2] if states else 0
-        self._entries.append(_Entry(row, self._pool.claim(states), length, list(feed)))
+        slot = self._pool.claim(states)
+        self._entries.append(_Entry(row, slot, length, list(feed), [list(b) for b in branches]))
 
     def step(self, choose: Any) -> None:
         """One forward pass over every row's pending tokens; `choose` turns the last
         logits, one row each, into token ids, which are appended to the rows."""
-        logits = self._forward()
+        plan = _StepPlan.of(self._entries)
+        logits, branch_log_probs = self._forward(plan)
         tokens: list[int] = choose(logits.float()).tolist()
         for entry, token in zip(self._entries, tokens, strict=True):
-            entry.length += len(entry.feed)
+            entry.length += len(entry.feed)  # branch columns are scratch, written over next
             entry.row.generated.append(token)
             entry.feed = [token]
+            if entry.branches:
+                entry.scores = [0.0] * len(entry.branches)
+                entry.branches = []
+        for (index, branch), log_prob in zip(
+            plan.branch_owners, branch_log_probs.tolist(), strict=True
+        ):
+            scores = self._entries[index].scores
+            assert scores is not None
+            scores[branch] += log_prob
+
+    def scores_of(self, index: int) -> list[float] | None:
+        """Row `index`'s branch scores (summed log-probabilities, in the order added),
+        if it had branches and a step has fed them."""
+        return self._entries[index].scores
 
     def states_of(self, index: int) -> tuple[list[int], LayerStates]:
         """Row `index`'s tokens with states (its prompt and all it generated but the
@@ -188,16 +223,24 @@ class RaggedBatch(Generic[T]):
             self._pool.release(self._entries[index].slot)
         self._entries = [e for i, e in enumerate(self._entries) if i not in gone]
 
-    def _forward(self) -> torch.Tensor:
+    def _forward(self, plan: _StepPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's last logits, and the log-probability of every scored branch
+        token (in `plan.branch_owners` order)."""
         inner = self._model.model
-        self._pool.reserve(max(e.length + len(e.feed) for e in self._entries))
-        plan = _StepPlan.of(self._entries)
+        self._pool.reserve(max(e.length + e.pending for e in self._entries))
         hidden = inner.embed_tokens(torch.tensor(plan.ids, dtype=torch.long))
         cos, sin = inner.rotary_emb(hidden, torch.tensor([plan.positions], dtype=torch.long))
         cos, sin = cos[0].unsqueeze(1), sin[0].unsqueeze(1)  # [tokens, 1, head_dim]
         for index, layer in enumerate(inner.layers):
             hidden = self._layer(index, layer, hidden, cos, sin, plan)
-        return _linear(inner.norm(hidden[plan.last_tokens]), self._model.lm_head)
+        rows = len(plan.last_tokens)
+        picked = torch.cat((plan.last_tokens, plan.branch_predictors))
+        logits = _linear(inner.norm(hidden[picked]), self._model.lm_head)
+        if not len(plan.branch_predictors):
+            return logits, logits.new_zeros(0)
+        log_probs = torch.log_softmax(logits[rows:].float(), dim=-1)
+        targets = plan.branch_targets.unsqueeze(1)
+        return logits[:rows], log_probs.gather(1, targets).squeeze(1)
 
     def _layer(
         self,
@@ -242,6 +285,11 @@ class _StepPlan:
     prompts: list[tuple[int, int, int, int, torch.Tensor]]
     """For each row feeding several tokens: slot, filled columns, first and end token,
     and which columns each of its tokens may see."""
+    branch_predictors: torch.Tensor
+    branch_targets: torch.Tensor
+    """Index of every token whose logits score a branch token, and that token's id."""
+    branch_owners: list[tuple[int, int]]
+    """For each of those, the row (its index) and branch it scores."""
 
     @classmethod
     def of(cls, entries: list[_Entry[Any]]) -> _StepPlan:
@@ -250,18 +298,27 @@ class _StepPlan:
         last: list[int] = []
         singles: list[tuple[int, int, int]] = []
         prompts: list[tuple[int, int, int, int, torch.Tensor]] = []
-        for entry in entries:
+        predictors: list[int] = []
+        targets: list[int] = []
+        owners: list[tuple[int, int]] = []
+        for index, entry in enumerate(entries):
             start, count = len(ids), len(entry.feed)
             ids.extend(entry.feed)
             positions.extend(range(entry.length, entry.length + count))
             last.append(start + count - 1)
-            if count == 1:
+            for branch_index, branch in enumerate(entry.branches):
+                if not branch:
+                    continue
+                # The prompt's last token predicts a branch's first, each token the next.
+                predictors.extend([start + count - 1, *range(len(ids), len(ids) + len(branch) - 1)])
+                targets.extend(branch)
+                owners.extend([(index, branch_index)] * len(branch))
+                ids.extend(branch)
+                positions.extend(range(entry.length + count, entry.length + count + len(branch)))
+            if entry.pending == 1:
                 singles.append((start, entry.slot, entry.length))
             else:
-                causal = torch.ones((count, entry.length + count), dtype=torch.bool)
-                prompts.append(
-                    (entry.slot, entry.length, start, start + count, causal.tril(entry.length))
-                )
+                prompts.append((entry.slot, entry.length, start, len(ids), _visible(entry, count)))
         used = max(e.slot for e in entries) + 1
         columns = max((length + 1 for _, _, length in singles), default=1)
         filled = torch.ones(used, dtype=torch.long)  # a slot not in the call sees column 0
@@ -277,6 +334,9 @@ class _StepPlan:
             single_lengths=torch.tensor([n for _, _, n in singles], dtype=torch.long),
             single_mask=mask.view(used, 1, 1, columns),
             prompts=prompts,
+            branch_predictors=torch.tensor(predictors, dtype=torch.long),
+            branch_targets=torch.tensor(targets, dtype=torch.long),
+            branch_owners=owners,
         )
 
     def attend(
@@ -320,6 +380,20 @@ class _StepPlan:
             )
             mixed[start:end] = out[0].transpose(0, 1)
         return mixed
+
+
+def _visible(entry: _Entry[Any], count: int) -> torch.Tensor:
+    """Which columns each token `entry` feeds may see: its `count` prompt tokens see
+    the filled columns and the prompt up to themselves; a branch's tokens see all that,
+    the whole prompt and their branch up to themselves."""
+    length, fed = entry.length, entry.pending
+    visible = torch.ones((fed, length + fed), dtype=torch.bool).tril(length)
+    start = count
+    for branch in entry.branches:
+        end = start + len(branch)
+        visible[start:end, length + count : length + start] = False  # earlier branches
+        start = end
+    return visible
 
 
 def _linear(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
