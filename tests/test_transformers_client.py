@@ -23,6 +23,7 @@ import pytest
 from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
 
 from journey.agents.backends import model_store
+from journey.agents.backends._jobs import GenerationJob
 from journey.agents.backends._ragged_batch import RaggedBatch
 from journey.agents.backends._running_batch import RunningBatch
 from journey.agents.backends.base import can_score_labels
@@ -509,6 +510,37 @@ async def test_waiting_scorings_share_one_step_and_a_misfit_fails_alone(
         assert isinstance(scores, dict)
         for label, score in expected.items():
             assert math.isclose(scores[label], score, abs_tol=1e-3), label
+
+
+@pytest.mark.embedded
+async def test_a_failing_scoring_step_fails_only_its_scoring(
+    embedded_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no room in the running batch, a scoring runs in a step of its own between
+    the batch's steps; when that step fails, the scoring fails and the batch goes on."""
+    client = TransformersChatCompletionClient(
+        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, max_batch_size=1
+    )
+    chat, args = _user("Describe a forest at dawn."), {"max_tokens": 20}
+    alone = (await client.create(chat, extra_create_args=args)).content
+    decoding = threading.Event()
+    step = RaggedBatch.step
+
+    def failing_step(self: RaggedBatch[object], choose: object) -> None:
+        if any(not isinstance(row.request, GenerationJob) for row in self.rows):
+            raise RuntimeError("the scoring step broke")
+        decoding.set()
+        time.sleep(0.02)  # keep the row running while the test submits the scoring
+        step(self, choose)
+
+    monkeypatch.setattr(RaggedBatch, "step", failing_step)
+    long_task = asyncio.create_task(client.create(chat, extra_create_args=args))
+    await asyncio.to_thread(decoding.wait)
+    with pytest.raises(RuntimeError, match="the scoring step broke"):  # not left hanging
+        await asyncio.wait_for(client.score_labels(_user("Is ice cold?"), ["yes", "no"]), 30)
+    assert not long_task.done()
+    assert (await long_task).content == alone
+    await client.close()
 
 
 @pytest.mark.embedded

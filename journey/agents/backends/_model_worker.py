@@ -536,36 +536,41 @@ class ModelWorker:
             self._score_in_one_step(scorings[room:])
 
     def _score_in_one_step(self, jobs: list[ScoringJob]) -> None:
-        """Score `jobs` together in one ragged step (no generation waits on it)."""
+        """Score `jobs` together in one ragged step of their own; if it fails, they fail
+        (and only they: a running batch goes on)."""
         batch: RaggedBatch[GenerationJob | _RowScoring] = RaggedBatch(self._model)
-        with torch.inference_mode():
+        try:
+            with torch.inference_mode():
+                for job in jobs:
+                    self._add_scoring(batch, job)
+                if len(batch):
+                    batch.step(lambda logits: logits.argmax(dim=-1))
+                    self._store_prompts_fed(batch)
+                    for index in range(len(batch)):
+                        self._leaves(batch, index)
+        except Exception as exc:
             for job in jobs:
-                self._add_scoring(batch, job)
-            if len(batch):
-                batch.step(lambda logits: logits.argmax(dim=-1))
-                self._store_prompts_fed(batch)
-                for index in range(len(batch)):
-                    self._leaves(batch, index)
+                if not job.future.done():
+                    job.future.set_exception(exc)
 
     def _add_scoring(
         self, batch: RaggedBatch[GenerationJob | _RowScoring], job: ScoringJob
-    ) -> bool:
+    ) -> None:
         """Add `job` as a row that feeds the labels' shared context past its cached
-        prefix, each label a branch after it; False (and `job` failed) if its labels do
-        not encode or fit."""
+        prefix, each label a branch after it (or fail `job` if they do not encode or
+        fit)."""
         try:
             sequences, start = self._label_sequences(job)
             self._check_fits(max(map(len, sequences)))
         except Exception as exc:  # this request fails alone
             job.future.set_exception(exc)
-            return False
+            return
         context = sequences[0][:start]  # every label's sequence starts with it
         branches = [sequence[start:] for sequence in sequences]
         states, reused = self._cached_prefix(context, most=len(context) - 1)
         scoring = _RowScoring(job, sum(map(len, sequences)))
         batch.add(Row(scoring, context, 1), states, context[reused:], branches)
         self._count_prompt(reused=reused, encoded=len(context) - reused + sum(map(len, branches)))
-        return True
 
     def _run_scoring(self, job: ScoringJob) -> None:
         try:
