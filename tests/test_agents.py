@@ -115,6 +115,13 @@ def test_critic_score_mode_needs_log_probabilities() -> None:
             None,
             {"prefill_in_step": False, "continuous_batching": True},
         ),
+        (
+            "embedded?packed_weights=false",
+            "embedded",
+            "",
+            None,
+            {"packed_weights": False},
+        ),
         ("replay:r.json", "replay", "r.json", None, {}),
     ],
 )

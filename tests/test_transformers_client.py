@@ -385,7 +385,10 @@ async def test_concurrent_greedy_requests_batch_and_match_alone(
 @pytest.mark.embedded
 async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir: Path) -> None:
     async def two_turns(
-        prefix_cache_mb: int, continuous_batching: bool, prefill_in_step: bool = True
+        prefix_cache_mb: int,
+        continuous_batching: bool,
+        prefill_in_step: bool = True,
+        packed_weights: bool = True,
     ) -> tuple[list[str], dict[str, float], int]:
         model = TransformersChatCompletionClient(
             embedded_dir,
@@ -394,6 +397,7 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
             prefix_cache_mb=prefix_cache_mb,
             continuous_batching=continuous_batching,
             prefill_in_step=prefill_in_step,
+            packed_weights=packed_weights,
         )
         chats = [_user("What is 12 + 30?"), _user("Name a prime number.")]
         replies = []
@@ -410,16 +414,26 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
                 ]
         scores = await model.score_labels(chats[0], ["yes", "no"], prefix="Answer: ")
         reused = model.stats.prompt_tokens_reused
+        # 30 layers of 7 products each, and the output layer
+        assert model.stats.packed_layers == (211 if packed_weights else 0)
         await model.close()
         return replies, scores, reused
 
-    plain_replies, plain_scores, nothing = await two_turns(0, continuous_batching=False)
+    plain_replies, plain_scores, nothing = await two_turns(
+        0, continuous_batching=False, packed_weights=False
+    )
     assert nothing == 0
-    settings = [(64, True, True), (64, True, False), (0, True, True), (64, False, True)]
-    for prefix_cache_mb, continuous, in_step in settings:
-        replies, scores, reused = await two_turns(prefix_cache_mb, continuous, in_step)
+    settings = [
+        (64, True, True, True),
+        (64, True, False, True),
+        (0, True, True, True),
+        (64, False, True, True),
+        (64, True, True, False),
+    ]
+    for prefix_cache_mb, continuous, in_step, packed in settings:
+        replies, scores, reused = await two_turns(prefix_cache_mb, continuous, in_step, packed)
         assert (reused > 0) == (prefix_cache_mb > 0 and continuous)  # generate: no reuse
-        assert replies == plain_replies, (prefix_cache_mb, continuous, in_step)
+        assert replies == plain_replies, (prefix_cache_mb, continuous, in_step, packed)
         for label, score in plain_scores.items():
             assert math.isclose(scores[label], score, abs_tol=1e-3)
 

@@ -28,6 +28,10 @@ class GenerationStats:
     """Prompt tokens the model encoded (all of them when the prefix cache is off)."""
     busy_seconds: float = 0.0
     """Time spent in `generate` and scoring forward passes."""
+    packed_layers: int = 0
+    """Linear layers computed over oneDNN-packed weights (`_packed_linear`)."""
+    unpacked_why: str | None = None
+    """Why the model's linear layers were not packed, once it has loaded."""
 
 
 @dataclass(frozen=True)

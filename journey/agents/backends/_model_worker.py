@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import itertools
+import logging
 import os
 import queue
 import threading
@@ -56,16 +57,23 @@ from journey.agents.backends._jobs import (
     ScoringJob,
     cut_at_stops,
 )
+from journey.agents.backends._packed_linear import pack_linears
 from journey.agents.backends._prefix_cache import LayerStates, PrefixCache
 from journey.agents.backends._quiet import quiet_loading
 from journey.agents.backends._ragged_batch import RaggedBatch
 from journey.agents.backends._running_batch import Row, RunningBatch, choose_tokens
 from journey.errors import ModelUnavailableError
 
+logger = logging.getLogger(__name__)
+
 COLLECT_WINDOW_S = 0.005  # how long the worker waits for companions before a batch starts
 
 MIN_SHARED_PREFILL = 16
 """Fewest shared uncached prompt tokens worth a forward pass of their own."""
+
+KEEP_POOL_BYTES = 1 << 30
+"""A ragged batches' key/value pool larger than this is let go once no row uses it (one
+long prompt grows every slot); a smaller one is kept for the next batch."""
 
 
 @dataclass
@@ -102,6 +110,7 @@ class ModelWorker:
         prefix_cache_bytes: int,
         continuous_batching: bool,
         prefill_in_step: bool = True,
+        packed_weights: bool = True,
     ) -> None:
         self.name = name
         self.stats = GenerationStats()
@@ -115,10 +124,12 @@ class ModelWorker:
         self._num_threads = num_threads
         self._prefix_cache_bytes = prefix_cache_bytes
         self._prefixes: PrefixCache | None = None
+        self._pool: ragged.KeyValuePool | None = None  # shared by ragged batches (worker thread)
         self._continuous_batching = continuous_batching
         self._runs_batches = False  # continuous batching, once the model shows it can
         self._prefill_in_step = prefill_in_step
         self._runs_ragged = False  # prompts fed in the batch's steps, once the model shows it can
+        self._packed_weights = packed_weights
         self._lock = threading.Lock()  # thread start, queue and close; never held for long
         self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
@@ -235,6 +246,15 @@ class ModelWorker:
         plain_cache = _has_plain_attention_cache(model)
         self._runs_batches = self._continuous_batching and plain_cache
         self._runs_ragged = self._runs_batches and self._prefill_in_step and ragged.supports(model)
+        if not self._packed_weights:
+            self.stats.unpacked_why = "packed_weights=false"
+        elif not ragged.supports(model):  # other layouts may read a layer's plain weight
+            self.stats.unpacked_why = "not a Llama-family model"
+        else:
+            packed, why = pack_linears(model, rows_hint=self._max_batch_size)
+            self.stats.packed_layers, self.stats.unpacked_why = packed, why
+            if why is not None:
+                logger.info("model %r keeps plain linear layers: %s", self.name, why)
         if self._prefix_cache_bytes > 0 and plain_cache:
             self._prefixes = PrefixCache(self._prefix_cache_bytes)
         self._model = model
@@ -276,7 +296,7 @@ class ModelWorker:
             batch = self._take_batch(pending)
             if batch:
                 self._run(batch)
-        self._model = self._prefixes = None  # free the weights and states once stopped
+        self._model = self._prefixes = self._pool = None  # free weights and states once stopped
 
     def _gather(self, pending: list[Job]) -> bool:
         """Add queued jobs to `pending`, waiting briefly for companions; True on stop."""
@@ -385,7 +405,7 @@ class ModelWorker:
         samples must not depend on what else runs)."""
         sampling = jobs[0].sampling
         batch: DecodeBatch = (
-            RaggedBatch(self._model) if self._runs_ragged else RunningBatch(self._model)
+            self._ragged_batch() if self._runs_ragged else RunningBatch(self._model)
         )
         self.stats.batches += 1
 
@@ -412,6 +432,9 @@ class ModelWorker:
                 if not row.request.future.done():
                     row.request.future.set_exception(exc)
             raise
+        finally:
+            if isinstance(batch, RaggedBatch):
+                self._release(batch)
 
     def _join(
         self, batch: DecodeBatch, jobs: list[GenerationJob], prompts: list[list[int]]
@@ -538,7 +561,7 @@ class ModelWorker:
     def _score_in_one_step(self, jobs: list[ScoringJob]) -> None:
         """Score `jobs` together in one ragged step of their own; if it fails, they fail
         (and only they: a running batch goes on)."""
-        batch: RaggedBatch[GenerationJob | _RowScoring] = RaggedBatch(self._model)
+        batch = self._ragged_batch()
         try:
             with torch.inference_mode():
                 for job in jobs:
@@ -552,6 +575,22 @@ class ModelWorker:
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(exc)
+        finally:
+            self._release(batch)
+
+    def _ragged_batch(self) -> RaggedBatch[GenerationJob | _RowScoring]:
+        """A new ragged batch over the worker's key/value pool."""
+        if self._pool is None:
+            self._pool = ragged.KeyValuePool(self._model, min_slots=self._max_batch_size)
+        return RaggedBatch(self._model, self._pool)
+
+    def _release(self, batch: RaggedBatch[GenerationJob | _RowScoring]) -> None:
+        """Free the slots `batch` holds; once no batch uses the pool, let it go if it
+        grew past `KEEP_POOL_BYTES`."""
+        batch.close()
+        pool = self._pool
+        if pool is not None and pool.in_use == 0 and pool.nbytes > KEEP_POOL_BYTES:
+            self._pool = None
 
     def _add_scoring(
         self, batch: RaggedBatch[GenerationJob | _RowScoring], job: ScoringJob

@@ -49,6 +49,7 @@ _OPTION_TYPES: dict[str, type] = {
     "prefix_cache_mb": int,
     "continuous_batching": bool,
     "prefill_in_step": bool,
+    "packed_weights": bool,
     "dtype": str,
     "timeout": float,
     "max_retries": int,
@@ -71,6 +72,7 @@ _LOCAL_MODEL_OPTIONS = frozenset(  # the embedded model and local directories: o
         "prefix_cache_mb",
         "continuous_batching",
         "prefill_in_step",
+        "packed_weights",
         "dtype",
     }
 )

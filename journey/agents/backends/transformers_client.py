@@ -94,6 +94,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         prefix_cache_mb: int = 1024,
         continuous_batching: bool = True,
         prefill_in_step: bool = True,
+        packed_weights: bool = True,
     ) -> None:
         """Build the client; the model loads in the worker thread on first use (or `load()`).
 
@@ -118,6 +119,10 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             prefill_in_step: With continuous batching, feed a joining request's prompt
                 in the running batch's next step, beside the other rows' tokens, instead
                 of a forward pass of its own (Llama-family models; others prefill apart).
+            packed_weights: Compute a float32 Llama-family model's linear layers with
+                oneDNN over weights packed once at load, 2 to 4 times faster than the
+                plain product on the CPU (a torch build without oneDNN keeps the plain
+                one, and so does False).
 
         Raises:
             ConfigError: A setting is out of range or the dtype is unknown.
@@ -146,6 +151,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             prefix_cache_bytes=prefix_cache_mb * 2**20,
             continuous_batching=continuous_batching,
             prefill_in_step=prefill_in_step,
+            packed_weights=packed_weights,
         )
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
