@@ -9,10 +9,11 @@ Each ratio is against a baseline measured in the same run, on the same machine:
   (generated tokens/s), against the same synthesis one request at a time
   (`max_batch_size=1`; this pair runs twice and keeps each one's best), with the
   prefix cache off, with one `generate` call per batch instead of continuous batching,
-  and with joining prompts prefilled in passes of their own (`prefill_in_step=false`),
-  and against raw batched `generate` at the same batch size on prompts as long as the
-  synthesis's (`bench.bench_embedded`): what the orchestration costs over the model's
-  own work. All decode greedily, so
+  with joining prompts prefilled in passes of their own (`prefill_in_step=false`), and
+  with plain linear layers instead of oneDNN-packed ones (`packed_weights=false`), and
+  against raw batched `generate` at the same batch size on prompts as long as the
+  synthesis's, its linear layers packed as well (`bench.bench_embedded`): what the
+  orchestration costs over the model's own work. All decode greedily, so
   every synthesis generates the same tokens and the ratios compare equal work
   (sampled, each variant would write a different debate);
 - prefix reuse: share of each request's prompt repeating the previous request of the
@@ -102,6 +103,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     uncached, _ = synthesis("embedded?temperature=0&prefix_cache_mb=0")
     generate_calls, _ = synthesis("embedded?temperature=0&continuous_batching=false")
     apart, _ = synthesis("embedded?temperature=0&prefill_in_step=false")
+    unpacked, _ = synthesis("embedded?temperature=0&packed_weights=false")
     # The headline pair runs twice, at both ends of the part, and keeps each one's best:
     # this machine's speed drifts by up to 20% within minutes (docs/benchmarks.md).
     synth = max(synth, synthesis("embedded?temperature=0")[0])
@@ -115,6 +117,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
         "synth_without_prefix_cache_tokens_per_s": uncached,
         "synth_with_generate_calls_tokens_per_s": generate_calls,
         "synth_prefilled_apart_tokens_per_s": apart,
+        "synth_unpacked_tokens_per_s": unpacked,
         "synth_one_request_at_a_time_tokens_per_s": unbatched,
         "raw_batched_matched_tokens_per_s": matched,
         "raw_batched_short_tokens_per_s": short,
@@ -124,6 +127,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
         "vs_without_prefix_cache": synth / uncached,
         "vs_generate_calls": synth / generate_calls,
         "vs_prefilled_apart": synth / apart,
+        "vs_unpacked": synth / unpacked,
         "batch": sessions,
     }
 
@@ -213,6 +217,13 @@ def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
             f"{m['synth_tokens_per_s']:.1f} tok/s",
             f"{m['synth_prefilled_apart_tokens_per_s']:.1f} tok/s",
             f"{m['vs_prefilled_apart']:.2f}x",
+            "",
+        )
+        out.add_row(
+            "embedded synth vs the same synthesis with plain (unpacked) linear layers",
+            f"{m['synth_tokens_per_s']:.1f} tok/s",
+            f"{m['synth_unpacked_tokens_per_s']:.1f} tok/s",
+            f"{m['vs_unpacked']:.2f}x",
             "",
         )
         out.add_row(
