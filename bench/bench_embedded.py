@@ -18,6 +18,7 @@ from autogen_core.models import UserMessage
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from journey.agents.backends._packed_linear import pack_linears
+from journey.agents.backends._quiet import quiet_loading
 from journey.agents.backends.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
 from journey.agents.backends.transformers_client import (
     AUTO_DTYPE,
@@ -101,7 +102,8 @@ def raw_generate(
     directory = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).eval()
+    with quiet_loading():  # no weight-loading bar inside the bench's output
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).eval()
     if packed:
         pack_linears(model)
     filler = tokenizer(_FILLER * (1 + prompt_tokens // 30), add_special_tokens=False)["input_ids"]
