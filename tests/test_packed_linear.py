@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny_models import TINY_DECODER
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from journey.agents.backends import _packed_linear
@@ -19,16 +20,6 @@ pytestmark = pytest.mark.skipif(
     reason="this torch build cannot pack linear layers",
 )
 
-_SIZES = {
-    "vocab_size": 64,
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 256,
-}
-
 
 def _linear(inputs: int, outputs: int, *, bias: bool) -> torch.nn.Linear:
     torch.manual_seed(1)
@@ -37,7 +28,7 @@ def _linear(inputs: int, outputs: int, *, bias: bool) -> torch.nn.Linear:
 
 def _llama(**overrides: object) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(**{**_SIZES, **overrides})).eval()
+    return LlamaForCausalLM(LlamaConfig(**{**TINY_DECODER, **overrides})).eval()
 
 
 @pytest.mark.parametrize("bias", [True, False])

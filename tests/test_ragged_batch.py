@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny_models import TINY_DECODER
 from transformers import (
     DynamicCache,
     GPT2Config,
@@ -23,17 +24,6 @@ from journey.agents.backends import _ragged_batch as ragged
 from journey.agents.backends._ragged_batch import HEADROOM, RaggedBatch
 from journey.agents.backends._running_batch import Row
 
-_SIZES = {
-    "vocab_size": 64,
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 256,
-}
-
-
 States = list[tuple[torch.Tensor, torch.Tensor]]
 Ended = dict[str, tuple[list[int], list[int], States]]
 
@@ -41,7 +31,7 @@ Ended = dict[str, tuple[list[int], list[int], States]]
 @pytest.fixture(scope="module")
 def llama() -> LlamaForCausalLM:
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(**_SIZES)).eval()
+    return LlamaForCausalLM(LlamaConfig(**TINY_DECODER)).eval()
 
 
 def _states(model: PreTrainedModel, tokens: list[int]) -> States:
@@ -139,7 +129,7 @@ def test_rows_outgrowing_their_room_and_slots_keep_their_states(llama: LlamaForC
 
 def test_biased_attention_of_qwen2_matches_decoding_alone() -> None:
     torch.manual_seed(2)
-    model = Qwen2ForCausalLM(Qwen2Config(**_SIZES)).eval()
+    model = Qwen2ForCausalLM(Qwen2Config(**TINY_DECODER)).eval()
     assert model.model.layers[0].self_attn.q_proj.bias is not None
     assert ragged.supports(model)
     prompts = {"a": [5, 9, 3, 17], "b": [7, 1, 4, 4, 8, 2]}
@@ -195,7 +185,7 @@ def test_branches_are_scored_in_the_step_beside_decoding_rows(llama: LlamaForCau
 
 def test_only_the_llama_layout_is_run_ragged(llama: LlamaForCausalLM) -> None:
     assert ragged.supports(llama)
-    sliding = Qwen2Config(**_SIZES, use_sliding_window=True, sliding_window=16)
+    sliding = Qwen2Config(**TINY_DECODER, use_sliding_window=True, sliding_window=16)
     assert not ragged.supports(Qwen2ForCausalLM(sliding))
     gpt2 = GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=64)
     assert not ragged.supports(GPT2LMHeadModel(gpt2))
