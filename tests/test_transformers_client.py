@@ -554,6 +554,27 @@ async def test_a_failing_scoring_step_fails_only_its_scoring(
         await asyncio.wait_for(client.score_labels(_user("Is ice cold?"), ["yes", "no"]), 30)
     assert not long_task.done()
     assert (await long_task).content == alone
+    pool = client._worker._pool
+    assert pool is not None and pool.in_use == 0  # the failed step gave its slots back
+    await client.close()
+
+
+@pytest.mark.embedded
+async def test_ragged_batches_share_one_pool_and_give_every_slot_back(
+    embedded_dir: Path,
+) -> None:
+    client = TransformersChatCompletionClient(
+        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, max_batch_size=4
+    )
+    args = {"max_tokens": 6}
+    await client.create(_user("Name a colour."), extra_create_args=args)
+    pool = client._worker._pool
+    assert pool is not None and pool.slots == 4  # the batch's size at first use
+    await asyncio.gather(
+        *(client.create(_user(q), extra_create_args=args) for q in ("Hi.", "Name a fruit.")),
+        client.score_labels(_user("Is fire hot?"), ["yes", "no"]),
+    )
+    assert client._worker._pool is pool and pool.in_use == 0
     await client.close()
 
 

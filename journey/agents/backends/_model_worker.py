@@ -72,8 +72,9 @@ MIN_SHARED_PREFILL = 16
 """Fewest shared uncached prompt tokens worth a forward pass of their own."""
 
 KEEP_POOL_BYTES = 1 << 30
-"""A ragged batches' key/value pool larger than this is let go once no row uses it (one
-long prompt grows every slot); a smaller one is kept for the next batch."""
+"""The ragged batches' shared key/value pool, if larger than this, is let go once no
+row uses it (one long prompt grows every slot); a smaller one is kept for the next
+batch."""
 
 
 @dataclass
