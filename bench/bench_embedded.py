@@ -92,20 +92,18 @@ def raw_generate(
     *,
     prompt_tokens: int = 0,
     sample: bool = False,
-    packed: bool = True,
 ) -> float:
     """Tokens/s of one batched `generate` over the 8 prompts, each padded with a worked
     solution to about `prompt_tokens` tokens when given, decoding greedily or (`sample`)
-    with the client's default temperature 0.7 and top-p 0.95. With `packed`, the linear
-    layers run over oneDNN-packed weights as the client's do, so that a comparison with
-    the client measures what the orchestration adds, not the kernels."""
+    with the client's default temperature 0.7 and top-p 0.95. The linear layers run over
+    oneDNN-packed weights as the client's do, so that a comparison with the client
+    measures what the orchestration adds, not the kernels."""
     directory = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.padding_side = "left"
     with quiet_loading():  # no weight-loading bar inside the bench's output
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).eval()
-    if packed:
-        pack_linears(model)
+    pack_linears(model)
     filler = tokenizer(_FILLER * (1 + prompt_tokens // 30), add_special_tokens=False)["input_ids"]
     texts = []
     for prompt in PROMPTS:

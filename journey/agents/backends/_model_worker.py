@@ -246,10 +246,11 @@ class ModelWorker:
         self._eos_ids = sorted(eos_ids)
         plain_cache = _has_plain_attention_cache(model)
         self._runs_batches = self._continuous_batching and plain_cache
-        self._runs_ragged = self._runs_batches and self._prefill_in_step and ragged.supports(model)
+        llama_family = ragged.supports(model)
+        self._runs_ragged = self._runs_batches and self._prefill_in_step and llama_family
         if not self._packed_weights:
             self.stats.unpacked_why = "packed_weights=false"
-        elif not ragged.supports(model):  # other layouts may read a layer's plain weight
+        elif not llama_family:  # other layouts may read a layer's plain weight
             self.stats.unpacked_why = "not a Llama-family model"
         else:
             packed, why = pack_linears(model, rows_hint=self._max_batch_size)

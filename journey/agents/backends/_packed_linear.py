@@ -3,14 +3,15 @@
 On the CPU, `F.linear` goes to MKL's general matrix product, which reads the weight in
 its plain row-major layout at every call. For the skinny products a decoder runs (one
 to a few dozen rows of activations against a weight of hundreds of thousands of
-elements), oneDNN's kernels over a weight reordered into their own blocked layout are
-2 to 4 times faster on the x86 cores we measured (AVX2 and AVX-512): an 8-row product
-with a 1536 x 576 weight took 62 us against 198 us, a 1-row product with the embedded
-model's 49,152-row output layer 3.4 ms against 9.2 ms, a 400-row prefill product 1.7 ms
-against 4.0 ms (bench figures in docs/benchmarks.md). The reorder costs one pass over
-the weights at load, and the packed copy replaces the plain one, so the model takes no
-more memory (an output layer tied to the input embeddings keeps the shared tensor, which
-the embedding lookup needs).
+elements), oneDNN's kernels over a weight reordered into their own blocked layout were
+2 to 4 times faster on the AVX-512 cores we measured: an 8-row product with a
+1536 x 576 weight took 62 us against 198 us, a 1-row product with the embedded model's
+49,152-row output layer 3.4 ms against 9.2 ms, a 400-row prefill product 1.7 ms against
+4.0 ms (docs/benchmarks.md). The reorder costs one pass over the weights at load (1.6 s
+for the embedded model). The plain layers are dropped, but weights loaded from a mapped
+file leave only page cache behind, so the packed copy is new memory (528 MB for the
+embedded model); an output layer tied to the input embeddings keeps the shared tensor,
+which the embedding lookup needs.
 
 Each output row of oneDNN's product depends only on its own input row (checked at
 load), so a request's tokens do not depend on what else shares its batch.
