@@ -87,11 +87,7 @@ _FILLER = (
 
 
 def raw_generate(
-    dtype: torch.dtype,
-    max_tokens: int,
-    *,
-    prompt_tokens: int = 0,
-    sample: bool = False,
+    dtype: torch.dtype, max_tokens: int, *, prompt_tokens: int = 0, sample: bool = False
 ) -> float:
     """Tokens/s of one batched `generate` over the 8 prompts, each padded with a worked
     solution to about `prompt_tokens` tokens when given, decoding greedily or (`sample`)
