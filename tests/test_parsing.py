@@ -507,26 +507,27 @@ CRITIC_REPLIES: list[tuple[str, str, StepVerdict, object, set[str]]] = [
         Terminate(answer="7"),
         {"missing_verdict"},
     ),
+    # A stated verdict decides the label; the action never keeps an incorrect step.
     (
         "correct but reflect",
         "VERDICT: correct\nACTION: reflect\nREASON: r",
-        StepVerdict.INCORRECT,
+        StepVerdict.CORRECT,
         Reflect(critique="r"),
         {"inconsistent_verdict"},
     ),
     (
         "correct but backtrack",
         "VERDICT: correct\nACTION: backtrack 1\nREASON: r",
-        StepVerdict.INCORRECT,
+        StepVerdict.CORRECT,
         Backtrack(to_step=1, critique="r"),
         {"inconsistent_verdict"},
     ),
     (
         "incorrect but continue",
         "VERDICT: incorrect\nACTION: continue\nREASON: r",
-        StepVerdict.CORRECT,
-        Continue(),
-        {"inconsistent_verdict"},
+        StepVerdict.INCORRECT,
+        Reflect(critique="r"),
+        {"inconsistent_action"},
     ),
     (
         "free text: correct",

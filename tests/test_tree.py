@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from journey.protocols import StepVerdict
+from journey.protocols import LabelSource, StepVerdict
 from journey.synthesis import IllegalBacktrackError, NodeLabel, ReasoningTree
 
 
@@ -58,8 +60,10 @@ def test_labels_follow_the_critic_until_the_verifier_speaks() -> None:
     tree.judge(1, StepVerdict.UNKNOWN, "")
     assert tree[2].label is NodeLabel.INCORRECT and tree[2].reason == "wrong sum"
     tree.record_verification(4, correct=True)
-    assert tree[1].label is NodeLabel.CORRECT  # the whole verified path is correct
+    # A verified answer labels its own step: a step nobody judged stays unknown.
+    assert tree[1].label is NodeLabel.UNKNOWN and tree[1].label_source is LabelSource.NONE
     assert tree[4].label is NodeLabel.CORRECT and tree[4].verified
+    assert tree[4].label_source is LabelSource.VERIFIER
     tree.judge(4, StepVerdict.INCORRECT, "critic disagrees")
     assert tree[4].label is NodeLabel.CORRECT  # the verifier outranks the critic
     assert [n.id for n in tree.correct_leaves()] == [4]
@@ -89,3 +93,30 @@ def test_save_and_load(tmp_path) -> None:
     tree = grow()
     tree.save(tmp_path / "tree.json")
     assert ReasoningTree.load(tmp_path / "tree.json").to_json() == tree.to_json()
+
+
+def test_a_verified_answer_never_overwrites_the_critics_verdicts_before_it() -> None:
+    tree = ReasoningTree("2 + 3 = ?", "5")
+    wrong = tree.add_step("2 + 3 = 6")
+    tree.judge(wrong.id, StepVerdict.INCORRECT, "2 + 3 is 5", LabelSource.CRITIC)
+    judged = tree.add_step("so 5 - 0 = 5")
+    tree.judge(judged.id, StepVerdict.CORRECT, "fine", LabelSource.CRITIC_ACTION)
+    final = tree.add_step("\\boxed{5}", final_answer="5")
+    tree.record_verification(final.id, correct=True)
+    assert (wrong.label, wrong.label_source) == (NodeLabel.INCORRECT, LabelSource.CRITIC)
+    assert (judged.label, judged.label_source) == (NodeLabel.CORRECT, LabelSource.CRITIC_ACTION)
+    assert (final.label, final.label_source) == (NodeLabel.CORRECT, LabelSource.VERIFIER)
+
+
+def test_label_sources_survive_a_round_trip_and_old_trees_get_one() -> None:
+    tree = grow()
+    tree.judge(2, StepVerdict.INCORRECT, "wrong sum", LabelSource.SELF_CHECK)
+    loaded = ReasoningTree.from_json(tree.to_json())
+    assert loaded[2].label_source is LabelSource.SELF_CHECK
+    assert loaded[1].label_source is LabelSource.NONE
+    record = json.loads(tree.to_json())
+    for node in record["nodes"]:
+        node.pop("label_source")  # as trees were saved before labels had sources
+    old = ReasoningTree.from_json(json.dumps(record))
+    assert old[2].label is NodeLabel.INCORRECT and old[2].label_source is LabelSource.CRITIC
+    assert old[1].label_source is LabelSource.NONE

@@ -4,8 +4,12 @@ Two ways to reach a verdict:
 
 - **generate**: the critic writes `VERDICT / ACTION / REASON` and the reply is
   parsed tolerantly; an unparseable reply is asked again `max_reasks` times and
-  then falls back to `continue` with verdict `unknown` (recorded as a violation),
-  so a session never stalls on a critic that ignores the format.
+  then falls back to `continue` with verdict `unknown` and label source `none`
+  (recorded as a violation), so a session never stalls on a critic that ignores
+  the format, and a step nobody could judge is never labelled correct. A reasoning
+  critic's thoughts (`<think>…</think>`, or the server's `reasoning_content`) are
+  kept apart and never parsed; `max_tokens` leaves them room to finish, and a reply
+  cut off before its answer is recorded as `truncated_reply`.
 - **score**: for backends that expose log-probabilities, the action labels are
   ranked in one forward pass (a weak model ranks far better than it formats),
   a backtrack target is ranked the same way, and only the free-text reason is
@@ -47,16 +51,22 @@ from journey.protocols import (
     ActionName,
     Backtrack,
     Continue,
+    LabelSource,
     ProtocolViolation,
     Reflect,
     StepVerdict,
     Terminate,
     TokenUsage,
+    split_reasoning,
 )
 from journey.protocols.parsing import parse_critic_reply
 
 # How the default judge prompt (prompts/critic.yaml) closes, after the newest step.
 _JUDGE_MARK = "Judge only the newest step"
+
+DEFAULT_CRITIC_TOKENS = 1024
+"""Generation limit for a verdict: room for a reasoning model to think, then answer.
+A plain critic stops after its three fields; the limit only bounds one that rambles."""
 
 
 class CriticMode(StrEnum):
@@ -77,6 +87,10 @@ class CriticTurn:
     latency: float
     label_scores: dict[str, float] | None = None
     violations: tuple[ProtocolViolation, ...] = ()
+    source: LabelSource = LabelSource.CRITIC
+    """The evidence behind the verdict (`none` when it is unknown)."""
+    reasoning: str = ""
+    """The critic's thoughts before the reply that was kept (a reasoning model)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +112,7 @@ class CriticAgent(BaseChatAgent):
     Args:
         model_client: Any AutoGen chat completion client.
         mode: `auto`, `generate` or `score` (see the module docstring).
-        max_tokens: Generation limit for a full verdict.
+        max_tokens: Generation limit for a full verdict, thoughts included.
         reason_max_tokens: Generation limit for the reason in score mode.
         max_reasks: How often an unparseable verdict is asked again.
         calibrate: In score mode, subtract the label scores of a content-free step.
@@ -110,7 +124,7 @@ class CriticAgent(BaseChatAgent):
         *,
         name: str = "critic",
         mode: CriticMode | str = CriticMode.AUTO,
-        max_tokens: int = 120,
+        max_tokens: int = DEFAULT_CRITIC_TOKENS,
         reason_max_tokens: int = 48,
         temperature: float | None = None,
         max_reasks: int = 1,
@@ -189,9 +203,19 @@ class CriticAgent(BaseChatAgent):
                 cancellation_token=cancellation_token,
             )
             raw = result.content if isinstance(result.content, str) else ""
+            reply = split_reasoning(raw, result.thought)
             usage = usage + to_usage(result.usage)
             parsed = parse_critic_reply(raw, current_step=review.step_number)
             violations.extend(parsed.violations)
+            if result.finish_reason == "length" and (reply.unfinished or not reply.answer):
+                violations.append(
+                    ProtocolViolation(
+                        kind="truncated_reply",
+                        detail=f"the reply reached the {self.max_tokens}-token limit before "
+                        "giving an answer; a reasoning critic needs a higher limit",
+                        repaired=False,
+                    )
+                )
             if parsed.action is not None:
                 return CriticTurn(
                     verdict=parsed.verdict,
@@ -201,18 +225,21 @@ class CriticAgent(BaseChatAgent):
                     usage=usage,
                     latency=0.0,
                     violations=tuple(violations),
+                    source=parsed.source,
+                    reasoning=reply.reasoning,
                 )
             if attempt < self.max_reasks:
                 messages = [
                     *messages,
-                    AssistantMessage(content=raw, source=self.name),
+                    # The answer alone goes back: a reasoning model is never shown its thoughts.
+                    AssistantMessage(content=reply.answer or "…", source=self.name),
                     UserMessage(content=self.prompts.format("reask"), source="user"),
                 ]
         violations.append(
             ProtocolViolation(
                 kind="fallback_continue",
-                detail=f"no verdict after {self.max_reasks + 1} replies; the step is accepted "
-                "with verdict 'unknown'",
+                detail=f"no verdict after {self.max_reasks + 1} replies; the step is kept "
+                "with verdict 'unknown' (label source 'none')",
                 repaired=True,
             )
         )
@@ -224,6 +251,8 @@ class CriticAgent(BaseChatAgent):
             usage=usage,
             latency=0.0,
             violations=tuple(violations),
+            source=LabelSource.NONE,
+            reasoning=reply.reasoning,
         )
 
     # -- score ------------------------------------------------------------------------------
@@ -288,6 +317,7 @@ class CriticAgent(BaseChatAgent):
             usage=usage,
             latency=0.0,
             label_scores={str(k): v for k, v in scores.items()},
+            source=LabelSource.CRITIC_ACTION,
         )
 
     # -- AutoGen chat-agent surface ---------------------------------------------------------

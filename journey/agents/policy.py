@@ -20,7 +20,7 @@ from autogen_core.models import (
 
 from journey.agents._prompts import PromptSet, load_prompts
 from journey.agents._usage import to_usage
-from journey.protocols import ProtocolViolation, TokenUsage
+from journey.protocols import ProtocolViolation, TokenUsage, split_reasoning
 from journey.protocols.parsing import ParsedStep, parse_policy_reply
 
 
@@ -67,6 +67,8 @@ class PolicyTurn:
     attempts: int
     violations: tuple[ProtocolViolation, ...] = field(default_factory=tuple)
     """Violations of this turn, including those of replies that were re-asked."""
+    reasoning: str = ""
+    """The model's thoughts before the kept reply (a reasoning model); never parsed."""
 
 
 class PolicyAgent(BaseChatAgent):
@@ -171,6 +173,7 @@ class PolicyAgent(BaseChatAgent):
                 messages, extra_create_args=args, cancellation_token=cancellation_token
             )
             raw = result.content if isinstance(result.content, str) else ""
+            reply = split_reasoning(raw, result.thought)
             usage = usage + to_usage(result.usage)
             step = self.parse_reply(raw, step_number)
             violations.extend(step.violations)
@@ -182,7 +185,8 @@ class PolicyAgent(BaseChatAgent):
             nudge = "repeat" if repeat is not None else "reask"
             messages = [
                 *messages,
-                AssistantMessage(content=raw, source=self.name),
+                # The answer alone goes back: a reasoning model is never shown its thoughts.
+                AssistantMessage(content=reply.answer or "…", source=self.name),
                 UserMessage(content=self.prompts.format(nudge, step=step_number), source="user"),
             ]
         return PolicyTurn(
@@ -192,6 +196,7 @@ class PolicyAgent(BaseChatAgent):
             latency=time.monotonic() - started,
             attempts=attempt,
             violations=tuple(violations),
+            reasoning=reply.reasoning,
         )
 
     # -- AutoGen chat-agent surface ---------------------------------------------------------

@@ -5,6 +5,7 @@ from journey.protocols.answers import extract_final_answer, has_final_answer
 from journey.protocols.messages import (
     ActionApplied,
     CriticVerdictGiven,
+    LabelSource,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
@@ -25,6 +26,7 @@ from journey.protocols.parsing import (
     parse_critic_reply,
     parse_policy_reply,
 )
+from journey.protocols.reasoning import SplitReply, split_reasoning
 
 __all__ = [
     "Action",
@@ -33,6 +35,7 @@ __all__ = [
     "Backtrack",
     "Continue",
     "CriticVerdictGiven",
+    "LabelSource",
     "Outcome",
     "ParsedStep",
     "ParsedVerdict",
@@ -43,6 +46,7 @@ __all__ = [
     "Role",
     "SessionEnded",
     "SessionEvent",
+    "SplitReply",
     "StepVerdict",
     "StopReason",
     "Terminate",
@@ -54,4 +58,5 @@ __all__ = [
     "has_final_answer",
     "parse_critic_reply",
     "parse_policy_reply",
+    "split_reasoning",
 ]

@@ -1,9 +1,10 @@
 """Chat cleanup and small text helpers shared by the policy and critic reply parsers.
 
-Chat junk is removed silently: surrounding whitespace, special tokens such as
-`<|im_end|>` (text after an end-of-turn token is dropped), a leading role label
-("Assistant:") and a turn the model starts for someone else ("User:" at the start
-of a line, and everything after it).
+A reasoning model's thoughts are dropped first (`journey.protocols.reasoning`):
+only the answer is parsed. Chat junk is removed silently: surrounding whitespace,
+special tokens such as `<|im_end|>` (text after an end-of-turn token is dropped), a
+leading role label ("Assistant:") and a turn the model starts for someone else
+("User:" at the start of a line, and everything after it).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import re
 
 from journey.protocols.messages import ProtocolViolation
+from journey.protocols.reasoning import split_reasoning
 
-_MAX_INPUT_CHARS = 50_000  # longer replies are read only this far: keeps every regex cheap
+_MAX_INPUT_CHARS = 50_000  # longer answers are read only this far: keeps every regex cheap
+_MAX_REPLY_CHARS = 1_000_000  # thoughts included: far beyond any generation limit
 _QUOTE_CHARS = 80
 
 # -- chat junk ---------------------------------------------------------------------------
@@ -35,8 +38,8 @@ WHITESPACE = re.compile(r"\s+")
 
 
 def clean_chat(reply: str) -> str:
-    """The reply without chat junk (see the module docstring)."""
-    text = reply[:_MAX_INPUT_CHARS]
+    """The reply's answer part without chat junk (see the module docstring)."""
+    text = split_reasoning(reply[:_MAX_REPLY_CHARS]).answer[:_MAX_INPUT_CHARS]
     for segment in _END_OF_TURN.split(text):
         segment = _SPECIAL_TOKEN.sub("", segment)
         if segment.strip():

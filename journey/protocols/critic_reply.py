@@ -26,13 +26,20 @@ Critic replies (`parse_critic_reply`), asked as `VERDICT: / ACTION: / REASON:`:
   Reflect and backtrack carry the reason as `critique`.
 - Verdict known, action not: correct → `Continue`, incorrect →
   `Reflect(critique=reason)` (`missing_action`, repaired).
-- Action known, verdict not: continue → correct, reflect/backtrack →
+- Action known, verdict not: the verdict is read from the action, and its
+  source says so (`critic_action`): continue → correct, reflect/backtrack →
   incorrect, terminate → unknown (`missing_verdict`, repaired).
-- Verdict and action disagree (correct with reflect/backtrack, incorrect with
-  continue): the action stands and the verdict follows it
-  (`inconsistent_verdict`, repaired).
+- Verdict and action disagree: **the verdict decides the label**, and the action
+  follows one conservative rule, so that a step judged incorrect never stays on
+  the path: incorrect with continue → `Reflect(critique=reason)`
+  (`inconsistent_action`, repaired); correct with reflect or backtrack → the
+  action stands, since leaving a step is never optimistic
+  (`inconsistent_verdict`, repaired: the step is labelled correct, and left).
 - Neither recoverable: verdict unknown, action None (`unparseable_verdict`,
   not repaired); the caller asks again.
+- A reasoning model's thoughts are never read (see `journey.protocols.reasoning`):
+  a verdict quoted in them does not count; thoughts cut off before any answer
+  leave an empty reply (`unparseable_verdict`).
 - Reason: the REASON field (or JSON reason), else the rest of the reply with
   the fields and JSON removed, trimmed to about `MAX_FALLBACK_REASON_CHARS`.
 """
@@ -46,7 +53,7 @@ from dataclasses import dataclass
 from journey.protocols._reply_text import WHITESPACE, clean_chat, quote, violation
 from journey.protocols.actions import Action, ActionName, Backtrack, Continue, Reflect, Terminate
 from journey.protocols.answers import extract_final_answer
-from journey.protocols.messages import ProtocolViolation, StepVerdict
+from journey.protocols.messages import LabelSource, ProtocolViolation, StepVerdict
 
 __all__ = [
     "MAX_FALLBACK_REASON_CHARS",
@@ -184,6 +191,9 @@ class ParsedVerdict:
     """None when no action could be recovered: the caller should ask again."""
     reason: str
     violations: tuple[ProtocolViolation, ...]
+    source: LabelSource = LabelSource.CRITIC
+    """`critic` for a stated verdict, `critic_action` for one read from the action,
+    `none` when the verdict is unknown."""
 
 
 @dataclass
@@ -216,13 +226,13 @@ def parse_critic_reply(reply: str, *, current_step: int) -> ParsedVerdict:
     if fields.verdict is StepVerdict.UNKNOWN and fields.action is None:
         detail = "the reply is empty" if not text else f"no verdict or action in {quote(text)}"
         violations.append(violation("unparseable_verdict", detail, False))
-        return ParsedVerdict(StepVerdict.UNKNOWN, None, reason, tuple(violations))
+        return ParsedVerdict(StepVerdict.UNKNOWN, None, reason, tuple(violations), LabelSource.NONE)
     if fields.action is None:
         action: Action = _fallback_action(fields.verdict, reason, violations)
     else:
         action = _build_action(fields, reason, current_step, violations)
-    verdict = _reconcile(fields.verdict, action, violations)
-    return ParsedVerdict(verdict, action, reason, tuple(violations))
+    verdict, action, source = _reconcile(fields.verdict, action, reason, violations)
+    return ParsedVerdict(verdict, action, reason, tuple(violations), source)
 
 
 def _read_fields(text: str, violations: list[ProtocolViolation]) -> tuple[_Fields, str]:
@@ -523,9 +533,12 @@ def _fallback_action(
 
 
 def _reconcile(
-    verdict: StepVerdict, action: Action, violations: list[ProtocolViolation]
-) -> StepVerdict:
-    """The verdict the action implies, recording a missing or contradicting one."""
+    verdict: StepVerdict, action: Action, reason: str, violations: list[ProtocolViolation]
+) -> tuple[StepVerdict, Action, LabelSource]:
+    """The verdict, the action to apply and the label's source (rules in the module docstring).
+
+    A stated verdict decides the label; an action only stands in for a missing one.
+    """
     implied = {
         "continue": StepVerdict.CORRECT,
         "reflect": StepVerdict.INCORRECT,
@@ -534,16 +547,25 @@ def _reconcile(
     if verdict is StepVerdict.UNKNOWN:
         result = implied or StepVerdict.UNKNOWN
         violations.append(violation("missing_verdict", f"no verdict given; read as {result}"))
-        return result
+        source = LabelSource.NONE if implied is None else LabelSource.CRITIC_ACTION
+        return result, action, source
+    if verdict is StepVerdict.INCORRECT and isinstance(action, Continue):
+        violations.append(
+            violation(
+                "inconsistent_action",
+                "verdict incorrect with action continue; the verdict decides: read as reflect",
+            )
+        )
+        return verdict, Reflect(critique=reason), LabelSource.CRITIC
     if implied is not None and implied is not verdict:
         violations.append(
             violation(
                 "inconsistent_verdict",
-                f"verdict {verdict} with action {action.action}; verdict read as {implied}",
+                f"verdict {verdict} with action {action.action}; the step is labelled {verdict} "
+                f"and the {action.action} stands",
             )
         )
-        return implied
-    return verdict
+    return verdict, action, LabelSource.CRITIC
 
 
 def _trim(text: str, limit: int) -> str:

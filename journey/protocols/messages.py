@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from journey.protocols.actions import Action
 
@@ -25,6 +25,25 @@ class StepVerdict(StrEnum):
     CORRECT = "correct"
     INCORRECT = "incorrect"
     UNKNOWN = "unknown"
+
+
+class LabelSource(StrEnum):
+    """Where a step's label comes from: the evidence behind it.
+
+    What could not be read is `NONE` with the label `unknown`, never correct.
+    """
+
+    CRITIC = "critic"
+    """The critic stated a verdict (a VERDICT field, a JSON value, or verdict words)."""
+    CRITIC_ACTION = "critic_action"
+    """The critic stated no verdict; it is read from the action it chose (continue:
+    correct; reflect, backtrack: incorrect). Score mode always judges this way."""
+    SELF_CHECK = "self_check"
+    """The policy's own check of its step (propose-critique), read from its action."""
+    VERIFIER = "verifier"
+    """A final answer checked against the gold answer."""
+    NONE = "none"
+    """No evidence: the label is unknown."""
 
 
 class StopReason(StrEnum):
@@ -103,6 +122,9 @@ class PolicyStepProposed(_Event):
     step_number: int = Field(ge=1, description="Position of the step on its path (depth).")
     content: str = Field(description="The step as it enters the tree, label stripped.")
     raw: str = Field(description="The model's reply, verbatim.")
+    reasoning: str = Field(
+        default="", description="The model's thoughts before its answer (a reasoning model)."
+    )
     final_answer: str | None = None
     violations: list[ProtocolViolation] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
@@ -113,9 +135,16 @@ class CriticVerdictGiven(_Event):
     type: Literal["critic_verdict"] = "critic_verdict"
     node_id: int
     verdict: StepVerdict
+    source: LabelSource = Field(
+        default=LabelSource.CRITIC,
+        description="The evidence behind the verdict; `none` whenever the verdict is unknown.",
+    )
     reason: str
     action: Action
     raw: str = ""
+    reasoning: str = Field(
+        default="", description="The critic's thoughts before its answer (a reasoning model)."
+    )
     label_scores: dict[str, float] | None = Field(
         default=None,
         description="Score per action label when the action was scored (log-probability, "
@@ -124,6 +153,12 @@ class CriticVerdictGiven(_Event):
     violations: list[ProtocolViolation] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     latency: float = 0.0
+
+    @model_validator(mode="after")
+    def _unknown_has_no_source(self) -> CriticVerdictGiven:
+        if self.verdict is StepVerdict.UNKNOWN:
+            self.source = LabelSource.NONE
+        return self
 
 
 class VerifierChecked(_Event):

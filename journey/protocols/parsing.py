@@ -27,11 +27,13 @@ check of it with the action it chooses, e.g.
   `parse_critic_reply` (every repair and violation of that parser applies; the
   `Check:` label reads as its `REASON:`).
 - No such line: the whole reply is the step and the check is empty.
-- The check states no verdict: it follows from the action (continue: correct;
-  reflect, backtrack: incorrect; terminate: correct when the step gives a final
-  answer, else unknown). The critic parser's verdict repairs
-  (`inferred_verdict`, `missing_verdict`, `inconsistent_verdict`) are therefore
-  no violations here and are dropped.
+- The verdict follows from the action the policy applies to its own step
+  (continue: correct; reflect, backtrack: incorrect; terminate: correct when the
+  step gives a final answer, else unknown), labelled with the source
+  `self_check`. A check that states "incorrect" but chooses continue is read as
+  reflect first (the critic parser's `inconsistent_action`), so it is incorrect.
+  The critic parser's verdict repairs (`inferred_verdict`, `missing_verdict`,
+  `inconsistent_verdict`) are no violations here and are dropped.
 - No action recoverable from the check (none written, or unreadable): the action
   is `Continue`, recorded as one `unparseable_action` violation (repaired) in
   place of the critic parser's `unparseable_verdict`. The session still lets the
@@ -51,7 +53,7 @@ from journey.protocols.critic_reply import (
     ParsedVerdict,
     parse_critic_reply,
 )
-from journey.protocols.messages import StepVerdict
+from journey.protocols.messages import LabelSource, StepVerdict
 from journey.protocols.policy_reply import MAX_STEP_CHARS, ParsedStep, parse_policy_reply
 
 __all__ = [
@@ -123,8 +125,9 @@ def parse_self_critique_reply(reply: str, expected_step: int) -> ParsedSelfCriti
         verdict, action = StepVerdict.UNKNOWN, Continue()
     else:
         verdict = _implied_verdict(action, gives_answer=step.final_answer is not None)
+    source = LabelSource.NONE if verdict is StepVerdict.UNKNOWN else LabelSource.SELF_CHECK
     return ParsedSelfCritique(
-        step, ParsedVerdict(verdict, action, check.reason, tuple(violations)), check_text
+        step, ParsedVerdict(verdict, action, check.reason, tuple(violations), source), check_text
     )
 
 

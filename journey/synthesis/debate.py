@@ -128,6 +128,7 @@ class DebateSession:
     """
 
     strategy: ClassVar[str] = "debate"
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY, Role.CRITIC})
     """The strategy name logged in `problem_posed`; subclasses override it."""
 
     def __init__(
@@ -283,7 +284,7 @@ class DebateSession:
             node = self._under_review(event.node_id, self._awaiting_judgement, event.type)
             if isinstance(event, CriticVerdictGiven):
                 self._usage[Role.CRITIC] += event.usage
-                self.tree.judge(node.id, event.verdict, event.reason)
+                self.tree.judge(node.id, event.verdict, event.reason, event.source)
                 action = self._critic_action(node, event.action, event.verdict, event.reason)
                 self._awaiting_action = (node, action, Role.CRITIC)
             else:
@@ -403,6 +404,7 @@ class DebateSession:
                 step_number=step_number,
                 content=turn.step.content,
                 raw=turn.raw,
+                reasoning=turn.reasoning,
                 final_answer=turn.step.final_answer,
                 violations=list(turn.violations),
                 usage=turn.usage,
@@ -471,15 +473,17 @@ class DebateSession:
             raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
         self._usage[Role.CRITIC] += turn.usage
         action, verdict, violations = self._legalise(node, turn.action, turn.verdict)
-        self.tree.judge(node.id, verdict, turn.reason)
+        self.tree.judge(node.id, verdict, turn.reason, turn.source)
         self._emit(
             CriticVerdictGiven(
                 **self._stamp(),
                 node_id=node.id,
                 verdict=verdict,
+                source=turn.source,
                 reason=turn.reason,
                 action=action,
                 raw=turn.raw,
+                reasoning=turn.reasoning,
                 label_scores=turn.label_scores,
                 violations=[*turn.violations, *violations],
                 usage=turn.usage,
@@ -502,7 +506,9 @@ class DebateSession:
             return None
         if source is Role.VERIFIER:
             return _Stop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node)
-        if node.is_final and node.verdict is not StepVerdict.INCORRECT:
+        if node.is_final and node.verdict is StepVerdict.CORRECT:
+            # Only an answer judged correct is accepted: a terminate with no readable
+            # verdict gives up rather than vouch for an answer nobody judged.
             return _Stop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node)
         return _Stop(StopReason.CRITIC_TERMINATED, Outcome.FAILED)
 

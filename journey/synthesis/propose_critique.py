@@ -71,13 +71,14 @@ class ProposeCritiqueSession(DebateSession):
     """
 
     strategy: ClassVar[str] = "propose-critique"
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY})
 
     def __init__(
         self,
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None = None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
         session_id: str | None = None,
@@ -103,7 +104,7 @@ class ProposeCritiqueSession(DebateSession):
         events: Sequence[SessionEvent],
         *,
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None = None,
         limits: DebateLimits | None = None,
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
@@ -143,12 +144,13 @@ class ProposeCritiqueSession(DebateSession):
             verdict, repairs = check.verdict, []
         else:
             action, verdict, repairs = self._legalise(node, check.action, check.verdict)
-        self.tree.judge(node.id, verdict, check.reason)
+        self.tree.judge(node.id, verdict, check.reason, check.source)
         self._emit(
             CriticVerdictGiven(
                 **self._stamp(),
                 node_id=node.id,
                 verdict=verdict,
+                source=check.source,
                 reason=check.reason,
                 action=action,
                 raw=parsed.check_text,

@@ -61,6 +61,8 @@ class LongThoughtWriter:
 
     vary_openers: bool = True
     """Rotate "Wait," / "Hmm," / "Hold on," so reflections do not all start alike."""
+    include_reasoning: bool = False
+    """Put the policy's thoughts (a reasoning model's) before each of its steps."""
 
     def write(self, events: Sequence[SessionEvent]) -> str:
         """The long thought of one session, from its event log in dialogue order."""
@@ -70,6 +72,8 @@ class LongThoughtWriter:
         for event in events:
             if isinstance(event, PolicyStepProposed):
                 steps[event.node_id] = event
+                if self.include_reasoning and event.reasoning:
+                    lines.append(event.reasoning)
                 lines.append(f"Step {event.step_number}: {event.content}")
             elif isinstance(event, ActionApplied) and isinstance(event.action, Reflect | Backtrack):
                 step = steps.get(event.node_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
-from journey.protocols import StepVerdict
+from journey.protocols import LabelSource, StepVerdict
 
 ROOT_ID = 0
 
@@ -45,6 +45,8 @@ class TreeNode:
     """The critic's reason, or the verifier's note on a final answer."""
     label: NodeLabel = NodeLabel.UNKNOWN
     """Best-known correctness: a verifier result outranks the critic's verdict."""
+    label_source: LabelSource = LabelSource.NONE
+    """The evidence behind `label`; `none` exactly when the label is unknown."""
     final_answer: str | None = None
     verified: bool | None = None
     """Verifier result on a final answer; None when unchecked."""
@@ -52,6 +54,13 @@ class TreeNode:
     """Left behind by a reflect or a backtrack."""
     tokens: int = 0
     elapsed: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.label is NodeLabel.UNKNOWN:
+            self.label_source = LabelSource.NONE
+        elif self.label_source is LabelSource.NONE:  # a tree saved before labels had sources
+            judged_by_verifier = self.verified is not None
+            self.label_source = LabelSource.VERIFIER if judged_by_verifier else LabelSource.CRITIC
 
     @property
     def is_root(self) -> bool:
@@ -164,23 +173,42 @@ class ReasoningTree:
         self.cursor = node.id
         return node
 
-    def judge(self, node_id: int, verdict: StepVerdict, reason: str) -> None:
-        """Record the critic's verdict; it sets the label unless a verifier already has."""
+    def judge(
+        self,
+        node_id: int,
+        verdict: StepVerdict,
+        reason: str,
+        source: LabelSource | None = None,
+    ) -> None:
+        """Record a judgement of a step; it sets the label unless a verifier already has.
+
+        Args:
+            node_id: The step judged.
+            verdict: The verdict; `unknown` labels the step unknown with source `none`.
+            reason: Why, as the judge said it.
+            source: The evidence (default `critic`); ignored for an unknown verdict.
+        """
         node = self._nodes[node_id]
         node.verdict = verdict
         node.reason = reason
         if node.verified is None:
             node.label = NodeLabel(verdict.value)
+            node.label_source = (
+                LabelSource.NONE
+                if verdict is StepVerdict.UNKNOWN
+                else (source or LabelSource.CRITIC)
+            )
 
     def record_verification(self, node_id: int, correct: bool) -> None:
-        """Record the verifier's result. A correct answer marks its whole path correct."""
+        """Record the verifier's result on a final answer: it labels that step alone.
+
+        A verified answer says nothing certain about the steps before it (a wrong step
+        can still reach the right answer), so their labels keep their own evidence.
+        """
         node = self._nodes[node_id]
         node.verified = correct
-        if correct:
-            for step in self.path(node_id)[1:]:
-                step.label = NodeLabel.CORRECT
-        else:
-            node.label = NodeLabel.INCORRECT
+        node.label = NodeLabel.CORRECT if correct else NodeLabel.INCORRECT
+        node.label_source = LabelSource.VERIFIER
 
     def backtrack(self, to_step: int) -> TreeNode:
         """Move the cursor back to the node at depth `to_step` on the current path.
