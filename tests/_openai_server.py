@@ -1,11 +1,21 @@
 """A tiny scriptable OpenAI-compatible server on loopback, for backend tests.
 
-`POST /v1/chat/completions` is served, plain or streamed (SSE), and `GET /v1/models`
-lists one model (what a client polls to see that a server is up). Each request
-takes the next scripted reply from a queue (a default completion when it is empty)
-and is recorded, so a test can check what the client sent.
+`POST /v1/chat/completions` is served, plain or streamed (SSE), `POST /v1/completions`
+plain, and `GET /v1/models` lists one model (what a client polls to see that a server
+is up). Each request takes the next scripted reply from a queue (a default completion
+when it is empty) and is recorded, so a test can check what the client sent.
 
     server.enqueue(Reply.error(429, retry_after="0"), Reply.text("hello"))
+
+Replies are shaped as vLLM's OpenAI server shapes them (vllm/entrypoints/openai,
+`chat_completion/protocol.py` and `serving.py`): the message carries `reasoning`
+(null unless the reply has thoughts; `reasoning_content` in vLLM before the rename,
+and in DeepSeek's API), each choice a `stop_reason`; a stream opens with an empty
+assistant delta, sends the thoughts as `reasoning` deltas before the answer's `content`
+deltas, closes with a `finish_reason` chunk and, when `stream_options.include_usage`
+is set, a chunk with no choices and the usage. Log-probs come per token with their
+top alternatives (`logprobs.content`) in chat, and in the legacy form (`tokens`,
+`token_logprobs`, `top_logprobs` mappings) from `/v1/completions`.
 """
 
 from __future__ import annotations
@@ -34,11 +44,50 @@ class Reply:
     top_logprobs: list[tuple[str, float]] | None = None
     prompt_tokens: int = 7
     completion_tokens: int = 3
+    reasoning: str | None = None
+    """The thoughts before the answer, sent beside `content` as vLLM's reasoning parsers do."""
+    reasoning_field: str = "reasoning"
+    """Their field: "reasoning" (vLLM now) or "reasoning_content" (older vLLM, DeepSeek)."""
+    model: str | None = None
+    """The model name the reply reports; default the one asked for (llama.cpp reports its
+    file's name whatever was asked)."""
+    finish_reason: str = "stop"
 
     @classmethod
-    def text(cls, content: str, *, prompt_tokens: int = 7, completion_tokens: int = 3) -> Reply:
+    def text(
+        cls,
+        content: str,
+        *,
+        prompt_tokens: int = 7,
+        completion_tokens: int = 3,
+        model: str | None = None,
+        finish_reason: str = "stop",
+    ) -> Reply:
         return cls(
-            content=content, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            content=content,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            model=model,
+            finish_reason=finish_reason,
+        )
+
+    @classmethod
+    def thinking(
+        cls,
+        reasoning: str,
+        content: str,
+        *,
+        field: str = "reasoning",
+        prompt_tokens: int = 7,
+        completion_tokens: int = 12,
+    ) -> Reply:
+        """A reasoning model's reply: thoughts in `field`, the answer in `content`."""
+        return cls(
+            content=content,
+            reasoning=reasoning,
+            reasoning_field=field,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
         )
 
     @classmethod
@@ -149,10 +198,13 @@ class OpenAIStubServer:
                 reply = server._next(recorded)
                 if reply.delay and server._stopping.wait(reply.delay):
                     return
-                if self.path != "/v1/chat/completions":
+                if self.path not in ("/v1/chat/completions", "/v1/completions"):
                     self._send(404, b'{"error": {"message": "no such route"}}', {})
                 elif reply.raw_body is not None or reply.status != 200:
                     self._send(reply.status, reply.raw_body or b"{}", reply.headers)
+                elif self.path == "/v1/completions":
+                    answer = _text_completion(reply, body)
+                    self._send(200, json.dumps(answer).encode(), reply.headers)
                 elif body.get("stream"):
                     self._stream(reply, body)
                 else:
@@ -182,12 +234,34 @@ class OpenAIStubServer:
         return Handler
 
 
+def _usage(reply: Reply) -> dict[str, Any]:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        "completion_tokens": reply.completion_tokens,
+    }
+
+
+def _model(reply: Reply, body: dict[str, Any]) -> str:
+    return reply.model or body.get("model", "stub-model")
+
+
 def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.content,
+        "refusal": None,
+        "annotations": None,
+        "audio": None,
+        "function_call": None,
+        reply.reasoning_field: reply.reasoning,
+    }
     choice: dict[str, Any] = {
         "index": 0,
-        "message": {"role": "assistant", "content": reply.content},
-        "finish_reason": "stop",
+        "message": message,
         "logprobs": None,
+        "finish_reason": reply.finish_reason,
+        "stop_reason": None,
     }
     if reply.top_logprobs is not None:
         first_token, first_logprob = reply.top_logprobs[0]
@@ -208,14 +282,44 @@ def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         "id": "chatcmpl-stub",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body.get("model", "stub-model"),
+        "model": _model(reply, body),
         "choices": [choice],
-        "usage": {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-        },
+        "usage": {**_usage(reply), "prompt_tokens_details": None},
+        "prompt_logprobs": None,
     }
+
+
+def _text_completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+    logprobs = None
+    if reply.top_logprobs is not None and body.get("logprobs") is not None:
+        first_token, first_logprob = reply.top_logprobs[0]
+        logprobs = {
+            "text_offset": [0],
+            "token_logprobs": [first_logprob],
+            "tokens": [first_token],
+            "top_logprobs": [dict(reply.top_logprobs)],
+        }
+    choice = {
+        "index": 0,
+        "text": reply.content,
+        "logprobs": logprobs,
+        "finish_reason": reply.finish_reason,
+        "stop_reason": None,
+        "prompt_logprobs": None,
+    }
+    return {
+        "id": "cmpl-stub",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": _model(reply, body),
+        "choices": [choice],
+        "usage": {**_usage(reply), "prompt_tokens_details": None},
+    }
+
+
+def _pieces(text: str) -> list[str]:
+    words = text.split(" ")
+    return [word if i == 0 else " " + word for i, word in enumerate(words)] if text else []
 
 
 def _stream_events(reply: Reply, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -223,21 +327,23 @@ def _stream_events(reply: Reply, body: dict[str, Any]) -> Iterator[dict[str, Any
         "id": "chatcmpl-stub",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": body.get("model", "stub-model"),
+        "model": _model(reply, body),
     }
-    words = reply.content.split(" ")
-    pieces = [word if i == 0 else " " + word for i, word in enumerate(words)]
-    for piece in pieces:
-        delta = {"role": "assistant", "content": piece}
-        yield {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None}
+        if finish_reason is not None:
+            choice.update(finish_reason=finish_reason, stop_reason=None)
+        return {**base, "choices": [choice]}
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in _pieces(reply.reasoning or ""):
+        yield chunk({reply.reasoning_field: piece})
+    for piece in _pieces(reply.content):
+        yield chunk({"content": piece})
+    yield chunk({"content": ""}, reply.finish_reason)
     if (body.get("stream_options") or {}).get("include_usage"):
-        usage = {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-        }
-        yield {**base, "choices": [], "usage": usage}
+        yield {**base, "choices": [], "usage": _usage(reply)}
 
 
 @pytest.fixture
