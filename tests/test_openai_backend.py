@@ -6,6 +6,7 @@ import logging
 import math
 import socket
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = ["openai_server"]  # the fixture, imported so pytest finds it
 
 SECRET = "sk-test-PLANTED-SECRET"
 MODEL = "stub-llama-1b"
+CLOSED_URL = "http://127.0.0.1:9/v1"  # never asked: the client is only built
 PROMPT = [SystemMessage(content="You are terse."), UserMessage(content="2+2?", source="user")]
 
 ClientFactory = Callable[..., OpenAICompatibleClient]
@@ -408,3 +410,284 @@ async def test_spec_sends_a_dummy_key_to_local_servers(
 def test_bad_settings_are_config_errors(settings: dict[str, Any], quoted: str):
     with pytest.raises(ConfigError, match=quoted):
         OpenAICompatibleClient(MODEL, api_key="EMPTY", base_url="http://127.0.0.1:9/v1", **settings)
+
+
+# --- token counts: the server's, never a tokenizer's ---------------------------------------
+
+
+@pytest.fixture
+def no_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tiktoken downloads its encodings on first use: where there is no internet, it fails."""
+    import tiktoken
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tiktoken would download its encoding")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", offline)
+    monkeypatch.setattr(tiktoken, "encoding_for_model", offline)
+
+
+@pytest.mark.usefixtures("no_tiktoken")
+async def test_count_tokens_is_the_servers_count_or_a_local_estimate(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    client = make_client(logprobs=True)
+    estimate = client.count_tokens(PROMPT)  # nothing sent yet: estimated locally
+    assert estimate == (len("You are terse.") + len("2+2?") + 3) // 4 + 2 * 4
+
+    openai_server.enqueue(Reply.text("4", prompt_tokens=23))
+    await client.create(PROMPT)
+    assert client.count_tokens(PROMPT) == 23
+
+    other = [UserMessage(content="Judge step 1.", source="user")]
+    openai_server.enqueue(Reply(content="continue", top_logprobs=TOP, prompt_tokens=41))
+    await client.score_labels(other, LABELS, prefix="ACTION: ")
+    assert client.count_tokens(other) == 41
+    assert client.count_tokens(PROMPT) == 23
+
+
+@pytest.mark.usefixtures("no_tiktoken")
+async def test_critic_scores_labels_with_the_servers_token_count(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    # `journey debate --critic "openai:M@URL?logprobs=true"` ended its first critic turn in
+    # model_error: the critic counts its scoring prompt, and the count went to tiktoken.
+    from journey.agents.critic import CriticAgent, StepUnderReview
+
+    openai_server.enqueue(
+        Reply(content="continue", top_logprobs=TOP, prompt_tokens=57, completion_tokens=1),
+        Reply.text("The sum is right.", prompt_tokens=70, completion_tokens=5),
+    )
+    critic = CriticAgent(make_client(logprobs=True), mode="score")
+    review = StepUnderReview(problem="2+2?", previous_steps=[], step_number=1, text="2+2 = 4")
+
+    turn = await critic.judge(review)
+
+    assert turn.action.action == "continue"
+    assert turn.usage.prompt_tokens == 57 + 70
+    assert turn.reason == "The sum is right."
+
+
+# --- what the server calls its model -------------------------------------------------------
+
+
+async def test_a_model_the_server_names_otherwise_warns_nothing(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    # llama.cpp reports its GGUF file's name whatever model was asked for; AutoGen used
+    # to warn "Resolved model mismatch" on every reply, into the live view.
+    openai_server.enqueue(Reply.text("4", model="/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    client = make_client()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = await client.create(PROMPT)
+
+    assert result.content == "4"
+    assert [str(w.message) for w in caught] == []
+
+
+# --- reasoning models' thoughts, as vLLM sends them ----------------------------------------
+
+THOUGHTS = "think it over: two and two make four, and nothing here is a trick"
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+async def test_thoughts_come_in_thought_and_the_answer_alone_in_content(
+    make_client: ClientFactory, openai_server: OpenAIStubServer, field: str
+):
+    openai_server.enqueue(Reply.thinking(THOUGHTS, "4", field=field))
+
+    result = await make_client().create(PROMPT)
+
+    assert result.thought == THOUGHTS
+    assert result.content == "4"
+    assert result.usage.completion_tokens == 12
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+async def test_streamed_thoughts_come_whole_in_the_final_result(
+    make_client: ClientFactory, openai_server: OpenAIStubServer, field: str
+):
+    # AutoGen streams reasoning_content as <think>-tagged text and strips the tags with
+    # str.lstrip, which also eats the thoughts' first letters ("think it over" lost "think").
+    openai_server.enqueue(Reply.thinking(THOUGHTS, "the answer is 4", field=field))
+
+    chunks = [chunk async for chunk in make_client().create_stream(PROMPT, include_usage=True)]
+
+    *texts, final = chunks
+    assert texts == ["the", " answer", " is", " 4"]
+    assert isinstance(final, CreateResult)
+    assert final.thought == THOUGHTS
+    assert final.content == "the answer is 4"
+    assert final.usage.prompt_tokens == 7
+
+
+async def test_a_reply_without_thoughts_has_none(make_client: ClientFactory, openai_server):
+    openai_server.enqueue(Reply.text("4"), Reply.text("4"))  # vLLM sends "reasoning": null
+    client = make_client()
+
+    assert (await client.create(PROMPT)).thought is None
+    *_, final = [chunk async for chunk in client.create_stream(PROMPT)]
+    assert isinstance(final, CreateResult) and final.thought is None
+
+
+# --- OpenAI's reasoning models -------------------------------------------------------------
+
+REFUSED = ("max_tokens", "temperature", "top_p", "stop", "logprobs", "top_logprobs")
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("o3-mini", {}),
+        ("o1", {}),
+        ("gpt-5-mini", {}),
+        ("openai/o4-mini", {}),
+        ("my-thinker", {"reasoning": True}),
+    ],
+)
+async def test_reasoning_models_get_max_completion_tokens_and_no_sampling(
+    make_client: ClientFactory, openai_server: OpenAIStubServer, model: str, options: dict
+):
+    openai_server.enqueue(Reply.thinking("...", "4"), Reply.text("4"))
+    client = OpenAICompatibleClient(
+        model,
+        api_key=SECRET,
+        base_url=openai_server.base_url,
+        temperature=0.2,
+        top_p=0.9,
+        max_tokens=64,
+        seed=3,
+        **options,
+    )
+
+    await client.create(PROMPT)
+    call_args = {"max_tokens": 9, "stop": ["\n"], "temperature": 0.5, "logprobs": True}
+    async for _ in client.create_stream(PROMPT, extra_create_args=call_args):
+        pass
+    await client.close()
+
+    first, second = (request.body for request in openai_server.requests)
+    assert first["max_completion_tokens"] == 64 and first["seed"] == 3
+    assert second["max_completion_tokens"] == 9 and second["stream"] is True
+    for body in (first, second):
+        assert body["model"] == model
+        assert not set(REFUSED) & set(body), body
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("gpt-4o-mini", {}), ("gpt-5-chat-latest", {}), ("o3-mini", {"reasoning": False})],
+)
+async def test_other_models_keep_max_tokens_and_sampling(
+    openai_server: OpenAIStubServer, model: str, options: dict
+):
+    client = OpenAICompatibleClient(
+        model, api_key=SECRET, base_url=openai_server.base_url, temperature=0.2, **options
+    )
+
+    await client.create(PROMPT, extra_create_args={"max_tokens": 9, "stop": ["\n"]})
+    await client.close()
+
+    body = openai_server.requests[0].body
+    assert (body["max_tokens"], body["temperature"], body["stop"]) == (9, 0.2, ["\n"])
+    assert "max_completion_tokens" not in body
+
+
+def test_reasoning_models_cannot_score_labels():
+    with pytest.raises(ConfigError, match="reasoning model"):
+        OpenAICompatibleClient(
+            "o3", api_key=SECRET, base_url="http://127.0.0.1:9/v1", logprobs=True
+        )
+
+
+# --- base models through /v1/completions ---------------------------------------------------
+
+DIALOGUE = [
+    SystemMessage(content="Solve the problem one step at a time."),
+    UserMessage(content="Problem: What is {2+2}?\n\nWrite Step 1.", source="user"),
+    AssistantMessage(content="Step 1: 2+2 = 4.", source="policy"),
+    UserMessage(content="The critic agrees with step 1. Write Step 2.", source="user"),
+]
+PLAIN = (
+    "Solve the problem one step at a time.\n\n"
+    "Problem: What is {2+2}?\n\nWrite Step 1.\n\n"
+    "Step 1: 2+2 = 4.\n\n"
+    "The critic agrees with step 1. Write Step 2.\n\n"
+)
+
+
+async def test_completions_api_sends_the_chat_as_plain_text(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    openai_server.enqueue(
+        Reply.text("Step 2: So the answer is 4.", prompt_tokens=40, completion_tokens=9)
+    )
+    client = make_client(api="completions", temperature=0.0)
+
+    result = await client.create(DIALOGUE, extra_create_args={"max_tokens": 24, "stop": ["Step 3"]})
+
+    assert result.content == "Step 2: So the answer is 4."
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (40, 9)
+    assert result.finish_reason == "stop" and result.thought is None
+    assert client.total_usage().completion_tokens == 9
+    assert client.count_tokens(DIALOGUE) == 40
+    [request] = openai_server.requests
+    assert request.path == "/v1/completions"
+    assert request.body["prompt"] == PLAIN
+    assert request.body["model"] == MODEL
+    assert (request.body["max_tokens"], request.body["temperature"]) == (24, 0.0)
+    assert request.body["stop"] == ["Step 3", "\n\n"]
+
+
+async def test_completions_api_streams_one_chunk_and_is_retried(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    openai_server.enqueue(Reply.error(503), Reply.text("Step 2: 4.", finish_reason="length"))
+    client = make_client(api="completions")
+
+    chunks = [chunk async for chunk in client.create_stream(DIALOGUE)]
+
+    assert chunks[0] == "Step 2: 4."
+    assert isinstance(chunks[1], CreateResult) and chunks[1].finish_reason == "length"
+    assert client.retries_by_cause == {"503": 1}
+
+
+async def test_completions_api_scores_labels_after_the_forced_prefix(
+    make_client: ClientFactory, openai_server: OpenAIStubServer
+):
+    openai_server.enqueue(Reply.logprobs(TOP))
+    client = make_client(api="completions", logprobs=True)
+
+    scores = await client.score_labels(DIALOGUE, LABELS, prefix="ACTION: ")
+
+    assert scores["backtrack"] == pytest.approx(-2.5)
+    assert scores["finish"] == LABEL_FLOOR_LOGPROB
+    body = openai_server.requests[0].body
+    assert body["prompt"] == PLAIN + "ACTION: "
+    assert (body["max_tokens"], body["logprobs"]) == (1, 20)
+
+
+async def test_completions_api_refuses_chat_only_arguments(make_client: ClientFactory):
+    client = make_client(api="completions")
+    with pytest.raises(ConfigError, match="response_format"):
+        await client.create(DIALOGUE, extra_create_args={"response_format": {"type": "text"}})
+
+
+def test_plain_prompt_leaves_a_final_assistant_message_open():
+    from journey.agents.backends.plain_prompt import load_plain_template
+
+    template = load_plain_template()
+    prefix = AssistantMessage(content="Step 2:", source="policy")
+
+    assert template.render(DIALOGUE) == PLAIN
+    assert template.render([*DIALOGUE, prefix]) == PLAIN + "Step 2:"
+    assert template.stop == ("\n\n",)
+
+
+def test_unknown_api_is_a_config_error():
+    with pytest.raises(ConfigError, match="'responses'"):
+        OpenAICompatibleClient(
+            MODEL, api_key=SECRET, base_url="http://127.0.0.1:9/v1", api="responses"
+        )

@@ -6,6 +6,19 @@ faults itself with tenacity: timeouts, connection errors, HTTP 408/409/429/5xx a
 unreadable 200 bodies. Other 4xx answers (400, 401, 404, ...) are not retried. When a
 call cannot be completed it raises `ModelUnavailableError` with a one-line message
 naming the model, the base URL and the last error, never the API key.
+
+What it asks and reads, server by server:
+
+- Token counts are the server's (`usage`); `count_tokens` never loads a tokenizer
+  (AutoGen's tiktoken downloads its encodings, and most GPU clusters have no internet).
+- A reasoning model's thoughts, sent beside the answer as `reasoning` (vLLM) or
+  `reasoning_content` (older vLLM, DeepSeek), come back in `CreateResult.thought`, the
+  answer alone in `content`, whole or streamed.
+- OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family; any model with
+  `reasoning=True`) get `max_completion_tokens` instead of `max_tokens`, and none of the
+  sampling arguments they refuse (`_reasoning_models`).
+- With `api="completions"` a base model is asked through `/v1/completions` with the chat
+  rendered as plain text (`plain_prompt`); the reply is an ordinary `CreateResult`.
 """
 
 from __future__ import annotations
@@ -35,12 +48,25 @@ from autogen_core.models import (
     UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from autogen_ext.models.openai import BaseOpenAIChatCompletionClient
+from autogen_ext.models.openai import BaseOpenAIChatCompletionClient, _model_info
+from openai.types import Completion
 from openai.types.chat import completion_create_params
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from journey.agents.backends._openai_transport import openai_client
+from journey.agents.backends._openai_completions import (
+    completion_request,
+    completion_result,
+    first_token_top_logprobs,
+)
+from journey.agents.backends._openai_transport import collect_stream_thoughts, openai_client
+from journey.agents.backends._prompt_tokens import PromptTokenCounts, estimate_prompt_tokens
+from journey.agents.backends._reasoning_models import (
+    is_openai_reasoning_model,
+    reasoning_request,
+)
+from journey.agents.backends.plain_prompt import load_plain_template
+from journey.agents.backends.spec import OPENAI_APIS
 from journey.errors import ConfigError, ModelUnavailableError
 
 __all__ = [
@@ -63,6 +89,8 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Retried besides every 5xx."""
 
 TOP_LOGPROBS = 20  # the most OpenAI and vLLM (default --max-logprobs) return
+
+Api = Literal["chat", "completions"]  # the values of spec.OPENAI_APIS
 
 _LABEL_INSTRUCTION = "Answer with exactly one word, one of: {labels}."
 
@@ -91,6 +119,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
         model_info: ModelInfo | None = None,
         logprobs: bool = False,
         continue_final_message: bool = False,
+        reasoning: bool | None = None,
+        api: Api = "chat",
+        plain_template: str = "plain",
         **create_defaults: Any,
     ) -> None:
         """Build the client; no request is sent until the first call.
@@ -108,10 +139,18 @@ class OpenAICompatibleClient(ChatCompletionClient):
             logprobs: Switch on `score_labels` (the server must return top log-probs).
             continue_final_message: The server can continue a final assistant message (vLLM's
                 `continue_final_message` extension); lets `score_labels` honour a prefix.
+            reasoning: The model is one of OpenAI's reasoning models: send
+                `max_completion_tokens` for `max_tokens` and drop the sampling arguments it
+                refuses. Default: decided by the model's name (o1, o3, o4-mini, gpt-5...).
+            api: "chat" asks `/v1/chat/completions`; "completions" asks `/v1/completions`
+                with the chat rendered as plain text, for base models.
+            plain_template: The prompt file (`journey/agents/prompts/<name>.yaml`) that
+                renders chats as plain text with `api="completions"`.
             **create_defaults: Default chat-completion arguments (temperature, max_tokens, seed...).
 
         Raises:
-            ConfigError: A numeric setting is out of range or a default is not a create argument.
+            ConfigError: A numeric setting is out of range, a default is not a create
+                argument, `api` is unknown, or log-probs are asked of a reasoning model.
         """
         if timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {timeout!r}")
@@ -127,6 +166,16 @@ class OpenAICompatibleClient(ChatCompletionClient):
         )
         if unknown:
             raise ConfigError(f"not a chat-completion default for {model!r}: {', '.join(unknown)}")
+        if api not in OPENAI_APIS:
+            raise ConfigError(f"api must be one of {', '.join(OPENAI_APIS)}, got {api!r}")
+        self._reasoning = is_openai_reasoning_model(model) if reasoning is None else reasoning
+        if self._reasoning and (logprobs or api != "chat"):
+            raise ConfigError(
+                f"{model!r} is a reasoning model: it returns no log-probs and takes chat "
+                "requests only (drop logprobs=true and api=completions, or set reasoning=false)"
+            )
+        if self._reasoning:
+            create_defaults = reasoning_request(create_defaults)
 
         self._model = model
         self._base_url = base_url.rstrip("/")
@@ -141,7 +190,12 @@ class OpenAICompatibleClient(ChatCompletionClient):
         """Retries made by this client so far, over all calls."""
         self.retries_by_cause: dict[str, int] = {}
         """Retries by cause: an HTTP status ("429"), "timeout", "connection", "invalid_response"."""
-        self._scoring_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._api: Api = api
+        self._plain = load_plain_template(plain_template) if api == "completions" else None
+        self._create_defaults = dict(create_defaults)
+        # Requests sent here rather than through AutoGen: label scoring, completions.
+        self._own_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._prompt_tokens = PromptTokenCounts()
 
         # One SDK client for generation and scoring, sharing its connections.
         self._sdk = openai_client(api_key=api_key, base_url=self._base_url, timeout=timeout)
@@ -155,6 +209,11 @@ class OpenAICompatibleClient(ChatCompletionClient):
             self._inner = BaseOpenAIChatCompletionClient(
                 self._sdk, create_args=create_args, model_info=model_info
             )
+        # AutoGen warns ("Resolved model mismatch") whenever the server names its model
+        # otherwise than AutoGen's table does, to say its own token and cost estimates may
+        # be off. journey uses neither, and llama.cpp names every model after its file: no
+        # resolved name, no check (the switch AutoGen itself uses when no model is given).
+        self._inner._resolved_model = None
 
     def __repr__(self) -> str:
         return (
@@ -182,17 +241,27 @@ class OpenAICompatibleClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        """One completion, retried on transport faults; an empty reply is returned as-is."""
-        return await self._with_retries(
-            lambda: self._inner.create(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
+        """One completion, retried on transport faults; an empty reply is returned as-is.
+
+        A reasoning model's thoughts are in the result's `thought`, its answer alone in
+        `content`.
+        """
+        if self._api == "completions":
+            result = await self._complete(messages, extra_create_args)
+        else:
+            args = self._request_args(extra_create_args)
+            result = await self._with_retries(
+                lambda: self._inner.create(
+                    messages,
+                    tools=tools,
+                    tool_choice=tool_choice,
+                    json_output=json_output,
+                    extra_create_args=args,
+                    cancellation_token=cancellation_token,
+                )
             )
-        )
+        self._prompt_tokens.record(messages, result.usage.prompt_tokens)
+        return result
 
     async def create_stream(
         self,
@@ -208,18 +277,28 @@ class OpenAICompatibleClient(ChatCompletionClient):
         """Stream chunks ending with a `CreateResult`.
 
         Retried only until the first chunk arrives: after that the caller has seen
-        output, so a fault mid-stream raises `ModelUnavailableError` at once.
+        output, so a fault mid-stream raises `ModelUnavailableError` at once. The text
+        chunks are the answer's; a reasoning model's thoughts arrive whole in the final
+        result's `thought`. With `api="completions"` the reply comes as one chunk.
         """
+        if self._api == "completions":
+            result = await self.create(messages, extra_create_args=extra_create_args)
+            if isinstance(result.content, str) and result.content:
+                yield result.content
+            yield result
+            return
+        args = self._request_args(extra_create_args)
 
         async def open_stream() -> tuple[
             AsyncGenerator[str | CreateResult, None], str | CreateResult | None
         ]:
+            thoughts.clear()  # a failed attempt's
             stream = self._inner.create_stream(
                 messages,
                 tools=tools,
                 tool_choice=tool_choice,
                 json_output=json_output,
-                extra_create_args=extra_create_args,
+                extra_create_args=args,
                 cancellation_token=cancellation_token,
                 include_usage=include_usage,
             )
@@ -229,12 +308,17 @@ class OpenAICompatibleClient(ChatCompletionClient):
                 await stream.aclose()
                 raise
 
-        stream, first = await self._with_retries(open_stream)
+        with collect_stream_thoughts() as thoughts:  # the request is sent by the first anext
+            stream, first = await self._with_retries(open_stream)
         try:
             if first is None:  # a stream that ended before its first chunk
                 return
-            yield first
-            async for chunk in stream:
+            chunks = _prepend(first, stream)
+            async for chunk in chunks:
+                if isinstance(chunk, CreateResult):
+                    if thoughts:
+                        chunk = chunk.model_copy(update={"thought": "".join(thoughts)})
+                    self._prompt_tokens.record(messages, chunk.usage.prompt_tokens)
                 yield chunk
         except Exception as exc:
             if _is_transport_fault(exc):
@@ -247,10 +331,10 @@ class OpenAICompatibleClient(ChatCompletionClient):
         await self._inner.close()  # closes the SDK client
 
     def actual_usage(self) -> RequestUsage:
-        return _add_usage(self._inner.actual_usage(), self._scoring_usage)
+        return _add_usage(self._inner.actual_usage(), self._own_usage)
 
     def total_usage(self) -> RequestUsage:
-        return _add_usage(self._inner.total_usage(), self._scoring_usage)
+        return _add_usage(self._inner.total_usage(), self._own_usage)
 
     def count_tokens(
         self,
@@ -258,7 +342,15 @@ class OpenAICompatibleClient(ChatCompletionClient):
         *,
         tools: Sequence[Tool | ToolSchema] = [],
     ) -> int:
-        return self._inner.count_tokens(messages, tools=tools)
+        """Prompt tokens of `messages`, never from a tokenizer or the network.
+
+        The server's own count (its reported `usage.prompt_tokens`) when these exact
+        messages were sent recently (the last 1024 prompts, label scorings included);
+        otherwise a local estimate, one token per 4 characters plus 4 per message.
+        Tools are not counted.
+        """
+        known = self._prompt_tokens.get(messages)
+        return known if known is not None else estimate_prompt_tokens(messages)
 
     def remaining_tokens(
         self,
@@ -266,8 +358,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
         *,
         tools: Sequence[Tool | ToolSchema] = [],
     ) -> int:
-        """Delegated to AutoGen, which knows OpenAI models' limits only (KeyError otherwise)."""
-        return self._inner.remaining_tokens(messages, tools=tools)
+        """The model's context length from AutoGen's table, which knows OpenAI models only
+        (KeyError otherwise), minus `count_tokens(messages)`."""
+        return _model_info.get_token_limit(self._model) - self.count_tokens(messages)
 
     @property
     def capabilities(self) -> ModelCapabilities:  # pyright: ignore[reportDeprecated]
@@ -294,9 +387,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
         first token is scored, so labels sharing a first token tie.
 
         With `continue_final_message=True` the prefix is sent as the start of a final
-        assistant message that the server continues (vLLM). Otherwise the prefix cannot be
-        forced: it is dropped and the last user message instead asks for a one-word answer
-        among the labels.
+        assistant message that the server continues (vLLM); with `api="completions"` it
+        ends the plain-text prompt. Otherwise the prefix cannot be forced: it is dropped
+        and the last user message instead asks for a one-word answer among the labels.
 
         Args:
             messages: The conversation; the assistant turn to score comes after it.
@@ -309,6 +402,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
         """
         if not self._logprobs:
             raise ConfigError(f"label scoring for {self._model!r} needs logprobs=True")
+        if self._api == "completions":
+            top = await self._score_completion(messages, prefix)
+            return {label: _label_score(label, top) for label in labels}
         raw = self._sdk
         oai_messages = [_to_openai_message(m) for m in messages]
         extra_body: dict[str, Any] = {}
@@ -334,21 +430,70 @@ class OpenAICompatibleClient(ChatCompletionClient):
             )
         )
         if response.usage is not None:
-            self._scoring_usage = _add_usage(
-                self._scoring_usage,
+            self._count_own(
+                messages,
                 RequestUsage(response.usage.prompt_tokens, response.usage.completion_tokens),
             )
         choice = response.choices[0] if response.choices else None
         content = choice.logprobs.content if choice and choice.logprobs else None
         if not content:
-            raise ModelUnavailableError(
-                f"model {self._model!r} at {self._base_url} returned no logprobs; "
-                "use a server that supports them or drop logprobs=True"
-            )
+            raise self._no_logprobs()
         first = content[0]
         top = {t.token: t.logprob for t in first.top_logprobs}
         top.setdefault(first.token, first.logprob)
         return {label: _label_score(label, top) for label in labels}
+
+    async def _score_completion(
+        self, messages: Sequence[LLMMessage], prefix: str
+    ) -> dict[str, float]:
+        """Top log-probs of the first token after the plain-text prompt and `prefix`."""
+        assert self._plain is not None
+        prompt = self._plain.render(messages) + prefix
+        response: Completion = await self._with_retries(
+            lambda: self._sdk.completions.create(
+                model=self._model, prompt=prompt, max_tokens=1, logprobs=TOP_LOGPROBS
+            )
+        )
+        usage = completion_result(response).usage
+        self._count_own(messages, usage)
+        top = first_token_top_logprobs(response)
+        if not top:
+            raise self._no_logprobs()
+        return top
+
+    # --- base models: /v1/completions ---------------------------------------------------
+
+    async def _complete(
+        self, messages: Sequence[LLMMessage], extra_create_args: Mapping[str, Any]
+    ) -> CreateResult:
+        assert self._plain is not None
+        prompt = self._plain.render(messages)
+        request = completion_request(
+            self._plain, {**self._create_defaults, **extra_create_args}, for_model=self._model
+        )
+        response: Completion = await self._with_retries(
+            lambda: self._sdk.completions.create(model=self._model, prompt=prompt, **request)
+        )
+        result = completion_result(response)
+        self._count_own(messages, result.usage)
+        return result
+
+    # --- requests -----------------------------------------------------------------------
+
+    def _request_args(self, extra_create_args: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A call's chat-completion arguments as the model takes them."""
+        return reasoning_request(extra_create_args) if self._reasoning else extra_create_args
+
+    def _count_own(self, messages: Sequence[LLMMessage], usage: RequestUsage) -> None:
+        """Add a request sent outside AutoGen to the usage totals and the known counts."""
+        self._own_usage = _add_usage(self._own_usage, usage)
+        self._prompt_tokens.record(messages, usage.prompt_tokens)
+
+    def _no_logprobs(self) -> ModelUnavailableError:
+        return ModelUnavailableError(
+            f"model {self._model!r} at {self._base_url} returned no logprobs; "
+            "use a server that supports them or drop logprobs=True"
+        )
 
     # --- retries ------------------------------------------------------------------------
 
@@ -416,6 +561,8 @@ def openai_client_from_spec(
     max_backoff: float = 30.0,
     model_info: ModelInfo | None = None,
     continue_final_message: bool = False,
+    reasoning: bool | None = None,
+    api: Api = "chat",
     **create_defaults: Any,
 ) -> OpenAICompatibleClient:
     """Build a client from a model name and an optional server URL, reading the key from the env.
@@ -432,6 +579,9 @@ def openai_client_from_spec(
         max_backoff: Cap in seconds on any wait.
         model_info: AutoGen capabilities; default as in `OpenAICompatibleClient`.
         continue_final_message: The server continues a final assistant message (vLLM).
+        reasoning: An OpenAI reasoning model (no max_tokens, no sampling arguments);
+            default: decided by the model's name.
+        api: "chat", or "completions" for a base model asked with a plain-text prompt.
         **create_defaults: Default chat-completion arguments, e.g. temperature=0.7.
 
     Raises:
@@ -460,8 +610,16 @@ def openai_client_from_spec(
         model_info=model_info,
         logprobs=logprobs,
         continue_final_message=continue_final_message,
+        reasoning=reasoning,
+        api=api,
         **create_defaults,
     )
+
+
+async def _prepend(first: _T, rest: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _unknown_model_info() -> ModelInfo:

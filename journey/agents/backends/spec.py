@@ -13,6 +13,22 @@
 Options follow a `?`, as `key=value` pairs joined by `&`, for example
 `openai:Qwen2.5-7B@http://localhost:8000/v1?temperature=0.7&logprobs=true`.
 
+Every generating backend (embedded, hf, openai, vllm) takes `max_tokens=N` (N >= 1):
+the most tokens one reply of this role may have, read by the agent that uses the
+model (`policy` steps, `critic` verdicts); the client itself is the same with or
+without it, so roles that differ only in `max_tokens` share one model.
+
+OpenAI-compatible servers (`openai:`):
+    logprobs=true        the server returns log-probs: the critic can score its labels
+    reasoning=true       an OpenAI reasoning model: `max_completion_tokens` is sent for
+                         `max_tokens`, and temperature, top_p, stop and logprobs, which
+                         it refuses, are not sent; on by default for o1, o3, o4-mini
+                         and the gpt-5 family (`reasoning=false` turns it off)
+    api=completions      a base model: `/v1/completions` with the chat written as plain
+                         text (journey/agents/prompts/plain.yaml); default api=chat
+    timeout, max_retries, key_env (the variable holding the API key), temperature,
+    top_p, seed
+
 vLLM cannot share journey's environment, so `vllm:` starts it from another:
 the interpreter in `python=`, else in $JOURNEY_VLLM_PYTHON, else the `vllm`
 executable on PATH, for example
@@ -28,7 +44,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +77,15 @@ _OPTION_TYPES: dict[str, type] = {
     "gpu_memory_utilization": float,
     "max_model_len": int,
     "start_timeout": float,
+    "max_tokens": int,
+    "reasoning": bool,
+    "api": str,
 }
+OPENAI_APIS = ("chat", "completions")
+"""Values of the `api` option: chat completions, or plain-text completions (base models)."""
+
+AGENT_OPTIONS = frozenset({"max_tokens"})
+"""Options the agents read from the spec; the client is built without them."""
 _LOCAL_MODEL_OPTIONS = frozenset(  # the embedded model and local directories: one client class
     {
         "temperature",
@@ -74,16 +98,29 @@ _LOCAL_MODEL_OPTIONS = frozenset(  # the embedded model and local directories: o
         "prefill_in_step",
         "packed_weights",
         "dtype",
+        "max_tokens",
     }
 )
 _BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
     "embedded": _LOCAL_MODEL_OPTIONS,
     "hf": _LOCAL_MODEL_OPTIONS,
     "openai": frozenset(
-        {"temperature", "top_p", "seed", "timeout", "max_retries", "logprobs", "key_env"}
+        {
+            "temperature",
+            "top_p",
+            "seed",
+            "timeout",
+            "max_retries",
+            "logprobs",
+            "key_env",
+            "max_tokens",
+            "reasoning",
+            "api",
+        }
     ),
     "vllm": frozenset(
         {
+            "max_tokens",
             "temperature",
             "top_p",
             "seed",
@@ -188,6 +225,15 @@ def parse_model_spec(text: str) -> ModelSpec:
             f"option(s) {', '.join(sorted(unknown))} do not apply to {parsed.backend} models "
             f"(spec {spec!r}); allowed: {', '.join(sorted(_BACKEND_OPTIONS[parsed.backend]))}"
         )
+    if options.get("max_tokens", 1) < 1:
+        raise ModelSpecError(
+            f"option max_tokens={options['max_tokens']!r} in model spec {spec!r} must be at least 1"
+        )
+    if options.get("api", "chat") not in OPENAI_APIS:
+        raise ModelSpecError(
+            f"option api={options['api']!r} in model spec {spec!r} must be one of "
+            f"{', '.join(OPENAI_APIS)}"
+        )
     return parsed
 
 
@@ -221,9 +267,20 @@ def load_reply_function(target: str) -> Any:
     return function
 
 
+def client_spec(spec: ModelSpec) -> ModelSpec:
+    """The spec without the options its agent reads (`AGENT_OPTIONS`): what the client is."""
+    if not AGENT_OPTIONS & set(spec.options):
+        return spec
+    kept = {k: v for k, v in spec.options.items() if k not in AGENT_OPTIONS}
+    return replace(spec, options=kept)
+
+
 def create_client(spec: ModelSpec) -> ChatCompletionClient:
-    """Build the client a spec names. Heavy backends are imported only when used."""
-    options = dict(spec.options)
+    """Build the client a spec names. Heavy backends are imported only when used.
+
+    Options the agents read (`max_tokens`) are not the client's and are left out.
+    """
+    options = dict(client_spec(spec).options)
     if spec.backend in ("embedded", "hf"):
         from journey.agents.backends.transformers_client import TransformersChatCompletionClient
 
@@ -254,14 +311,15 @@ def create_client(spec: ModelSpec) -> ChatCompletionClient:
 
 class ClientPool:
     """Hands out one client per distinct spec, so two roles on one local model share it
-    (one copy in memory, and their requests batch together). `vllm:` specs that differ
-    only in client options (temperature, logprobs...) also share one server."""
+    (one copy in memory, and their requests batch together). Specs that differ only in
+    options their agents read (`max_tokens`) get the same client; `vllm:` specs that
+    differ only in client options (temperature, logprobs...) also share one server."""
 
     def __init__(self) -> None:
         self._clients: dict[str, ChatCompletionClient] = {}
 
     def get(self, spec: ModelSpec | str) -> ChatCompletionClient:
-        parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+        parsed = client_spec(parse_model_spec(spec) if isinstance(spec, str) else spec)
         key = str(parsed)
         if key not in self._clients:
             self._clients[key] = create_client(parsed)
