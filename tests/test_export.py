@@ -122,18 +122,18 @@ def test_sft_and_shortcut_share_their_problems_under_every_filter(
     run_copy: Path, tmp_path: Path
 ) -> None:
     ids = session_ids_by_kind(run_copy)
-    (run_copy / "sessions" / ids["plain"] / "shortcut.md").unlink()
+    forget_a_verdict(run_copy / "sessions" / ids["plain"] / "tree.json")
     for options in ({}, {"max_tokens": 60}, {"min_reflections": 1}, {"keywords": ("oops",)}):
         sft = tmp_path / "sft.jsonl"
         short = tmp_path / "short.jsonl"
-        export(run_copy, sft, format="sft", **options)
-        export(run_copy, short, format="shortcut", **options)
+        export(run_copy, sft, format="sft", allow_empty=True, **options)
+        export(run_copy, short, format="shortcut", allow_empty=True, **options)
         sft_card, short_card = load_card(card_path(sft)), load_card(card_path(short))
         assert sft_card.session_ids == short_card.session_ids
         assert sft_card.skipped == short_card.skipped
         assert ids["plain"] not in sft_card.session_ids
         if not options:
-            assert sft_card.skipped["no shortcut"] == 1
+            assert sft_card.skipped["path not accepted"] == 1
         if "max_tokens" in options:
             # Judged on the long thought in both formats: the shortcuts would all fit.
             assert sft_card.skipped["too long"] >= 1
@@ -141,14 +141,23 @@ def test_sft_and_shortcut_share_their_problems_under_every_filter(
 
 
 def test_without_same_problems_sft_keeps_sessions_without_a_shortcut(
-    run_copy: Path, tmp_path: Path
+    synth_run: Path, tmp_path: Path
 ) -> None:
-    ids = session_ids_by_kind(run_copy)
-    (run_copy / "sessions" / ids["plain"] / "shortcut.md").unlink()
-    got = export(run_copy, tmp_path / "sft.jsonl", format="sft", same_problems=False)
-    assert len(got) == 4
-    short = export(run_copy, tmp_path / "s.jsonl", format="shortcut", same_problems=False)
-    assert len(short) == 3
+    options = {"same_problems": False, "only_verified": False}
+    got = export(synth_run, tmp_path / "sft.jsonl", format="sft", **options)
+    assert {kind_of(r["prompt"][0]["content"]) for r in got} == {*SOLVED_KINDS, "stuck"}
+    card = load_card(card_path(tmp_path / "sft.jsonl"))
+    assert card.skipped == {"empty long thought": 1}  # explode: its policy never wrote a step
+    short = export(synth_run, tmp_path / "s.jsonl", format="shortcut", **options)
+    assert {kind_of(r["prompt"][0]["content"]) for r in short} == set(SOLVED_KINDS)
+
+
+def forget_a_verdict(tree_path: Path) -> None:
+    """Make the first step of a saved tree one nobody judged (a silent critic)."""
+    record = json.loads(tree_path.read_text())
+    first = next(n for n in record["nodes"] if n["depth"] == 1)
+    first.update(verdict="unknown", label="unknown", label_source="none")
+    tree_path.write_text(json.dumps(record))
 
 
 def test_a_shortcut_without_a_boxed_answer_gets_one() -> None:
@@ -167,7 +176,11 @@ def test_a_shortcut_without_a_boxed_answer_gets_one() -> None:
         ({"min_backtracks": 1}, {"backtrack"}, "too few backtracks"),
         ({"keywords": ("go back to step",)}, {"backtrack"}, "keyword missing"),
         ({"keywords": ("step", "OOPS")}, {"reflect"}, "keyword missing"),
-        ({"only_verified": False, "same_problems": False}, set(KINDS), None),
+        (
+            {"only_verified": False, "same_problems": False},
+            set(KINDS) - {"explode"},
+            None,
+        ),  # explode wrote no step
     ],
 )
 def test_session_filters(
@@ -271,7 +284,8 @@ def test_prm_rows_label_each_step_and_stop_at_the_first_wrong_one(
     synth_run: Path, tmp_path: Path
 ) -> None:
     got = export(synth_run, tmp_path / "prm.jsonl", format="prm")
-    assert all(set(r) == {"prompt", "completions", "labels"} for r in got)
+    assert all(set(r) == {"prompt", "completions", "labels", "label_sources"} for r in got)
+    assert all(len(r["label_sources"]) == len(r["labels"]) for r in got)
     assert all(isinstance(r["prompt"], str) for r in got)
     assert all(len(r["completions"]) == len(r["labels"]) for r in got)
     reflect = [r for r in got if "(reflect)" in r["prompt"]]
@@ -303,11 +317,11 @@ def test_bad_sessions_are_skipped_and_counted(run_copy: Path, tmp_path: Path) ->
     unfinished.mkdir()
     (unfinished / "events.jsonl").write_text("")
     got = export(run_copy, tmp_path / "sft.jsonl", format="sft")
-    assert [kind_of(r["prompt"][0]["content"]) for r in got] == ["wrongfinal"]
+    # The long thought is written from the log: a lost transcript.md loses nothing.
+    assert [kind_of(r["prompt"][0]["content"]) for r in got] == ["backtrack", "wrongfinal"]
     card = load_card(card_path(tmp_path / "sft.jsonl"))
     assert card.skipped == {
         "no session_ended": 1,
-        "no transcript.md": 1,
         "outcome error": 1,
         "outcome failed": 1,
         "unfinished": 1,

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from journey.cli._app import app, console, err_console
+from journey.cli._app import app, console, warn
 
 
 @app.command(
@@ -63,6 +63,47 @@ def export(
         str,
         typer.Option(help="How --max-tokens counts: heuristic (words, chars/4) or embedded."),
     ] = "heuristic",
+    max_violations: Annotated[
+        int | None,
+        typer.Option(help="Skip sessions with more protocol violations than this."),
+    ] = None,
+    transcript: Annotated[
+        str,
+        typer.Option(
+            help="sft: smoothed (the rewrite 'journey smooth' accepted, where there is one; "
+            "the draft elsewhere) or draft."
+        ),
+    ] = "smoothed",
+    policy_reasoning: Annotated[
+        bool,
+        typer.Option(
+            help="sft: put the policy's thoughts (a reasoning model's) in the long thought."
+        ),
+    ] = False,
+    walk_trials: Annotated[
+        int | None,
+        typer.Option(
+            help="sft of beam runs: failed branches the tree walk enters per correct step "
+            "(default: the run's own setting, else 2)."
+        ),
+    ] = None,
+    prm_unknown: Annotated[
+        str,
+        typer.Option(
+            help="prm: a step whose label is unknown drops its row (drop), ends it before "
+            "the step (skip), or stays with a null label (keep)."
+        ),
+    ] = "drop",
+    credit_verified_path: Annotated[
+        bool,
+        typer.Option(
+            help="Label steps with no verdict on the path to a verified answer correct "
+            "(source verified_path). Off: such steps stay unknown."
+        ),
+    ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Write the file and its card even when no row is left.")
+    ] = False,
     max_pairs_per_session: Annotated[int, typer.Option(help="DPO pairs kept per session.")] = 4,
     limit: Annotated[int | None, typer.Option(help="Write at most this many rows.")] = None,
     json_output: Annotated[
@@ -71,6 +112,7 @@ def export(
 ) -> None:
     """Write a run's finished sessions as SFT, shortcut, DPO or PRM rows (JSONL) plus a card."""
     from journey.synthesis.export import ExportOptions, card_path, export_runs
+    from journey.synthesis.long_thought import LongThoughtOptions
 
     options = ExportOptions(
         format=format,
@@ -84,6 +126,12 @@ def export(
         limit=limit,
         max_pairs_per_session=max_pairs_per_session,
         tokenizer=tokenizer,
+        max_violations=max_violations,
+        transcript=transcript,
+        prm_unknown=prm_unknown,
+        credit_verified_path=credit_verified_path,
+        writer=LongThoughtOptions(include_reasoning=policy_reasoning, trials_per_node=walk_trials),
+        allow_empty=allow_empty,
     )
     card = export_runs(runs, out, options)
     if json_output:
@@ -98,6 +146,14 @@ def export(
     table.add_row("sessions", f"{card.sessions_exported}/{card.sessions_seen} exported")
     for reason, count in card.skipped.items():
         table.add_row("skipped", f"{count} {reason}")
+    for reason, count in card.rows_dropped.items():
+        table.add_row("rows dropped", f"{count} {reason}")
+    for source, counts in card.labels.items():
+        table.add_row(
+            f"labels · {source}", ", ".join(f"{n} {label}" for label, n in counts.items())
+        )
+    for which, count in card.transcripts.items():
+        table.add_row("long thoughts", f"{count} {which}")
     console.print(table)
     if not card.rows:
-        err_console.print("[yellow]no rows written[/]: check the filters and the runs' outcomes")
+        warn("no rows written", "--allow-empty kept an empty file")

@@ -42,6 +42,9 @@ class LabelSource(StrEnum):
     """The policy's own check of its step (propose-critique), read from its action."""
     VERIFIER = "verifier"
     """A final answer checked against the gold answer."""
+    VERIFIED_PATH = "verified_path"
+    """Only in exports, by the opt-in rule `credit_verified_path`: a step with no
+    evidence of its own, on the path to a verified answer."""
     NONE = "none"
     """No evidence: the label is unknown."""
 

@@ -17,7 +17,14 @@ from journey.synthesis.debate import (
     RestoreError,
     session_id_for,
 )
-from journey.synthesis.export import ExportCard, ExportFormat, ExportOptions, export_runs
+from journey.synthesis.export import (
+    EmptyExportError,
+    ExportCard,
+    ExportFormat,
+    ExportOptions,
+    export_runs,
+)
+from journey.synthesis.long_thought import LongThoughtOptions, write_long_thought
 from journey.synthesis.merge import MergeReport, merge_runs
 from journey.synthesis.propose_critique import ProposeCritiqueSession
 from journey.synthesis.rundir import (
@@ -46,6 +53,7 @@ __all__ = [
     "DebateLimits",
     "DebateResult",
     "DebateSession",
+    "EmptyExportError",
     "EventLog",
     "EventLogWriter",
     "EventSink",
@@ -54,6 +62,7 @@ __all__ = [
     "ExportOptions",
     "FaithfulnessChecker",
     "IllegalBacktrackError",
+    "LongThoughtOptions",
     "LongThoughtWriter",
     "MergeReport",
     "NodeLabel",
@@ -81,4 +90,5 @@ __all__ = [
     "session_id_for",
     "smooth_run",
     "strategy_session",
+    "write_long_thought",
 ]

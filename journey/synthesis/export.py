@@ -2,24 +2,34 @@
 
 Formats (rows built in `export_rows`):
 
-- `sft`: the problem and the long thought (`transcript.md`), the journey.
-- `shortcut`: the problem and the accepted path alone (`shortcut.md`).
+- `sft`: the problem and the long thought, the journey: the accepted smoothed rewrite
+  where `journey smooth` made one (`transcript="smoothed"`, the default), else the draft
+  written by `write_long_thought` from the session's log and tree.
+- `shortcut`: the problem and the accepted path alone.
 - `dpo`: preference pairs from sibling branches of each tree.
-- `prm`: step-level correct/incorrect labels along each labelled path of each tree.
+- `prm`: step-level labels, with their sources, along each labelled path of each tree.
+
+**Only evidence.** A step is taught as right only when something accepted it: the
+critic's verdict, the policy's own check, or the verifier on a final answer (see
+`StepLabels`; the opt-in `credit_verified_path` rule is the one exception). A session
+whose path to its answer holds a step not accepted is skipped for sft, shortcut and dpo
+(`path not accepted`); a PRM path with an unknown step is handled per `prm_unknown`.
+Every session skipped and every row dropped is counted on the card by reason, and the
+labels in the rows are counted by source.
 
 **Same problems.** By default (`same_problems`) a session is eligible for `sft` *and*
 `shortcut` only when it has both a long thought and a shortcut, every filter is judged
-on the session (its transcript, its counts), and `max_tokens` is checked on the longer
+on the session (its long thought, its counts), and `max_tokens` is checked on the longer
 of the two rows (the long thought). So `sft` and `shortcut` exports of the same runs
 with the same filters hold exactly the same problems, as the seed's comparison needs.
 
-A session that cannot be read (no `session_ended`, a tree or transcript missing or
-unreadable) is skipped and counted under its reason; it never stops the export. A
-session id met in two runs is exported once (the first run given wins).
+A session that cannot be read (no `session_ended`, a tree missing or unreadable) is
+skipped and counted under its reason; it never stops the export. A session id met in
+two runs is exported once (the first run given wins). An export that keeps no row
+raises `EmptyExportError` and writes nothing, unless `allow_empty`.
 
 The rows go to `FILE` (written to a temporary name and renamed), and a dataset card
-to `FILE` with the suffix `.card.json` (`sft.jsonl` → `sft.card.json`): the counts,
-format, layout, source runs, strategies, models, filters, date and journey version.
+to `FILE` with the suffix `.card.json` (`sft.jsonl` → `sft.card.json`).
 """
 
 from __future__ import annotations
@@ -28,19 +38,24 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
-from journey import __version__
 from journey.errors import ConfigError, DatasetError
-from journey.protocols import Outcome, ProblemPosed, SessionEnded
+from journey.protocols import Outcome, ProblemPosed, SessionEnded, SessionEvent
+from journey.synthesis.export_options import (
+    ExportCard,
+    ExportFormat,
+    ExportOptions,
+    card_path,
+    load_card,
+)
 from journey.synthesis.export_rows import (
-    DEFAULT_INSTRUCTION,
+    StepLabels,
     conversation_row,
     preference_pairs,
     preference_row,
@@ -49,11 +64,15 @@ from journey.synthesis.export_rows import (
     with_boxed_answer,
 )
 from journey.synthesis.files import write_atomic
+from journey.synthesis.long_thought import write_long_thought
 from journey.synthesis.rundir import SessionSummary, read_event_log
+from journey.synthesis.smoothing import RECORD_NAME, SMOOTHED_NAME
 from journey.synthesis.stats import read_run
-from journey.synthesis.tree import ReasoningTree
+from journey.synthesis.transcript import LongThoughtWriter
+from journey.synthesis.tree import ReasoningTree, TreeNode
 
 __all__ = [
+    "EmptyExportError",
     "ExportCard",
     "ExportFormat",
     "ExportOptions",
@@ -63,17 +82,11 @@ __all__ = [
     "load_card",
 ]
 
-
-class ExportFormat(StrEnum):
-    SFT = "sft"
-    SHORTCUT = "shortcut"
-    DPO = "dpo"
-    PRM = "prm"
-
-
-LAYOUTS = ("prompt-completion", "messages")
-
 TokenCounter = Callable[[str], int]
+
+
+class EmptyExportError(DatasetError):
+    """No row was left to write; the message says why (the card's counts)."""
 
 
 def count_tokens_cheaply(text: str) -> int:
@@ -81,128 +94,26 @@ def count_tokens_cheaply(text: str) -> int:
     return max(len(text.split()), len(text) // 4)
 
 
-@dataclass
-class ExportOptions:
-    """What to export and which sessions to keep."""
-
-    format: ExportFormat | str = field(metadata={"help": "sft, shortcut, dpo or prm."})
-    layout: str = field(
-        default="prompt-completion",
-        metadata={"help": "sft/shortcut rows: prompt-completion or messages."},
-    )
-    only_verified: bool | None = field(
-        default=None,
-        metadata={"help": "Keep only solved sessions; None: on except for prm."},
-    )
-    same_problems: bool = field(
-        default=True,
-        metadata={"help": "sft and shortcut keep only sessions that have both texts."},
-    )
-    min_reflections: int = field(default=0, metadata={"help": "Fewest reflections to keep."})
-    min_backtracks: int = field(default=0, metadata={"help": "Fewest backtracks to keep."})
-    keywords: tuple[str, ...] = field(
-        default=(), metadata={"help": "Regexes the transcript must all match (case-insensitive)."}
-    )
-    max_tokens: int | None = field(default=None, metadata={"help": "Longest row kept, in tokens."})
-    limit: int | None = field(default=None, metadata={"help": "Most rows written."})
-    max_pairs_per_session: int = field(default=4, metadata={"help": "DPO pairs per session."})
-    instruction: str = field(
-        default=DEFAULT_INSTRUCTION, metadata={"help": "Appended to the problem in the user turn."}
-    )
-    tokenizer: str = field(
-        default="heuristic", metadata={"help": "How --max-tokens counts: heuristic or embedded."}
-    )
-
-    def __post_init__(self) -> None:
-        try:
-            self.format = ExportFormat(self.format)  # a name from the command line, checked
-        except ValueError:
-            raise ConfigError(
-                f"unknown export format {self.format!r}; choose sft, shortcut, dpo or prm"
-            ) from None
-        if self.layout not in LAYOUTS:
-            raise ConfigError(f"unknown layout {self.layout!r}; choose {' or '.join(LAYOUTS)}")
-        if self.only_verified is None:
-            self.only_verified = self.format is not ExportFormat.PRM
-        for name in ("min_reflections", "min_backtracks"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
-        for name in ("max_tokens", "limit"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be at least 1, got {value!r}")
-        if self.max_pairs_per_session < 1:
-            raise ConfigError(
-                f"max_pairs_per_session must be at least 1, got {self.max_pairs_per_session!r}"
-            )
-        if self.tokenizer not in ("heuristic", "embedded"):
-            raise ConfigError(f"unknown tokenizer {self.tokenizer!r}; choose heuristic or embedded")
-        for pattern in self.keywords:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ConfigError(f"bad keyword regex {pattern!r}: {error}") from None
-
-    @property
-    def pairs_texts(self) -> bool:
-        """sft and shortcut: the formats held to the same problems."""
-        return self.format in (ExportFormat.SFT, ExportFormat.SHORTCUT)
-
-    def filters(self) -> dict[str, Any]:
-        """The options that choose sessions and rows, as the card records them."""
-        record = asdict(self)
-        for key in ("format", "layout", "instruction"):
-            record.pop(key)
-        record["keywords"] = list(self.keywords)
-        return record
-
-
-class ExportCard(BaseModel):
-    """The dataset card written beside an export."""
-
-    file: str
-    format: str
-    layout: str | None
-    rows: int = 0
-    sessions_seen: int = 0
-    sessions_exported: int = 0
-    skipped: dict[str, int] = Field(default_factory=dict)
-    """Sessions not exported, by reason."""
-    source_runs: list[str] = Field(default_factory=list)
-    strategies: list[str] = Field(default_factory=list)
-    models: dict[str, list[str]] = Field(default_factory=dict)
-    """Model specs per role, from `run.json` and the sessions' `problem_posed` events."""
-    filters: dict[str, Any] = Field(default_factory=dict)
-    instruction: str | None = None
-    session_ids: list[str] = Field(default_factory=list)
-    """The sessions that gave rows, in file order."""
-    created: str = ""
-    journey_version: str = __version__
-
-
-def card_path(out: Path) -> Path:
-    """Where the card of an export goes: `sft.jsonl` → `sft.card.json`."""
-    return out.with_name(f"{out.stem}.card.json")
-
-
 @dataclass(frozen=True)
 class _Session:
     """A finished session's parts, read back from its run."""
 
     summary: SessionSummary
+    folder: Path
+    events: list[SessionEvent]
     tree: ReasoningTree
     ended: SessionEnded
     posed: ProblemPosed | None
-    transcript: str
-    shortcut: str | None
+
+    @property
+    def answer_path(self) -> list[TreeNode]:
+        """The steps from the problem to the final answer; [] when the session has none."""
+        final = self.ended.final_node_id
+        return [] if final is None else self.tree.path(final)[1:]
 
 
 class _Skip(Exception):
     """A session is not exported; the message is the reason counted on the card."""
-
-
-def _read_text(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def _load_session(folder: Path, summary: SessionSummary) -> _Session:
@@ -220,10 +131,18 @@ def _load_session(folder: Path, summary: SessionSummary) -> _Session:
         raise _Skip("no tree.json") from None
     except (ValidationError, ValueError, OSError):
         raise _Skip("unreadable tree.json") from None
-    transcript = _read_text(folder / "transcript.md")
-    if transcript is None:
-        raise _Skip("no transcript.md")
-    return _Session(summary, tree, ended, posed, transcript, _read_text(folder / "shortcut.md"))
+    return _Session(summary, folder, log.events, tree, ended, posed)
+
+
+def _smoothed(folder: Path) -> str | None:
+    """The accepted smoothed rewrite of a session, if `journey smooth` made one."""
+    try:
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+        if record.get("accepted") is True:
+            return (folder / SMOOTHED_NAME).read_text(encoding="utf-8").strip() or None
+    except (OSError, ValueError, AttributeError):
+        pass  # not smoothed, or its record is damaged: the draft it is
+    return None
 
 
 def _embedded_counter() -> TokenCounter:
@@ -243,6 +162,9 @@ class _Exporter:
         self.count = count
         self.keywords = [re.compile(p, re.IGNORECASE) for p in options.keywords]
         self.skipped: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.labels: Counter[tuple[str, str]] = Counter()
+        self.transcripts: Counter[str] = Counter()
         self.strategies: set[str] = set()
         self.models: dict[str, set[str]] = {}
 
@@ -250,7 +172,15 @@ class _Exporter:
         for role, spec in (models or {}).items():
             self.models.setdefault(str(role), set()).add(str(spec))
 
-    def _check_session(self, s: _Session) -> None:
+    def _long_thought(self, s: _Session) -> tuple[str, str]:
+        """The session's long thought and which text it is (smoothed or draft)."""
+        if self.options.transcript == "smoothed":
+            smoothed = _smoothed(s.folder)
+            if smoothed is not None:
+                return smoothed, "smoothed"
+        return write_long_thought(s.events, s.tree, self.options.writer), "draft"
+
+    def _check_session(self, s: _Session, labels: StepLabels, transcript: str) -> None:
         """Raise `_Skip` when a filter rejects the session as a whole."""
         o = self.options
         if o.only_verified and s.ended.outcome is not Outcome.SOLVED:
@@ -259,9 +189,15 @@ class _Exporter:
             raise _Skip("too few reflections")
         if s.ended.backtracks < o.min_backtracks:
             raise _Skip("too few backtracks")
-        if any(not k.search(s.transcript) for k in self.keywords):
+        if o.max_violations is not None and s.ended.violations > o.max_violations:
+            raise _Skip("too many violations")
+        if not transcript.strip():
+            raise _Skip("empty long thought")
+        if any(not k.search(transcript) for k in self.keywords):
             raise _Skip("keyword missing")
-        if o.pairs_texts and o.same_problems and s.shortcut is None:
+        if o.format is not ExportFormat.PRM and not labels.accepted(s.answer_path):
+            raise _Skip("path not accepted")  # a step on it was never accepted with evidence
+        if o.pairs_texts and o.same_problems and not s.answer_path:
             raise _Skip("no shortcut")
 
     def _too_long(self, *texts: str) -> bool:
@@ -277,35 +213,52 @@ class _Exporter:
 
     def rows(self, s: _Session) -> list[dict[str, Any]]:
         """The session's rows (maybe none); raises `_Skip` with the reason."""
-        self._check_session(s)
         o = self.options
+        labels = StepLabels(s.tree, credit_verified_path=o.credit_verified_path)
+        transcript, which = self._long_thought(s)
+        self._check_session(s, labels, transcript)
         prompt = user_prompt(s.tree.problem, o.instruction)
         final = s.ended.final_answer
         if o.pairs_texts:
-            if o.same_problems and self._too_long(prompt, s.transcript):
+            if o.same_problems and self._too_long(prompt, transcript):
                 raise _Skip("too long")  # judged on the long thought in both formats
             if o.format is ExportFormat.SFT:
-                answer = s.transcript
-            elif s.shortcut is None:
+                answer = transcript
+                self.transcripts[which] += 1
+            elif not s.answer_path:
                 raise _Skip("no shortcut")
             else:
-                answer = with_boxed_answer(s.shortcut, final)
+                shortcut = LongThoughtWriter.shortcut(s.tree, s.ended.final_node_id) or ""
+                answer = with_boxed_answer(shortcut, final)
             if not o.same_problems and self._too_long(prompt, answer):
                 raise _Skip("too long")
+            labels.count(s.answer_path, self.labels)
             return [conversation_row(prompt, answer, layout=o.layout)]
         if o.format is ExportFormat.DPO:
             if s.ended.final_node_id is None or not s.tree[s.ended.final_node_id].verified:
                 raise _Skip("no verified answer")
             pairs = preference_pairs(s.tree, s.ended.final_node_id)
-            rows = [preference_row(p, prompt, final) for p in pairs]
-        else:
-            rows = stepwise_rows(s.tree)
-        kept = [r for r in rows if not self._row_too_long(r)]
-        if o.format is ExportFormat.DPO:
-            kept = kept[: o.max_pairs_per_session]
-        if not kept:
-            raise _Skip("too long" if rows else f"no {o.format} rows")
-        return kept
+            built = [(p, preference_row(p, prompt, final)) for p in pairs]
+            short = [(p, row) for p, row in built if not self._row_too_long(row)]
+            kept = short[: o.max_pairs_per_session]
+            self.dropped["too long"] += len(built) - len(short)
+            self.dropped["over max_pairs_per_session"] += len(short) - len(kept)
+            for pair, _ in kept:
+                labels.count([*pair.chosen, *pair.rejected], self.labels)
+            rows = [row for _, row in kept]
+            if not rows:
+                raise _Skip("too long" if built else "no dpo rows")
+            return rows
+        built_prm = stepwise_rows(s.tree, labels, unknown=o.prm_unknown, dropped=self.dropped)
+        rows = [r for r in built_prm if not self._row_too_long(r)]
+        self.dropped["too long"] += len(built_prm) - len(rows)
+        for row in rows:
+            for source, label in zip(row["label_sources"], row["labels"], strict=True):
+                name = "unknown" if label is None else ("correct" if label else "incorrect")
+                self.labels[(source, name)] += 1
+        if not rows:
+            raise _Skip("too long" if built_prm else "no prm rows")
+        return rows
 
     def run(self, runs: Sequence[Path]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -335,11 +288,18 @@ class _Exporter:
                     self.strategies.add(session.posed.strategy)
                     self._note_models(session.posed.models)
                 if limit is not None:
+                    self.dropped["over limit"] += max(len(rows) - (limit - len(out)), 0)
                     rows = rows[: limit - len(out)]
                 out.extend(rows)
                 self.card.sessions_exported += 1
                 self.card.session_ids.append(summary.session_id)
         self.card.skipped = dict(sorted(self.skipped.items()))
+        self.card.rows_dropped = {k: v for k, v in sorted(self.dropped.items()) if v}
+        labels: dict[str, dict[str, int]] = {}
+        for (source, label), count in sorted(self.labels.items()):
+            labels.setdefault(source, {})[label] = count
+        self.card.labels = labels
+        self.card.transcripts = dict(sorted(self.transcripts.items()))
         self.card.strategies = sorted(self.strategies)
         self.card.models = {role: sorted(specs) for role, specs in sorted(self.models.items())}
         return out
@@ -369,6 +329,16 @@ def _row_texts(value: Any) -> list[str]:
     return []
 
 
+def _why_empty(card: ExportCard) -> str:
+    reasons = [f"{count} {reason}" for reason, count in card.skipped.items()]
+    reasons += [f"{count} rows {reason}" for reason, count in card.rows_dropped.items()]
+    why = "; ".join(reasons) if reasons else "the runs hold no finished session"
+    return (
+        f"no {card.format} rows to write: {card.sessions_seen} sessions seen, skipped: {why}. "
+        "Check the filters and the runs' outcomes, or pass --allow-empty"
+    )
+
+
 def export_runs(
     runs: Sequence[Path],
     out: Path,
@@ -381,7 +351,7 @@ def export_runs(
     Args:
         runs: Run directories, read in order (a session id met twice is exported once).
         out: The JSONL file to write; replaced atomically. Its card goes to `card_path(out)`.
-        options: Format, layout and filters.
+        options: Format, layout, filters, label rules and writer options.
         count_tokens: How `max_tokens` counts; default: per `options.tokenizer`.
 
     Returns:
@@ -389,6 +359,7 @@ def export_runs(
 
     Raises:
         DatasetError: a path is not a run directory.
+        EmptyExportError: no row is left (and `options.allow_empty` is off); nothing written.
         ConfigError: no run given, or `out` is one of the runs.
     """
     if not runs:
@@ -407,19 +378,14 @@ def export_runs(
         layout=options.layout if options.pairs_texts else None,
         source_runs=[str(r) for r in roots],
         filters=options.filters(),
+        writer=options.writer.record() if options.format is ExportFormat.SFT else {},
         instruction=options.instruction if options.format is not ExportFormat.PRM else None,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     rows = _Exporter(options, card, count_tokens).run(roots)
     card.rows = len(rows)
+    if not rows and not options.allow_empty:
+        raise EmptyExportError(_why_empty(card))
     write_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_atomic(card_path(out), card.model_dump_json(indent=2) + "\n")
     return card
-
-
-def load_card(path: Path) -> ExportCard:
-    """Read an export's card back."""
-    try:
-        return ExportCard.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError) as error:
-        raise DatasetError(f"cannot read the dataset card {str(path)!r}: {error}") from None

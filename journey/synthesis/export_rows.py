@@ -11,19 +11,30 @@ reads back:
 - **dpo** (conversational preference): `{"prompt", "chosen", "rejected"}`, pairs taken
   from sibling branches of the tree; the rule is in `preference_pairs`.
 - **prm** (standard stepwise supervision): `{"prompt": str, "completions": [str],
-  "labels": [bool]}`, one row per labelled root-to-leaf path; see `stepwise_rows`.
+  "labels": [bool], "label_sources": [str]}`, one row per labelled root-to-leaf path;
+  see `stepwise_rows`.
+
+Labels are read through `StepLabels`: each step's own evidence (critic, critic_action,
+self_check, verifier) and nothing else, unless the opt-in `credit_verified_path` rule
+labels steps with no evidence on the path to a verified answer correct (source
+`verified_path`). A verified answer never overrides a critic's negative verdict.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from journey.protocols import LabelSource
 from journey.synthesis.tree import NodeLabel, ReasoningTree, TreeNode
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
     "PreferencePair",
+    "StepLabels",
+    "UnknownSteps",
     "conversation_row",
     "preference_pairs",
     "preference_row",
@@ -78,9 +89,44 @@ class PreferencePair:
     """The failed branch, from the divergence to the leaf where it was given up."""
 
 
+class StepLabels:
+    """The label and its source for each step of one tree, as exports read them.
+
+    Args:
+        tree: A judged and verified tree.
+        credit_verified_path: The opt-in rule: a step with no evidence (unknown) on the
+            path to a verified answer is labelled correct, with source `verified_path`.
+    """
+
+    def __init__(self, tree: ReasoningTree, *, credit_verified_path: bool = False) -> None:
+        self.tree = tree
+        credited: set[int] = set()
+        if credit_verified_path:
+            for leaf in tree.correct_leaves():
+                credited.update(n.id for n in tree.path(leaf.id)[1:])
+        self._credited = frozenset(credited)
+
+    def of(self, node: TreeNode) -> tuple[NodeLabel, LabelSource]:
+        if node.label is NodeLabel.UNKNOWN and node.id in self._credited:
+            return NodeLabel.CORRECT, LabelSource.VERIFIED_PATH
+        return node.label, node.label_source
+
+    def accepted(self, nodes: list[TreeNode]) -> bool:
+        """Every step was accepted with evidence (labelled correct)."""
+        return all(self.of(n)[0] is NodeLabel.CORRECT for n in nodes)
+
+    def count(self, nodes: list[TreeNode], into: Counter[tuple[str, str]]) -> None:
+        """Add the steps' (source, label) pairs to a tally."""
+        for node in nodes:
+            label, source = self.of(node)
+            into[(source.value, label.value)] += 1
+
+
 def _failed(tree: ReasoningTree, node: TreeNode) -> bool:
-    """The branch under `node` was judged wrong, given up, or ended on a wrong answer."""
-    if node.abandoned or node.label is NodeLabel.INCORRECT:
+    """The branch under `node` holds evidence of failure: a step judged incorrect (by the
+    critic or the policy's own check) or a wrong final answer. A branch merely left (a
+    pruned beam candidate, a step the critic judged correct but asked to redo) is not."""
+    if node.label is NodeLabel.INCORRECT:
         return True
     return any(_failed(tree, child) for child in tree.children(node.id))
 
@@ -106,12 +152,12 @@ def preference_pairs(
 
     For every node n on the path root → final answer (the root included), each child c
     of n that is not on the path and whose branch *failed* (c or a node below it was
-    judged incorrect, abandoned by a reflect or backtrack, or is a wrong final answer)
+    judged incorrect, or is a wrong final answer)
     gives one pair: prefix = the path's steps up to n; chosen = the path from n's child
     on the path to the answer; rejected = c and its latest attempt at each level down to
-    a leaf. Siblings never judged and never given up (e.g. unexplored beam candidates)
-    give no pair. Pairs are listed from the deepest divergence up (the closest contrasts
-    first), in visit order at one node, and cut at `max_pairs`.
+    a leaf. A branch with no step judged incorrect (never judged, or only left behind, as
+    a pruned beam candidate) gives no pair. Pairs are listed from the deepest divergence
+    up (the closest contrasts first), in visit order at one node, and cut at `max_pairs`.
     """
     path = tree.path(final_node_id)
     on_path = {n.id for n in path}
@@ -149,33 +195,69 @@ def preference_row(pair: PreferencePair, prompt: str, final_answer: str | None) 
     }
 
 
-def stepwise_rows(tree: ReasoningTree) -> list[dict[str, Any]]:
+class UnknownSteps(StrEnum):
+    """What a PRM export does with a step whose label is unknown."""
+
+    DROP = "drop"
+    """The row is dropped."""
+    SKIP = "skip"
+    """The row ends before the unknown step (dropped when nothing is left)."""
+    KEEP = "keep"
+    """The step stays, labelled null (TRL's PRM trainer needs booleans: filter first)."""
+
+
+def stepwise_rows(
+    tree: ReasoningTree,
+    labels: StepLabels | None = None,
+    *,
+    unknown: UnknownSteps = UnknownSteps.DROP,
+    dropped: Counter[str] | None = None,
+) -> list[dict[str, Any]]:
     """PRM rows (TRL stepwise supervision): one per labelled root-to-leaf path.
 
     A path is cut after its first incorrect step (later steps build on a wrong one, so
-    their labels say nothing about the step itself, as in PRM800K). A path with a step
-    labelled neither correct nor incorrect before that point gives no row. Paths that
-    cut to the same steps give one row.
+    their labels say nothing about the step itself, as in PRM800K). A step with an
+    unknown label before that point is handled per `unknown`. Paths that cut to the
+    same steps give one row. Every row carries each label's source.
+
+    Args:
+        tree: The judged tree.
+        labels: How labels are read; default: each step's own evidence.
+        unknown: What to do with a step whose label is unknown.
+        dropped: Counts the paths that gave no row, by reason.
     """
+    labels = labels or StepLabels(tree)
     rows: list[dict[str, Any]] = []
     seen: set[tuple[int, ...]] = set()
     for leaf in tree.leaves():
         steps: list[TreeNode] = []
         for node in tree.path(leaf.id)[1:]:
-            steps.append(node)
-            if node.label is not NodeLabel.CORRECT:
+            label = labels.of(node)[0]
+            if label is NodeLabel.UNKNOWN and unknown is not UnknownSteps.KEEP:
+                if unknown is UnknownSteps.DROP:
+                    steps = []
                 break
-        if any(n.label is NodeLabel.UNKNOWN for n in steps):
+            steps.append(node)
+            if label is NodeLabel.INCORRECT:
+                break
+        if not steps:
+            if dropped is not None:
+                dropped["unknown step"] += 1
             continue
         key = tuple(n.id for n in steps)
         if key in seen:
             continue
         seen.add(key)
+        judged = [labels.of(n) for n in steps]
         rows.append(
             {
                 "prompt": tree.problem.strip(),
                 "completions": [n.text for n in steps],
-                "labels": [n.label is NodeLabel.CORRECT for n in steps],
+                "labels": [
+                    None if label is NodeLabel.UNKNOWN else label is NodeLabel.CORRECT
+                    for label, _ in judged
+                ],
+                "label_sources": [source.value for _, source in judged],
             }
         )
     return rows
