@@ -21,6 +21,7 @@ from journey.errors import ConfigError, DatasetError
 from journey.protocols import StepVerdict
 from journey.synthesis import ReasoningTree
 from journey.synthesis.export import (
+    EmptyExportError,
     ExportOptions,
     card_path,
     count_tokens_cheaply,
@@ -70,6 +71,7 @@ def session_ids_by_kind(run: Path) -> dict[str, str]:
 
 
 def export(run: Path | list[Path], out: Path, **options: Any) -> list[dict[str, Any]]:
+    options.setdefault("format", "sft")
     export_runs(run if isinstance(run, list) else [run], out, ExportOptions(**options))
     return rows(out)
 
@@ -388,3 +390,59 @@ def test_export_command_user_errors_are_journey_errors(tmp_path: Path) -> None:
     assert isinstance(result.exception, DatasetError)
     result = runner.invoke(app, ["export", str(tmp_path), "--format", "kto"])
     assert isinstance(result.exception, ConfigError)
+
+
+# -- which long thought ----------------------------------------------------------------------
+
+
+def smooth_by_hand(session: Path, text: str, *, accepted: bool) -> None:
+    """What `journey smooth` leaves in a session folder."""
+    record = {"model": "m", "accepted": accepted, "draft_chars": 1, "rewrite_chars": 1}
+    (session / "smoothing.json").write_text(json.dumps(record))
+    if accepted:
+        (session / "transcript.smoothed.md").write_text(text + "\n")
+
+
+def test_sft_exports_the_accepted_smoothed_long_thought(run_copy: Path, tmp_path: Path) -> None:
+    ids = session_ids_by_kind(run_copy)
+    smooth_by_hand(run_copy / "sessions" / ids["reflect"], "Smoothly, oops, then 4.", accepted=True)
+    smooth_by_hand(run_copy / "sessions" / ids["backtrack"], "Rejected rewrite.", accepted=False)
+    got = {kind_of(r["prompt"][0]["content"]): r for r in export(run_copy, tmp_path / "s.jsonl")}
+    assert got["reflect"]["completion"][0]["content"] == "Smoothly, oops, then 4."
+    draft = (run_copy / "sessions" / ids["backtrack"] / "transcript.md").read_text().strip()
+    assert got["backtrack"]["completion"][0]["content"] == draft  # rejected: the draft
+    card = load_card(card_path(tmp_path / "s.jsonl"))
+    assert card.transcripts == {"draft": 3, "smoothed": 1}
+    assert card.filters["transcript"] == "smoothed"
+    drafts = export(run_copy, tmp_path / "d.jsonl", transcript="draft")
+    assert "Smoothly" not in json.dumps(drafts)
+    assert load_card(card_path(tmp_path / "d.jsonl")).transcripts == {"draft": 4}
+
+
+def test_an_export_with_no_row_says_why_and_writes_nothing(synth_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "none.jsonl"
+    with pytest.raises(EmptyExportError, match=r"no sft rows.*6 sessions seen.*too few backtracks"):
+        export_runs([synth_run], out, ExportOptions(format="sft", min_backtracks=5))
+    assert not out.exists() and not card_path(out).exists()
+    result = runner.invoke(app, ["export", str(synth_run), "--min-backtracks", "5", "-o", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, EmptyExportError)
+    card = export_runs(
+        [synth_run], out, ExportOptions(format="sft", min_backtracks=5, allow_empty=True)
+    )
+    assert card.rows == 0 and out.read_text() == "" and card_path(out).is_file()
+
+
+def test_max_violations_filters_sessions(run_copy: Path, tmp_path: Path) -> None:
+    index = run_copy / "sessions.jsonl"
+    lines = [json.loads(line) for line in index.read_text().splitlines()]
+    ids = session_ids_by_kind(run_copy)
+    for summary in lines:  # the session's own count rides in its session_ended event
+        if summary["session_id"] == ids["plain"]:
+            log = run_copy / "sessions" / summary["session_id"] / "events.jsonl"
+            events = log.read_text().splitlines()
+            ended = json.loads(events[-1])
+            ended["violations"] = 3
+            log.write_text("\n".join([*events[:-1], json.dumps(ended)]) + "\n")
+    got = export(run_copy, tmp_path / "v.jsonl", max_violations=2)
+    assert "plain" not in {kind_of(r["prompt"][0]["content"]) for r in got}
+    assert load_card(card_path(tmp_path / "v.jsonl")).skipped["too many violations"] == 1
