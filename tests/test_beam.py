@@ -46,7 +46,12 @@ from journey.synthesis import (
     load_problems,
 )
 from journey.synthesis.beam import BeamSearchSession
-from journey.synthesis.beam_select import BeamOptions, rank_candidates, step_reward
+from journey.synthesis.beam_select import (
+    BeamOptions,
+    rank_candidates,
+    step_reward,
+    walk_trials_from_config,
+)
 from journey.synthesis.strategies import strategy_session
 from journey.synthesis.tree_walk import TreeWalkWriter
 
@@ -99,6 +104,13 @@ def word_critic(messages: Sequence[LLMMessage]) -> str:
     return "VERDICT: incorrect\nACTION: reflect\nREASON: You made an error."
 
 
+def unsure_critic(messages: Sequence[LLMMessage]) -> str:
+    """As `word_critic`, but a step that says "unsure" gets no verdict (unknown)."""
+    if "unsure" in _newest(messages):
+        return "REASON: I cannot tell."
+    return word_critic(messages)
+
+
 def agents(script: Script, *, critic: Any = word_critic, **policy: Any) -> dict[str, Any]:
     return {
         "policy": PolicyAgent(FunctionChatCompletionClient(ScriptedPolicy(script, **policy))),
@@ -146,6 +158,7 @@ def test_the_beam_keeps_the_best_k_and_a_verified_answer_solves_it() -> None:
     assert isinstance(posed, ProblemPosed) and posed.strategy == "beam"
     assert posed.config["beam_width"] == 3 and posed.config["beam_size"] == 2
     assert posed.config["max_depth"] == 4 and posed.config["beam_max_expansions"] == 16
+    assert posed.config["beam_full_tree"] is False and posed.config["beam_walk_trials"] == 2
     steps = of_type(events, PolicyStepProposed)
     assert [(s.node_id, s.parent_id, s.content) for s in steps] == [
         (1, 0, "good A."),
@@ -168,7 +181,8 @@ def test_the_beam_keeps_the_best_k_and_a_verified_answer_solves_it() -> None:
         3: ("continue", "kept"),
         7: ("terminate", "verified answer"),
     }
-    assert applied[1].note == "kept: beam rank 1 of 3, reward 1.000"
+    assert applied[1].note == "kept: beam rank 1 of 2 judged correct, reward 1.000"
+    assert applied[2].note == "pruned: judged incorrect, reward 0.000"
     verified = {e.node_id: e.correct for e in of_type(events, VerifierChecked)}
     assert verified == {5: False, 7: True}
     assert (ended.outcome, ended.stop_reason, ended.final_node_id) == (
@@ -186,7 +200,10 @@ def test_the_beam_keeps_the_best_k_and_a_verified_answer_solves_it() -> None:
     assert tree_from_events(events).to_json() == tree.to_json()
 
 
-def test_rewards_come_from_label_scores_when_the_critic_scores() -> None:
+@pytest.mark.parametrize(("size", "kept_steps"), [(1, [3]), (3, [1, 3])])
+def test_rewards_come_from_label_scores_when_the_critic_scores(
+    size: int, kept_steps: list[int]
+) -> None:
     logprobs = {"good": (-0.1, -3.0), "fine": (-1.0, -1.0), "bad": (-3.0, -0.1)}
 
     def scores(messages: Sequence[LLMMessage], labels: Sequence[str]) -> dict[str, float]:
@@ -202,7 +219,7 @@ def test_rewards_come_from_label_scores_when_the_critic_scores() -> None:
             "policy": PolicyAgent(FunctionChatCompletionClient(ScriptedPolicy(script))),
             "critic": CriticAgent(critic_client, mode="score"),
         },
-        beam_size=1,
+        beam_size=size,
         beam_max_expansions=1,
     )
     events = asyncio.run(session.run()).events
@@ -210,8 +227,10 @@ def test_rewards_come_from_label_scores_when_the_critic_scores() -> None:
     # At step 1 the critic scores continue and reflect: reward = softmax mass of continue.
     sigmoid = 1 / (1 + math.exp(-2.9))
     assert rewards == pytest.approx({1: 0.5, 2: 1 - sigmoid, 3: sigmoid}, abs=1e-6)
+    # Step 2 has a reward but the critic chose reflect (verdict incorrect): never kept,
+    # even with room in the beam.
     kept = [e.node_id for e in of_type(events, ActionApplied) if e.action.action == "continue"]
-    assert kept == [3] and session.beam == [3]
+    assert kept == kept_steps and session.beam == sorted(kept_steps, key=lambda n: -rewards[n])
     assert events[-1].stop_reason == "max_turns"
 
 
@@ -228,6 +247,41 @@ def test_step_reward_and_ranking() -> None:
         (4, 3, False),
         (1, 4, False),
     ]
+
+
+def test_fewer_than_k_correct_steps_keep_only_those() -> None:
+    script: Script = {(): ["good A.", "bad B.", "unsure C."]}
+    agents_ = agents(script, critic=unsure_critic)
+    session = beam(script, session_agents=agents_, beam_size=2, beam_max_expansions=1)
+    events = asyncio.run(session.run()).events
+    rewards = {e.node_id: e.label_scores["reward"] for e in of_type(events, CriticVerdictGiven)}
+    assert rewards == {1: 1.0, 2: 0.0, 3: 0.5}
+    applied = {e.node_id: (e.action.action, e.note) for e in of_type(events, ActionApplied)}
+    # K is 2 but only one step is judged correct: the 0-reward and the unknown step are
+    # pruned, not kept to fill the beam.
+    assert applied == {
+        1: ("continue", "kept: beam rank 1 of 1 judged correct, reward 1.000"),
+        2: ("backtrack", "pruned: judged incorrect, reward 0.000"),
+        3: ("backtrack", "pruned: verdict unknown, reward 0.500"),
+    }
+    assert session.beam == [1]
+    assert session.tree[2].abandoned and session.tree[3].abandoned
+
+
+def test_a_round_with_no_correct_step_expands_the_same_beam_again() -> None:
+    script: Script = {(): ["bad 1.", "bad 2.", "good 3.", "\\boxed{7}."]}
+    result = asyncio.run(beam(script, beam_width=2).run())
+    steps = of_type(result.events, PolicyStepProposed)
+    assert [(s.node_id, s.parent_id, s.turn) for s in steps] == [
+        (1, 0, 1),
+        (2, 0, 1),
+        (3, 0, 2),
+        (4, 0, 2),
+    ]
+    applied = [(e.node_id, e.action.action) for e in of_type(result.events, ActionApplied)]
+    assert applied == [(1, "backtrack"), (2, "backtrack"), (4, "terminate")]
+    ended = result.ended
+    assert (ended.outcome, ended.final_node_id, ended.backtracks) == ("solved", 4, 2)
 
 
 def test_a_round_of_only_wrong_answers_expands_the_same_beam_again() -> None:
@@ -256,6 +310,119 @@ def test_without_a_gold_answer_an_answer_the_critic_accepts_ends_it() -> None:
         "7",
     )
     assert ended.final_node_id == 3 and result.tree[3].verified is None
+
+
+FULL: Script = {
+    **SOLVED,
+    ("good A.", "good A2."): ["Then \\boxed{7}.", "good A3.", "bad A4."],
+}
+"""SOLVED, then a second, deeper right answer under A2."""
+
+ENDS: Script = {
+    (): ["good A.", "good C."],
+    ("good A.",): ["\\boxed{7}.", "\\boxed{8}."],
+    ("good C.",): ["\\boxed{9}.", "\\boxed{6}."],
+    ("good C.", "\\boxed{9}."): ["\\boxed{7}!"],
+    ("good C.", "\\boxed{6}."): ["\\boxed{5}."],
+}
+"""Every leaf ends in an answer: A's right away, C's once its second expansion finds 7.
+
+With width 2, C is asked the same two replies each time it is expanded, as a
+deterministic model would be (so a restored session asks what the first one did); the
+second time both repeat a rejected answer, and the policy, asked again (the rejected
+reply now on the path), answers 7 and 5.
+"""
+
+VARIED = {"default": "good step {n}, take {k}."}
+"""Steps the script does not name differ between samples."""
+
+
+def test_the_full_tree_grows_past_the_first_verified_answer_to_depth_d() -> None:
+    session = beam(FULL, session_agents=agents(FULL, **VARIED), beam_full_tree=True)
+    result = asyncio.run(session.run())
+    events, ended, tree = result.events, result.ended, result.tree
+    assert isinstance(events[0], ProblemPosed) and events[0].config["beam_full_tree"] is True
+    assert max(n.depth for n in tree) == 4
+    verified = {e.node_id: e.correct for e in of_type(events, VerifierChecked)}
+    assert verified == {5: False, 7: True, 9: True}
+    applied = {e.node_id: e for e in of_type(events, ActionApplied)}
+    assert applied[7].action.action == "terminate" and applied[9].action.action == "terminate"
+    assert applied[7].note == "verified answer: a finished leaf, the tree grows on"
+    assert not tree[7].abandoned and not tree[9].abandoned
+    # Round 3 keeps at most K = 2 correct steps: A3 and C2's first child.
+    kept_3 = [n for n, a in applied.items() if tree[n].depth == 3 and a.action.action == "continue"]
+    assert [tree[n].text for n in kept_3] == ["good A3.", "good step 3, take 0."]
+    # Solved, on the shallowest verified answer: the one the tree walk ends at.
+    assert (ended.outcome, ended.stop_reason, ended.final_node_id) == ("solved", "max_depth", 7)
+    assert ended.final_answer == "7" and TreeWalkWriter.correct_leaf(tree) == 7
+    assert ended.turn == 7  # 1 + 2 + 2 + 2 expansions
+    assert tree_from_events(events).to_json() == tree.to_json()
+
+
+def test_the_full_tree_ends_when_every_leaf_has_ended() -> None:
+    session = beam(ENDS, beam_width=2, beam_full_tree=True, limits=DebateLimits(max_depth=9))
+    result = asyncio.run(session.run())
+    steps = of_type(result.events, PolicyStepProposed)
+    # Round 2 keeps nothing: A found 7 and is done, C (only wrong answers) goes again.
+    assert [(s.node_id, s.parent_id, s.turn) for s in steps] == [
+        (1, 0, 1),
+        (2, 0, 1),
+        (3, 1, 2),
+        (4, 1, 2),
+        (5, 2, 3),
+        (6, 2, 3),
+        (7, 2, 4),
+        (8, 2, 4),
+    ]
+    verified = {e.node_id: e.correct for e in of_type(result.events, VerifierChecked)}
+    assert verified == {3: True, 4: False, 5: False, 6: False, 7: True, 8: False}
+    ended = result.ended
+    assert (ended.outcome, ended.stop_reason, ended.final_node_id, ended.turn) == (
+        "solved",
+        "verified_answer",
+        3,
+        4,
+    )
+    assert ended.reflections == 4
+
+
+def test_a_full_tree_without_a_verified_answer_fails() -> None:
+    limits = DebateLimits(max_depth=2)
+    session = beam({}, session_agents=agents({}, **VARIED), limits=limits, beam_full_tree=True)
+    ended = asyncio.run(session.run()).ended
+    assert (ended.outcome, ended.stop_reason, ended.final_node_id) == ("failed", "max_depth", None)
+
+
+def test_without_a_gold_answer_the_full_tree_ends_on_the_shallowest_accepted_answer() -> None:
+    script: Script = {
+        (): ["good A.", "bad B."],
+        ("good A.",): ["good A2.", "\\boxed{7}."],
+        ("good A.", "good A2."): ["\\boxed{8}.", "bad A3."],
+    }
+    session = beam(script, gold=None, beam_width=2, beam_full_tree=True)
+    result = asyncio.run(session.run())
+    applied = {e.node_id: e.action.action for e in of_type(result.events, ActionApplied)}
+    assert applied[4] == "terminate" and applied[5] == "terminate"
+    ended = result.ended
+    assert (ended.outcome, ended.stop_reason, ended.final_node_id, ended.final_answer) == (
+        "unverified",
+        "answer_accepted",
+        4,
+        "7",
+    )
+
+
+def test_the_walks_trials_per_node_are_recorded_and_change_the_long_thought() -> None:
+    thoughts = {}
+    for trials in (0, 1, 2):
+        result = asyncio.run(beam(SOLVED, beam_walk_trials=trials).run())
+        posed = result.events[0]
+        assert isinstance(posed, ProblemPosed) and posed.config["beam_walk_trials"] == trials
+        writer = TreeWalkWriter(trials_per_node=walk_trials_from_config(posed.config))
+        thoughts[trials] = writer.write(result.tree)
+    assert thoughts[0] == TreeWalkWriter().shortcut(result.tree)
+    assert len(set(thoughts.values())) == 3
+    assert thoughts[2] == TreeWalkWriter().write(result.tree)  # the default is 2
 
 
 @pytest.mark.parametrize(
@@ -304,6 +471,10 @@ def test_bad_beam_settings_are_config_errors() -> None:
         beam({}, beam_width=0)
     with pytest.raises(ConfigError, match="beam temperature must be >= 0"):
         BeamOptions(temperature=-1.0)
+    with pytest.raises(ConfigError, match="beam full_tree must be true or false, got 'yes'"):
+        beam({}, beam_full_tree="yes")
+    with pytest.raises(ConfigError, match="walk_trials must be an integer of at least 0, got -1"):
+        beam({}, beam_walk_trials=-1)
     assert strategy_session("beam") is BeamSearchSession
 
 
@@ -317,13 +488,25 @@ DEEP: Script = {
 }
 
 
-@pytest.mark.parametrize("script", [SOLVED, DEEP], ids=["solved", "deep"])
-def test_restoring_any_prefix_continues_into_the_same_session(script: Script) -> None:
-    reference = asyncio.run(beam(script).run()).events
+@pytest.mark.parametrize(
+    ("script", "config", "policy"),
+    [
+        (SOLVED, {}, {}),
+        (DEEP, {}, {}),
+        (ENDS, {"beam_width": 2, "beam_full_tree": True}, {}),
+        (FULL, {"beam_full_tree": True}, VARIED),
+    ],
+    ids=["solved", "deep", "full-tree-ends", "full-tree-depth"],
+)
+def test_restoring_any_prefix_continues_into_the_same_session(
+    script: Script, config: dict[str, Any], policy: dict[str, str]
+) -> None:
+    session = beam(script, session_agents=agents(script, **policy), **config)
+    reference = asyncio.run(session.run()).events
     assert isinstance(reference[-1], SessionEnded) and reference[-1].outcome == "solved"
     expected = [comparable(e) for e in reference]
     for cut in range(1, len(reference)):
-        restored = BeamSearchSession.restore(reference[:cut], **agents(script))
+        restored = BeamSearchSession.restore(reference[:cut], **agents(script, **policy))
         emitted: list[SessionEvent] = []
         result = asyncio.run(restored.run(emitted.append))
         assert [comparable(e) for e in result.events] == expected, f"cut after {cut} events"

@@ -9,6 +9,7 @@ from journey.agents.backends import ScriptedChatCompletionClient
 from journey.errors import ConfigError
 from journey.protocols import StepVerdict
 from journey.synthesis import DebateSession, LongThoughtWriter, ReasoningTree
+from journey.synthesis.beam_select import walk_trials_from_config
 from journey.synthesis.tree_walk import DEFAULT_TRIALS_PER_NODE, TreeWalkWriter
 
 PROBLEM = "3 pens with 4 sheep each: how many sheep?"
@@ -100,6 +101,18 @@ def test_at_most_k_trials_per_step_of_the_correct_path(cap: int) -> None:
     before, after = lines[:start], lines[start:]
     assert sum(line.startswith("Wait,") for line in before) == min(cap, 1)
     assert sum(line.startswith("Wait,") for line in after) == min(cap, 2)
+
+
+def test_the_trials_per_node_come_from_a_sessions_config() -> None:
+    """A beam session records its K as `beam_walk_trials` in `problem_posed`'s config."""
+    assert walk_trials_from_config({}) == DEFAULT_TRIALS_PER_NODE  # a debate, an older log
+    trials = walk_trials_from_config({"beam_width": 3, "beam_walk_trials": 1})
+    text = TreeWalkWriter(trials_per_node=trials, vary_openers=False).write(searched_tree())
+    lines = paragraphs(text)
+    after = lines[lines.index("Step 1: Each pen has 4 sheep.") :]
+    assert sum(line.startswith("Wait,") for line in after) == 1
+    with pytest.raises(ConfigError, match="walk_trials must be an integer of at least 0, got '2'"):
+        walk_trials_from_config({"beam_walk_trials": "2"})
 
 
 def test_no_trials_gives_the_shortcut() -> None:

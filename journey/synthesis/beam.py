@@ -11,13 +11,23 @@ The search grows the tree a round (one depth) at a time:
    [0, 1], rides in the verdict's `label_scores["reward"]` (see `step_reward`: the
    critic's probability of accepting the step when it scores labels, else its
    verdict). A final answer goes to the verifier instead when there is a gold answer.
-3. **Select.** A verified answer ends the search (`solved`); without a gold answer, a
-   final answer the critic accepts ends it (`unverified`). Otherwise the `size` best
-   non-final steps form the next beam; every new step gets an `action_applied`:
-   `continue` ("kept: ...") for kept steps, `backtrack` to the parent ("pruned: ...")
-   for steps the beam drops, and the verifier's `reflect` for wrong final answers. A
-   pruned step is marked `abandoned`; its verdict keeps what the critic said. When a
-   round leaves no step to keep (only wrong answers), the same beam is expanded again.
+3. **Select.** As in the seed, the beam keeps at most `size` (K) steps judged correct:
+   of the non-final steps the critic judged correct with a reward above 0, the best
+   rewarded (then the oldest) form the next beam; a step judged incorrect or unknown is
+   never kept, even when fewer than K steps are correct. A verified answer ends the
+   search (`solved`); without a gold answer, a final answer the critic accepts ends it
+   (`unverified`). Every new step gets an `action_applied`: `continue` ("kept: ...")
+   for kept steps, `backtrack` to the parent ("pruned: ...") for steps the beam drops,
+   the verifier's `reflect` for wrong final answers and `terminate` for the answer
+   found. A pruned step is marked `abandoned`; its verdict keeps what the critic said.
+   When a round keeps no step, the same beam is expanded again (see
+   `BeamState.close_round`).
+
+With `full_tree` (config `beam_full_tree`), an accepted answer does not end the search:
+it gets its `terminate` as a finished leaf and the tree grows on, as the seed grows it,
+to depth `limits.max_depth` or until every leaf has ended (a beam node whose expansion
+reached an accepted answer is not expanded again). The session is then solved when any
+answer was verified and ends on the shallowest (`TreeWalkWriter.correct_leaf`).
 
 It stops at depth `limits.max_depth`, at `limits.max_tokens` generated tokens (checked
 between rounds), or after `max_expansions` node expansions (stop reason `max_turns`).
@@ -54,7 +64,7 @@ from journey.protocols import (
     VerifierChecked,
 )
 from journey.synthesis.beam_sampling import distinct_samples, path_dialogue
-from journey.synthesis.beam_select import REWARD_KEY, BeamOptions, BeamRound, step_reward, winner
+from journey.synthesis.beam_select import REWARD_KEY, BeamOptions, BeamRound, step_reward
 from journey.synthesis.beam_state import BeamState, BeamStop
 from journey.synthesis.debate import (
     DebateLimits,
@@ -74,8 +84,10 @@ class BeamSearchSession:
     """Beam search on one problem (see the module docstring).
 
     Args: as `DebateSession`; `config` may hold `beam_width` (w, default 3),
-    `beam_size` (K, default 2), `beam_max_expansions` (default `limits.max_turns`)
-    and `beam_temperature` (default 0.8).
+    `beam_size` (K, default 2), `beam_max_expansions` (default `limits.max_turns`),
+    `beam_temperature` (default 0.8), `beam_full_tree` (default false) and
+    `beam_walk_trials` (the long thought's trials per correct node, default 2; the
+    session records it, `walk_trials_from_config` reads it back).
 
     Raises:
         ConfigError: a beam setting is out of range.
@@ -213,7 +225,7 @@ class BeamSearchSession:
         except BeamStop as stop:
             self._end(stop)
         except asyncio.CancelledError:
-            self._end(BeamStop(StopReason.CANCELLED, Outcome.FAILED))
+            self._end(self._state.stop(StopReason.CANCELLED))
             raise
         return DebateResult(self.session_id, self.tree, self.events)
 
@@ -227,9 +239,7 @@ class BeamSearchSession:
         if not round_.judged:
             await self._grow(round_)
         await self._judge(round_)
-        best = winner(self.tree, round_, state.rewards, self.verifier)
-        acting = round_.nodes if best is None else [best]
-        for node_id in [n for n in acting if n not in round_.applied]:
+        for node_id in [n for n in state.acting(round_) if n not in round_.applied]:
             choice = state.choice(round_, node_id)
             stop = state.take(round_, node_id, choice)
             self._emit(
@@ -262,9 +272,8 @@ class BeamSearchSession:
                 extra = (dropped, dropped_usage) if j == 0 else ([], TokenUsage())
                 self._log_step(round_, parent, turn, *extra)
         if not round_.nodes:
-            raise BeamStop(
+            raise self._state.stop(
                 StopReason.MODEL_ERROR,
-                Outcome.FAILED,
                 error=f"the policy gave no new step in {len(jobs)} samples "
                 "(all duplicates or unusable)",
             )

@@ -25,6 +25,7 @@ from journey.protocols import (
 )
 from journey.synthesis.debate import RestoreError
 from journey.synthesis.tree import ROOT_ID, ReasoningTree
+from journey.synthesis.tree_walk import DEFAULT_TRIALS_PER_NODE, TreeWalkWriter
 
 REWARD_KEY = "reward"
 """The key under which a step's reward rides in its verdict's `label_scores`."""
@@ -45,8 +46,9 @@ class BeamOptions:
     """How wide and how long the beam search grows its tree.
 
     Read from a session's `config` (keys `beam_width`, `beam_size`,
-    `beam_max_expansions`, `beam_temperature`) and recorded, resolved, in the
-    session's `problem_posed`, so a restored session goes on with the same settings.
+    `beam_max_expansions`, `beam_temperature`, `beam_full_tree`, `beam_walk_trials`)
+    and recorded, resolved, in the session's `problem_posed`, so a restored session
+    goes on with the same settings and its long thought is walked as configured.
     """
 
     width: int = field(default=3, metadata={"help": "Children sampled per expanded node (w)."})
@@ -57,6 +59,17 @@ class BeamOptions:
     temperature: float = field(
         default=0.8, metadata={"help": "Sampling temperature of the children (> 0: they differ)."}
     )
+    full_tree: bool = field(
+        default=False,
+        metadata={
+            "help": "Grow the tree to max_depth or until every leaf has ended, "
+            "instead of stopping at the first verified answer."
+        },
+    )
+    walk_trials: int = field(
+        default=DEFAULT_TRIALS_PER_NODE,
+        metadata={"help": "Failed branches the long thought's tree walk enters per step (K)."},
+    )
 
     def __post_init__(self) -> None:
         for name in ("width", "size", "max_expansions"):
@@ -65,6 +78,9 @@ class BeamOptions:
                 raise ConfigError(f"beam {name} must be an integer of at least 1, got {value!r}")
         if not self.temperature >= 0:
             raise ConfigError(f"beam temperature must be >= 0, got {self.temperature!r}")
+        if not isinstance(self.full_tree, bool):
+            raise ConfigError(f"beam full_tree must be true or false, got {self.full_tree!r}")
+        _check_walk_trials(self.walk_trials)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, default_expansions: int) -> BeamOptions:
@@ -75,6 +91,8 @@ class BeamOptions:
             size=config.get("beam_size", cls.size),
             max_expansions=default_expansions if expansions is None else expansions,
             temperature=float(config.get("beam_temperature", cls.temperature)),
+            full_tree=config.get("beam_full_tree", cls.full_tree),
+            walk_trials=walk_trials_from_config(config),
         )
 
     def as_config(self) -> dict[str, Any]:
@@ -83,7 +101,29 @@ class BeamOptions:
             "beam_size": self.size,
             "beam_max_expansions": self.max_expansions,
             "beam_temperature": self.temperature,
+            "beam_full_tree": self.full_tree,
+            "beam_walk_trials": self.walk_trials,
         }
+
+
+def walk_trials_from_config(config: Mapping[str, Any]) -> int:
+    """The tree walk's trials per correct node (K) named by a session's config.
+
+    Read it from a `problem_posed` config (or a run's `strategy_config`) to write that
+    session's long thought with `TreeWalkWriter(trials_per_node=...)`; a config that
+    names none (a debate, an older beam log) gets the default, 2.
+
+    Raises:
+        ConfigError: the value is not an integer of at least 0.
+    """
+    trials = config.get("beam_walk_trials", DEFAULT_TRIALS_PER_NODE)
+    _check_walk_trials(trials)
+    return int(trials)
+
+
+def _check_walk_trials(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"beam walk_trials must be an integer of at least 0, got {value!r}")
 
 
 def step_reward(verdict: StepVerdict, label_scores: Mapping[str, float] | None) -> float:
@@ -156,29 +196,54 @@ class BeamChoice:
     note: str
 
 
+def accepted_answer(tree: ReasoningTree, node_id: int, verifier: AnswerVerifier | None) -> bool:
+    """A final answer that counts as found: verified, or (no gold answer) accepted by the critic."""
+    node = tree[node_id]
+    if not node.is_final:
+        return False
+    if verifier is not None:
+        return node.verified is True
+    return node.verdict is StepVerdict.CORRECT
+
+
 def winner(
     tree: ReasoningTree,
     round_: BeamRound,
     rewards: Mapping[int, float],
     verifier: AnswerVerifier | None,
 ) -> int | None:
-    """The final answer that ends the search: verified, or (no gold) accepted by the critic.
+    """The final answer that ends a search stopping at its first answer.
 
-    Several: the best rewarded, then the oldest.
+    Several in one round: the best rewarded, then the oldest.
     """
-    finals = [n for n in round_.nodes if tree[n].is_final]
-    if verifier is not None:
-        accepted = [n for n in finals if tree[n].verified]
-    else:
-        accepted = [n for n in finals if tree[n].verdict is StepVerdict.CORRECT]
+    accepted = [n for n in round_.nodes if accepted_answer(tree, n, verifier)]
     return min(accepted, key=lambda n: (-rewards[n], n), default=None)
+
+
+def answer_node(tree: ReasoningTree, verifier: AnswerVerifier | None) -> int | None:
+    """The answer a search ends on once it has found any: the shallowest, the first on a tie.
+
+    With a gold answer it is the verified leaf the tree walk ends at
+    (`TreeWalkWriter.correct_leaf`), so the session's final node and its long thought agree.
+    """
+    if verifier is not None:
+        return TreeWalkWriter.correct_leaf(tree)
+    accepted = [n for n in tree if accepted_answer(tree, n.id, verifier)]
+    return min(accepted, key=lambda n: n.depth).id if accepted else None
+
+
+def keepable(tree: ReasoningTree, node_id: int, rewards: Mapping[int, float]) -> bool:
+    """May the beam keep this step? Only a non-final step the critic judged correct with a
+    reward above 0: an incorrect or unknown verdict is never kept, whatever else scored."""
+    node = tree[node_id]
+    return not node.is_final and node.verdict is StepVerdict.CORRECT and rewards[node_id] > 0
 
 
 def ranking(
     tree: ReasoningTree, round_: BeamRound, rewards: Mapping[int, float], beam_size: int
 ) -> dict[int, Ranked]:
-    """The round's non-final steps ranked; final answers end the search or are dropped."""
-    candidates = {n: rewards[n] for n in round_.nodes if not tree[n].is_final}
+    """The round's keepable steps ranked, the best `beam_size` kept; the rest are pruned."""
+    candidates = {n: rewards[n] for n in round_.nodes if keepable(tree, n, rewards)}
     return {r.node_id: r for r in rank_candidates(candidates, beam_size)}
 
 
@@ -187,10 +252,15 @@ def choose(
     round_: BeamRound,
     node_id: int,
     rewards: Mapping[int, float],
-    beam_size: int,
+    options: BeamOptions,
     verifier: AnswerVerifier | None,
 ) -> BeamChoice:
     """What the search does with a judged step: a pure function of the logged results.
+
+    An accepted answer is a `terminate`: it ends the search, or with `full_tree` it is a
+    finished leaf and the search goes on. A wrong answer is pruned (the verifier's
+    `reflect`), a step judged incorrect or unknown is pruned (`backtrack`), and of the
+    steps judged correct the best `options.size` are kept (`continue`).
 
     Raises:
         RestoreError: another step of the round already ended the search.
@@ -198,21 +268,38 @@ def choose(
     node = tree[node_id]
     parent = node.parent_id if node.parent_id is not None else ROOT_ID
     source = Role.VERIFIER if node.is_final and verifier is not None else Role.CRITIC
-    best = winner(tree, round_, rewards, verifier)
-    if best is not None:
-        if node_id != best:
-            raise RestoreError(f"node {node_id} acted on after node {best} ended the search")
-        note = "verified answer" if source is Role.VERIFIER else "answer accepted by the critic"
-        return BeamChoice(Terminate(answer=node.final_answer), source, node_id, note)
+    found = "verified answer" if source is Role.VERIFIER else "answer accepted by the critic"
+    if options.full_tree:
+        if accepted_answer(tree, node_id, verifier):
+            note = f"{found}: a finished leaf, the tree grows on"
+            return BeamChoice(Terminate(answer=node.final_answer), source, node_id, note)
+    else:
+        best = winner(tree, round_, rewards, verifier)
+        if best is not None:
+            if node_id != best:
+                raise RestoreError(f"node {node_id} acted on after node {best} ended the search")
+            return BeamChoice(Terminate(answer=node.final_answer), source, node_id, found)
     back = Backtrack(to_step=node.depth - 1, critique=node.reason)
     if node.is_final:
         if verifier is not None:
             wrong = Reflect(critique=node.reason)
             return BeamChoice(wrong, source, parent, "pruned: wrong final answer")
         return BeamChoice(back, source, parent, "pruned: final answer not accepted")
-    ranked = ranking(tree, round_, rewards, beam_size)
-    place = ranked[node_id]
-    where = f"beam rank {place.rank} of {len(ranked)}, reward {place.reward:.3f}"
+    reward = f"reward {rewards[node_id]:.3f}"
+    ranked = ranking(tree, round_, rewards, options.size)
+    place = ranked.get(node_id)
+    if place is None:
+        return BeamChoice(back, source, parent, f"pruned: {_not_correct(node.verdict)}, {reward}")
+    where = f"beam rank {place.rank} of {len(ranked)} judged correct, {reward}"
     if place.kept:
         return BeamChoice(Continue(), source, node_id, f"kept: {where}")
     return BeamChoice(back, source, parent, f"pruned: {where}")
+
+
+def _not_correct(verdict: StepVerdict | None) -> str:
+    """Why a step the beam may not keep is pruned."""
+    if verdict is StepVerdict.INCORRECT:
+        return "judged incorrect"
+    if verdict is StepVerdict.CORRECT:
+        return "judged correct but no reward"
+    return "verdict unknown"

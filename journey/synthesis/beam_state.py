@@ -32,9 +32,12 @@ from journey.synthesis.beam_select import (
     BeamChoice,
     BeamOptions,
     BeamRound,
+    accepted_answer,
+    answer_node,
     choose,
     ranking,
     step_reward,
+    winner,
 )
 from journey.synthesis.debate import DebateLimits, RestoreError
 from journey.synthesis.tree import ROOT_ID, ReasoningTree
@@ -79,15 +82,29 @@ class BeamState:
 
     # -- rounds ------------------------------------------------------------------------------
 
+    def stop(self, reason: StopReason, error: str | None = None) -> BeamStop:
+        """The stop for `reason` given what the tree holds.
+
+        A full tree grows past its answers, so whatever stops it, the session is solved
+        (unverified without a gold answer) when it found one, and ends on the shallowest
+        (`answer_node`); otherwise it failed. A search that stops at its first answer
+        has found none when this is called.
+        """
+        final = answer_node(self.tree, self.verifier)
+        if final is None:
+            return BeamStop(reason, Outcome.FAILED, error=error)
+        outcome = Outcome.SOLVED if self.verifier is not None else Outcome.UNVERIFIED
+        return BeamStop(reason, outcome, final_node=final, error=error)
+
     def check_limits(self) -> None:
         """Raise the stop a limit calls for before the next round, if any."""
         generated = sum(u.completion_tokens for u in self.usage.values())
         if generated >= self.limits.max_tokens:
-            raise BeamStop(StopReason.MAX_TOKENS, Outcome.FAILED)
+            raise self.stop(StopReason.MAX_TOKENS)
         if self.expansions >= self.options.max_expansions:
-            raise BeamStop(StopReason.MAX_TURNS, Outcome.FAILED)
+            raise self.stop(StopReason.MAX_TURNS)
         if self.tree[self.beam[0]].depth >= self.limits.max_depth:
-            raise BeamStop(StopReason.MAX_DEPTH, Outcome.FAILED)
+            raise self.stop(StopReason.MAX_DEPTH)
 
     def open_round(self) -> BeamRound:
         """Start a round over as much of the beam as the expansion cap allows."""
@@ -136,7 +153,7 @@ class BeamState:
     def record_verdict(self, round_: BeamRound, event: CriticVerdictGiven) -> None:
         scores = event.label_scores or {}
         reward = scores.get(REWARD_KEY, step_reward(event.verdict, scores))
-        self.tree.judge(event.node_id, event.verdict, event.reason)
+        self.tree.judge(event.node_id, event.verdict, event.reason, event.source)
         self.usage[Role.CRITIC] += event.usage
         self.rewards[event.node_id] = reward
         round_.judged.add(event.node_id)
@@ -149,18 +166,25 @@ class BeamState:
         self.rewards[node.id] = 1.0 if event.correct else 0.0
         round_.judged.add(node.id)
 
+    def acting(self, round_: BeamRound) -> list[int]:
+        """The judged round's steps that get an action: all, or the answer that ends it."""
+        if not self.options.full_tree:
+            best = winner(self.tree, round_, self.rewards, self.verifier)
+            if best is not None:
+                return [best]
+        return list(round_.nodes)
+
     def choice(self, round_: BeamRound, node_id: int) -> BeamChoice:
-        return choose(self.tree, round_, node_id, self.rewards, self.options.size, self.verifier)
+        return choose(self.tree, round_, node_id, self.rewards, self.options, self.verifier)
 
     def take(self, round_: BeamRound, node_id: int, choice: BeamChoice) -> BeamStop | None:
         """Apply a choice to the tree and the counters; the stop it causes, if any.
 
-        The round's last choice closes it: its kept steps become the beam (none kept,
-        only wrong answers came back, and the same beam is expanded again).
+        The round's last choice closes it (`close_round`).
         """
         self.tree.cursor = choice.cursor_id
         round_.applied.add(node_id)
-        if isinstance(choice.action, Terminate):
+        if isinstance(choice.action, Terminate) and not self.options.full_tree:
             if choice.source is Role.VERIFIER:
                 return BeamStop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node_id)
             return BeamStop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node_id)
@@ -171,11 +195,33 @@ class BeamState:
         elif isinstance(choice.action, Backtrack):
             self.backtracks += 1
         if len(round_.applied) == len(round_.nodes):
-            ranked = ranking(self.tree, round_, self.rewards, self.options.size)
-            kept = sorted((r for r in ranked.values() if r.kept), key=lambda r: r.rank)
-            if kept:
-                self.beam = [r.node_id for r in kept]
-            self.round = None
+            return self.close_round(round_)
+        return None
+
+    def close_round(self, round_: BeamRound) -> BeamStop | None:
+        """Choose the next beam once every step of the round has its action.
+
+        The kept steps (at most K, all judged correct) become the beam. When the round
+        keeps none, the beam stays at this depth: every node of it is expanded again but
+        those whose expansion reached an accepted answer (a full tree only: otherwise
+        that answer ended the search), as the seed's search would go on from the deepest
+        correct steps it has. A beam left with no node has only finished leaves: the
+        full tree is grown and the search ends on its shallowest answer.
+        """
+        self.round = None
+        ranked = ranking(self.tree, round_, self.rewards, self.options.size)
+        kept = sorted((r for r in ranked.values() if r.kept), key=lambda r: r.rank)
+        if kept:
+            self.beam = [r.node_id for r in kept]
+            return None
+        answers = [n for n in round_.nodes if accepted_answer(self.tree, n, self.verifier)]
+        finished = {self.tree[n].parent_id for n in answers}
+        unfinished = [n for n in self.beam if n not in finished]
+        if not unfinished:
+            if self.verifier is not None:
+                return self.stop(StopReason.VERIFIED_ANSWER)
+            return self.stop(StopReason.ANSWER_ACCEPTED)
+        self.beam = unfinished
         return None
 
     # -- replaying a log ---------------------------------------------------------------------

@@ -9,7 +9,9 @@ turned first person) and go back, at most `trials_per_node` times per step.
 
 The seed ("O1 Replication Journey", Part 1, section "How to Derive a Long Thought
 from a Reasoning Tree") limits "the number of trials on incorrect paths for each
-node" without giving the number; we default to 2.
+node" without giving the number; we default to 2. A beam session records its own as
+`beam_walk_trials` in its `problem_posed` config
+(`journey.synthesis.beam_select.walk_trials_from_config` reads it back).
 
 The text uses the same step lines and reflection phrasing as `LongThoughtWriter`,
 so a journey from a debate and one from a tree walk look alike.
