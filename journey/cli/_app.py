@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from journey.errors import JourneyError
 
+# Help strings are rich markup, so a literal bracket is written `\\[` (as in
+# "\\[default: 16]"); tests/test_markup.py checks that no command's help loses text to it.
 app = typer.Typer(
     help="Journey learning: policy/critic debates that grow reasoning trees and long thoughts.\n\n"
     "Example:\n\n    journey debate --demo",
@@ -23,8 +26,12 @@ app = typer.Typer(
 model_app = typer.Typer(help="Manage the embedded default model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
-console = Console()
-err_console = Console(stderr=True)
+# What the CLI prints is full of user text (model specs, paths, problems, error messages
+# that quote them), so its consoles never read markup or :emoji: codes in a string:
+# `data[v2].jsonl` stays whole and `[/old]` cannot crash the print. Styles come from
+# `Text` objects (`Text.assemble(("error:", "bold red"), " ", message)`), never from tags.
+console = Console(markup=False, emoji=False)
+err_console = Console(stderr=True, markup=False, emoji=False)
 
 PolicyOption = Annotated[
     str, typer.Option("--policy", help="Model spec of the policy (see 'journey models').")
@@ -32,6 +39,17 @@ PolicyOption = Annotated[
 CriticOption = Annotated[
     str, typer.Option("--critic", help="Model spec of the critic (see 'journey models').")
 ]
+
+
+def warn(tag: str, message: str, *, sep: str = ": ") -> None:
+    """One line on stderr: `tag` in yellow, then `message` exactly as given.
+
+    Args:
+        tag: A word or two of the CLI's own, e.g. ``interrupted``.
+        message: The rest, printed literally (it may quote paths, problems, errors).
+        sep: What goes between them.
+    """
+    err_console.print(Text.assemble((tag, "yellow"), sep, message), soft_wrap=True)
 
 
 def default_run_dir(kind: str) -> Path:
@@ -46,5 +64,5 @@ def main() -> None:
     try:
         app()
     except JourneyError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("error:", "bold red"), f" {error}"), soft_wrap=True)
         sys.exit(1)

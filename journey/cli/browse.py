@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from rich.text import Text
 
 from journey.cli._app import app, console
 from journey.errors import ConfigError
@@ -115,9 +116,11 @@ def _print_summary(runs: list[RunIndex], where: SessionFilter, key: SortKey, lim
     for run in runs:
         if run.bad_lines:
             console.print(
-                f"[yellow]⚠ {run.root}: {len(run.bad_lines)} damaged lines of sessions.jsonl "
-                f"skipped (lines {', '.join(map(str, run.bad_lines[:10]))})[/]",
-                highlight=False,
+                Text(
+                    f"⚠ {run.root}: {len(run.bad_lines)} damaged lines of sessions.jsonl "
+                    f"skipped (lines {', '.join(map(str, run.bad_lines[:10]))})",
+                    style="yellow",
+                ),
                 soft_wrap=True,
             )
     for run in runs:
@@ -126,9 +129,9 @@ def _print_summary(runs: list[RunIndex], where: SessionFilter, key: SortKey, lim
         pairs = sort_pairs(pairs, key, descending=key is not SortKey.INDEX)
         heading = f"{run.root} · {len(pairs):,} of {len(run.rows):,} sessions · "
         heading += f"filter: {where.describe()} · sort: {key.value}"
-        console.print(f"\n[bold]{heading}[/]", highlight=False, soft_wrap=True)
+        console.print(Text(f"\n{heading}", style="bold"), soft_wrap=True)
         rows = [pair.a.overview() for pair in pairs[:limit] if pair.a is not None]
         if rows:
             console.print(render_session_list(rows))
         if len(pairs) > limit:
-            console.print(f"[dim]… and {len(pairs) - limit:,} more (--limit)[/]")
+            console.print(Text(f"… and {len(pairs) - limit:,} more (--limit)", style="dim"))

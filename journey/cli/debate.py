@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from journey.cli._app import (
     CriticOption,
@@ -15,7 +16,7 @@ from journey.cli._app import (
     app,
     console,
     default_run_dir,
-    err_console,
+    warn,
 )
 from journey.errors import JourneyError
 
@@ -53,7 +54,7 @@ def debate(
     ] = None,
     max_turns: Annotated[
         int | None,
-        typer.Option(help="Policy turns before the session stops [default: 16; 8 with --demo]."),
+        typer.Option(help="Policy turns before the session stops \\[default: 16; 8 with --demo]."),
     ] = None,
     max_depth: Annotated[int, typer.Option(help="Longest path (steps) allowed.")] = 12,
     max_tokens: Annotated[
@@ -129,7 +130,12 @@ def debate(
             console.print(render_tree(result.tree, final_node_id=result.ended.final_node_id))
             folder = run.session_dir(result.session_id)
             console.print(
-                f"[dim]Saved to[/] {folder}  [dim](events.jsonl, tree.json, transcript.md)[/]"
+                Text.assemble(
+                    ("Saved to ", "dim"),
+                    str(folder),
+                    ("  (events.jsonl, tree.json, transcript.md)", "dim"),
+                ),
+                soft_wrap=True,
             )
         finally:
             await pool.close()
@@ -137,5 +143,5 @@ def debate(
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: the session log so far is in {run.root}")
+        warn("interrupted", f"the session log so far is in {run.root}")
         raise typer.Exit(130) from None

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import app, console, err_console
+from journey.cli._app import app, console, err_console, warn
 from journey.errors import ConfigError
 
 eval_app = typer.Typer(
@@ -31,7 +31,7 @@ def evaluate(
         typer.Option(
             "--dataset",
             help="JSONL file with problem/answer lines (MATH-style), or a Hugging Face "
-            "dataset: hf:NAME[:CONFIG][@SPLIT] or OWNER/NAME.",
+            "dataset: hf:NAME[:CONFIG]\\[@SPLIT] or OWNER/NAME.",
         ),
     ] = None,
     split: Annotated[
@@ -91,19 +91,19 @@ def evaluate(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
     )
     for line in issue_lines(data.issues):
-        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+        warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
     runner = EvalRunner(options, console=err_console, progress=not no_progress, force=force)
     try:
         metrics = asyncio.run(runner.run(out, problems, dataset=str(data.source or dataset)))
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
+        warn("interrupted", f"run the same command again to resume {out}")
         raise typer.Exit(130) from None
     if json_output:
         print(metrics.model_dump_json(indent=2))
         return
     console.print(render_metrics(metrics))
-    console.print(f"records and metrics in {out}", highlight=False)
+    console.print(f"records and metrics in {out}", highlight=False, soft_wrap=True)
 
 
 @eval_app.command(

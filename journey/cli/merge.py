@@ -33,4 +33,6 @@ def merge(
     if json_output:
         print(report.model_dump_json(indent=2))
         return
-    console.print(render_merge_report(report))
+    # The report heads its last row with markup ("[bold]merged run[/]"), which the CLI's
+    # consoles do not read by default; its source paths are read as markup with it.
+    console.print(render_merge_report(report), markup=True)

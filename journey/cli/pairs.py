@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from journey.cli._app import app, console, err_console
+from journey.cli._app import app, console, err_console, warn
 
 
 @app.command(
@@ -85,7 +85,7 @@ def pairs(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
     )
     for line in issue_lines(data.issues):
-        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+        warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
     sampler = PairsSampler(
         options, grade=grade_output, console=err_console, progress=not no_progress, force=force
@@ -93,7 +93,7 @@ def pairs(
     try:
         card = asyncio.run(sampler.run(out, problems, dataset=str(dataset)))
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
+        warn("interrupted", f"run the same command again to resume {out}")
         raise typer.Exit(130) from None
     if json_output:
         print(card.model_dump_json(indent=2))
@@ -117,9 +117,9 @@ def pairs(
             table.add_row("failed", f"{card.failed_requests} requests (problems retried next run)")
         console.print(table)
     if card.failed_requests:
-        err_console.print(
-            f"[yellow]{card.failed_requests} requests failed[/]: "
-            "run the same command again to retry their problems"
+        warn(
+            f"{card.failed_requests} requests failed",
+            "run the same command again to retry their problems",
         )
     if not card.rows:
-        err_console.print("[yellow]no pairs written[/]: see the reasons above")
+        warn("no pairs written", "see the reasons above")

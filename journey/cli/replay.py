@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from journey.cli._app import app, console
 from journey.protocols import ActionName, Role
@@ -77,10 +78,12 @@ def replay(
     rows = session_overviews(contents)
     if session is None:
         if not rows:
-            console.print(f"[dim]No sessions in[/] {run}")
+            console.print(Text.assemble(("No sessions in ", "dim"), str(run)), soft_wrap=True)
             return
         console.print(render_session_list(rows))
-        console.print(f"[dim]Replay one:[/] journey replay {run} 1", highlight=False)
+        console.print(
+            Text.assemble(("Replay one: ", "dim"), f"journey replay {run} 1"), soft_wrap=True
+        )
         return
     where = EventFilter(
         role=role,
@@ -97,7 +100,7 @@ def replay(
     )
     pause = None
     if step and sys.stdin.isatty():
-        console.print("[dim]--step: press Enter for the next event[/]")
+        console.print(Text("--step: press Enter for the next event", style="dim"))
         pause = _wait_for_enter
     chosen = resolve_session(rows, session)
     replay_session(contents, chosen.session_id, console, options, pause=pause)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import app, console, err_console
+from journey.cli._app import app, console, err_console, warn
 
 
 @app.command(
@@ -92,7 +92,7 @@ def smooth(
     try:
         tally = asyncio.run(go())
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {run}")
+        warn("interrupted", f"run the same command again to resume {run}")
         raise typer.Exit(130) from None
     if json_output:
         print(tally.model_dump_json(indent=2))
@@ -110,4 +110,4 @@ def smooth(
     )
     console.print(table)
     for line in tally.error_messages:
-        err_console.print(f"[yellow]error[/] {line}", highlight=False, soft_wrap=True)
+        warn("error", line, sep=" ")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import CriticOption, PolicyOption, app, console, err_console
+from journey.cli._app import CriticOption, PolicyOption, app, console, err_console, warn
 from journey.errors import ConfigError
 
 
@@ -132,10 +132,10 @@ def synth(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
     )
     for line in issue_lines(data.issues):
-        err_console.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+        warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit, shard=chosen_shard)
     if not problems:
-        err_console.print(f"[yellow]no problems in shard {chosen_shard}[/]: nothing to do")
+        warn(f"no problems in shard {chosen_shard}", "nothing to do")
         return
     runner = SynthesisRunner(options, console=err_console, progress=not no_progress, force=force)
     source = {
@@ -152,11 +152,11 @@ def synth(
             runner.run(out, problems, dataset=source, dataset_issues=len(data.issues))
         )
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: run the same command again to resume {out}")
+        warn("interrupted", f"run the same command again to resume {out}")
         raise typer.Exit(130) from None
     if json_output:
         print(report.model_dump_json(indent=2))
         return
     console.print(render_synthesis_report(report))
     for line in report.problems:
-        err_console.print(f"[yellow]note[/] {line}", highlight=False, soft_wrap=True)
+        warn("note", line, sep=" ")
