@@ -406,7 +406,7 @@ class _SessionList:
                 short_id,
                 Text(_shorten(row.problem, problem_chars) or "—"),
                 _outcome_text(row.outcome),
-                (row.stop_reason or "—").replace("_", " "),
+                Text((row.stop_reason or "—").replace("_", " ")),
                 str(row.turns),
                 str(row.backtracks),
                 str(row.reflections),
@@ -533,7 +533,7 @@ def render_run_stats(stats: Sequence[RunStats]) -> Table:
         kind = next(rows[label][0] for rows in per_run if label in rows)
         missing = 0 if kind == "count" else None  # an outcome a run never reached: 0 times
         values = [rows[label][1] if label in rows else missing for rows in per_run]
-        cells: list[RenderableType] = [label, *(_stat_value(kind, v) for v in values)]
+        cells: list[RenderableType] = [Text(label), *(_stat_value(kind, v) for v in values)]
         if len(stats) == 2:
             cells.append(_stat_difference(kind, *values))
         table.add_row(*cells)

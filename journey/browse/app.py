@@ -386,7 +386,7 @@ class BrowseApp(App[None]):
         try:
             compile_search(text)
         except ConfigError as error:
-            self.notify(str(error), severity="error")
+            self.notify(str(error), severity="error", markup=False)
             return
         self._filter(search=text)
         self._start_search(text)

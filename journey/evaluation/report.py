@@ -7,6 +7,7 @@ from pathlib import Path
 from rich import box
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from journey.evaluation.compare import Comparison
 from journey.evaluation.metrics import AccuracyBucket, EvalMetrics
@@ -21,13 +22,17 @@ def _bucket_table(title: str, buckets: dict[str, AccuracyBucket]) -> Table:
     table.add_column("correct", justify="right")
     table.add_column("accuracy", justify="right")
     for name, bucket in buckets.items():
-        table.add_row(name, str(bucket.problems), str(bucket.correct), f"{bucket.accuracy:.1%}")
+        table.add_row(
+            Text(name), str(bucket.problems), str(bucket.correct), f"{bucket.accuracy:.1%}"
+        )
     return table
 
 
 def render_metrics(metrics: EvalMetrics) -> Group:
     """A summary table of one evaluation, then accuracy by level and by subject."""
-    summary = Table(title=f"evaluation of {metrics.model}", title_justify="left", show_header=False)
+    summary = Table(
+        title=Text(f"evaluation of {metrics.model}"), title_justify="left", show_header=False
+    )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     rows = [
@@ -91,8 +96,8 @@ def render_comparison(comparison: Comparison) -> Table:
             for level in comparison.levels
         ]
         table.add_row(
-            name,
-            _short_model(run.model),
+            Text(name),
+            Text(_short_model(run.model)),
             str(run.problems),
             f"{run.accuracy:.1%}",
             _signed(run.difference),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, computed_field
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["SynthesisReport", "render_synthesis_report"]
 
@@ -91,7 +92,7 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
     if report.dataset_issues:
         rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))  # the run path is the user's: never markup
     return table
 
 
