@@ -15,17 +15,15 @@ from typing import Any
 
 from journey.errors import ConfigError
 from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
+from journey.synthesis.beam_select import walk_trials_from_config
 from journey.synthesis.transcript import LongThoughtWriter
 from journey.synthesis.tree import ReasoningTree
-from journey.synthesis.tree_walk import DEFAULT_TRIALS_PER_NODE, TreeWalkWriter
+from journey.synthesis.tree_walk import TreeWalkWriter
 
 __all__ = ["SEARCHED_TREES", "LongThoughtOptions", "write_long_thought"]
 
 SEARCHED_TREES = frozenset({"beam"})
 """Strategies whose long thought is walked from the tree rather than the dialogue."""
-
-WALK_TRIALS_KEY = "beam_walk_trials"
-"""Where a session's `problem_posed` config records the walk's trials per correct node."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def write_long_thought(
     if posed is not None and posed.strategy in SEARCHED_TREES:
         trials = options.trials_per_node
         if trials is None:
-            trials = int(posed.config.get(WALK_TRIALS_KEY, DEFAULT_TRIALS_PER_NODE))
+            trials = walk_trials_from_config(posed.config)
         walked = TreeWalkWriter(trials_per_node=trials).write(
             tree, ended.final_node_id if ended is not None else None
         )

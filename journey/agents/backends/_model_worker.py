@@ -62,6 +62,7 @@ from journey.agents.backends._prefix_cache import LayerStates, PrefixCache
 from journey.agents.backends._quiet import quiet_loading
 from journey.agents.backends._ragged_batch import RaggedBatch
 from journey.agents.backends._running_batch import Row, RunningBatch, choose_tokens
+from journey.agents.backends.plain_prompt import PlainPromptTemplate, load_plain_template
 from journey.errors import ModelUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ class ModelWorker:
         self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
         self._tokenizer: Any = None
+        self._plain: PlainPromptTemplate | None = None
+        """Set for a model without a chat template (a base model) when it loads."""
         self._context_length = 0
         self._model: Any = None
         self._eos_ids: list[int] = []
@@ -182,18 +185,28 @@ class ModelWorker:
         self._get_tokenizer()
         return self._context_length
 
+    @property
+    def reply_stops(self) -> tuple[str, ...]:
+        """Stop strings every reply needs: a base model's plain-text turns end at these."""
+        self._get_tokenizer()
+        return () if self._plain is None else self._plain.stop
+
     def encode_chat(self, chat: Chat, *, suffix: str = "") -> list[int]:
         """Token ids of the chat-template prompt (then `suffix`); a final assistant
-        message is continued instead of answered."""
+        message is continued instead of answered. A model without a chat template (a base
+        model) gets the plain-text prompt of `plain_prompt` instead."""
         tokenizer = self._get_tokenizer()
         continue_final = bool(chat) and chat[-1]["role"] == "assistant"
         with self._tokenizer_lock:
-            text = tokenizer.apply_chat_template(
-                chat,
-                tokenize=False,
-                add_generation_prompt=not continue_final,
-                continue_final_message=continue_final,
-            )
+            if self._plain is not None:
+                text = self._plain.render_turns([(m["role"], m["content"]) for m in chat])
+            else:
+                text = tokenizer.apply_chat_template(
+                    chat,
+                    tokenize=False,
+                    add_generation_prompt=not continue_final,
+                    continue_final_message=continue_final,
+                )
             ids: list[int] = tokenizer(text + suffix, add_special_tokens=False)["input_ids"]
         return ids
 
@@ -217,11 +230,8 @@ class ModelWorker:
                         config = AutoConfig.from_pretrained(directory)
                     except (OSError, ValueError) as exc:
                         raise self._unavailable(exc) from exc
-                    if not tokenizer.chat_template:
-                        raise ModelUnavailableError(
-                            f"model {self.name!r} in {str(directory)!r} has no chat template; "
-                            "use an instruction-tuned (chat) model"
-                        )
+                    if not tokenizer.chat_template:  # a base model: plain-text prompts
+                        self._plain = load_plain_template()
                     if tokenizer.pad_token_id is None:
                         tokenizer.pad_token = tokenizer.eos_token
                     self._context_length = _context_length(config, tokenizer)

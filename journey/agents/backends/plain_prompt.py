@@ -53,12 +53,15 @@ class PlainPromptTemplate:
         A final assistant message is left open (its frame stops where its text ends),
         so the model continues it: the way to force the start of a reply.
         """
+        return self.render_turns([(_role(m), message_text(m)) for m in messages])
+
+    def render_turns(self, turns: Sequence[tuple[str, str]]) -> str:
+        """As `render`, for (role, text) pairs; role is system, user or assistant."""
         parts: list[str] = []
-        for index, message in enumerate(messages):
-            head, tail = getattr(self, _role(message)).split(_PLACEHOLDER)
-            parts.append(head + message_text(message))
-            last = index == len(messages) - 1
-            if last and isinstance(message, AssistantMessage):
+        for index, (role, text) in enumerate(turns):
+            head, tail = getattr(self, role).split(_PLACEHOLDER)
+            parts.append(head + text)
+            if index == len(turns) - 1 and role == "assistant":
                 return "".join(parts)
             parts.append(tail)
         parts.append(self.reply)
