@@ -27,6 +27,7 @@ from journey.protocols import (
     Backtrack,
     Continue,
     CriticVerdictGiven,
+    LabelSource,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
@@ -57,6 +58,8 @@ _STEP_CHARS = 70
 """Step text in a tree node is shortened to about this many characters."""
 _TOP_SCORES = 3
 """How many action-label scores a scored critic verdict shows."""
+_REASONING_CHARS = 70
+"""Folded thoughts show about this many characters; `--raw` shows them whole."""
 _PATH_MARKER = "▶ "
 
 _VERDICT_LOOK: dict[StepVerdict, tuple[str, str]] = {
@@ -121,6 +124,17 @@ def _raw_text(raw: str) -> Group:
     return Group(Rule(Text("raw reply", style="dim"), style="dim"), Text(raw, style="dim"))
 
 
+def _reasoning_text(reasoning: str, *, unfold: bool) -> RenderableType:
+    """A reasoning model's thoughts: folded to one line, or whole with the raw replies."""
+    words = len(reasoning.split())
+    head = f"thoughts · {words} word{'' if words == 1 else 's'}"
+    if unfold:
+        return Group(Rule(Text(head, style="dim"), style="dim"), Text(reasoning, style="dim"))
+    line = Text(f"▸ {head}: ", style="dim italic")
+    line.append(_shorten(reasoning, _REASONING_CHARS), style="dim")
+    return line
+
+
 def _action_words(action: Action) -> str:
     if isinstance(action, Backtrack):
         return f"backtrack to step {action.to_step}"
@@ -154,7 +168,10 @@ def _problem_panel(event: ProblemPosed) -> Panel:
 
 
 def _policy_panel(event: PolicyStepProposed, *, show_raw: bool) -> Panel:
-    parts: list[RenderableType] = [Text(event.content)]
+    parts: list[RenderableType] = []
+    if event.reasoning:
+        parts.append(_reasoning_text(event.reasoning, unfold=show_raw))
+    parts.append(Text(event.content))
     if event.final_answer is not None:
         line = Text("final answer: ", style="bold")
         line.append(event.final_answer, style="bold blue")
@@ -178,9 +195,14 @@ def _policy_panel(event: PolicyStepProposed, *, show_raw: bool) -> Panel:
 
 def _critic_panel(event: CriticVerdictGiven, *, show_raw: bool) -> Panel:
     head = verdict_text(event.verdict)
+    if event.source is not LabelSource.CRITIC:  # say when the label is not a stated verdict
+        head.append(f" ({event.source.value.replace('_', ' ')})", style="dim")
     head.append("  ")
     head.append_text(action_badge(event.action))
-    parts: list[RenderableType] = [head]
+    parts: list[RenderableType] = []
+    if event.reasoning:
+        parts.append(_reasoning_text(event.reasoning, unfold=show_raw))
+    parts.append(head)
     if event.reason:
         parts.append(Text(event.reason))
     action = event.action

@@ -32,9 +32,9 @@ from journey.protocols import (
     VerifierChecked,
 )
 from journey.render import SessionRenderer, render_tree
+from journey.synthesis.long_thought import write_long_thought
 from journey.synthesis.rundir import EventLog, read_event_log
 from journey.synthesis.stats import RunContents, SessionOverview
-from journey.synthesis.transcript import LongThoughtWriter
 from journey.synthesis.tree import ReasoningTree
 
 __all__ = [
@@ -252,7 +252,7 @@ def _grow(tree: ReasoningTree, event: SessionEvent) -> None:
         if node.id != event.node_id:
             raise KeyError(node.id)
     elif isinstance(event, CriticVerdictGiven):
-        tree.judge(event.node_id, event.verdict, event.reason)
+        tree.judge(event.node_id, event.verdict, event.reason, event.source)
     elif isinstance(event, VerifierChecked):
         tree.record_verification(event.node_id, event.correct)
         if not event.correct:
@@ -364,16 +364,18 @@ def replay_session(
     if not isinstance(ended, SessionEnded):
         last_turn = max((e.turn for e in log.events), default=0)
         console.print(_note(f"unfinished: the log ends at turn {last_turn} without session_ended"))
-    if options.tree:
+    tree: ReasoningTree | None = None
+    if options.tree or options.transcript:
         try:
             tree = _load_tree(run, session_id, log)
-        except ValueError as error:
-            console.print(_note(f"no tree to draw: {error}"))
-        else:
-            final = ended.final_node_id if isinstance(ended, SessionEnded) else None
-            console.print(render_tree(tree, final_node_id=final))
+        except ValueError as error:  # the long thought falls back to the dialogue order
+            if options.tree:
+                console.print(_note(f"no tree to draw: {error}"))
+    if options.tree and tree is not None:
+        final = ended.final_node_id if isinstance(ended, SessionEnded) else None
+        console.print(render_tree(tree, final_node_id=final))
     if options.transcript:
-        thought = LongThoughtWriter().write(log.events)
+        thought = write_long_thought(log.events, tree)
         console.print(
             Panel(
                 Text(thought or "(no steps)"),

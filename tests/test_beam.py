@@ -34,15 +34,17 @@ from journey.protocols import (
     SessionEvent,
     VerifierChecked,
 )
-from journey.replay import tree_from_events
+from journey.replay import ReplayOptions, replay_session, tree_from_events
 from journey.synthesis import (
     DebateLimits,
     DebateSession,
+    ExportOptions,
     NodeLabel,
     RestoreError,
     RunDirectory,
     SynthesisOptions,
     SynthesisRunner,
+    export_runs,
     load_problems,
 )
 from journey.synthesis.beam import BeamSearchSession
@@ -52,6 +54,7 @@ from journey.synthesis.beam_select import (
     step_reward,
     walk_trials_from_config,
 )
+from journey.synthesis.stats import read_run
 from journey.synthesis.strategies import strategy_session
 from journey.synthesis.tree_walk import TreeWalkWriter
 
@@ -574,6 +577,22 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             assert walked is not None and transcript == walked + "\n"
         else:
             assert walked is None and transcript.strip()
+        # One long thought: replay and export show what transcript.md holds.
+        shown = io.StringIO()
+        replay_session(
+            read_run(tmp_path / "run"),
+            summary.session_id,
+            Console(file=shown, width=400),
+            ReplayOptions(instant=True, transcript=True),
+        )
+        at = 0
+        for line in filter(None, transcript.strip().splitlines()):  # every line, in order
+            at = shown.getvalue().index(line, at) + len(line)
+        if summary.outcome == "solved":
+            out = tmp_path / "sft.jsonl"
+            export_runs([tmp_path / "run"], out, ExportOptions(format="sft"))
+            [row] = [json.loads(line) for line in out.read_text().splitlines()]
+            assert row["completion"][0]["content"] == transcript.strip()
 
 
 # -- the real embedded model -----------------------------------------------------------------

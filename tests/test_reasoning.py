@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from autogen_core.models import CreateResult, LLMMessage
+from rich.console import Console
 
 from journey.agents import CriticAgent, PolicyAgent, StepUnderReview
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.protocols import (
+    Continue,
+    CriticVerdictGiven,
     LabelSource,
     Reflect,
     StepVerdict,
@@ -19,6 +23,7 @@ from journey.protocols import (
     parse_policy_reply,
     split_reasoning,
 )
+from journey.render import SessionRenderer
 from journey.synthesis import DebateSession, LongThoughtOptions, write_long_thought
 
 
@@ -135,3 +140,27 @@ def test_a_reasoning_policy_in_a_debate(tmp_path: Any) -> None:
     )
     assert "first I add" not in plain
     assert thinking.startswith("first I add\n\nStep 1: 2 + 2 = 4")
+
+
+def test_replay_shows_thoughts_folded_and_where_a_label_came_from() -> None:
+    verdict = CriticVerdictGiven(
+        session_id="s",
+        turn=1,
+        time=0.0,
+        node_id=1,
+        verdict=StepVerdict.CORRECT,
+        source=LabelSource.CRITIC_ACTION,
+        reason="fine",
+        action=Continue(),
+        reasoning="The sum of two and two is four, " * 10 + "so it is right.",
+    )
+
+    def shown(*, raw: bool) -> str:
+        out = io.StringIO()
+        SessionRenderer(Console(file=out, width=100), show_raw=raw).show(verdict)
+        return out.getvalue()
+
+    folded = shown(raw=False)
+    assert "thoughts · 84 words" in folded and "(critic action)" in folded
+    assert "so it is right." not in folded  # folded to one line
+    assert "so it is right." in shown(raw=True)
