@@ -13,6 +13,7 @@ from rich.console import Console
 
 from journey.agents import CriticAgent, PolicyAgent, StepUnderReview
 from journey.agents.backends import ScriptedChatCompletionClient
+from journey.evaluation.grading import grade_output
 from journey.protocols import (
     Continue,
     CriticVerdictGiven,
@@ -24,7 +25,7 @@ from journey.protocols import (
     split_reasoning,
 )
 from journey.render import SessionRenderer
-from journey.synthesis import DebateSession, LongThoughtOptions, write_long_thought
+from journey.synthesis import DebateSession, LongThoughtOptions, Smoother, write_long_thought
 
 
 @pytest.mark.parametrize(
@@ -164,3 +165,21 @@ def test_replay_shows_thoughts_folded_and_where_a_label_came_from() -> None:
     assert "thoughts · 84 words" in folded and "(critic action)" in folded
     assert "so it is right." not in folded  # folded to one line
     assert "so it is right." in shown(raw=True)
+
+
+def test_evaluation_and_pairs_grade_the_answer_not_the_thoughts() -> None:
+    thinking = "<think>Maybe \\boxed{5}? No, 2 + 2 is 4.</think>The answer is \\boxed{4}."
+    assert grade_output(thinking, "4").correct
+    assert grade_output("The answer is \\boxed{4}.<think>or \\boxed{5}", "4").correct
+    cut = grade_output("<think>Is it \\boxed{4}? Let me check again", "4")
+    assert cut.predicted is None and not cut.correct  # it never answered
+
+
+def test_a_reasoning_smoother_keeps_its_thoughts_out_of_the_rewrite() -> None:
+    draft = "Step 1: 2 + 2 = 5. Wait, step 1 is wrong. Step 1: 2 + 2 = 4. So \\boxed{4}."
+    rewrite = "First, 2 + 2 = 5. Wait, that is wrong: 2 + 2 = 4. So \\boxed{4}."
+    client = ScriptedChatCompletionClient(
+        [f"<think>Rewrite it, keep \\boxed{{5}}?</think>{rewrite}"]
+    )
+    result = asyncio.run(Smoother(client).smooth(draft))
+    assert result.rewrite == rewrite and "<think>" not in result.text

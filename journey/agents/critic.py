@@ -305,7 +305,8 @@ class CriticAgent(BaseChatAgent):
             extra_create_args={**self._create_args(self.reason_max_tokens), "stop": ["\n"]},
             cancellation_token=cancellation_token,
         )
-        reason = (result.content if isinstance(result.content, str) else "").strip()
+        content = result.content if isinstance(result.content, str) else ""
+        reason = split_reasoning(content, result.thought).answer
         usage = usage + to_usage(result.usage)
         action = _build_action(choice, to_step, reason, review.final_answer)
         target = f" {to_step}" if choice is ActionName.BACKTRACK else ""

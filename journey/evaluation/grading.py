@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from journey.agents.verifier import answers_match
+from journey.protocols import split_reasoning
 from journey.protocols.answers import extract_final_answer
 
 __all__ = ["Grade", "grade_output", "normalise_answer", "same_answer"]
@@ -58,7 +59,8 @@ def grade_output(output: str, gold: str) -> Grade:
         The extracted answer (None when there is none, which grades as wrong) and
         whether it matches.
     """
-    predicted = extract_final_answer(output)
+    # A reasoning model's thoughts may try answers it then rejects: grade the answer alone.
+    predicted = extract_final_answer(split_reasoning(output).answer)
     if predicted is None:
         return Grade(predicted=None, correct=False)
     return Grade(predicted=predicted, correct=same_answer(predicted, gold))

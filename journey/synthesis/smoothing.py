@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from journey.agents._prompts import PromptSet, load_prompts
 from journey.agents.verifier import answers_match
 from journey.errors import ConfigError
-from journey.protocols import TokenUsage
+from journey.protocols import TokenUsage, split_reasoning
 from journey.protocols.answers import extract_final_answer
 from journey.synthesis.rundir import RunDirectory, write_atomic
 
@@ -239,7 +239,8 @@ class Smoother:
             self.messages(draft), extra_create_args={"max_tokens": limit}
         )
         content = result.content if isinstance(result.content, str) else ""
-        rewrite = _strip_fence(content.strip())
+        # A reasoning model's thoughts are no part of the rewrite.
+        rewrite = _strip_fence(split_reasoning(content, result.thought).answer)
         usage = TokenUsage(
             prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
