@@ -65,6 +65,13 @@ def evaluate(
     force: Annotated[
         bool, typer.Option(help="Resume even if the directory was made with other settings.")
     ] = False,
+    max_consecutive_errors: Annotated[
+        int,
+        typer.Option(
+            help="Stop (resumable, exit status 1) when this many problems in a row fail: the "
+            "endpoint down, a wrong URL, a spent quota. 0: never."
+        ),
+    ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the metrics as JSON instead of tables.")
@@ -93,7 +100,13 @@ def evaluate(
     for line in issue_lines(data.issues):
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
-    runner = EvalRunner(options, console=err_console, progress=not no_progress, force=force)
+    runner = EvalRunner(
+        options,
+        console=err_console,
+        progress=not no_progress,
+        force=force,
+        max_consecutive_errors=max_consecutive_errors,
+    )
     try:
         metrics = asyncio.run(runner.run(out, problems, dataset=str(data.source or dataset)))
     except KeyboardInterrupt:

@@ -87,6 +87,21 @@ def synth(
     force: Annotated[
         bool, typer.Option(help="Resume even if the run was made with other models or strategy.")
     ] = False,
+    no_retry_errors: Annotated[
+        bool,
+        typer.Option(
+            "--no-retry-errors",
+            help="Keep the sessions that ended in model_error as they are; by default a run "
+            "runs them again (their old log kept as events.error-N.jsonl).",
+        ),
+    ] = False,
+    max_consecutive_errors: Annotated[
+        int,
+        typer.Option(
+            help="Stop the run (resumable, exit status 1) when this many sessions in a row "
+            "end in model_error: an endpoint down, a wrong URL, a spent quota. 0: never."
+        ),
+    ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
@@ -137,7 +152,14 @@ def synth(
     if not problems:
         warn(f"no problems in shard {chosen_shard}", "nothing to do")
         return
-    runner = SynthesisRunner(options, console=err_console, progress=not no_progress, force=force)
+    runner = SynthesisRunner(
+        options,
+        console=err_console,
+        progress=not no_progress,
+        force=force,
+        retry_errors=not no_retry_errors,
+        max_consecutive_errors=max_consecutive_errors,
+    )
     source = {
         **(data.source.record() if data.source else {"path": dataset}),
         "problem_field": problem_field,

@@ -10,7 +10,10 @@ Requests go to the model client concurrently (up to `batch_size` at once): the
 embedded/HF client batches concurrent requests into one `generate` call, and an
 OpenAI-compatible server serves them in parallel. A re-run skips the problems that
 already have a record, so a killed evaluation resumes where it stopped; a problem
-whose generation failed gets no record, is counted, and is retried next time.
+whose generation failed gets no record, is counted, and is retried next time. When
+`max_consecutive_errors` problems in a row fail (the endpoint is down, its URL wrong,
+a quota spent), the evaluation stops with `EndpointDownError` instead of failing
+every problem left, and resumes when run again.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ from journey.evaluation.metrics import (
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.export_rows import user_prompt
 from journey.synthesis.files import check_settings, read_appended, write_atomic
+from journey.synthesis.runner import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    EndpointDownError,
+    ErrorStreak,
+    error_line,
+)
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
 
@@ -125,6 +134,11 @@ class EvalRunner:
         console: Where the progress bar goes.
         progress: Show a progress bar.
         force: Resume a directory made with other settings.
+        max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
+            row fail; 0 never stops.
+
+    Raises:
+        ConfigError: `max_consecutive_errors` is negative.
     """
 
     def __init__(
@@ -135,12 +149,14 @@ class EvalRunner:
         console: Console | None = None,
         progress: bool = True,
         force: bool = False,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
         self._client = client
         self._console = console or Console(stderr=True)
         self._progress = progress
         self._force = force
+        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._reflections = PhraseCounter(options.reflection_keywords)
         self._backtracks = PhraseCounter(options.backtrack_phrases)
 
@@ -154,6 +170,8 @@ class EvalRunner:
 
         Raises:
             ConfigError: `out` holds an evaluation made with other settings (without force).
+            EndpointDownError: `max_consecutive_errors` problems in a row failed; the
+                records so far are kept, and running again resumes.
         """
         started = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
@@ -196,6 +214,9 @@ class EvalRunner:
         gate = asyncio.Semaphore(self.options.batch_size)
         records: list[EvalRecord] = []
         errors = 0
+        streak = ErrorStreak(self._streak_limit)
+        stopped: str | None = None
+        tasks: list[asyncio.Task[None]] = []
         with (
             (out / RECORDS_FILE).open("a", encoding="utf-8") as sink,
             Progress(
@@ -211,7 +232,7 @@ class EvalRunner:
             task = bar.add_task("eval", total=len(todo), accuracy="")
 
             async def one(problem: ProblemRecord) -> None:
-                nonlocal errors
+                nonlocal errors, stopped
                 async with gate:
                     try:
                         record = await self._evaluate(client, problem)
@@ -219,15 +240,32 @@ class EvalRunner:
                         errors += 1
                         logger.warning("problem %s failed: %s", problem.session_id, error)
                         bar.advance(task)
+                        if streak.add(True) and stopped is None:
+                            stopped = self._stop_line(streak.count, error, out)
+                            for other in tasks:  # the rest: not asked, retried next time
+                                if other is not asyncio.current_task():
+                                    other.cancel()
                         return
+                streak.add(False)
                 records.append(record)
                 sink.write(record.model_dump_json() + "\n")
                 sink.flush()
                 accuracy = sum(r.correct for r in records) / len(records)
                 bar.update(task, advance=1, accuracy=f"acc {accuracy:.1%}")
 
-            await asyncio.gather(*(one(problem) for problem in todo))
+            tasks.extend(asyncio.create_task(one(problem)) for problem in todo)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if stopped is not None:
+            raise EndpointDownError(stopped)
         return records, errors
+
+    def _stop_line(self, count: int, error: Exception, out: Path) -> str:
+        """One line: the model spec that kept failing and its last error."""
+        return (
+            f"stopped after {count} problems in a row failed: the model {self.options.model} "
+            f"failed with {error_line(error)}; fix it and run the same command again to "
+            f"resume {out}"
+        )
 
     async def _evaluate(self, client: ChatCompletionClient, problem: ProblemRecord) -> EvalRecord:
         prompt = self.options.prompt_template.replace("{problem}", problem.problem)

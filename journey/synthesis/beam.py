@@ -57,6 +57,7 @@ from journey.protocols import (
     PolicyStepProposed,
     ProblemPosed,
     ProtocolViolation,
+    Role,
     SessionEnded,
     SessionEvent,
     StopReason,
@@ -94,6 +95,7 @@ class BeamSearchSession:
     """
 
     strategy: ClassVar[str] = "beam"
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY, Role.CRITIC})
 
     def __init__(
         self,

@@ -4,8 +4,10 @@ Session folders are copied into `OUT/sessions/`, and `OUT/sessions.jsonl` is rew
 with one line per finished session. When a session id appears more than once:
 
 - a finished copy wins over an unfinished one (an unfinished one in OUT is replaced);
-- of two finished copies the first kept wins and the other is counted as a duplicate
-  (or as "already present" when it was already in OUT before this merge);
+- a copy that finished without an error wins over a `model_error` one (a shard whose
+  errors `journey synth` ran again since the last merge brings them);
+- otherwise, of two finished copies the first kept wins and the other is counted as a
+  duplicate (or as "already present" when it was already in OUT before this merge);
 - of two unfinished copies the one with the longer event log wins (a shard resumed
   since the last merge brings its progress).
 
@@ -37,6 +39,7 @@ from rich.table import Table
 
 from journey import __version__
 from journey.errors import ConfigError
+from journey.protocols import Outcome
 from journey.synthesis.rundir import SessionSummary, write_atomic
 from journey.synthesis.stats import RunContents, read_run
 
@@ -103,6 +106,10 @@ def _log_size(folder: Path) -> int:
     return log.stat().st_size if log.is_file() else -1
 
 
+def _ended_in_error(summary: SessionSummary) -> bool:
+    return summary.outcome == Outcome.ERROR
+
+
 def _copy_session(source: Path, target: Path) -> None:
     """Copy a session folder into place; an existing folder there is replaced whole."""
     staging = target.with_name(f".{target.name}.merging")
@@ -148,7 +155,11 @@ class _Merger:
             self.report.missing += 1
             return
         if sid in self.index:
-            if sid in self.before:
+            if _ended_in_error(self.index[sid]) and not _ended_in_error(summary):
+                _copy_session(source, self._target(sid))
+                self.index[sid] = summary
+                self.report.replaced += 1
+            elif sid in self.before:
                 self.report.already_present += 1
             else:
                 self.report.duplicates += 1

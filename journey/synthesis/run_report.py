@@ -7,7 +7,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["SynthesisReport", "render_synthesis_report"]
+__all__ = ["SynthesisReport", "render_synthesis_report", "yield_text"]
 
 
 class SynthesisReport(BaseModel):
@@ -26,6 +26,8 @@ class SynthesisReport(BaseModel):
     """Sessions whose log had ended but which were not indexed yet."""
     restarted: int = 0
     """Sessions whose log could not be replayed: kept aside, started again."""
+    retried: int = 0
+    """Sessions that had ended as `model_error`, run again (their old log kept aside)."""
     ran: int = 0
     """Sessions that ended in this run (resumed ones included)."""
     crashed: int = 0
@@ -34,7 +36,8 @@ class SynthesisReport(BaseModel):
     unverified: int = 0
     failed: int = 0
     errors: int = 0
-    """Sessions that ended as `model_error` (a backend kept failing)."""
+    """Sessions that ended as `model_error` (a backend kept failing): not in the yield, and
+    run again by the next run unless errors are kept."""
     generated_tokens: int = 0
     prompt_tokens: int = 0
     wall_time: float = 0.0
@@ -53,8 +56,9 @@ class SynthesisReport(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def yield_rate(self) -> float:
-        """Solved sessions per finished session."""
-        return self.solved / self.finished if self.finished else 0.0
+        """Solved sessions per session that finished without an error."""
+        judged = self.finished - self.errors
+        return self.solved / judged if judged else 0.0
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -81,7 +85,7 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
     if report.crashed:
         rows.append(("crashed", f"{report.crashed} (resume to retry)"))
     rows += [
-        ("yield", f"{report.yield_rate:.1%} ({report.solved}/{report.finished})"),
+        ("yield", yield_text(report.solved, report.finished, report.errors, rate=True)),
         ("tokens", f"{report.generated_tokens:,} generated · {report.prompt_tokens:,} prompt"),
         ("wall time", f"{report.wall_time:.1f}s"),
         ("tokens/s", f"{report.tokens_per_second:.1f}"),
@@ -96,6 +100,16 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
     return table
 
 
+def yield_text(solved: int, finished: int, errors: int, *, rate: bool = False) -> str:
+    """The yield as the progress line and the summary show it: solved over the sessions
+    that finished without an error, the errors beside it (e.g. `4/6 · 2 errors`)."""
+    judged = finished - errors
+    text = f"{solved}/{judged}"
+    if rate:
+        text = f"{solved / judged if judged else 0.0:.1%} ({text})"
+    return text + (f" · {errors} error{'' if errors == 1 else 's'}" if errors else "")
+
+
 def _sessions_text(report: SynthesisReport) -> str:
     parts = [f"{report.ran} ran now"]
     if report.resumed:
@@ -106,4 +120,6 @@ def _sessions_text(report: SynthesisReport) -> str:
         parts.append(f"{report.reindexed} indexed from their logs")
     if report.restarted:
         parts.append(f"{report.restarted} started again")
+    if report.retried:
+        parts.append(f"{report.retried} errors run again")
     return f"{report.finished}/{report.sessions} finished ({', '.join(parts)})"

@@ -2,7 +2,8 @@
 
     RUN/
       run.json                  what made the run (command, models, version)
-      sessions.jsonl            one summary line per finished session (the index)
+      sessions.jsonl            one summary line per finished session (the index; a
+                                session run again is indexed again, its last line wins)
       sessions/<id>/events.jsonl  the event log, flushed after every event
       sessions/<id>/tree.json     the reasoning tree
       sessions/<id>/transcript.md the long thought
@@ -149,6 +150,27 @@ class EventLogWriter:
         self.close()
 
 
+def read_index(path: Path) -> dict[str, SessionSummary]:
+    """The summaries of a `sessions.jsonl` by session id, in index order.
+
+    A later line for a session supersedes the earlier one and takes its place in the
+    order; unreadable lines (one cut short by a crash) are skipped.
+    """
+    by_id: dict[str, SessionSummary] = {}
+    if not path.is_file():
+        return by_id
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            summary = SessionSummary.model_validate_json(line)
+        except ValidationError:
+            continue  # a line cut short by a crash; the session is re-indexed on resume
+        by_id.pop(summary.session_id, None)
+        by_id[summary.session_id] = summary
+    return by_id
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -220,16 +242,41 @@ class RunDirectory:
         return summary
 
     def summaries(self) -> list[SessionSummary]:
+        """One summary per indexed session, in index order.
+
+        A session indexed again (a `model_error` session run once more) is superseded:
+        its last line wins and takes that line's place in the order.
+        """
+        return list(read_index(self.index_path).values())
+
+    def compact_index(self) -> int:
+        """Drop the superseded lines of `sessions.jsonl` (all but each session's last).
+
+        Call it on a run no one is writing (the runner does, under its lock), so that
+        readers that take the lines as they come never meet one session twice. Other
+        lines are kept as they are, unreadable ones included.
+
+        Returns:
+            How many lines were dropped (0: the file was left untouched).
+        """
         if not self.index_path.exists():
-            return []
-        out = []
-        for line in self.index_path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    out.append(SessionSummary.model_validate_json(line))
-                except ValidationError:
-                    continue  # a line cut short by a crash; the session is re-indexed on resume
-        return out
+            return 0
+        lines = self.index_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        ids: list[str | None] = []
+        for line in lines:
+            try:
+                ids.append(SessionSummary.model_validate_json(line).session_id)
+            except ValidationError:
+                ids.append(None)
+        last = {sid: number for number, sid in enumerate(ids) if sid is not None}
+        kept = [
+            line
+            for number, (line, sid) in enumerate(zip(lines, ids, strict=True))
+            if sid is None or last[sid] == number
+        ]
+        if len(kept) < len(lines):
+            write_atomic(self.index_path, "".join(kept))
+        return len(lines) - len(kept)
 
     def load_tree(self, session_id: str) -> ReasoningTree:
         return ReasoningTree.load(self.session_dir(session_id) / "tree.json")

@@ -3,15 +3,23 @@
 `SynthesisRunner` runs one session per problem, `concurrency` at a time, with one
 client per model spec (from a `ClientPool`), so concurrent requests to a local
 model batch into one forward pass. `policy_concurrency` / `critic_concurrency`
-further cap each role's requests in flight (`ConcurrencyLimitedClient`). Every
-event is appended to its session's log as it happens; a finished session is
-saved (tree, transcript, index line). A session whose backend fails ends as
-`model_error` and is recorded like any other; anything else that goes wrong in
-one session is reported and leaves its log to be resumed, never stopping the others.
+further cap each role's requests in flight (`ConcurrencyLimitedClient`). Only the
+roles the strategy asks are built, loaded and recorded (`propose-critique` has no
+critic). Every event is appended to its session's log as it happens; a finished
+session is saved (tree, transcript, index line). A session whose backend fails
+ends as `model_error` and is recorded; anything else that goes wrong in one session
+is reported and leaves its log to be resumed, never stopping the others. When
+`max_consecutive_errors` sessions in a row end as `model_error` (an endpoint is
+down, a URL is wrong, a quota is spent), the run stops instead of failing the rest:
+sessions in flight are cancelled, their logs left open, and `EndpointDownError`
+names the role's model spec and its last error.
 
 Running again on the same directory resumes:
 
-- a session with a line in `sessions.jsonl` is done: it is skipped, never redone;
+- a session with a line in `sessions.jsonl` is done: it is skipped, never redone,
+  except a `model_error` one (unless `retry_errors` is off): its log is kept aside as
+  `events.error-N.jsonl` and it runs again from the start; its new index line
+  supersedes the old one, and the index is compacted when the run ends;
 - a session whose log ends in `session_ended` (killed before it was indexed) is
   saved and indexed from its log;
 - a session whose log stops earlier is restored from its events
@@ -30,15 +38,16 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autogen_core.models import ChatCompletionClient
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.progress import (
@@ -52,13 +61,14 @@ from rich.progress import (
 )
 
 from journey.agents import CriticAgent, CriticMode, PolicyAgent
-from journey.agents.backends import ClientPool, limit_requests, parse_model_spec
-from journey.errors import ConfigError
+from journey.agents.backends import ClientPool, ConcurrencyLimitedClient, parse_model_spec
+from journey.errors import ConfigError, ModelUnavailableError
 from journey.protocols import (
     CriticVerdictGiven,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
+    Role,
     SessionEnded,
     SessionEvent,
     StopReason,
@@ -66,20 +76,64 @@ from journey.protocols import (
 from journey.synthesis.beam_select import BeamOptions
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.debate import DebateLimits, DebateResult, RestoreError
-from journey.synthesis.run_report import SynthesisReport, render_synthesis_report
+from journey.synthesis.run_report import SynthesisReport, render_synthesis_report, yield_text
 from journey.synthesis.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
 from journey.synthesis.strategies import StrategySession, strategy_session
 
 __all__ = [
+    "DEFAULT_MAX_CONSECUTIVE_ERRORS",
+    "EndpointDownError",
+    "ErrorStreak",
     "SynthesisOptions",
     "SynthesisReport",
     "SynthesisRunner",
+    "error_line",
     "render_synthesis_report",
 ]
 
 logger = logging.getLogger(__name__)
 
 _LOCK_NAME = ".synth.lock"
+
+DEFAULT_MAX_CONSECUTIVE_ERRORS = 20
+"""Failures in a row (sessions ending as `model_error`, problems whose request failed)
+after which a run stops rather than fail everything left against a dead endpoint."""
+
+
+class EndpointDownError(ModelUnavailableError):
+    """A run stopped: its requests failed too many times in a row (see `ErrorStreak`).
+
+    The message is one line naming the role's model spec and its last error; what was
+    done is on disk, and running the same command again resumes. `report` is what the
+    synthesis did up to the stop (None for other jobs).
+    """
+
+    def __init__(self, message: str, report: SynthesisReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ErrorStreak:
+    """Failures one after another with no success between: `limit` of them stop a job.
+
+    Shared by `journey synth` (a session ending as `model_error`) and `journey eval`
+    (a problem whose request failed).
+    """
+
+    limit: int = field(
+        default=DEFAULT_MAX_CONSECUTIVE_ERRORS, metadata={"help": "Failures in a row; 0: never."}
+    )
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ConfigError(f"max consecutive errors must be 0 or more, got {self.limit!r}")
+
+    def add(self, failed: bool) -> bool:
+        """Count one more result; True when this failure is the `limit`-th in a row."""
+        self.count = self.count + 1 if failed else 0
+        return failed and self.count == self.limit
 
 
 @dataclass(frozen=True)
@@ -129,16 +183,21 @@ class SynthesisOptions:
             ) from None
 
     @property
+    def roles(self) -> tuple[Role, ...]:
+        """The roles the strategy asks, policy first (`propose-critique`: the policy alone)."""
+        asked = strategy_session(self.strategy).roles
+        return tuple(role for role in (Role.POLICY, Role.CRITIC) if role in asked)
+
+    @property
     def models(self) -> dict[str, str]:
-        """Model spec per role, normalised (so `embedded?seed=1` and its reordering match).
+        """Model spec per role the strategy asks, normalised (so `embedded?seed=1` and its
+        reordering match). A role the strategy never asks is neither built nor recorded.
 
         Raises:
             ModelSpecError: a spec names no backend.
         """
-        return {
-            "policy": str(parse_model_spec(self.policy)),
-            "critic": str(parse_model_spec(self.critic)),
-        }
+        specs = {Role.POLICY: self.policy, Role.CRITIC: self.critic}
+        return {role.value: str(parse_model_spec(specs[role])) for role in self.roles}
 
     @property
     def request_limits(self) -> dict[str, int | None]:
@@ -167,6 +226,8 @@ class _Plan:
     record: ProblemRecord
     events: list[SessionEvent] = field(default_factory=list)
     """Logged events to restore from; empty for a fresh start."""
+    retry: bool = False
+    """The session ended as `model_error`: it starts again, its old log set aside."""
 
 
 @dataclass
@@ -186,6 +247,66 @@ class _Tally:
     def finished(self) -> int:
         return sum(self.outcomes.values())
 
+    @property
+    def yield_text(self) -> str:
+        return yield_text(
+            self.outcomes[Outcome.SOLVED], self.finished, self.outcomes[Outcome.ERROR]
+        )
+
+
+@dataclass
+class _LastFailure:
+    """The last request of the run that failed: which role, and its error in one line."""
+
+    role: str | None = None
+    error: str | None = None
+
+    def note(self, role: str, error: BaseException) -> None:
+        self.role, self.error = role, error_line(error)
+
+
+class _RoleClient(ConcurrencyLimitedClient):
+    """A role's client in a run: its request limit (if any), and its failures noted.
+
+    Every request of the role goes through it, so a run that stops on a dead endpoint
+    can say which role's model failed. Two roles on one model get one wrapper each.
+    """
+
+    def __init__(
+        self, role: str, inner: ChatCompletionClient, limit: int | None, failures: _LastFailure
+    ) -> None:
+        super().__init__(inner, limit if limit is not None else sys.maxsize)
+        self._role = role
+        self._failures = failures
+
+    async def create(  # type: ignore[override]
+        self, messages: Sequence[LLMMessage], **kwargs: Any
+    ) -> CreateResult:
+        try:
+            return await super().create(messages, **kwargs)
+        except Exception as error:
+            self._failures.note(self._role, error)
+            raise
+
+    async def create_stream(  # type: ignore[override]
+        self, messages: Sequence[LLMMessage], **kwargs: Any
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        try:
+            async for chunk in super().create_stream(messages, **kwargs):
+                yield chunk
+        except Exception as error:
+            self._failures.note(self._role, error)
+            raise
+
+    async def score_labels(
+        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
+    ) -> dict[str, float]:
+        try:
+            return await super().score_labels(messages, labels, prefix=prefix)
+        except Exception as error:
+            self._failures.note(self._role, error)
+            raise
+
 
 class SynthesisRunner:
     """Runs one session per problem into a run directory, concurrently and resumably.
@@ -197,8 +318,16 @@ class SynthesisRunner:
         clients: A client per role (`policy`, `critic`) to use instead of building them
             from the specs in `options` (tests, callers that hold clients already); the
             specs are still what `run.json` and the logs record, and the role request
-            limits in `options` wrap these clients too.
+            limits in `options` wrap these clients too. Only the roles the strategy asks
+            are used.
         force: Resume a run directory whose recorded models or strategy differ.
+        retry_errors: Run again the sessions that ended as `model_error`; False keeps
+            them as they are.
+        max_consecutive_errors: Stop the run (`EndpointDownError`) when this many
+            sessions in a row end as `model_error`; 0 never stops.
+
+    Raises:
+        ConfigError: `max_consecutive_errors` is negative.
     """
 
     def __init__(
@@ -209,12 +338,16 @@ class SynthesisRunner:
         progress: bool = True,
         clients: Mapping[str, ChatCompletionClient] | None = None,
         force: bool = False,
+        retry_errors: bool = True,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
         self.console = console or Console(stderr=True)
         self.show_progress = progress
         self._given_clients = dict(clients) if clients is not None else None
         self.force = force
+        self.retry_errors = retry_errors
+        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._models = options.models
         self._session_type = strategy_session(options.strategy)
 
@@ -237,6 +370,8 @@ class SynthesisRunner:
         Raises:
             ConfigError: the run directory belongs to another kind of run, was made with
                 other models or strategy (without `force`), or is in use.
+            EndpointDownError: `max_consecutive_errors` sessions in a row ended as
+                `model_error`; the run stopped and resumes when run again.
         """
         root = Path(run_dir)
         if root.exists() and not root.is_dir():
@@ -289,7 +424,8 @@ class SynthesisRunner:
         for role, spec in self._models.items():
             if recorded.get(role) != spec:
                 out.append(f"{role} {recorded.get(role)!r} (now {spec!r})")
-        if meta.get("critic_mode") != self.options.critic_mode:
+        critic_asked = Role.CRITIC in self.options.roles
+        if critic_asked and meta.get("critic_mode") != self.options.critic_mode:
             out.append(
                 f"critic mode {meta.get('critic_mode')!r} (now {self.options.critic_mode!r})"
             )
@@ -303,20 +439,29 @@ class SynthesisRunner:
         tally: _Tally,
         done: list[tuple[ProblemRecord, list[SessionEvent]]],
     ) -> list[_Plan]:
-        """Sort problems into done (skipped), ended-but-unindexed, unfinished and fresh."""
+        """Sort problems into done (skipped), ended-but-unindexed, unfinished and fresh.
+
+        A session indexed as `model_error` is not done while errors are retried: its log
+        decides, as for an unindexed one, except that a log ending in an error starts
+        again (a log cut short is a retry that was interrupted: it is resumed).
+        """
         indexed = {s.session_id: s for s in run.summaries()}
         plans: list[_Plan] = []
         for record in problems:
             summary = indexed.get(record.session_id)
-            if summary is not None:
+            errored = summary is not None and summary.outcome == Outcome.ERROR
+            if summary is not None and not (errored and self.retry_errors):
                 report.skipped += 1
                 tally.count(summary)
                 continue
             events = _read_repaired(run, record, report)
-            if events and isinstance(events[-1], SessionEnded):
+            ended = events[-1] if events and isinstance(events[-1], SessionEnded) else None
+            if ended is not None and ended.outcome is Outcome.ERROR and self.retry_errors:
+                plans.append(_Plan(record, retry=True))
+            elif ended is not None:
                 done.append((record, events))
-            else:
-                plans.append(_Plan(record, events))
+            else:  # no log: an indexed error whose log a stopped run had set aside already
+                plans.append(_Plan(record, events, retry=errored and not events))
         return plans
 
     # -- running ---------------------------------------------------------------------------
@@ -330,8 +475,17 @@ class SynthesisRunner:
     ) -> SynthesisReport:
         run = self._open(root, dataset)
         _repair_index(run.index_path)
+        run.compact_index()  # lines a killed run left superseded
+        try:
+            return await self._run_opened(run, problems, dataset_issues)
+        finally:
+            run.compact_index()
+
+    async def _run_opened(
+        self, run: RunDirectory, problems: Sequence[ProblemRecord], dataset_issues: int
+    ) -> SynthesisReport:
         report = SynthesisReport(
-            run_dir=str(root),
+            run_dir=str(run.root),
             strategy=self.options.strategy,
             sessions=len(problems),
             dataset_issues=dataset_issues,
@@ -340,16 +494,24 @@ class SynthesisRunner:
         ended_logs: list[tuple[ProblemRecord, list[SessionEvent]]] = []
         plans = self._plan(run, problems, report, tally, ended_logs)
         pool = ClientPool() if self._given_clients is None else None
+        failures = _LastFailure()
+        stopped: str | None = None
         try:
-            shared = self._given_clients or {
-                role: pool.get(spec)  # type: ignore[union-attr]
-                for role, spec in (("policy", self.options.policy), ("critic", self.options.critic))
+            shared = self._clients(pool)
+            # The agents talk through the role wrappers (limits, failures noted); loading
+            # and retry counts need the clients themselves (two wrappers over one model
+            # would load it twice).
+            limits = self.options.request_limits
+            clients = {
+                role: _RoleClient(role, client, limits.get(role), failures)
+                for role, client in shared.items()
             }
-            # The agents talk through the role limits; loading and retry counts need the
-            # clients themselves (two wrappers over one model would load it twice).
-            clients = limit_requests(shared, self.options.request_limits)
             policy = PolicyAgent(clients["policy"], max_tokens=self.options.step_tokens)
-            critic = CriticAgent(clients["critic"], mode=self.options.critic_mode)
+            critic = (
+                CriticAgent(clients["critic"], mode=self.options.critic_mode)
+                if "critic" in clients
+                else None
+            )
             for record, events in ended_logs:
                 if not self._reindex(run, record, events, policy, critic, report, tally):
                     plans.append(_Plan(record))
@@ -357,7 +519,9 @@ class SynthesisRunner:
                 await self._load(shared)
             retries_before = _retries(shared.values())
             started = time.monotonic()
-            await self._run_sessions(run, plans, policy, critic, report, tally, started)
+            stopped = await self._run_sessions(
+                run, plans, policy, critic, report, tally, started, failures
+            )
             report.wall_time = round(time.monotonic() - started, 3)
             retries_after = _retries(shared.values())
             report.retries_by_cause = {
@@ -375,7 +539,21 @@ class SynthesisRunner:
         report.errors = tally.outcomes[Outcome.ERROR]
         report.ran, report.crashed = tally.ran, tally.crashed
         report.generated_tokens, report.prompt_tokens = tally.generated, tally.prompt
+        if stopped is not None:
+            raise EndpointDownError(stopped, report)
         return report
+
+    def _clients(self, pool: ClientPool | None) -> dict[str, ChatCompletionClient]:
+        """The client of each role the strategy asks, from the pool or as given."""
+        roles = [role.value for role in self.options.roles]
+        if pool is not None:
+            specs = {"policy": self.options.policy, "critic": self.options.critic}
+            return {role: pool.get(specs[role]) for role in roles}
+        given = self._given_clients or {}
+        missing = [role for role in roles if role not in given]
+        if missing:
+            raise ConfigError(f"no client given for {', '.join(missing)}")
+        return {role: given[role] for role in roles}
 
     def _reindex(
         self,
@@ -383,7 +561,7 @@ class SynthesisRunner:
         record: ProblemRecord,
         events: list[SessionEvent],
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None,
         report: SynthesisReport,
         tally: _Tally,
     ) -> bool:
@@ -420,11 +598,13 @@ class SynthesisRunner:
         run: RunDirectory,
         plans: list[_Plan],
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None,
         report: SynthesisReport,
         tally: _Tally,
         started: float,
-    ) -> None:
+        failures: _LastFailure,
+    ) -> str | None:
+        """Run the planned sessions; returns None, or the line saying why the run stopped."""
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -439,13 +619,14 @@ class SynthesisRunner:
         )
         already = report.sessions - len(plans)
         semaphore = asyncio.Semaphore(self.options.concurrency)
+        streak = ErrorStreak(self._streak_limit)
+        stopped: str | None = None
+        tasks: list[asyncio.Task[None]] = []
 
         def refresh(task: TaskID) -> None:
             elapsed = max(time.monotonic() - started, 1e-9)
             progress.update(
-                task,
-                yield_text=f"{tally.outcomes[Outcome.SOLVED]}/{tally.finished}",
-                speed=f"{tally.generated / elapsed:.1f}",
+                task, yield_text=tally.yield_text, speed=f"{tally.generated / elapsed:.1f}"
             )
 
         with progress:
@@ -455,31 +636,66 @@ class SynthesisRunner:
             refresh(task)
 
             async def one(plan: _Plan) -> None:
+                nonlocal stopped
                 async with semaphore:
                     try:
-                        await self._session(run, plan, policy, critic, report, tally, task, refresh)
+                        ended = await self._session(
+                            run, plan, policy, critic, report, tally, task, refresh
+                        )
                     except Exception as error:  # one session's bug must not stop the others
                         tally.crashed += 1
                         line = f"{plan.record.session_id}: {type(error).__name__}: {error}"
                         report.problems.append(line)
                         logger.exception("session %s crashed", plan.record.session_id)
+                    else:
+                        if streak.add(ended.outcome is Outcome.ERROR) and stopped is None:
+                            stopped = self._stop_line(streak.count, ended, failures, run)
+                            for other in tasks:  # in flight: cancelled, their logs left open
+                                if other is not asyncio.current_task():
+                                    other.cancel()
                     progress.advance(task)
                     refresh(task)
 
-            await asyncio.gather(*(one(plan) for plan in plans))
+            tasks.extend(asyncio.create_task(one(plan)) for plan in plans)
+            # Waits for every task, the ones a stop cancelled included (they close their
+            # logs); a cancellation of the run itself (Ctrl-C) still propagates.
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return stopped
+
+    def _stop_line(
+        self, count: int, ended: SessionEnded, failures: _LastFailure, run: RunDirectory
+    ) -> str:
+        """One line: the endpoint (role and model spec) that kept failing, its last error."""
+        if failures.role is not None and failures.error == ended.error:
+            endpoint = f"the {failures.role} endpoint {self._models[failures.role]}"
+        elif len(set(self._models.values())) == 1:
+            endpoint = f"the endpoint {next(iter(self._models.values()))}"
+        else:
+            endpoint = "the endpoints " + ", ".join(
+                f"{role} {spec}" for role, spec in self._models.items()
+            )
+        return (
+            f"stopped after {count} sessions in a row ended in model_error: {endpoint} "
+            f"failed with {ended.error or 'no message'}; fix it and run the same command "
+            f"again to resume {run.root}"
+        )
 
     async def _session(
         self,
         run: RunDirectory,
         plan: _Plan,
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None,
         report: SynthesisReport,
         tally: _Tally,
         task: TaskID,
         refresh: Callable[[TaskID], None],
-    ) -> None:
+    ) -> SessionEnded:
+        """Run (or continue) one session and save it; returns how it ended."""
         record = plan.record
+        if plan.retry:
+            _keep_error_log(run, record.session_id)
+            report.retried += 1
         session: StrategySession | None = None
         posed = plan.events[0] if plan.events else None
         if isinstance(posed, ProblemPosed) and (
@@ -527,6 +743,7 @@ class SynthesisRunner:
             result = await session.run(on_event)
         tally.count(run.save(result))
         tally.ran += 1
+        return result.ended
 
 
 def _retries(clients: Iterable[ChatCompletionClient]) -> dict[str, int]:
@@ -586,3 +803,23 @@ def _repair_index(path: Path) -> None:
 def _set_aside(path: Path) -> None:
     if path.exists():
         os.replace(path, path.with_name("events.broken.jsonl"))
+
+
+def _keep_error_log(run: RunDirectory, session_id: str) -> None:
+    """Set a `model_error` session's log aside as `events.error-N.jsonl` (N = 1, 2...,
+    one per failed try) so that it runs again from the start. Its index line stays until
+    the new one supersedes it."""
+    folder = run.session_dir(session_id)
+    log = folder / "events.jsonl"
+    if log.exists():
+        number = 1
+        while (folder / f"events.error-{number}.jsonl").exists():
+            number += 1
+        os.replace(log, folder / f"events.error-{number}.jsonl")
+    (folder / "shortcut.md").unlink(missing_ok=True)
+
+
+def error_line(error: BaseException) -> str:
+    """An error in one line, as sessions log it (`SessionEnded.error`)."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

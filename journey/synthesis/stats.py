@@ -8,7 +8,9 @@ that `journey stats --json` dumps.
 
 Per-session means, token totals and keyword rates are over *finished* sessions (the ones
 that produced data); unfinished sessions are counted, nothing more. The yield is the
-share of finished sessions whose outcome is `solved`.
+share of `solved` among the sessions that finished without an error: a `model_error`
+session (the backend kept failing) says nothing about the strategy, is counted in
+`errors` beside it, and is run again by the next `journey synth` of the run.
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from journey.errors import DatasetError
 from journey.protocols import (
     ActionApplied,
     Backtrack,
     CriticVerdictGiven,
+    Outcome,
     PolicyStepProposed,
     ProblemPosed,
     Reflect,
     Role,
     TokenUsage,
 )
-from journey.synthesis.rundir import EventLog, SessionSummary, read_event_log
+from journey.synthesis.rundir import EventLog, SessionSummary, read_event_log, read_index
 from journey.synthesis.transcript import LongThoughtWriter
 
 __all__ = [
@@ -107,17 +110,7 @@ def read_run(root: Path) -> RunContents:
         raise DatasetError(
             f"{str(root)!r} is not a run directory (no sessions.jsonl, no sessions/)"
         )
-    by_id: dict[str, SessionSummary] = {}
-    if index.is_file():
-        for line in index.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                summary = SessionSummary.model_validate_json(line)
-            except ValidationError:
-                continue  # a line cut short by a crash, as RunDirectory.summaries skips it
-            by_id.pop(summary.session_id, None)
-            by_id[summary.session_id] = summary
+    by_id = read_index(index)
     unfinished = []
     if sessions.is_dir():
         for folder in sorted(sessions.iterdir()):
@@ -214,7 +207,12 @@ class RunStats(BaseModel):
     finished: int
     unfinished: int
     solved: int
-    yield_rate: float | None = Field(description="Solved / finished sessions.")
+    errors: int = Field(
+        default=0, description="Finished sessions that ended in model_error (not in the yield)."
+    )
+    yield_rate: float | None = Field(
+        description="Solved / sessions that finished without an error (model_error)."
+    )
     outcomes: dict[str, int] = Field(description="Finished sessions per outcome.")
     stop_reasons: dict[str, int] = Field(description="Finished sessions per stop reason.")
     mean_turns: float | None
@@ -275,7 +273,8 @@ def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -
         )
         for role, used in sorted(usage.items(), key=lambda item: list(Role).index(item[0]))
     }
-    solved = sum(s.outcome == "solved" for s in done)
+    solved = sum(s.outcome == Outcome.SOLVED for s in done)
+    errors = sum(s.outcome == Outcome.ERROR for s in done)
     generated = sum(used.completion_tokens for used in usage.values())
     everything = generated + sum(used.prompt_tokens for used in usage.values())
     return RunStats(
@@ -284,7 +283,8 @@ def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -
         finished=n,
         unfinished=len(run.unfinished),
         solved=solved,
-        yield_rate=solved / n if n else None,
+        errors=errors,
+        yield_rate=solved / (n - errors) if n > errors else None,
         outcomes=dict(Counter(s.outcome for s in done).most_common()),
         stop_reasons=dict(Counter(s.stop_reason for s in done).most_common()),
         mean_turns=_mean([s.turns for s in done]),

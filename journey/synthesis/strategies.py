@@ -1,19 +1,23 @@
 """The growth strategies a synthesis run can use, by name.
 
 Every strategy is a session class with the shape of `DebateSession`: built from a
-problem and the two agents, restorable from the events it logged, and run into a
+problem and the agents, restorable from the events it logged, and run into a
 `DebateResult` (tree + event log). That shared shape is why replay, stats, export
 and resume work on any strategy without knowing which one wrote a run.
+
+Each class names the roles it asks (`roles`): a runner builds, loads and records only
+those, so `propose-critique` (the policy judges its own steps) never loads a critic and
+is given `critic=None`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from journey.agents import CriticAgent, PolicyAgent
 from journey.errors import ConfigError
-from journey.protocols import SessionEvent
+from journey.protocols import Role, SessionEvent
 from journey.synthesis.beam import BeamSearchSession
 from journey.synthesis.debate import DebateLimits, DebateResult, DebateSession, EventSink
 from journey.synthesis.propose_critique import ProposeCritiqueSession
@@ -33,14 +37,19 @@ class StrategySession(Protocol):
 
 
 class StrategySessionType(Protocol):
-    """A strategy's session class: its constructor and `restore`."""
+    """A strategy's session class: the roles it asks, its constructor and `restore`.
+
+    `critic` is None only for a strategy whose `roles` lack the critic.
+    """
+
+    roles: ClassVar[frozenset[Role]]
 
     def __call__(
         self,
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
         session_id: str | None = None,
@@ -53,7 +62,7 @@ class StrategySessionType(Protocol):
         events: Sequence[SessionEvent],
         *,
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None,
         limits: DebateLimits | None = None,
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
