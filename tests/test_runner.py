@@ -259,10 +259,10 @@ def test_an_unexpected_failure_in_one_session_is_reported_and_the_rest_finish(
     real_save = RunDirectory.save
     victim = problems[1].session_id
 
-    def save(self: RunDirectory, result: Any, writer: Any = None) -> Any:
+    def save(self: RunDirectory, result: Any) -> Any:
         if result.session_id == victim:
             raise OSError("disk full")
-        return real_save(self, result, writer)
+        return real_save(self, result)
 
     monkeypatch.setattr(RunDirectory, "save", save)
     report = synthesise(tmp_path / "run", problems)

@@ -52,20 +52,21 @@ class LongThoughtOptions:
 
 def write_long_thought(
     events: Sequence[SessionEvent],
-    tree: ReasoningTree,
+    tree: ReasoningTree | None,
     options: LongThoughtOptions | None = None,
 ) -> str:
     """The long thought of one session (rules in the module docstring).
 
     Args:
         events: The session's event log (finished or not).
-        tree: Its reasoning tree, judged and verified as the log says.
+        tree: Its reasoning tree, judged and verified as the log says; None when it
+            cannot be had (a damaged log): then the dialogue order, whatever the strategy.
         options: Writer options; the defaults write what `transcript.md` holds.
     """
     options = options or LongThoughtOptions()
     posed = events[0] if events and isinstance(events[0], ProblemPosed) else None
     ended = events[-1] if events and isinstance(events[-1], SessionEnded) else None
-    if posed is not None and posed.strategy in SEARCHED_TREES:
+    if tree is not None and posed is not None and posed.strategy in SEARCHED_TREES:
         trials = options.trials_per_node
         if trials is None:
             trials = walk_trials_from_config(posed.config)

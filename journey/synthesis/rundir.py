@@ -28,7 +28,6 @@ from pydantic import BaseModel, Field, ValidationError
 from journey import __version__
 from journey.errors import DatasetError
 from journey.protocols import (
-    ProblemPosed,
     Role,
     SessionEnded,
     SessionEvent,
@@ -37,17 +36,9 @@ from journey.protocols import (
     event_to_json,
 )
 from journey.synthesis.debate import DebateResult
+from journey.synthesis.long_thought import write_long_thought
 from journey.synthesis.transcript import LongThoughtWriter
 from journey.synthesis.tree import ReasoningTree
-from journey.synthesis.tree_walk import TreeWalkWriter
-
-_SEARCHED_TREES = frozenset({"beam"})
-"""Strategies whose long thought is walked from the tree rather than the dialogue."""
-
-
-def _strategy(events: list[SessionEvent]) -> str:
-    first = events[0] if events else None
-    return first.strategy if isinstance(first, ProblemPosed) else "debate"
 
 
 class SessionSummary(BaseModel):
@@ -216,24 +207,17 @@ class RunDirectory:
     def event_log(self, session_id: str) -> EventLogWriter:
         return EventLogWriter(self.session_dir(session_id) / "events.jsonl")
 
-    def save(self, result: DebateResult, writer: LongThoughtWriter | None = None) -> SessionSummary:
-        """Write a finished session's tree, transcript and shortcut, then index it.
+    def save(self, result: DebateResult) -> SessionSummary:
+        """Write a finished session's tree, long thought and shortcut, then index it.
 
-        A dialogue (debate, propose-critique) is its own journey, written in the order it
-        happened; a searched tree (beam) has no such order, so its long thought is the
-        seed's depth-first walk over the tree when the search found a verified answer.
+        The long thought is `write_long_thought`'s, as replay, browse and export show it.
         """
-        writer = writer or LongThoughtWriter()
         folder = self.session_dir(result.session_id)
         folder.mkdir(parents=True, exist_ok=True)
-        transcript = None
-        if _strategy(result.events) in _SEARCHED_TREES:
-            transcript = TreeWalkWriter().write(result.tree, result.ended.final_node_id)
-        if transcript is None:
-            transcript = writer.write(result.events)
+        transcript = write_long_thought(result.events, result.tree)
         write_atomic(folder / "tree.json", result.tree.to_json())
         write_atomic(folder / "transcript.md", transcript + "\n")
-        shortcut = writer.shortcut(result.tree, result.ended.final_node_id)
+        shortcut = LongThoughtWriter.shortcut(result.tree, result.ended.final_node_id)
         if shortcut is not None:
             write_atomic(folder / "shortcut.md", shortcut + "\n")
         summary = SessionSummary.of(result, transcript)
