@@ -12,6 +12,7 @@ right: not in a shortcut row, not in a chosen answer, never labelled `true`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import json
 import re
@@ -23,7 +24,8 @@ import pytest
 from autogen_core.models import AssistantMessage, LLMMessage
 from rich.console import Console
 
-from journey.agents import step_under_judgement
+from journey.agents import DEFAULT_CRITIC_TOKENS, step_under_judgement
+from journey.agents.backends import FunctionChatCompletionClient
 from journey.protocols import CriticVerdictGiven, LabelSource, PolicyStepProposed, StepVerdict
 from journey.synthesis import (
     DebateLimits,
@@ -272,3 +274,53 @@ def test_the_credit_rule_is_opt_in_and_named(runs: dict[str, Path], tmp_path: Pa
     card = load_card(card_path(tmp_path / "s.jsonl"))
     assert card.labels["verified_path"] == {"correct": len(PAIRS)}
     assert card.filters["credit_verified_path"] is True
+
+
+def slow_thinker(messages: Sequence[LLMMessage]) -> str:
+    """Thinks for 30 words before a plain verdict."""
+    return "<think>" + "hmm " * 30 + "</think>" + OK
+
+
+def test_a_roles_generation_limit_and_reasks_are_options(tmp_path: Path) -> None:
+    """The critic spec's max_tokens wins over --critic-tokens; --critic-reasks bounds re-asks."""
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"problem": "What is 2 + 3?", "answer": "5"}) + "\n")
+
+    def run(out: Path, critic_spec: str, **options: Any) -> list[CriticVerdictGiven]:
+        critic = FunctionChatCompletionClient(slow_thinker)
+        runner = SynthesisRunner(
+            SynthesisOptions(
+                policy="function:test_trust:policy",
+                critic=critic_spec,
+                critic_mode="generate",
+                limits=DebateLimits(max_turns=4),
+                **options,
+            ),
+            console=Console(file=io.StringIO()),
+            clients={"policy": FunctionChatCompletionClient(policy), "critic": critic},
+        )
+        asyncio.run(runner.run(out, load_problems(data).records))
+        return verdicts(out)
+
+    roomy = run(tmp_path / "roomy", "openai:m@http://127.0.0.1:9/v1")
+    assert {e.verdict for e in roomy} == {StepVerdict.CORRECT}  # 1024 tokens by default
+    cramped = run(tmp_path / "cramped", "openai:m@http://127.0.0.1:9/v1?max_tokens=20")
+    assert {e.verdict for e in cramped} == {StepVerdict.UNKNOWN}
+    assert all(
+        [v.kind for v in e.violations].count("truncated_reply") == 2 for e in cramped
+    )  # asked once more by default
+    once = run(
+        tmp_path / "once", "openai:m@http://127.0.0.1:9/v1", critic_tokens=20, critic_reasks=0
+    )
+    assert all([v.kind for v in e.violations].count("truncated_reply") == 1 for e in once)
+    recorded = json.loads((tmp_path / "once" / "run.json").read_text())
+    assert (recorded["critic_tokens"], recorded["critic_reasks"]) == (20, 0)
+
+
+def test_the_cli_defaults_are_the_agents() -> None:
+    from journey.cli.debate import debate
+    from journey.cli.synth import synth
+
+    for command in (debate, synth):
+        defaults = inspect.signature(command).parameters
+        assert defaults["critic_tokens"].default == DEFAULT_CRITIC_TOKENS

@@ -1,6 +1,7 @@
 """Agents and model backends. Agents talk to models; they write no files."""
 
 from journey.agents.critic import (
+    DEFAULT_CRITIC_TOKENS,
     CriticAgent,
     CriticMode,
     CriticTurn,
@@ -11,6 +12,7 @@ from journey.agents.policy import PolicyAgent, PolicyTurn
 from journey.agents.verifier import AnswerVerifier, Verification, answers_match
 
 __all__ = [
+    "DEFAULT_CRITIC_TOKENS",
     "AnswerVerifier",
     "CriticAgent",
     "CriticMode",

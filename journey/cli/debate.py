@@ -60,7 +60,23 @@ def debate(
     max_tokens: Annotated[
         int, typer.Option(help="Generated tokens (both roles) before the session stops.")
     ] = 6000,
-    step_tokens: Annotated[int, typer.Option(help="Generation limit for one policy step.")] = 160,
+    step_tokens: Annotated[
+        int,
+        typer.Option(help="Generation limit for one policy step (max_tokens in --policy wins)."),
+    ] = 160,
+    critic_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Generation limit for one critic verdict, a reasoning critic's thoughts "
+            "included (max_tokens in --critic wins)."
+        ),
+    ] = 1024,  # DEFAULT_CRITIC_TOKENS; the agents are imported only when run
+    critic_reasks: Annotated[
+        int,
+        typer.Option(
+            help="How often an unreadable verdict is asked again before the step is left unknown."
+        ),
+    ] = 1,
     raw: Annotated[bool, typer.Option(help="Also show the models' raw replies.")] = False,
     quiet: Annotated[bool, typer.Option(help="Print only the summary.")] = False,
     json_output: Annotated[
@@ -102,8 +118,16 @@ def debate(
             session = DebateSession(
                 problem,
                 gold_answer=answer,
-                policy=PolicyAgent(clients["policy"], max_tokens=step_tokens),
-                critic=CriticAgent(clients["critic"], mode=critic_mode, calibrate=calibrate),
+                policy=PolicyAgent(
+                    clients["policy"], max_tokens=specs["policy"].reply_tokens(step_tokens)
+                ),
+                critic=CriticAgent(
+                    clients["critic"],
+                    mode=critic_mode,
+                    calibrate=calibrate,
+                    max_tokens=specs["critic"].reply_tokens(critic_tokens),
+                    max_reasks=critic_reasks,
+                ),
                 limits=limits,
                 models={role: str(s) for role, s in specs.items()},
             )

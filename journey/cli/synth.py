@@ -70,12 +70,31 @@ def synth(
     max_tokens: Annotated[
         int, typer.Option(help="Generated tokens (both roles) before a session stops.")
     ] = 6000,
-    step_tokens: Annotated[int, typer.Option(help="Generation limit for one policy step.")] = 160,
+    step_tokens: Annotated[
+        int,
+        typer.Option(help="Generation limit for one policy step (max_tokens in --policy wins)."),
+    ] = 160,
+    critic_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Generation limit for one critic verdict, a reasoning critic's thoughts "
+            "included (max_tokens in --critic wins)."
+        ),
+    ] = 1024,  # DEFAULT_CRITIC_TOKENS; the agents are imported only when run
+    critic_reasks: Annotated[
+        int,
+        typer.Option(
+            help="How often an unreadable verdict is asked again before the step is left unknown."
+        ),
+    ] = 1,
     beam_width: Annotated[
         int | None, typer.Option(help="beam: children sampled per expanded node (default 3).")
     ] = None,
     beam_size: Annotated[
-        int | None, typer.Option(help="beam: nodes kept per depth (default 2).")
+        int | None,
+        typer.Option(
+            help="beam: at most this many steps judged correct kept per depth (default 2)."
+        ),
     ] = None,
     beam_max_expansions: Annotated[
         int | None,
@@ -83,6 +102,21 @@ def synth(
     ] = None,
     beam_temperature: Annotated[
         float | None, typer.Option(help="beam: sampling temperature of the children (default 0.8).")
+    ] = None,
+    beam_full_tree: Annotated[
+        bool | None,
+        typer.Option(
+            "--beam-full-tree/--beam-first-answer",
+            help="beam: grow the tree to --max-depth or until every leaf ends, instead of "
+            "stopping at the first verified answer (default: first answer).",
+            show_default=False,
+        ),
+    ] = None,
+    beam_walk_trials: Annotated[
+        int | None,
+        typer.Option(
+            help="beam: failed branches the long thought enters per correct step (default 2)."
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Resume even if the run was made with other models or strategy.")
@@ -124,6 +158,8 @@ def synth(
         "beam_size": beam_size,
         "beam_max_expansions": beam_max_expansions,
         "beam_temperature": beam_temperature,
+        "beam_full_tree": beam_full_tree,
+        "beam_walk_trials": beam_walk_trials,
     }
     strategy_config = {key: value for key, value in beam.items() if value is not None}
     if strategy_config and strategy != "beam":
@@ -139,6 +175,8 @@ def synth(
         critic_concurrency=critic_concurrency,
         limits=DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens),
         step_tokens=step_tokens,
+        critic_tokens=critic_tokens,
+        critic_reasks=critic_reasks,
         strategy_config=strategy_config,
     )
     chosen_shard = Shard.parse(shard) if shard else None

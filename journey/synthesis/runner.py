@@ -60,7 +60,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from journey.agents import CriticAgent, CriticMode, PolicyAgent
+from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, PolicyAgent
 from journey.agents.backends import ClientPool, ConcurrencyLimitedClient, parse_model_spec
 from journey.errors import ConfigError, ModelUnavailableError
 from journey.protocols import (
@@ -158,7 +158,20 @@ class SynthesisOptions:
     limits: DebateLimits = field(
         default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
     )
-    step_tokens: int = field(default=160, metadata={"help": "Generation limit for one step."})
+    step_tokens: int = field(
+        default=160,
+        metadata={"help": "Generation limit for one step (the policy spec's max_tokens wins)."},
+    )
+    critic_tokens: int = field(
+        default=DEFAULT_CRITIC_TOKENS,
+        metadata={
+            "help": "Generation limit for one verdict, thoughts included (the critic spec's "
+            "max_tokens wins)."
+        },
+    )
+    critic_reasks: int = field(
+        default=1, metadata={"help": "How often an unreadable verdict is asked again."}
+    )
     strategy_config: Mapping[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Strategy settings given to every session, e.g. beam_width."},
@@ -173,8 +186,11 @@ class SynthesisOptions:
         for role, limit in self.request_limits.items():
             if limit is not None and limit < 1:
                 raise ConfigError(f"{role} concurrency must be at least 1, got {limit!r}")
-        if self.step_tokens < 1:
-            raise ConfigError(f"step_tokens must be at least 1, got {self.step_tokens!r}")
+        for name in ("step_tokens", "critic_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.critic_reasks < 0:
+            raise ConfigError(f"critic_reasks must be 0 or more, got {self.critic_reasks!r}")
         try:
             CriticMode(self.critic_mode)
         except ValueError:
@@ -215,6 +231,8 @@ class SynthesisOptions:
             "critic_concurrency": self.critic_concurrency,
             "limits": asdict(self.limits),
             "step_tokens": self.step_tokens,
+            "critic_tokens": self.critic_tokens,
+            "critic_reasks": self.critic_reasks,
             **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
         }
 
@@ -506,9 +524,17 @@ class SynthesisRunner:
                 role: _RoleClient(role, client, limits.get(role), failures)
                 for role, client in shared.items()
             }
-            policy = PolicyAgent(clients["policy"], max_tokens=self.options.step_tokens)
+            o = self.options
+            policy = PolicyAgent(
+                clients["policy"], max_tokens=parse_model_spec(o.policy).reply_tokens(o.step_tokens)
+            )
             critic = (
-                CriticAgent(clients["critic"], mode=self.options.critic_mode)
+                CriticAgent(
+                    clients["critic"],
+                    mode=o.critic_mode,
+                    max_tokens=parse_model_spec(o.critic).reply_tokens(o.critic_tokens),
+                    max_reasks=o.critic_reasks,
+                )
                 if "critic" in clients
                 else None
             )

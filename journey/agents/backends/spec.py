@@ -167,6 +167,11 @@ class ModelSpec:
     base_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def reply_tokens(self, default: int) -> int:
+        """The most tokens one reply of the role may have: the spec's `max_tokens`, which
+        wins, else `default` (the role's own limit, e.g. `--critic-tokens`)."""
+        return int(self.options.get("max_tokens", default))
+
     def __str__(self) -> str:
         text = self.backend if not self.target else f"{self.backend}:{self.target}"
         if self.base_url:
