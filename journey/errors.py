@@ -27,3 +27,10 @@ class ModelUnavailableError(JourneyError):
 
 class DatasetError(JourneyError):
     """An input file or line could not be read."""
+
+
+def error_line(error: BaseException) -> str:
+    """An error in one line, as sessions and job records log it: its type, then the first
+    line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

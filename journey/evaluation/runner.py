@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from journey.agents.backends.base import ensure_loaded
 from journey.agents.backends.spec import create_client, parse_model_spec
-from journey.errors import ConfigError
+from journey.errors import ConfigError, error_line
 from journey.evaluation.grading import grade_output
 from journey.evaluation.metrics import (
     DEFAULT_BACKTRACK_PHRASES,
@@ -43,14 +43,13 @@ from journey.evaluation.metrics import (
     compute_metrics,
 )
 from journey.synthesis.dataset import ProblemRecord
-from journey.synthesis.export_rows import user_prompt
-from journey.synthesis.files import check_settings, read_appended, write_atomic
-from journey.synthesis.runner import (
+from journey.synthesis.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
     ErrorStreak,
-    error_line,
 )
+from journey.synthesis.export_rows import user_prompt
+from journey.synthesis.files import check_settings, read_appended, write_atomic
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
 

@@ -50,6 +50,7 @@ from typing import Any, ClassVar, TypeVar
 from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, StepUnderReview
 from journey.agents.critic import CriticTurn
 from journey.agents.policy import PolicyTurn
+from journey.errors import error_line
 from journey.protocols import (
     ActionApplied,
     CriticVerdictGiven,
@@ -380,7 +381,7 @@ class BeamSearchSession:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
-                raise BeamStop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(result))
+                raise BeamStop(StopReason.MODEL_ERROR, Outcome.ERROR, error=error_line(result))
             out.append(result)
         return out
 
@@ -418,9 +419,3 @@ class BeamSearchSession:
                 error=stop.error,
             )
         )
-
-
-def _describe(error: BaseException) -> str:
-    """One line naming the error, for the log."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

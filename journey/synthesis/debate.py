@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from autogen_core.models import LLMMessage
 
 from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, StepUnderReview
-from journey.errors import ConfigError
+from journey.errors import ConfigError, error_line
 from journey.protocols import (
     Action,
     ActionApplied,
@@ -381,7 +381,7 @@ class DebateSession:
         try:
             turn = await self.policy.propose(self._dialogue, step_number, avoid=avoid)
         except Exception as error:  # a backend that failed after its own retries
-            raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
+            raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=error_line(error)) from error
         self._usage[Role.POLICY] += turn.usage
         if not turn.step.usable:
             raise _Stop(
@@ -470,7 +470,7 @@ class DebateSession:
         try:
             turn = await self.critic.judge(review)
         except Exception as error:
-            raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=_describe(error)) from error
+            raise _Stop(StopReason.MODEL_ERROR, Outcome.ERROR, error=error_line(error)) from error
         self._usage[Role.CRITIC] += turn.usage
         action, verdict, violations = self._legalise(node, turn.action, turn.verdict)
         self.tree.judge(node.id, verdict, turn.reason, turn.source)
@@ -635,9 +635,3 @@ class DebateSession:
                 error=stop.error,
             )
         )
-
-
-def _describe(error: BaseException) -> str:
-    """One line naming the error, for the log."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -38,16 +38,15 @@ import asyncio
 import json
 import logging
 import os
-import sys
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
+from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.progress import (
@@ -61,8 +60,8 @@ from rich.progress import (
 )
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, PolicyAgent
-from journey.agents.backends import ClientPool, ConcurrencyLimitedClient, parse_model_spec
-from journey.errors import ConfigError, ModelUnavailableError
+from journey.agents.backends import ClientPool, parse_model_spec
+from journey.errors import ConfigError
 from journey.protocols import (
     CriticVerdictGiven,
     Outcome,
@@ -76,6 +75,13 @@ from journey.protocols import (
 from journey.synthesis.beam_select import BeamOptions
 from journey.synthesis.dataset import ProblemRecord
 from journey.synthesis.debate import DebateLimits, DebateResult, RestoreError
+from journey.synthesis.endpoint_health import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    EndpointDownError,
+    ErrorStreak,
+    LastFailure,
+    RoleClient,
+)
 from journey.synthesis.run_report import SynthesisReport, render_synthesis_report, yield_text
 from journey.synthesis.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
 from journey.synthesis.strategies import StrategySession, strategy_session
@@ -87,53 +93,12 @@ __all__ = [
     "SynthesisOptions",
     "SynthesisReport",
     "SynthesisRunner",
-    "error_line",
     "render_synthesis_report",
 ]
 
 logger = logging.getLogger(__name__)
 
 _LOCK_NAME = ".synth.lock"
-
-DEFAULT_MAX_CONSECUTIVE_ERRORS = 20
-"""Failures in a row (sessions ending as `model_error`, problems whose request failed)
-after which a run stops rather than fail everything left against a dead endpoint."""
-
-
-class EndpointDownError(ModelUnavailableError):
-    """A run stopped: its requests failed too many times in a row (see `ErrorStreak`).
-
-    The message is one line naming the role's model spec and its last error; what was
-    done is on disk, and running the same command again resumes. `report` is what the
-    synthesis did up to the stop (None for other jobs).
-    """
-
-    def __init__(self, message: str, report: SynthesisReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass
-class ErrorStreak:
-    """Failures one after another with no success between: `limit` of them stop a job.
-
-    Shared by `journey synth` (a session ending as `model_error`) and `journey eval`
-    (a problem whose request failed).
-    """
-
-    limit: int = field(
-        default=DEFAULT_MAX_CONSECUTIVE_ERRORS, metadata={"help": "Failures in a row; 0: never."}
-    )
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        if self.limit < 0:
-            raise ConfigError(f"max consecutive errors must be 0 or more, got {self.limit!r}")
-
-    def add(self, failed: bool) -> bool:
-        """Count one more result; True when this failure is the `limit`-th in a row."""
-        self.count = self.count + 1 if failed else 0
-        return failed and self.count == self.limit
 
 
 @dataclass(frozen=True)
@@ -270,60 +235,6 @@ class _Tally:
         return yield_text(
             self.outcomes[Outcome.SOLVED], self.finished, self.outcomes[Outcome.ERROR]
         )
-
-
-@dataclass
-class _LastFailure:
-    """The last request of the run that failed: which role, and its error in one line."""
-
-    role: str | None = None
-    error: str | None = None
-
-    def note(self, role: str, error: BaseException) -> None:
-        self.role, self.error = role, error_line(error)
-
-
-class _RoleClient(ConcurrencyLimitedClient):
-    """A role's client in a run: its request limit (if any), and its failures noted.
-
-    Every request of the role goes through it, so a run that stops on a dead endpoint
-    can say which role's model failed. Two roles on one model get one wrapper each.
-    """
-
-    def __init__(
-        self, role: str, inner: ChatCompletionClient, limit: int | None, failures: _LastFailure
-    ) -> None:
-        super().__init__(inner, limit if limit is not None else sys.maxsize)
-        self._role = role
-        self._failures = failures
-
-    async def create(  # type: ignore[override]
-        self, messages: Sequence[LLMMessage], **kwargs: Any
-    ) -> CreateResult:
-        try:
-            return await super().create(messages, **kwargs)
-        except Exception as error:
-            self._failures.note(self._role, error)
-            raise
-
-    async def create_stream(  # type: ignore[override]
-        self, messages: Sequence[LLMMessage], **kwargs: Any
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        try:
-            async for chunk in super().create_stream(messages, **kwargs):
-                yield chunk
-        except Exception as error:
-            self._failures.note(self._role, error)
-            raise
-
-    async def score_labels(
-        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
-    ) -> dict[str, float]:
-        try:
-            return await super().score_labels(messages, labels, prefix=prefix)
-        except Exception as error:
-            self._failures.note(self._role, error)
-            raise
 
 
 class SynthesisRunner:
@@ -512,7 +423,7 @@ class SynthesisRunner:
         ended_logs: list[tuple[ProblemRecord, list[SessionEvent]]] = []
         plans = self._plan(run, problems, report, tally, ended_logs)
         pool = ClientPool() if self._given_clients is None else None
-        failures = _LastFailure()
+        failures = LastFailure()
         stopped: str | None = None
         try:
             shared = self._clients(pool)
@@ -521,7 +432,7 @@ class SynthesisRunner:
             # would load it twice).
             limits = self.options.request_limits
             clients = {
-                role: _RoleClient(role, client, limits.get(role), failures)
+                role: RoleClient(role, client, limits.get(role), failures)
                 for role, client in shared.items()
             }
             o = self.options
@@ -628,7 +539,7 @@ class SynthesisRunner:
         report: SynthesisReport,
         tally: _Tally,
         started: float,
-        failures: _LastFailure,
+        failures: LastFailure,
     ) -> str | None:
         """Run the planned sessions; returns None, or the line saying why the run stopped."""
         progress = Progress(
@@ -689,7 +600,7 @@ class SynthesisRunner:
         return stopped
 
     def _stop_line(
-        self, count: int, ended: SessionEnded, failures: _LastFailure, run: RunDirectory
+        self, count: int, ended: SessionEnded, failures: LastFailure, run: RunDirectory
     ) -> str:
         """One line: the endpoint (role and model spec) that kept failing, its last error."""
         if failures.role is not None and failures.error == ended.error:
@@ -843,9 +754,3 @@ def _keep_error_log(run: RunDirectory, session_id: str) -> None:
             number += 1
         os.replace(log, folder / f"events.error-{number}.jsonl")
     (folder / "shortcut.md").unlink(missing_ok=True)
-
-
-def error_line(error: BaseException) -> str:
-    """An error in one line, as sessions log it (`SessionEnded.error`)."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
