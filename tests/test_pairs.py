@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from journey.agents.backends.scripted import FunctionChatCompletionClient
 from journey.cli import app
-from journey.errors import ConfigError
+from journey.errors import ConfigError, ModelUnavailableError
 from journey.evaluation.grading import grade_output
 from journey.evaluation.runner import DEFAULT_PROMPT_TEMPLATE
 from journey.synthesis.dataset import ProblemRecord, load_problems
+from journey.synthesis.endpoint_health import EndpointDownError
 from journey.synthesis.export import card_path, load_card
 from journey.synthesis.pairs import (
     ALL_CORRECT,
@@ -331,6 +332,26 @@ async def test_failed_requests_are_counted_and_their_problem_retried(tmp_path: P
     card = await sample(tmp_path, retry, out)
     assert len(retry.requests) == 20 and card.rows == 5 and NOT_SAMPLED not in card.skipped
     assert card.failed_requests == 0
+
+
+async def test_a_dead_endpoint_stops_the_run_and_it_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "pairs.jsonl"
+
+    async def down(messages: Any) -> str:
+        raise ModelUnavailableError("connection refused at http://127.0.0.1:9/v1")
+
+    sampler = PairsSampler(
+        options(batch_size=1),
+        grade=grade_output,
+        client=FunctionChatCompletionClient(down),
+        progress=False,
+        max_consecutive_errors=2,
+    )
+    with pytest.raises(EndpointDownError, match=r"2 problems in a row.*function:x:y.*refused"):
+        await sampler.run(out, problems_of(tmp_path), dataset=str(tmp_path / "p.jsonl"))
+    assert not out.exists()  # nothing drawn from a run cut short
+    card = await sample(tmp_path, CountingClient(), out)  # the endpoint is back
+    assert card.rows > 0 and card.failed_requests == 0
 
 
 async def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:

@@ -317,10 +317,18 @@ def test_a_roles_generation_limit_and_reasks_are_options(tmp_path: Path) -> None
     assert (recorded["critic_tokens"], recorded["critic_reasks"]) == (20, 0)
 
 
-def test_the_cli_defaults_are_the_agents() -> None:
+def test_the_cli_defaults_are_the_libraries() -> None:
+    """The CLI spells some defaults out (it imports the work only when run): they must agree."""
     from journey.cli.debate import debate
+    from journey.cli.evaluate import evaluate
+    from journey.cli.pairs import pairs
     from journey.cli.synth import synth
+    from journey.synthesis.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
+
+    def default(command: Any, name: str) -> Any:
+        return inspect.signature(command).parameters[name].default
 
     for command in (debate, synth):
-        defaults = inspect.signature(command).parameters
-        assert defaults["critic_tokens"].default == DEFAULT_CRITIC_TOKENS
+        assert default(command, "critic_tokens") == DEFAULT_CRITIC_TOKENS
+    for command in (synth, evaluate, pairs):
+        assert default(command, "max_consecutive_errors") == DEFAULT_MAX_CONSECUTIVE_ERRORS

@@ -59,6 +59,13 @@ def pairs(
     force: Annotated[
         bool, typer.Option(help="Resume samples that were made with other settings.")
     ] = False,
+    max_consecutive_errors: Annotated[
+        int,
+        typer.Option(
+            help="Stop (resumable, exit status 1) when this many problems in a row have a "
+            "request fail: an endpoint down, a wrong URL, a spent quota. 0: never."
+        ),
+    ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the dataset card as JSON instead of a table.")
@@ -88,7 +95,12 @@ def pairs(
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
     sampler = PairsSampler(
-        options, grade=grade_output, console=err_console, progress=not no_progress, force=force
+        options,
+        grade=grade_output,
+        console=err_console,
+        progress=not no_progress,
+        force=force,
+        max_consecutive_errors=max_consecutive_errors,
     )
     try:
         card = asyncio.run(sampler.run(out, problems, dataset=str(dataset)))

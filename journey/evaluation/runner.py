@@ -47,6 +47,7 @@ from journey.synthesis.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
     ErrorStreak,
+    raise_unexpected,
 )
 from journey.synthesis.export_rows import user_prompt
 from journey.synthesis.files import check_settings, read_appended, write_atomic
@@ -253,7 +254,7 @@ class EvalRunner:
                 bar.update(task, advance=1, accuracy=f"acc {accuracy:.1%}")
 
             tasks.extend(asyncio.create_task(one(problem)) for problem in todo)
-            await asyncio.gather(*tasks, return_exceptions=True)
+            raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
         if stopped is not None:
             raise EndpointDownError(stopped)
         return records, errors

@@ -8,6 +8,7 @@ role's client so the stop can name the model that failed.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "ErrorStreak",
     "LastFailure",
     "RoleClient",
+    "raise_unexpected",
 ]
 
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 20
@@ -120,3 +122,11 @@ class RoleClient(ConcurrencyLimitedClient):
         except Exception as error:
             self._failures.note(self._role, error)
             raise
+
+
+def raise_unexpected(results: Sequence[object]) -> None:
+    """Raise the first error in `asyncio.gather(..., return_exceptions=True)`'s results
+    that is not a cancellation: tasks cancelled by a stop are expected, a bug is not."""
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

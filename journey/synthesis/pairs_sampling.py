@@ -37,8 +37,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from journey.agents.backends.base import ensure_loaded
-from journey.errors import ConfigError
+from journey.errors import ConfigError, error_line
 from journey.synthesis.dataset import ProblemRecord
+from journey.synthesis.endpoint_health import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    EndpointDownError,
+    ErrorStreak,
+    raise_unexpected,
+)
 from journey.synthesis.export_rows import user_prompt
 from journey.synthesis.files import check_settings, read_appended
 from journey.synthesis.pairs import (
@@ -90,6 +96,9 @@ class PairsSampler:
         console: Where the progress bar goes.
         progress: Show a progress bar.
         force: Resume samples made with other settings.
+        max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
+            row had a request fail: a dead endpoint; 0 never stops. The samples so far
+            are kept, and the next run resumes.
     """
 
     def __init__(
@@ -101,8 +110,10 @@ class PairsSampler:
         console: Console | None = None,
         progress: bool = True,
         force: bool = False,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
+        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._grade = grade
         self._client = client
         self._console = console or Console(stderr=True)
@@ -118,6 +129,8 @@ class PairsSampler:
         Raises:
             ConfigError: `out` is a directory or the dataset, or the samples beside it
                 were made with other settings (without force).
+            EndpointDownError: `max_consecutive_errors` problems in a row failed; the
+                samples so far are kept, and running again resumes.
         """
         if out.is_dir():
             raise ConfigError(f"--out {str(out)!r} is a directory; give a .jsonl file name")
@@ -161,6 +174,9 @@ class PairsSampler:
         records: list[ProblemSamples] = []
         failed_requests = 0
         right = total = 0
+        streak = ErrorStreak(self._streak_limit)
+        stopped: str | None = None
+        tasks: list[asyncio.Task[None]] = []
 
         async def ask(prompt: str, seed: int | None) -> _Reply:
             try:
@@ -201,7 +217,7 @@ class PairsSampler:
             task = bar.add_task("pairs", total=len(todo), note="")
 
             async def one(problem: ProblemRecord) -> None:
-                nonlocal failed_requests, right, total
+                nonlocal failed_requests, right, total, stopped
                 prompt = user_prompt(problem.problem, options.instruction)
                 step = options.seed_group
                 starts = range(0, options.samples, step)
@@ -225,7 +241,18 @@ class PairsSampler:
                         errors[0],
                     )
                     bar.update(task, advance=1, note=_note(right, total, failed_requests))
+                    if streak.add(True) and stopped is None:
+                        stopped = (
+                            f"stopped after {streak.count} problems in a row had a request "
+                            f"fail: the model {options.model} failed with "
+                            f"{error_line(errors[0])}; fix it and run the same command again "
+                            "to resume"
+                        )
+                        for other in tasks:  # the rest: not asked, sampled next time
+                            if other is not asyncio.current_task():
+                                other.cancel()
                     return
+                streak.add(False)
                 replies = [a for a in answers if not isinstance(a, BaseException)]
                 per_sample_seeds = [s for s, n in zip(seeds, sizes, strict=True) for _ in range(n)]
                 record = self._record(problem, prompt, replies, per_sample_seeds)
@@ -236,7 +263,10 @@ class PairsSampler:
                 total += len(record.samples)
                 bar.update(task, advance=1, note=_note(right, total, failed_requests))
 
-            await asyncio.gather(*(one(problem) for problem in todo))
+            tasks.extend(asyncio.create_task(one(problem)) for problem in todo)
+            raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
+        if stopped is not None:
+            raise EndpointDownError(stopped)
         return records, failed_requests
 
     def _seed(self, problem: ProblemRecord, start: int) -> int | None:
