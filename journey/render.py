@@ -470,7 +470,7 @@ def _stat_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
         ("finished", "count", stats.finished),
         ("unfinished", "count", stats.unfinished),
         ("solved", "count", stats.solved),
-        ("yield (solved / finished)", "rate", stats.yield_rate),
+        ("yield (solved / finished without error)", "rate", stats.yield_rate),
     ]
     rows += [(f"outcome · {k}", "count", v) for k, v in stats.outcomes.items()]
     rows += [(f"stop · {k.replace('_', ' ')}", "count", v) for k, v in stats.stop_reasons.items()]

@@ -225,7 +225,7 @@ def test_browse_without_a_terminal_prints_a_summary(fixture_run: FixtureRun) -> 
         cli, ["browse", str(fixture_run.root), "--outcome", "correct", "--sort", "turns"]
     )
     assert result.exit_code == 0, result.output
-    assert "yield (solved / finished)" in result.output
+    assert "yield (solved / finished without error)" in result.output
     assert "2 of 4 sessions · filter: correct · sort: turns" in result.output
     listed = [line for line in result.output.splitlines() if "✓ solved" in line]
     assert [line.split()[1] for line in listed] == [

@@ -177,6 +177,19 @@ def test_browse_summary_prints_bracketed_paths(bracketed_run: tuple[Path, str]) 
     assert PROBLEM in result.output
 
 
+def test_merge_prints_bracketed_source_paths(
+    bracketed_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, _ = bracketed_run
+    out = tmp_path / "[/merged]"
+    result = runner.invoke(
+        app, ["merge", str(root), "--out", str(out)], env={"COLUMNS": "300"}, terminal_width=300
+    )
+    assert result.exit_code == 0, result.output
+    assert str(root) in result.output and "merged run" in result.output
+    assert (out / "sessions.jsonl").is_file()
+
+
 def test_a_debate_shows_bracketed_problem_specs_and_run_folder(tmp_path: Path) -> None:
     folder = _odd_dir(tmp_path)
     policy, critic = folder / "policy.json", folder / "critic.json"

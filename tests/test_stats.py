@@ -125,7 +125,7 @@ def test_an_empty_run_has_no_means(tmp_path: Path) -> None:
     assert stats.tokens == {}
     out = _text(render_run_stats([stats]))
     lines = [" ".join(line.split()) for line in out.splitlines()]
-    assert lines[0] == tmp_path.name and "yield (solved / finished) —" in lines
+    assert lines[0] == tmp_path.name and "yield (solved / finished without error) —" in lines
 
 
 def test_missing_run_is_a_user_error(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_the_table(fixture_run: FixtureRun) -> None:
         "finished 3",
         "unfinished 1",
         "solved 2",
-        "yield (solved / finished) 66.7%",
+        "yield (solved / finished without error) 66.7%",
         "outcome · solved 2",
         "outcome · failed 1",
         "stop · verified answer 2",
@@ -170,7 +170,7 @@ def test_two_runs_side_by_side(fixture_run: FixtureRun, small_run: Path) -> None
     # Both runs are named "run": their parents tell them apart.
     assert lines[0] == f"{fixture_run.root.parent.name}/run {small_run.parent.name}/run Δ"
     assert "sessions 4 1 -3" in lines
-    assert "yield (solved / finished) 66.7% 100.0% +33.3 pp" in lines
+    assert "yield (solved / finished without error) 66.7% 100.0% +33.3 pp" in lines
     assert "outcome · failed 1 0 -1" in lines  # an outcome the small run never reached
     assert "mean turns 3.33 2.00 -1.33" in lines
     assert 'transcripts with "hmm" 33.3% 0.0% -33.3 pp' in lines
@@ -182,7 +182,7 @@ def test_two_runs_side_by_side(fixture_run: FixtureRun, small_run: Path) -> None
 def test_the_stats_command(fixture_run: FixtureRun, small_run: Path) -> None:
     result = runner.invoke(app, ["stats", str(fixture_run.root)])
     assert result.exit_code == 0, result.output
-    assert "yield (solved / finished)" in result.output and "66.7%" in result.output
+    assert "yield (solved / finished without error)" in result.output and "66.7%" in result.output
 
     result = runner.invoke(app, ["stats", str(fixture_run.root), str(small_run)])
     assert result.exit_code == 0, result.output

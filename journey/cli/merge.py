@@ -33,6 +33,4 @@ def merge(
     if json_output:
         print(report.model_dump_json(indent=2))
         return
-    # The report heads its last row with markup ("[bold]merged run[/]"), which the CLI's
-    # consoles do not read by default; its source paths are read as markup with it.
-    console.print(render_merge_report(report), markup=True)
+    console.print(render_merge_report(report))

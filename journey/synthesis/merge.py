@@ -36,6 +36,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from journey import __version__
 from journey.errors import ConfigError
@@ -273,14 +274,14 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
 
 def render_merge_report(report: MergeReport) -> Table:
     """The merge summary: one row per source, then what OUT holds."""
-    table = Table(title=f"Merged into {report.out}", box=box.ROUNDED)
+    table = Table(title=Text(f"Merged into {report.out}"), box=box.ROUNDED)
     table.add_column("source")
     table.add_column("finished", justify="right")
     table.add_column("unfinished", justify="right")
     for source in report.sources:
-        table.add_row(source.path, str(source.finished), str(source.unfinished))
+        table.add_row(Text(source.path), str(source.finished), str(source.unfinished))
     table.add_section()
-    table.add_row("[bold]merged run[/]", str(report.finished), str(report.unfinished))
+    table.add_row(Text("merged run", style="bold"), str(report.finished), str(report.unfinished))
     notes = [
         f"{report.added_finished} finished and {report.added_unfinished} unfinished added",
         f"{report.replaced} replaced by a more advanced copy" if report.replaced else "",
