@@ -17,7 +17,11 @@ Each ratio is against a baseline measured in the same run, on the same machine:
   every synthesis generates the same tokens and the ratios compare equal work
   (sampled, each variant would write a different debate);
 - prefix reuse: share of each request's prompt repeating the previous request of the
-  same session, per role (measured by the capacity server during the synthesis).
+  same session, per role (measured by the capacity server during the synthesis);
+- llama-server (`bench.bench_llama`): a MATH500 debate synthesis served by llama.cpp's
+  server on the embedded model's GGUF, as a share of that server's throughput on the
+  same requests sent raw, and the embedded backend's synthesis over it (skipped, with
+  the reason, without the binary).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import bench_server
+from bench import bench_llama, bench_server
 
 
 async def one_request_rate(max_tokens: int) -> float:
@@ -132,7 +136,31 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     }
 
 
-def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
+def llama_rows(out: Table, llama: dict[str, Any]) -> None:
+    if "skipped" in llama:
+        out.add_row("llama-server", "skipped", llama["skipped"], "", "")
+        return
+    out.add_row(
+        f"synth vs llama-server's own throughput ({llama['slots']} slots, "
+        f"{llama['problems']} MATH500 debates, greedy; raw: the same requests)",
+        f"{llama['synth_tokens_per_s']:.1f} tok/s",
+        f"{llama['raw_tokens_per_s']:.1f} tok/s",
+        f"{llama['capacity_ratio']:.3f}",
+        ">= 0.95",
+    )
+    if "embedded_vs_llama" in llama:
+        out.add_row(
+            f"embedded synth vs the same synthesis on llama-server ({llama['threads']} threads)",
+            f"{llama['embedded_tokens_per_s']:.1f} tok/s",
+            f"{llama['synth_tokens_per_s']:.1f} tok/s",
+            f"{llama['embedded_vs_llama']:.2f}x",
+            "",
+        )
+
+
+def table(
+    server: dict[str, Any], model: dict[str, float] | None, llama: dict[str, Any] | None = None
+) -> Table:
     out = Table(title="journey benchmarks", show_lines=False)
     for name in ("measure", "value", "baseline", "ratio", "target"):
         out.add_column(name)
@@ -233,6 +261,8 @@ def table(server: dict[str, Any], model: dict[str, float] | None) -> Table:
             "",
             "",
         )
+    if llama is not None:
+        llama_rows(out, llama)
     return out
 
 
@@ -240,17 +270,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer problems (a smoke run).")
     parser.add_argument("--skip-embedded", action="store_true", help="Server benchmark only.")
+    parser.add_argument("--skip-llama", action="store_true", help="No llama-server part.")
     parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     options = parser.parse_args()
     server = bench_server.run(problems=40 if options.quick else 400)
     model = None if options.skip_embedded else embedded(8, 32 if options.quick else 64)
+    llama = None
+    if not options.skip_llama:
+        llama = bench_llama.run(
+            problems=16,
+            max_turns=2 if options.quick else 3,
+            step_tokens=32 if options.quick else 64,
+            embedded=not options.skip_embedded,
+        )
     console = Console()
-    console.print(table(server, model))
+    console.print(table(server, model, llama))
     when = datetime.now(UTC).isoformat(timespec="minutes")
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     console.print(f"{when}, {machine}")
     if options.json:
-        options.json.write_text(json.dumps({"server": server, "embedded": model}, indent=2))
+        figures = {"server": server, "embedded": model, "llama": llama}
+        options.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

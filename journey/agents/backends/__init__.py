@@ -7,6 +7,7 @@ import them from their modules (`transformers_client`, `openai_compat`) or let
 
 from journey.agents.backends.base import LabelScoringClient, can_score_labels, ensure_loaded
 from journey.agents.backends.limited import ConcurrencyLimitedClient, limit_requests
+from journey.agents.backends.plain_prompt import PlainPromptTemplate, load_plain_template
 from journey.agents.backends.scripted import (
     FunctionChatCompletionClient,
     ScriptedChatCompletionClient,
@@ -27,11 +28,13 @@ __all__ = [
     "FunctionChatCompletionClient",
     "LabelScoringClient",
     "ModelSpec",
+    "PlainPromptTemplate",
     "ScriptExhaustedError",
     "ScriptedChatCompletionClient",
     "can_score_labels",
     "create_client",
     "ensure_loaded",
     "limit_requests",
+    "load_plain_template",
     "parse_model_spec",
 ]

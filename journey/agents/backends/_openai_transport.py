@@ -114,10 +114,23 @@ class _MessagesAsGiven(AsyncCompletions):
         return result
 
 
-def openai_client(*, api_key: str, base_url: str, timeout: float) -> openai.AsyncOpenAI:
+def openai_client(
+    *,
+    api_key: str,
+    base_url: str,
+    timeout: float,
+    http_client: openai.DefaultAsyncHttpxClient | None = None,
+) -> openai.AsyncOpenAI:
     """An SDK client with no retries of its own (journey retries, honouring
-    Retry-After) whose chat completions send their messages as given."""
-    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+    Retry-After) whose chat completions send their messages as given; `http_client`
+    sends its requests when given (the SDK's own otherwise)."""
+    client = openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=0,
+        http_client=http_client,
+    )
     # `completions` is a cached property: an instance attribute takes its place.
     client.chat.completions = _MessagesAsGiven(client)
     return client

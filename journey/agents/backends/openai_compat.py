@@ -122,6 +122,7 @@ class OpenAICompatibleClient(ChatCompletionClient):
         reasoning: bool | None = None,
         api: Api = "chat",
         plain_template: str = "plain",
+        http_client: openai.DefaultAsyncHttpxClient | None = None,
         **create_defaults: Any,
     ) -> None:
         """Build the client; no request is sent until the first call.
@@ -146,6 +147,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
                 with the chat rendered as plain text, for base models.
             plain_template: The prompt file (`journey/agents/prompts/<name>.yaml`) that
                 renders chats as plain text with `api="completions"`.
+            http_client: The httpx client that sends the requests (a proxy, certificates,
+                event hooks that log them); default the openai SDK's own. Closed with this
+                client.
             **create_defaults: Default chat-completion arguments (temperature, max_tokens, seed...).
 
         Raises:
@@ -198,7 +202,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
         self._prompt_tokens = PromptTokenCounts()
 
         # One SDK client for generation and scoring, sharing its connections.
-        self._sdk = openai_client(api_key=api_key, base_url=self._base_url, timeout=timeout)
+        self._sdk = openai_client(
+            api_key=api_key, base_url=self._base_url, timeout=timeout, http_client=http_client
+        )
         create_args = {**create_defaults, "model": model}
         if model_info is None:
             try:  # a model name AutoGen knows brings its own capabilities
