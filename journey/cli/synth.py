@@ -104,14 +104,13 @@ def synth(
         float | None, typer.Option(help="beam: sampling temperature of the children (default 0.8).")
     ] = None,
     beam_full_tree: Annotated[
-        bool | None,
+        bool,
         typer.Option(
-            "--beam-full-tree/--beam-first-answer",
+            "--beam-full-tree",
             help="beam: grow the tree to --max-depth or until every leaf ends, instead of "
-            "stopping at the first verified answer (default: first answer).",
-            show_default=False,
+            "stopping at the first verified answer.",
         ),
-    ] = None,
+    ] = False,
     beam_walk_trials: Annotated[
         int | None,
         typer.Option(
@@ -158,7 +157,7 @@ def synth(
         "beam_size": beam_size,
         "beam_max_expansions": beam_max_expansions,
         "beam_temperature": beam_temperature,
-        "beam_full_tree": beam_full_tree,
+        "beam_full_tree": beam_full_tree or None,  # recorded only when asked
         "beam_walk_trials": beam_walk_trials,
     }
     strategy_config = {key: value for key, value in beam.items() if value is not None}

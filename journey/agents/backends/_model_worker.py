@@ -185,12 +185,6 @@ class ModelWorker:
         self._get_tokenizer()
         return self._context_length
 
-    @property
-    def reply_stops(self) -> tuple[str, ...]:
-        """Stop strings every reply needs: a base model's plain-text turns end at these."""
-        self._get_tokenizer()
-        return () if self._plain is None else self._plain.stop
-
     def encode_chat(self, chat: Chat, *, suffix: str = "") -> list[int]:
         """Token ids of the chat-template prompt (then `suffix`); a final assistant
         message is continued instead of answered. A model without a chat template (a base
@@ -382,6 +376,7 @@ class ModelWorker:
             except Exception as exc:
                 job.future.set_exception(exc)
                 continue
+            self._add_reply_stops(job)
             prompts.append(ids)
             ready.append(job)
         if not ready:
@@ -646,6 +641,11 @@ class ModelWorker:
             return True
         return self._end_row(batch, index)
 
+    def _add_reply_stops(self, job: GenerationJob) -> None:
+        """A base model's plain-text turns end at the template's stop strings."""
+        if self._plain is not None:
+            job.stops = (*job.stops, *self._plain.stop)
+
     def _encode_all(self, jobs: list[GenerationJob]) -> tuple[list[GenerationJob], list[list[int]]]:
         """The jobs whose prompts encode and fit (with at least two tokens), and those
         prompts; any other job fails alone."""
@@ -660,6 +660,7 @@ class ModelWorker:
             except Exception as exc:
                 job.future.set_exception(exc)
                 continue
+            self._add_reply_stops(job)
             ready.append(job)
             prompts.append(ids)
         return ready, prompts

@@ -356,7 +356,6 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         stops = tuple(s for s in ([stop] if isinstance(stop, str) else stop) if s)
         if not all(isinstance(s, str) for s in stops):
             raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
-        stops += self._worker.reply_stops
         seed = args.get("seed")
         sampling = (
             GREEDY
