@@ -23,12 +23,9 @@ What it asks and reads, server by server:
 
 from __future__ import annotations
 
-import email.utils
-import json
 import math
 import os
 import random
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
@@ -36,7 +33,6 @@ from urllib.parse import urlparse
 import openai
 from autogen_core import CancellationToken
 from autogen_core.models import (
-    AssistantMessage,
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
@@ -44,8 +40,6 @@ from autogen_core.models import (
     ModelFamily,
     ModelInfo,
     RequestUsage,
-    SystemMessage,
-    UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
 from autogen_ext.models.openai import BaseOpenAIChatCompletionClient, _model_info
@@ -59,13 +53,20 @@ from journey.agents.backends._openai_completions import (
     completion_result,
     first_token_top_logprobs,
 )
+from journey.agents.backends._openai_faults import (
+    describe_fault,
+    fault_cause,
+    is_retryable,
+    is_transport_fault,
+    retry_after,
+)
 from journey.agents.backends._openai_transport import collect_stream_thoughts, openai_client
 from journey.agents.backends._prompt_tokens import PromptTokenCounts, estimate_prompt_tokens
 from journey.agents.backends._reasoning_models import (
     is_openai_reasoning_model,
     reasoning_request,
 )
-from journey.agents.backends.plain_prompt import load_plain_template
+from journey.agents.backends.plain_prompt import load_plain_template, message_role, message_text
 from journey.agents.backends.spec import OPENAI_APIS
 from journey.errors import ConfigError, ModelUnavailableError
 
@@ -84,9 +85,6 @@ LABEL_FLOOR_LOGPROB = -100.0
 
 DUMMY_API_KEY = "EMPTY"
 """Sent to servers that need no key (vLLM, llama.cpp); the openai SDK refuses an empty one."""
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
-"""Retried besides every 5xx."""
 
 TOP_LOGPROBS = 20  # the most OpenAI and vLLM (default --max-logprobs) return
 
@@ -327,7 +325,7 @@ class OpenAICompatibleClient(ChatCompletionClient):
                     self._prompt_tokens.record(messages, chunk.usage.prompt_tokens)
                 yield chunk
         except Exception as exc:
-            if _is_transport_fault(exc):
+            if is_transport_fault(exc):
                 raise self._unavailable(exc, attempts=None) from exc
             raise
         finally:
@@ -514,7 +512,7 @@ class OpenAICompatibleClient(ChatCompletionClient):
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._max_retries + 1),
                 wait=self._wait,
-                retry=retry_if_exception(_is_retryable),
+                retry=retry_if_exception(is_retryable),
                 before_sleep=self._count_retry,
                 reraise=True,
             ):
@@ -522,14 +520,14 @@ class OpenAICompatibleClient(ChatCompletionClient):
                     attempts += 1
                     return await call()
         except Exception as exc:
-            if _is_transport_fault(exc):
+            if is_transport_fault(exc):
                 raise self._unavailable(exc, attempts) from exc
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        server_wait = _retry_after(exc)
+        server_wait = retry_after(exc)
         if server_wait is not None:
             return min(max(server_wait, 0.0), self._max_backoff)
         backoff = min(self._backoff_base * 2.0 ** (state.attempt_number - 1), self._max_backoff)
@@ -537,7 +535,7 @@ class OpenAICompatibleClient(ChatCompletionClient):
 
     def _count_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
-        cause = _cause(exc) if exc is not None else "unknown"
+        cause = fault_cause(exc) if exc is not None else "unknown"
         self.retry_count += 1
         self.retries_by_cause[cause] = self.retries_by_cause.get(cause, 0) + 1
 
@@ -545,11 +543,11 @@ class OpenAICompatibleClient(ChatCompletionClient):
         """One line for the user; `attempts` is None for a fault in the middle of a stream."""
         if attempts is None:
             what = "failed mid-stream"
-        elif not _is_retryable(exc):
+        elif not is_retryable(exc):
             what = "rejected the request"
         else:
             what = f"unavailable after {attempts} attempt{'s' if attempts != 1 else ''}"
-        detail = _describe(exc, self._timeout)
+        detail = describe_fault(exc, self._timeout)
         if self._secret:
             detail = detail.replace(self._secret, "***")
         return ModelUnavailableError(f"model {self._model!r} at {self._base_url} {what}: {detail}")
@@ -638,79 +636,6 @@ def _unknown_model_info() -> ModelInfo:
     )
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUSES or exc.status_code >= 500
-    # APITimeoutError is an APIConnectionError; the other two are unreadable 200 bodies.
-    return isinstance(
-        exc, openai.APIConnectionError | openai.APIResponseValidationError | json.JSONDecodeError
-    )
-
-
-def _is_transport_fault(exc: BaseException) -> bool:
-    """A fault of the server or the wire (retryable or not), not a bug or a bad argument."""
-    return isinstance(exc, openai.APIError | json.JSONDecodeError)
-
-
-def _cause(exc: BaseException) -> str:
-    if isinstance(exc, openai.APIStatusError):
-        return str(exc.status_code)
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection"
-    return "invalid_response"
-
-
-def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, openai.APIStatusError):
-        message = _server_message(exc)
-        text = f"HTTP {exc.status_code}" + (f" ({message})" if message else "")
-    elif isinstance(exc, openai.APITimeoutError):
-        text = f"timed out after {timeout:g} s"
-    elif isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        text = "connection failed" + (f" ({type(cause).__name__}: {cause})" if cause else "")
-    else:
-        text = f"unreadable response body ({type(exc).__name__}: {exc})"
-    text = " ".join(text.split())  # one line, whatever the server sent
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        message = error.get("message") if isinstance(error, dict) else error
-        if message:
-            return str(message)
-    return ""
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (`retry-after-ms`, `Retry-After` seconds or date)."""
-    if not isinstance(exc, openai.APIStatusError):
-        return None
-    headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return seconds
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return None
-
-
 def _label_score(label: str, top: Mapping[str, float]) -> float:
     target = label.strip().casefold()
     matches = [
@@ -726,18 +651,7 @@ def _label_score(label: str, top: Mapping[str, float]) -> float:
 
 
 def _to_openai_message(message: LLMMessage) -> dict[str, str]:
-    if isinstance(message, SystemMessage):
-        return {"role": "system", "content": message.content}
-    if isinstance(message, UserMessage):
-        if isinstance(message.content, str):
-            return {"role": "user", "content": message.content}
-        return {
-            "role": "user",
-            "content": "\n".join(p for p in message.content if isinstance(p, str)),
-        }
-    if isinstance(message, AssistantMessage) and isinstance(message.content, str):
-        return {"role": "assistant", "content": message.content}
-    raise ConfigError(f"label scoring takes text messages only, got {type(message).__name__}")
+    return {"role": message_role(message), "content": message_text(message)}
 
 
 def _add_usage(a: RequestUsage, b: RequestUsage) -> RequestUsage:

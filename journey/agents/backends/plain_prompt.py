@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Literal
 
 import yaml
 from autogen_core.models import AssistantMessage, LLMMessage, SystemMessage, UserMessage
 
 from journey.errors import ConfigError
 
-__all__ = ["PlainPromptTemplate", "load_plain_template", "message_text"]
+__all__ = ["PlainPromptTemplate", "load_plain_template", "message_role", "message_text"]
 
 _PLACEHOLDER = "{content}"
 _ROLES = ("system", "user", "assistant")
@@ -53,7 +54,7 @@ class PlainPromptTemplate:
         A final assistant message is left open (its frame stops where its text ends),
         so the model continues it: the way to force the start of a reply.
         """
-        return self.render_turns([(_role(m), message_text(m)) for m in messages])
+        return self.render_turns([(message_role(m), message_text(m)) for m in messages])
 
     def render_turns(self, turns: Sequence[tuple[str, str]]) -> str:
         """As `render`, for (role, text) pairs; role is system, user or assistant."""
@@ -116,7 +117,12 @@ def load_plain_template(name: str = "plain") -> PlainPromptTemplate:
     )
 
 
-def _role(message: LLMMessage) -> str:
+def message_role(message: LLMMessage) -> Literal["system", "user", "assistant"]:
+    """The chat role of a system, user or assistant message.
+
+    Raises:
+        ConfigError: A tool call's result, which no plain-text prompt holds.
+    """
     if isinstance(message, SystemMessage):
         return "system"
     if isinstance(message, UserMessage):
