@@ -590,9 +590,12 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             at = shown.getvalue().index(line, at) + len(line)
         if summary.outcome == "solved":
             out = tmp_path / "sft.jsonl"
-            export_runs([tmp_path / "run"], out, ExportOptions(format="sft"))
+            card = export_runs([tmp_path / "run"], out, ExportOptions(format="sft"))
             [row] = [json.loads(line) for line in out.read_text().splitlines()]
             assert row["completion"][0]["content"] == transcript.strip()
+            settings = card.strategy_settings  # the beam as the seed's K, D and trials
+            assert settings["beam_size"] == [2] and settings["beam_full_tree"] == [False]
+            assert settings["beam_walk_trials"] == [2]
 
 
 # -- the real embedded model -----------------------------------------------------------------

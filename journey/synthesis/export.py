@@ -166,6 +166,7 @@ class _Exporter:
         self.labels: Counter[tuple[str, str]] = Counter()
         self.transcripts: Counter[str] = Counter()
         self.strategies: set[str] = set()
+        self.settings: dict[str, set[str]] = {}
         self.models: dict[str, set[str]] = {}
 
     def _note_models(self, models: dict[str, Any] | None) -> None:
@@ -287,6 +288,7 @@ class _Exporter:
                 if session.posed is not None:
                     self.strategies.add(session.posed.strategy)
                     self._note_models(session.posed.models)
+                    self._note_settings(session.posed)
                 if limit is not None:
                     self.dropped["over limit"] += max(len(rows) - (limit - len(out)), 0)
                     rows = rows[: limit - len(out)]
@@ -301,8 +303,19 @@ class _Exporter:
         self.card.labels = labels
         self.card.transcripts = dict(sorted(self.transcripts.items()))
         self.card.strategies = sorted(self.strategies)
+        self.card.strategy_settings = {
+            key: [json.loads(v) for v in sorted(values)]
+            for key, values in sorted(self.settings.items())
+        }
         self.card.models = {role: sorted(specs) for role, specs in sorted(self.models.items())}
         return out
+
+    def _note_settings(self, posed: ProblemPosed) -> None:
+        """Strategy settings are the config keys named after the strategy (`beam_size`)."""
+        prefix = posed.strategy.replace("-", "_") + "_"
+        for key, value in posed.config.items():
+            if key.startswith(prefix):
+                self.settings.setdefault(key, set()).add(json.dumps(value))
 
     def _note_run_meta(self, root: Path) -> None:
         try:

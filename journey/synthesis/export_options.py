@@ -173,6 +173,9 @@ class ExportCard(BaseModel):
     """How the long thoughts were written (policy reasoning, tree-walk trials)."""
     source_runs: list[str] = Field(default_factory=list)
     strategies: list[str] = Field(default_factory=list)
+    strategy_settings: dict[str, list[Any]] = Field(default_factory=dict)
+    """The exported sessions' strategy settings, as their `problem_posed` recorded them
+    (beam: width, K kept per depth, full tree, the walk's trials...): each value seen."""
     models: dict[str, list[str]] = Field(default_factory=dict)
     """Model specs per role, from `run.json` and the sessions' `problem_posed` events."""
     filters: dict[str, Any] = Field(default_factory=dict)

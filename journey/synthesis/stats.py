@@ -35,8 +35,8 @@ from journey.protocols import (
     Role,
     TokenUsage,
 )
+from journey.synthesis.long_thought import write_long_thought
 from journey.synthesis.rundir import EventLog, SessionSummary, read_event_log, read_index
-from journey.synthesis.transcript import LongThoughtWriter
 
 __all__ = [
     "DEFAULT_KEYWORDS",
@@ -89,7 +89,7 @@ class RunContents:
             return path.read_text(encoding="utf-8").rstrip("\n")
         events = self.events_path(session_id)
         if events.is_file():
-            return LongThoughtWriter().write(read_event_log(events).events)
+            return write_long_thought(read_event_log(events).events, None)
         return None
 
 
