@@ -332,3 +332,39 @@ def test_the_cli_defaults_are_the_libraries() -> None:
         assert default(command, "critic_tokens") == DEFAULT_CRITIC_TOKENS
     for command in (synth, evaluate, pairs):
         assert default(command, "max_consecutive_errors") == DEFAULT_MAX_CONSECUTIVE_ERRORS
+
+
+def self_checking_policy(messages: Sequence[LLMMessage]) -> str:
+    """Propose-critique: the policy writes step 1 wrong and judges it incorrect, but picks
+    continue; then the right step, checked and continued; then the right answer."""
+    step = policy(messages)
+    if WRONG in step:
+        return f"{step}\nCheck: the sum is off by one.\nVERDICT: incorrect\nACTION: continue"
+    return f"{step}\nCheck: the sum checks out.\nACTION: continue"
+
+
+def test_a_policy_judging_itself_never_keeps_a_step_it_called_incorrect(tmp_path: Path) -> None:
+    data = tmp_path / "sums.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"problem": f"What is {a} + {b}?", "answer": str(a + b)}) + "\n"
+            for a, b in PAIRS
+        )
+    )
+    options = SynthesisOptions(
+        strategy="propose-critique",
+        policy="function:test_trust:self_checking_policy",
+        limits=DebateLimits(max_turns=8),
+    )
+    runner = SynthesisRunner(options, console=Console(file=io.StringIO()))
+    asyncio.run(runner.run(tmp_path / "run", load_problems(data).records))
+    wrong = verdicts(tmp_path / "run", on_wrong_steps=True)
+    assert len(wrong) == len(PAIRS)
+    assert {(e.verdict, e.source, e.action.action) for e in wrong} == {
+        (StepVerdict.INCORRECT, LabelSource.SELF_CHECK, "reflect")
+    }
+    shortcut = export(tmp_path / "run", tmp_path / "s.jsonl", "shortcut")
+    assert len(shortcut) == len(PAIRS)
+    assert not any(WRONG in t for row in shortcut for t in texts(row["completion"]))
+    card = load_card(card_path(tmp_path / "s.jsonl"))
+    assert card.labels == {"self_check": {"correct": 6}, "verifier": {"correct": 6}}
