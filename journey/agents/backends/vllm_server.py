@@ -25,17 +25,13 @@ kernel when journey itself dies without cleaning up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import http.client
 import logging
 import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,6 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from journey.agents.backends._child_process import (
+    die_with_parent_hook,
+    free_port,
+    log_tail,
+    signal_group,
+)
 from journey.agents.backends.openai_compat import DUMMY_API_KEY, OpenAICompatibleClient
 from journey.errors import ConfigError, ModelSpecError, ModelUnavailableError
 
@@ -75,9 +77,6 @@ STOP_GRACE_SECONDS = 30.0
 
 READY_POLL_SECONDS = 0.5
 LOG_TAIL_LINES = 5
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 @dataclass(frozen=True)
@@ -173,14 +172,14 @@ class _ServerProcess:
         if self.process.poll() is not None:
             self.keep_log = True  # it died on its own: its log says why
         else:
-            _signal_group(self.process.pid, signal.SIGTERM)
+            signal_group(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, signal.SIGKILL)
+                signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         # Tensor-parallel workers live in the server's process group and may outlive it.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        signal_group(self.process.pid, signal.SIGKILL)
         if not self.keep_log:
             self.log_path.unlink(missing_ok=True)
 
@@ -197,7 +196,7 @@ class VLLMServer:
 
     def __init__(self, settings: VLLMServerSettings) -> None:
         self.settings = settings
-        port = _free_port()
+        port = free_port(HOST)
         command = settings.command(port)
         self.base_url = f"http://{HOST}:{port}/v1"
         # The one file journey/agents writes: the server's output goes to a file, not a
@@ -215,7 +214,7 @@ class VLLMServer:
                     # Its own process group, so a stop reaches tensor-parallel workers too
                     # and a Ctrl-C in journey's terminal does not kill it mid-request.
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if _LIBC is not None else None,
+                    preexec_fn=die_with_parent_hook(),
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log is current
                 )
             except OSError as error:
@@ -314,7 +313,7 @@ class VLLMServer:
         """Stop the server, keep its log, and raise (now and on every later wait)."""
         self._process.keep_log = True
         self._stop_process()
-        tail = " | ".join(_log_tail(self.log_path, LOG_TAIL_LINES)) or "(empty)"
+        tail = " | ".join(log_tail(self.log_path, LOG_TAIL_LINES)) or "(empty)"
         if len(tail) > 500:
             tail = "..." + tail[-497:]
         self._failure = (
@@ -436,13 +435,6 @@ def vllm_client_from_spec(
     return VLLMClient(VLLMServer.acquire(settings), start_timeout=start_timeout, **client_options)
 
 
-def _free_port() -> int:
-    """A port free now; the server binds it a moment later (a clash fails its start)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _lists_models(base_url: str) -> bool:
     # No proxy: a $HTTP_PROXY would otherwise get the loopback probe.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -451,30 +443,3 @@ def _lists_models(base_url: str) -> bool:
             return bool(response.status == 200)
     except (OSError, http.client.HTTPException):  # URLError, HTTPError, refused, timeout
         return False
-
-
-def _log_tail(path: Path, lines: int) -> list[str]:
-    try:
-        with path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - 16384))
-            text = log.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-
-
-def _signal_group(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel SIGTERMs the server when journey dies without
-    cleaning up (SIGKILL, a crash), which atexit cannot cover.
-
-    Linux ties this to the *thread* that started the server, so build vLLM clients on a
-    long-lived thread (the CLI's main thread), not a short-lived worker.
-    """
-    assert _LIBC is not None
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
