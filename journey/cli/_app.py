@@ -39,6 +39,23 @@ PolicyOption = Annotated[
 CriticOption = Annotated[
     str, typer.Option("--critic", help="Model spec of the critic (see 'journey models').")
 ]
+StepTokensOption = Annotated[
+    int,
+    typer.Option(help="Generation limit for one policy step (max_tokens in --policy wins)."),
+]
+CriticTokensOption = Annotated[
+    int,
+    typer.Option(
+        help="Generation limit for one critic verdict, a reasoning critic's thoughts "
+        "included (max_tokens in --critic wins)."
+    ),
+]
+CriticReasksOption = Annotated[
+    int,
+    typer.Option(
+        help="How often an unreadable verdict is asked again before the step is left unknown."
+    ),
+]
 
 
 def warn(tag: str, message: str, *, sep: str = ": ") -> None:

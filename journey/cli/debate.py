@@ -12,7 +12,10 @@ from rich.text import Text
 
 from journey.cli._app import (
     CriticOption,
+    CriticReasksOption,
+    CriticTokensOption,
     PolicyOption,
+    StepTokensOption,
     app,
     console,
     default_run_dir,
@@ -60,23 +63,9 @@ def debate(
     max_tokens: Annotated[
         int, typer.Option(help="Generated tokens (both roles) before the session stops.")
     ] = 6000,
-    step_tokens: Annotated[
-        int,
-        typer.Option(help="Generation limit for one policy step (max_tokens in --policy wins)."),
-    ] = 160,
-    critic_tokens: Annotated[
-        int,
-        typer.Option(
-            help="Generation limit for one critic verdict, a reasoning critic's thoughts "
-            "included (max_tokens in --critic wins)."
-        ),
-    ] = 1024,  # DEFAULT_CRITIC_TOKENS; the agents are imported only when run
-    critic_reasks: Annotated[
-        int,
-        typer.Option(
-            help="How often an unreadable verdict is asked again before the step is left unknown."
-        ),
-    ] = 1,
+    step_tokens: StepTokensOption = 160,
+    critic_tokens: CriticTokensOption = 1024,  # DEFAULT_CRITIC_TOKENS; imported only when run
+    critic_reasks: CriticReasksOption = 1,
     raw: Annotated[bool, typer.Option(help="Also show the models' raw replies.")] = False,
     quiet: Annotated[bool, typer.Option(help="Print only the summary.")] = False,
     json_output: Annotated[

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import CriticOption, PolicyOption, app, console, err_console, warn
+from journey.cli._app import (
+    CriticOption,
+    CriticReasksOption,
+    CriticTokensOption,
+    PolicyOption,
+    StepTokensOption,
+    app,
+    console,
+    err_console,
+    warn,
+)
 from journey.errors import ConfigError
 
 
@@ -70,23 +80,9 @@ def synth(
     max_tokens: Annotated[
         int, typer.Option(help="Generated tokens (both roles) before a session stops.")
     ] = 6000,
-    step_tokens: Annotated[
-        int,
-        typer.Option(help="Generation limit for one policy step (max_tokens in --policy wins)."),
-    ] = 160,
-    critic_tokens: Annotated[
-        int,
-        typer.Option(
-            help="Generation limit for one critic verdict, a reasoning critic's thoughts "
-            "included (max_tokens in --critic wins)."
-        ),
-    ] = 1024,  # DEFAULT_CRITIC_TOKENS; the agents are imported only when run
-    critic_reasks: Annotated[
-        int,
-        typer.Option(
-            help="How often an unreadable verdict is asked again before the step is left unknown."
-        ),
-    ] = 1,
+    step_tokens: StepTokensOption = 160,
+    critic_tokens: CriticTokensOption = 1024,  # DEFAULT_CRITIC_TOKENS; imported only when run
+    critic_reasks: CriticReasksOption = 1,
     beam_width: Annotated[
         int | None, typer.Option(help="beam: children sampled per expanded node (default 3).")
     ] = None,
