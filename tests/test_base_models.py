@@ -20,7 +20,11 @@ from journey.agents.backends import ScriptedChatCompletionClient
 from journey.agents.backends.model_store import embedded_model_dir
 from journey.agents.backends.plain_prompt import load_plain_template
 from journey.agents.backends.transformers_client import TransformersChatCompletionClient
-from journey.synthesis import DebateLimits, DebateSession
+from journey.evaluation.grading import grade_output
+from journey.evaluation.runner import EvalOptions, EvalRunner, load_records
+from journey.synthesis import DebateLimits, DebateSession, load_problems
+from journey.synthesis.pairs import PairsOptions
+from journey.synthesis.pairs_sampling import PairsSampler
 
 pytestmark = pytest.mark.embedded
 
@@ -85,3 +89,26 @@ def test_a_base_model_policy_runs_a_debate(client: TransformersChatCompletionCli
     steps = [e for e in result.events if e.type == "policy_step"]
     assert result.ended.error is None, result.ended.error
     assert steps and all(s.content for s in steps)  # type: ignore[union-attr]
+
+
+def test_eval_and_pairs_run_a_base_model(
+    client: TransformersChatCompletionClient, tmp_path: Path
+) -> None:
+    data = tmp_path / "sums.jsonl"
+    data.write_text(json.dumps({"problem": "What is 2 + 3?", "answer": "5"}) + "\n")
+    problems = load_problems(data).records
+    evaluation = EvalRunner(
+        EvalOptions(model="hf:./base", max_new_tokens=16), client=client, progress=False
+    )
+    metrics = asyncio.run(evaluation.run(tmp_path / "eval", problems, dataset=str(data)))
+    assert metrics.problems == 1
+    [record] = load_records(tmp_path / "eval")
+    assert record.output.strip() and "<|im_start|>" not in record.output
+    sampler = PairsSampler(
+        PairsOptions(model="hf:./base", samples=2, max_new_tokens=16, batch_size=2),
+        grade=grade_output,
+        client=client,
+        progress=False,
+    )
+    card = asyncio.run(sampler.run(tmp_path / "pairs.jsonl", problems, dataset=str(data)))
+    assert card.samples == 2 and card.failed_requests == 0
