@@ -72,6 +72,15 @@ def test_debate_with_replayed_models_writes_a_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["outcome"] == "solved" and summary["final_answer"] == "12"
+    log = next((tmp_path / "run" / "sessions").glob("*/events.jsonl"))
+    before = log.read_text()
+    again = runner.invoke(
+        app,
+        ["debate", "--demo", "--policy", f"replay:{policy}", "--critic", f"replay:{policy}",
+         "--out", str(tmp_path / "run")],
+    )  # fmt: skip
+    assert again.exit_code == 1 and "already holds a debate of this problem" in str(again.exception)
+    assert log.read_text() == before  # the first debate's log is left whole
 
 
 @pytest.mark.embedded

@@ -77,7 +77,13 @@ def debate(
     from journey.agents.backends import ClientPool, parse_model_spec
     from journey.protocols import SessionEnded
     from journey.render import SessionRenderer, render_session_summary, render_tree
-    from journey.synthesis import DebateLimits, DebateResult, DebateSession, RunDirectory
+    from journey.synthesis import (
+        DebateLimits,
+        DebateResult,
+        DebateSession,
+        RunDirectory,
+        session_id_for,
+    )
 
     if demo:
         problem, answer = problem or DEMO_PROBLEM, answer or DEMO_ANSWER
@@ -88,6 +94,12 @@ def debate(
         max_turns = DEMO_MAX_TURNS if demo else DebateLimits.max_turns
     limits = DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens)
     specs = {"policy": parse_model_spec(policy), "critic": parse_model_spec(critic)}
+    if out is not None:  # two debates of one problem would share one event log
+        folder = out / "sessions" / session_id_for(problem)
+        if (folder / "events.jsonl").exists():
+            raise JourneyError(
+                f"{out} already holds a debate of this problem ({folder}); give another --out"
+            )
     run = RunDirectory(
         out or default_run_dir("debate"),
         meta={"command": "debate", "models": {role: str(s) for role, s in specs.items()}},
