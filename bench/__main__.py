@@ -84,7 +84,9 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
 
     from bench.bench_embedded import raw_generate
     from journey.agents.backends.transformers_client import AUTO_DTYPE
-    from journey.synthesis import DebateLimits, SynthesisOptions, SynthesisRunner, load_problems
+    from journey.problems import load_problems
+    from journey.runs import SynthesisOptions, SynthesisRunner
+    from journey.sessions import DebateLimits
 
     def synthesis(model: str) -> tuple[float, int]:
         """Generated tokens/s of a debate synthesis, and its mean generating prompt."""

@@ -31,7 +31,8 @@ from textual.strip import Strip
 
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
-from journey.synthesis import DebateSession, RunDirectory
+from journey.runs import RunDirectory
+from journey.sessions import DebateSession
 
 OK = "VERDICT: correct\nACTION: continue\nREASON: The step is right."
 TEMPLATE_PROBLEM = "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there?"
@@ -124,9 +125,9 @@ def _baseline(root: Path) -> None:
 async def _first_screen(runs: list[Path]) -> tuple[float, float]:
     """From opening the runs on disk: seconds to the table's first drawn row, and seconds
     until the app is idle (the rates worker, which reads every transcript, competes then)."""
-    from journey.browse.app import BrowseApp
-    from journey.browse.model import load_run
-    from journey.browse.table import SessionTable
+    from journey.view.browse.app import BrowseApp
+    from journey.view.browse.model import load_run
+    from journey.view.browse.table import SessionTable
 
     painted: list[float] = []
     draw = SessionTable.render_line
@@ -162,8 +163,8 @@ async def _keys_during_search(run: Path, presses: int = 20) -> tuple[float, floa
     Returns:
         The slowest key press (s), the search's time to its answer (s), and the rows found.
     """
-    from journey.browse.app import BrowseApp
-    from journey.browse.model import load_run
+    from journey.view.browse.app import BrowseApp
+    from journey.view.browse.model import load_run
 
     app = BrowseApp([load_run(run)])
     async with app.run_test(size=(80, 24)) as pilot:
@@ -184,7 +185,7 @@ async def _keys_during_search(run: Path, presses: int = 20) -> tuple[float, floa
 
 def measure(runs: tuple[Path, Path], tiny: Path, repeat: int) -> dict[str, float]:
     """Seconds per step (best of `repeat`) over a pair of big runs and a tiny one."""
-    from journey.browse import SortKey, TranscriptSearch, load_run, pair_runs, sort_pairs
+    from journey.view.browse import SortKey, TranscriptSearch, load_run, pair_runs, sort_pairs
 
     first, second = runs
 

@@ -17,13 +17,13 @@ import torch
 from autogen_core.models import UserMessage
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from journey.agents.backends._packed_linear import pack_linears
-from journey.agents.backends._quiet import quiet_loading
-from journey.agents.backends.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
 from journey.agents.backends.transformers_client import (
     AUTO_DTYPE,
     TransformersChatCompletionClient,
 )
+from journey.engine._packed_linear import pack_linears
+from journey.engine.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
+from journey.engine.quiet import quiet_loading
 
 PROMPTS = [
     "Write a short story about a lighthouse keeper.",

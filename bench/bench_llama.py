@@ -44,14 +44,9 @@ from journey.agents.backends.llama_server import (
 )
 from journey.agents.backends.openai_compat import OpenAICompatibleClient
 from journey.errors import ModelUnavailableError
-from journey.synthesis import (
-    DebateLimits,
-    ProblemRecord,
-    SynthesisOptions,
-    SynthesisReport,
-    SynthesisRunner,
-    load_problems,
-)
+from journey.problems import ProblemRecord, load_problems
+from journey.runs import SynthesisOptions, SynthesisReport, SynthesisRunner
+from journey.sessions import DebateLimits
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BINARY = REPO.parent / "shared" / "bin" / "llama-server"

@@ -40,7 +40,9 @@ from typing import Any
 import openai
 from rich.console import Console
 
-from journey.synthesis import DebateLimits, SynthesisOptions, SynthesisRunner, load_problems
+from journey.problems import load_problems
+from journey.runs import SynthesisOptions, SynthesisRunner
+from journey.sessions import DebateLimits
 
 
 @dataclass

@@ -17,12 +17,12 @@ from journey.agents import (
     answers_match,
     step_under_judgement,
 )
-from journey.agents._prompts import load_prompts
 from journey.agents.backends import (
     ClientPool,
     ScriptedChatCompletionClient,
     parse_model_spec,
 )
+from journey.agents.prompt_sets import load_prompts
 from journey.errors import ConfigError, ModelSpecError
 
 POLICY_FIELDS = {

@@ -17,14 +17,15 @@ from transformers import AutoTokenizer
 
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
-from journey.agents.backends.model_store import embedded_model_dir
-from journey.agents.backends.plain_prompt import load_plain_template
 from journey.agents.backends.transformers_client import TransformersChatCompletionClient
+from journey.engine.model_store import embedded_model_dir
+from journey.engine.plain_prompt import load_plain_template
 from journey.evaluation.grading import grade_output
+from journey.evaluation.pairs import PairsOptions
+from journey.evaluation.pairs_sampling import PairsSampler
 from journey.evaluation.runner import EvalOptions, EvalRunner, load_records
-from journey.synthesis import DebateLimits, DebateSession, load_problems
-from journey.synthesis.pairs import PairsOptions
-from journey.synthesis.pairs_sampling import PairsSampler
+from journey.problems import load_problems
+from journey.sessions import DebateLimits, DebateSession
 
 pytestmark = pytest.mark.embedded
 

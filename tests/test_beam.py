@@ -25,6 +25,9 @@ from test_runner import comparable
 from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.errors import ConfigError
+from journey.exports import ExportOptions, export_runs
+from journey.longthought.tree_walk import TreeWalkWriter
+from journey.problems import load_problems
 from journey.protocols import (
     ActionApplied,
     CriticVerdictGiven,
@@ -34,29 +37,18 @@ from journey.protocols import (
     SessionEvent,
     VerifierChecked,
 )
-from journey.replay import ReplayOptions, replay_session, tree_from_events
-from journey.synthesis import (
-    DebateLimits,
-    DebateSession,
-    ExportOptions,
-    NodeLabel,
-    RestoreError,
-    RunDirectory,
-    SynthesisOptions,
-    SynthesisRunner,
-    export_runs,
-    load_problems,
-)
-from journey.synthesis.beam import BeamSearchSession
-from journey.synthesis.beam_select import (
+from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner
+from journey.runs.stats import read_run
+from journey.sessions import DebateLimits, DebateSession, NodeLabel, RestoreError
+from journey.sessions.beam import BeamSearchSession
+from journey.sessions.beam_select import (
     BeamOptions,
     rank_candidates,
     step_reward,
     walk_trials_from_config,
 )
-from journey.synthesis.stats import read_run
-from journey.synthesis.strategies import strategy_session
-from journey.synthesis.tree_walk import TreeWalkWriter
+from journey.sessions.strategies import strategy_session
+from journey.view.replay import ReplayOptions, replay_session, tree_from_events
 
 PROBLEM = "What is 3 + 4?"
 

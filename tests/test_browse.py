@@ -13,7 +13,9 @@ from rich.console import Console
 from test_replay import FixtureRun, build_run
 from typer.testing import CliRunner
 
-from journey.browse import (
+from journey.cli import app as cli
+from journey.errors import ConfigError, DatasetError
+from journey.view.browse import (
     OutcomeClass,
     RunIndex,
     SessionFilter,
@@ -26,7 +28,7 @@ from journey.browse import (
     sort_pairs,
     visible_pairs,
 )
-from journey.browse.panes import (
+from journey.view.browse.panes import (
     conversation_pane,
     header_text,
     row_text,
@@ -34,8 +36,6 @@ from journey.browse.panes import (
     transcript_pane,
     tree_pane,
 )
-from journey.cli import app as cli
-from journey.errors import ConfigError, DatasetError
 
 runner = CliRunner()
 
@@ -261,7 +261,7 @@ def test_browse_refuses_bad_options(fixture_run: FixtureRun, tmp_path: Path) -> 
 
 @pytest.fixture
 def browse_app() -> type:
-    from journey.browse.app import BrowseApp
+    from journey.view.browse.app import BrowseApp
 
     return BrowseApp
 
@@ -374,7 +374,7 @@ async def test_two_runs_side_by_side(
 def test_browse_without_textual_is_a_one_line_error(
     fixture_run: FixtureRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "journey.browse.app", None)  # as if textual were missing
+    monkeypatch.setitem(sys.modules, "journey.view.browse.app", None)  # as if textual were missing
     monkeypatch.setattr("journey.cli.browse._interactive", lambda: True)
     result = runner.invoke(cli, ["browse", str(fixture_run.root)])
     assert isinstance(result.exception, ConfigError)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.protocols import ProblemPosed, SessionEnded
-from journey.synthesis import RunDirectory
+from journey.runs import RunDirectory
 
 runner = CliRunner()
 

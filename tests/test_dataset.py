@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from journey.errors import ConfigError, DatasetError
-from journey.synthesis import ProblemRecord, Shard, load_problems, session_id_for
-from journey.synthesis.dataset import issue_lines
+from journey.problems import ProblemRecord, Shard, load_problems, session_id_for
+from journey.problems.dataset import issue_lines
 
 MATH_LINE = {
     "problem": "What is $1+1$?",
@@ -95,7 +95,7 @@ def test_a_bad_line_is_reported_with_file_and_line_and_skipped(
 ) -> None:
     good = json.dumps(MATH_LINE).encode()
     path = write_lines(tmp_path / "d.jsonl", [good, line, good.replace(b"1+1", b"2+2")])
-    with caplog.at_level(logging.WARNING, logger="journey.synthesis.dataset"):
+    with caplog.at_level(logging.WARNING, logger="journey.problems.dataset"):
         data = load_problems(path)
     assert [r.line for r in data.records] == [1, 3]
     assert [r.index for r in data.records] == [0, 2]  # a bad line keeps its index: no shifting

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
-from journey.synthesis import load_problems
-from journey.synthesis.dataset_source import DatasetSource, parse_dataset_source
+from journey.problems import load_problems
+from journey.problems.source import DatasetSource, parse_dataset_source
 
 datasets = pytest.importorskip("datasets")
 

@@ -27,7 +27,7 @@ from journey.protocols import (
     event_from_json,
     event_to_json,
 )
-from journey.synthesis import DebateLimits, DebateResult, DebateSession, NodeLabel
+from journey.sessions import DebateLimits, DebateResult, DebateSession, NodeLabel
 
 PROBLEM = "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there?"
 OK = "VERDICT: correct\nACTION: continue\nREASON: The step is right."

@@ -25,7 +25,7 @@ from journey.evaluation import (
     load_records,
     same_answer,
 )
-from journey.synthesis.dataset import load_problems
+from journey.problems.dataset import load_problems
 
 runner = CliRunner()
 

@@ -18,9 +18,7 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
-from journey.protocols import StepVerdict
-from journey.synthesis import ReasoningTree
-from journey.synthesis.export import (
+from journey.exports.export import (
     EmptyExportError,
     ExportOptions,
     card_path,
@@ -28,12 +26,14 @@ from journey.synthesis.export import (
     export_runs,
     load_card,
 )
-from journey.synthesis.export_rows import (
+from journey.exports.rows import (
     DEFAULT_INSTRUCTION,
     preference_pairs,
     stepwise_rows,
     with_boxed_answer,
 )
+from journey.protocols import StepVerdict
+from journey.sessions import ReasoningTree
 
 runner = CliRunner()
 

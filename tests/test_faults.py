@@ -29,16 +29,16 @@ from rich.console import Console
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.agents.backends.openai_compat import OpenAICompatibleClient
 from journey.errors import DatasetError
+from journey.problems import load_problems
 from journey.protocols import SessionEnded
-from journey.synthesis import (
-    DebateLimits,
+from journey.runs import (
     SynthesisOptions,
     SynthesisReport,
     SynthesisRunner,
-    load_problems,
     read_event_log,
     render_synthesis_report,
 )
+from journey.sessions import DebateLimits
 
 SESSIONS = 250
 FAULT_RATE = 0.6

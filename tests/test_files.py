@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from journey.errors import ConfigError
-from journey.synthesis.files import check_settings, read_appended, write_atomic
+from journey.runs.files import check_settings, read_appended, write_atomic
 
 
 class Item(BaseModel):

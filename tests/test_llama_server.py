@@ -34,7 +34,9 @@ from journey.agents.backends.llama_server import (
 from journey.agents.backends.openai_compat import LABEL_FLOOR_LOGPROB, OpenAICompatibleClient
 from journey.agents.critic import CriticAgent, StepUnderReview
 from journey.errors import ModelUnavailableError
-from journey.synthesis import DebateLimits, SynthesisOptions, SynthesisRunner, load_problems
+from journey.problems import load_problems
+from journey.runs import SynthesisOptions, SynthesisRunner
+from journey.sessions import DebateLimits
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BINARY = REPO.parent / "shared" / "bin" / "llama-server"

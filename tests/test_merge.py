@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
-from journey.synthesis import ProblemRecord, RunDirectory, read_event_log
-from journey.synthesis.export import ExportOptions, export_runs
-from journey.synthesis.merge import merge_runs, render_merge_report
+from journey.exports.export import ExportOptions, export_runs
+from journey.problems import ProblemRecord
+from journey.runs import RunDirectory, read_event_log
+from journey.runs.merge import merge_runs, render_merge_report
 
 runner = CliRunner()
 

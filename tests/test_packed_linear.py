@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from _tiny_models import TINY_DECODER
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from journey.agents.backends import _packed_linear
-from journey.agents.backends._packed_linear import PackedLinear, pack_linears
-from journey.agents.backends._ragged_batch import RaggedBatch
-from journey.agents.backends._running_batch import Row
+from journey.engine import _packed_linear
+from journey.engine._packed_linear import PackedLinear, pack_linears
+from journey.engine._ragged_batch import RaggedBatch
+from journey.engine._running_batch import Row
 
 pytestmark = pytest.mark.skipif(
     _packed_linear._cannot_pack(torch.nn.Linear(2, 2)) is not None,

@@ -16,11 +16,7 @@ from journey.agents.backends.scripted import FunctionChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError, ModelUnavailableError
 from journey.evaluation.grading import grade_output
-from journey.evaluation.runner import DEFAULT_PROMPT_TEMPLATE
-from journey.synthesis.dataset import ProblemRecord, load_problems
-from journey.synthesis.endpoint_health import EndpointDownError
-from journey.synthesis.export import card_path, load_card
-from journey.synthesis.pairs import (
+from journey.evaluation.pairs import (
     ALL_CORRECT,
     ALL_WRONG,
     NO_ANSWER,
@@ -33,7 +29,11 @@ from journey.synthesis.pairs import (
     samples_path,
     write_pairs,
 )
-from journey.synthesis.pairs_sampling import PairsSampler, load_samples
+from journey.evaluation.pairs_sampling import PairsSampler, load_samples
+from journey.evaluation.runner import DEFAULT_PROMPT_TEMPLATE
+from journey.exports.export import card_path, load_card
+from journey.problems.dataset import ProblemRecord, load_problems
+from journey.runs.endpoint_health import EndpointDownError
 from journey.training.data import load_dpo_rows
 
 runner = CliRunner()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from journey.agents.backends._prefix_cache import PrefixCache, common_prefix_length
+from journey.engine._prefix_cache import PrefixCache, common_prefix_length
 
 
 def _states(tokens: int, layers: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:

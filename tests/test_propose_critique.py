@@ -23,6 +23,7 @@ from test_runner import comparable, dataset, problem_text
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import FunctionChatCompletionClient, ScriptedChatCompletionClient
 from journey.agents.self_critique import CHECK_TOKENS, SelfCritiquePolicy
+from journey.longthought import LongThoughtWriter
 from journey.protocols import (
     ActionApplied,
     Backtrack,
@@ -40,19 +41,10 @@ from journey.protocols import (
     VerifierChecked,
 )
 from journey.protocols.parsing import parse_self_critique_reply
-from journey.synthesis import (
-    DebateLimits,
-    DebateResult,
-    DebateSession,
-    LongThoughtWriter,
-    RestoreError,
-    RunDirectory,
-    SynthesisOptions,
-    SynthesisRunner,
-    read_event_log,
-)
-from journey.synthesis.propose_critique import ProposeCritiqueSession
-from journey.synthesis.strategies import strategy_session
+from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner, read_event_log
+from journey.sessions import DebateLimits, DebateResult, DebateSession, RestoreError
+from journey.sessions.propose_critique import ProposeCritiqueSession
+from journey.sessions.strategies import strategy_session
 
 PROBLEM = "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there?"
 STEP1 = "Step 1: There are 3 pens of 4 sheep.\nCheck: this restates the problem.\nACTION: continue"

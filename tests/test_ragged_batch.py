@@ -20,9 +20,9 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from journey.agents.backends import _ragged_batch as ragged
-from journey.agents.backends._ragged_batch import HEADROOM, RaggedBatch
-from journey.agents.backends._running_batch import Row
+from journey.engine import _ragged_batch as ragged
+from journey.engine._ragged_batch import HEADROOM, RaggedBatch
+from journey.engine._running_batch import Row
 
 States = list[tuple[torch.Tensor, torch.Tensor]]
 Ended = dict[str, tuple[list[int], list[int], States]]

@@ -14,6 +14,7 @@ from rich.console import Console
 from journey.agents import CriticAgent, PolicyAgent, StepUnderReview
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.evaluation.grading import grade_output
+from journey.longthought import LongThoughtOptions, Smoother, write_long_thought
 from journey.protocols import (
     Continue,
     CriticVerdictGiven,
@@ -24,8 +25,8 @@ from journey.protocols import (
     parse_policy_reply,
     split_reasoning,
 )
-from journey.render import SessionRenderer
-from journey.synthesis import DebateSession, LongThoughtOptions, Smoother, write_long_thought
+from journey.sessions import DebateSession
+from journey.view.render import SessionRenderer
 
 
 @pytest.mark.parametrize(

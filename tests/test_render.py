@@ -26,14 +26,14 @@ from journey.protocols import (
     TokenUsage,
     VerifierChecked,
 )
-from journey.render import (
+from journey.sessions.tree import ReasoningTree
+from journey.view.render import (
     SessionRenderer,
     action_badge,
     render_session_summary,
     render_tree,
     verdict_text,
 )
-from journey.synthesis.tree import ReasoningTree
 
 SID = "s-1"
 PROBLEM = "What is 6 * 7? Answer with a single integer."

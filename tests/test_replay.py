@@ -18,8 +18,11 @@ from journey.agents.backends import ScriptedChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
 from journey.protocols import ActionName, Role
-from journey.render import SessionRenderer, render_session_list
-from journey.replay import (
+from journey.runs import RunDirectory
+from journey.runs.stats import SessionOverview, read_run, session_overviews
+from journey.sessions import DebateLimits, DebateResult, DebateSession
+from journey.view.render import SessionRenderer, render_session_list
+from journey.view.replay import (
     MAX_GAP,
     OPEN_END,
     EventFilter,
@@ -31,8 +34,6 @@ from journey.replay import (
     select_events,
     tree_from_events,
 )
-from journey.synthesis import DebateLimits, DebateResult, DebateSession, RunDirectory
-from journey.synthesis.stats import SessionOverview, read_run, session_overviews
 
 runner = CliRunner()
 

@@ -28,9 +28,9 @@ from journey.agents.backends import FunctionChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError
 from journey.evaluation import EvalOptions, EvalRunner
+from journey.problems import ProblemRecord
 from journey.protocols import Outcome, SessionEnded, StopReason
-from journey.synthesis import (
-    ProblemRecord,
+from journey.runs import (
     RunDirectory,
     SynthesisOptions,
     SynthesisReport,
@@ -39,8 +39,8 @@ from journey.synthesis import (
     read_event_log,
     render_synthesis_report,
 )
-from journey.synthesis.runner import EndpointDownError
-from journey.synthesis.stats import read_run, run_stats
+from journey.runs.stats import read_run, run_stats
+from journey.runs.synthesis import EndpointDownError
 
 DOWN_SPEC = "function:test_run_errors:down_policy"
 DOWN: set[int] = set()

@@ -6,13 +6,8 @@ from pathlib import Path
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.protocols import SessionEnded
-from journey.synthesis import (
-    DebateResult,
-    DebateSession,
-    ReasoningTree,
-    RunDirectory,
-    read_event_log,
-)
+from journey.runs import RunDirectory, read_event_log
+from journey.sessions import DebateResult, DebateSession, ReasoningTree
 
 OK = "VERDICT: correct\nACTION: continue\nREASON: fine"
 

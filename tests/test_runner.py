@@ -26,18 +26,17 @@ from journey.agents import step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError
+from journey.problems import ProblemRecord, load_problems
 from journey.protocols import SessionEnded, StopReason
-from journey.synthesis import (
-    DebateLimits,
-    ProblemRecord,
+from journey.runs import (
     RunDirectory,
     SynthesisOptions,
     SynthesisReport,
     SynthesisRunner,
-    load_problems,
     read_event_log,
     render_synthesis_report,
 )
+from journey.sessions import DebateLimits
 
 POLICY_SPEC = "function:test_runner:fake_policy"
 CRITIC_SPEC = "function:test_runner:fake_critic"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
-from journey.agents.backends._running_batch import (
+from journey.engine._running_batch import (
     NUCLEUS_CANDIDATES,
     GrowingLayer,
     Row,

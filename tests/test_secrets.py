@@ -22,7 +22,9 @@ import pytest
 from _flaky_server import FlakyServer
 from rich.console import Console
 
-from journey.synthesis import DebateLimits, SynthesisOptions, SynthesisRunner, load_problems
+from journey.problems import load_problems
+from journey.runs import SynthesisOptions, SynthesisRunner
+from journey.sessions import DebateLimits
 
 KEY = "sk-planted-5ecret-Zq9xW2vT7uLmN4pR8sK3"
 

@@ -19,22 +19,21 @@ from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import FunctionChatCompletionClient, ScriptedChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError, ModelUnavailableError
-from journey.synthesis import DebateSession, RunDirectory
-from journey.synthesis.smoothing import (
+from journey.longthought.smoothing import (
     ANSWER_CHANGED,
     ANSWER_MISSING,
     FEWER_REFLECTIONS,
     NEW_ANSWER,
-    RECORD_NAME,
     REFLECTION_DROPPED,
-    SMOOTHED_NAME,
     TOO_LONG,
     TOO_SHORT,
     FaithfulnessChecker,
     Smoother,
     problem_kind,
-    smooth_run,
 )
+from journey.runs import RunDirectory
+from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME, smooth_run
+from journey.sessions import DebateSession
 
 runner = CliRunner()
 

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.errors import DatasetError
+from journey.longthought import LongThoughtWriter
 from journey.protocols import Role
-from journey.render import render_run_stats
-from journey.synthesis import LongThoughtWriter
-from journey.synthesis.stats import RunStats, keyword_pattern, read_run, run_stats
+from journey.runs.stats import RunStats, keyword_pattern, read_run, run_stats
+from journey.view.render import render_run_stats
 
 runner = CliRunner()
 

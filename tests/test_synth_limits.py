@@ -36,7 +36,7 @@ from journey.agents.backends import (
 )
 from journey.cli import app
 from journey.errors import ConfigError
-from journey.synthesis import SynthesisOptions, SynthesisRunner
+from journey.runs import SynthesisOptions, SynthesisRunner
 
 
 class Gauge:

@@ -36,6 +36,7 @@ from test_runner import (
 
 from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
+from journey.problems import ProblemRecord
 from journey.protocols import (
     PolicyStepProposed,
     ProblemPosed,
@@ -44,14 +45,8 @@ from journey.protocols import (
     StopReason,
     event_to_json,
 )
-from journey.synthesis import (
-    DebateLimits,
-    DebateSession,
-    ProblemRecord,
-    RestoreError,
-    RunDirectory,
-    read_event_log,
-)
+from journey.runs import RunDirectory, read_event_log
+from journey.sessions import DebateLimits, DebateSession, RestoreError
 
 TESTS = Path(__file__).parent
 

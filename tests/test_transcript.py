@@ -4,7 +4,8 @@ import pytest
 
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
-from journey.synthesis import DebateSession, LongThoughtWriter, first_person
+from journey.longthought import LongThoughtWriter, first_person
+from journey.sessions import DebateSession
 
 OK = "VERDICT: correct\nACTION: continue\nREASON: fine"
 

@@ -22,18 +22,18 @@ from typing import Any
 import pytest
 from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
 
-from journey.agents.backends import model_store
-from journey.agents.backends._jobs import GenerationJob
-from journey.agents.backends._ragged_batch import RaggedBatch
-from journey.agents.backends._running_batch import RunningBatch
 from journey.agents.backends.base import can_score_labels
-from journey.agents.backends.model_store import (
+from journey.agents.backends.transformers_client import TransformersChatCompletionClient
+from journey.engine import model_store
+from journey.engine._ragged_batch import RaggedBatch
+from journey.engine._running_batch import RunningBatch
+from journey.engine.jobs import GenerationJob
+from journey.engine.model_store import (
     EMBEDDED_MODEL_ID,
     embedded_model_dir,
     journey_cache_dir,
     pull_embedded_model,
 )
-from journey.agents.backends.transformers_client import TransformersChatCompletionClient
 from journey.errors import ConfigError, ModelUnavailableError
 
 _TOOL = {"name": "add", "description": "Add numbers.", "parameters": {"type": "object"}}

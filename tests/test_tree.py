@@ -5,7 +5,7 @@ import json
 import pytest
 
 from journey.protocols import LabelSource, StepVerdict
-from journey.synthesis import IllegalBacktrackError, NodeLabel, ReasoningTree
+from journey.sessions import IllegalBacktrackError, NodeLabel, ReasoningTree
 
 
 def grow() -> ReasoningTree:

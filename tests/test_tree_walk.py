@@ -7,10 +7,11 @@ import pytest
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.errors import ConfigError
+from journey.longthought import LongThoughtWriter
+from journey.longthought.tree_walk import DEFAULT_TRIALS_PER_NODE, TreeWalkWriter
 from journey.protocols import StepVerdict
-from journey.synthesis import DebateSession, LongThoughtWriter, ReasoningTree
-from journey.synthesis.beam_select import walk_trials_from_config
-from journey.synthesis.tree_walk import DEFAULT_TRIALS_PER_NODE, TreeWalkWriter
+from journey.sessions import DebateSession, ReasoningTree
+from journey.sessions.beam_select import walk_trials_from_config
 
 PROBLEM = "3 pens with 4 sheep each: how many sheep?"
 OK = "VERDICT: correct\nACTION: continue\nREASON: fine"

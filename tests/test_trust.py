@@ -26,18 +26,13 @@ from rich.console import Console
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
+from journey.exports import ExportOptions, export_runs
+from journey.exports.export import load_card
+from journey.exports.options import card_path
+from journey.problems import load_problems
 from journey.protocols import CriticVerdictGiven, LabelSource, PolicyStepProposed, StepVerdict
-from journey.synthesis import (
-    DebateLimits,
-    ExportOptions,
-    SynthesisOptions,
-    SynthesisRunner,
-    export_runs,
-    load_problems,
-    read_event_log,
-)
-from journey.synthesis.export import load_card
-from journey.synthesis.export_options import card_path
+from journey.runs import SynthesisOptions, SynthesisRunner, read_event_log
+from journey.sessions import DebateLimits
 
 WRONG = "carrying the one"
 """Marks the policy's wrong step; no exported row may accept a step holding it."""
@@ -323,7 +318,7 @@ def test_the_cli_defaults_are_the_libraries() -> None:
     from journey.cli.evaluate import evaluate
     from journey.cli.pairs import pairs
     from journey.cli.synth import synth
-    from journey.synthesis.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
+    from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 
     def default(command: Any, name: str) -> Any:
         return inspect.signature(command).parameters[name].default

@@ -42,9 +42,9 @@ from autogen_core.models import (
     UserMessage,
 )
 
-from journey.agents._prompts import PromptSet, load_prompts
 from journey.agents._usage import to_usage
 from journey.agents.backends.base import LabelScoringClient, can_score_labels
+from journey.agents.prompt_sets import PromptSet, load_prompts
 from journey.errors import ConfigError
 from journey.protocols import (
     Action,

@@ -18,8 +18,8 @@ from autogen_core.models import (
     UserMessage,
 )
 
-from journey.agents._prompts import PromptSet, load_prompts
 from journey.agents._usage import to_usage
+from journey.agents.prompt_sets import PromptSet, load_prompts
 from journey.protocols import ProtocolViolation, TokenUsage, split_reasoning
 from journey.protocols.parsing import ParsedStep, parse_policy_reply
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from autogen_core.models import AssistantMessage, ChatCompletionClient, UserMessage
 
-from journey.agents._prompts import PromptSet, load_prompts
 from journey.agents.policy import PolicyAgent
+from journey.agents.prompt_sets import PromptSet, load_prompts
 from journey.protocols import Action, Backtrack, Continue, Reflect, Terminate
 from journey.protocols.parsing import ParsedStep, parse_self_critique_reply
 

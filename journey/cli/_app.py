@@ -77,7 +77,7 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1."""
     # Commands print a dataset's bad lines themselves (the first few and a count); the
     # loader's per-line warnings would print each one again, every one of them.
-    logging.getLogger("journey.synthesis.dataset").setLevel(logging.ERROR)
+    logging.getLogger("journey.problems.dataset").setLevel(logging.ERROR)
     try:
         app()
     except JourneyError as error:

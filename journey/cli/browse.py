@@ -14,7 +14,7 @@ from journey.cli._app import app, console
 from journey.errors import ConfigError
 
 if TYPE_CHECKING:
-    from journey.browse.model import RunIndex, SessionFilter, SortKey
+    from journey.view.browse.model import RunIndex, SessionFilter, SortKey
 
 _Choice = TypeVar("_Choice", bound=StrEnum)
 
@@ -65,7 +65,7 @@ def browse(
 
     Keys: arrows move, s sorts, o r b / filter, 1 2 3 switch panes, ? lists every key, q quits.
     """
-    from journey.browse.model import OutcomeClass, SessionFilter, SortKey, load_run
+    from journey.view.browse.model import OutcomeClass, SessionFilter, SortKey, load_run
 
     where = SessionFilter(
         outcome=_choice(OutcomeClass, outcome, "--outcome") if outcome else None,
@@ -79,7 +79,7 @@ def browse(
         _print_summary(runs, where, key, limit)
         return
     try:
-        from journey.browse.app import BrowseApp
+        from journey.view.browse.app import BrowseApp
     except ImportError:
         raise ConfigError(
             "journey browse needs Textual, which is not installed: pip install 'textual>=8.2' "
@@ -103,14 +103,14 @@ def _choice(kind: type[_Choice], value: str, option: str) -> _Choice:
 
 def _print_summary(runs: list[RunIndex], where: SessionFilter, key: SortKey, limit: int) -> None:
     """The run rates (`journey stats`), then the filtered, sorted sessions of the first run."""
-    from journey.browse import (
+    from journey.view.browse import (
         SortKey,
         TranscriptSearch,
         pair_runs,
         sort_pairs,
         visible_pairs,
     )
-    from journey.render import render_run_stats, render_session_list
+    from journey.view.render import render_run_stats, render_session_list
 
     console.print(render_run_stats([run.stats() for run in runs]))
     for run in runs:

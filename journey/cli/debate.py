@@ -75,15 +75,11 @@ def debate(
     """Run one policy/critic debate on a problem and show it live."""
     from journey.agents import CriticAgent, PolicyAgent
     from journey.agents.backends import ClientPool, parse_model_spec
+    from journey.problems import session_id_for
     from journey.protocols import SessionEnded
-    from journey.render import SessionRenderer, render_session_summary, render_tree
-    from journey.synthesis import (
-        DebateLimits,
-        DebateResult,
-        DebateSession,
-        RunDirectory,
-        session_id_for,
-    )
+    from journey.runs import RunDirectory
+    from journey.sessions import DebateLimits, DebateResult, DebateSession
+    from journey.view.render import SessionRenderer, render_session_summary, render_tree
 
     if demo:
         problem, answer = problem or DEMO_PROBLEM, answer or DEMO_ANSWER

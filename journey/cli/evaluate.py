@@ -84,7 +84,7 @@ def evaluate(
         raise ConfigError("journey eval needs --dataset FILE and --out DIR (see --help)")
     from journey.evaluation import EvalOptions, EvalRunner, render_metrics
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
-    from journey.synthesis.dataset import issue_lines, load_problems
+    from journey.problems.dataset import issue_lines, load_problems
 
     options = EvalOptions(
         model=model,

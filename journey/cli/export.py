@@ -111,8 +111,8 @@ def export(
     ] = False,
 ) -> None:
     """Write a run's finished sessions as SFT, shortcut, DPO or PRM rows (JSONL) plus a card."""
-    from journey.synthesis.export import ExportOptions, card_path, export_runs
-    from journey.synthesis.long_thought import LongThoughtOptions
+    from journey.exports.export import ExportOptions, card_path, export_runs
+    from journey.longthought.writer import LongThoughtOptions
 
     options = ExportOptions(
         format=format,

@@ -25,7 +25,7 @@ def model_pull(
     ] = None,
 ) -> None:
     """Fetch and cache the embedded model now (otherwise the first debate does it)."""
-    from journey.agents.backends.model_store import pull_embedded_model
+    from journey.engine.model_store import pull_embedded_model
 
     pull_embedded_model(source=source, log=console.print)
 

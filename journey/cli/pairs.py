@@ -73,10 +73,10 @@ def pairs(
 ) -> None:
     """Sample answers per problem, grade them, and pair correct with wrong ones for DPO."""
     from journey.evaluation.grading import grade_output
-    from journey.synthesis.dataset import issue_lines, load_problems
-    from journey.synthesis.export import card_path
-    from journey.synthesis.pairs import PairsOptions
-    from journey.synthesis.pairs_sampling import PairsSampler
+    from journey.evaluation.pairs import PairsOptions
+    from journey.evaluation.pairs_sampling import PairsSampler
+    from journey.exports.export import card_path
+    from journey.problems.dataset import issue_lines, load_problems
 
     options = PairsOptions(
         model=model,

@@ -64,15 +64,15 @@ def replay(
 
     Pacing follows the recorded time between events, each wait capped at 3 s (before --speed).
     """
-    from journey.render import render_session_list
-    from journey.replay import (
+    from journey.runs.stats import read_run, session_overviews
+    from journey.view.render import render_session_list
+    from journey.view.replay import (
         EventFilter,
         ReplayOptions,
         parse_turn_range,
         replay_session,
         resolve_session,
     )
-    from journey.synthesis.stats import read_run, session_overviews
 
     contents = read_run(run)
     rows = session_overviews(contents)

@@ -46,14 +46,8 @@ def smooth(
 
     from journey.agents.backends import ClientPool, parse_model_spec
     from journey.errors import DatasetError
-    from journey.synthesis import RunDirectory
-    from journey.synthesis.smoothing import (
-        FaithfulnessChecker,
-        Smoother,
-        SmoothingTally,
-        smooth_run,
-        smoothing_records,
-    )
+    from journey.longthought import FaithfulnessChecker, Smoother
+    from journey.runs import RunDirectory, SmoothingTally, smooth_run, smoothing_records
 
     if not (run / "sessions").is_dir():
         raise DatasetError(f"{str(run)!r} is not a run directory (no sessions/ folder)")

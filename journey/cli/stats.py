@@ -35,8 +35,8 @@ def stats(
     ] = False,
 ) -> None:
     """Sum up a run: yield, outcomes, stop reasons, means per session, keywords, tokens."""
-    from journey.render import render_run_stats
-    from journey.synthesis.stats import DEFAULT_KEYWORDS, read_run, run_stats
+    from journey.runs.stats import DEFAULT_KEYWORDS, read_run, run_stats
+    from journey.view.render import render_run_stats
 
     keywords = tuple(keyword) if keyword else DEFAULT_KEYWORDS
     runs = [run] if other is None else [run, other]

@@ -137,15 +137,10 @@ def synth(
     ] = False,
 ) -> None:
     """Run a debate on every problem of a dataset; run it again to resume."""
-    from journey.synthesis import (
-        DebateLimits,
-        Shard,
-        SynthesisOptions,
-        SynthesisRunner,
-        load_problems,
-        render_synthesis_report,
-    )
-    from journey.synthesis.dataset import issue_lines
+    from journey.problems import Shard, load_problems
+    from journey.problems.dataset import issue_lines
+    from journey.runs import SynthesisOptions, SynthesisRunner, render_synthesis_report
+    from journey.sessions import DebateLimits
 
     # Options first, so a wrong one fails before the dataset is read.
     beam = {

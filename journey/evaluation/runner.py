@@ -42,15 +42,15 @@ from journey.evaluation.metrics import (
     PhraseCounter,
     compute_metrics,
 )
-from journey.synthesis.dataset import ProblemRecord
-from journey.synthesis.endpoint_health import (
+from journey.exports.rows import user_prompt
+from journey.problems.dataset import ProblemRecord
+from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
     ErrorStreak,
     raise_unexpected,
 )
-from journey.synthesis.export_rows import user_prompt
-from journey.synthesis.files import check_settings, read_appended, write_atomic
+from journey.runs.files import check_settings, read_appended, write_atomic
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
 

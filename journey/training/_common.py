@@ -11,8 +11,8 @@ import torch
 from pydantic import BaseModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from journey.agents.backends._quiet import quiet_loading
 from journey.agents.backends.spec import parse_model_spec
+from journey.engine.quiet import quiet_loading
 from journey.errors import ConfigError, ModelUnavailableError
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
 
@@ -51,7 +51,7 @@ def model_directory(spec_text: str) -> Path:
     """
     spec = parse_model_spec(spec_text)
     if spec.backend == "embedded":
-        from journey.agents.backends.model_store import embedded_model_dir
+        from journey.engine.model_store import embedded_model_dir
 
         return embedded_model_dir()
     if spec.backend == "hf":

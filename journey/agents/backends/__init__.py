@@ -7,7 +7,6 @@ import them from their modules (`transformers_client`, `openai_compat`) or let
 
 from journey.agents.backends.base import LabelScoringClient, can_score_labels, ensure_loaded
 from journey.agents.backends.limited import ConcurrencyLimitedClient, limit_requests
-from journey.agents.backends.plain_prompt import PlainPromptTemplate, load_plain_template
 from journey.agents.backends.scripted import (
     FunctionChatCompletionClient,
     ScriptedChatCompletionClient,
@@ -20,6 +19,7 @@ from journey.agents.backends.spec import (
     create_client,
     parse_model_spec,
 )
+from journey.engine.plain_prompt import PlainPromptTemplate, load_plain_template
 
 __all__ = [
     "DEFAULT_MODEL_SPEC",

@@ -13,7 +13,7 @@ from typing import Any
 from autogen_core.models import CreateResult, RequestUsage
 from openai.types import Completion, completion_create_params
 
-from journey.agents.backends.plain_prompt import PlainPromptTemplate
+from journey.engine.plain_prompt import PlainPromptTemplate
 from journey.errors import ConfigError
 
 __all__ = ["completion_request", "completion_result", "first_token_top_logprobs"]

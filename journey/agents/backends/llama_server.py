@@ -37,7 +37,7 @@ from journey.agents.backends._child_process import (
     log_tail,
     signal_group,
 )
-from journey.agents.backends.model_store import embedded_gguf_file
+from journey.engine.model_store import embedded_gguf_file
 from journey.errors import ModelUnavailableError
 
 __all__ = ["LLAMA_SERVER_ENV", "LlamaServer", "embedded_gguf_file", "find_llama_server"]

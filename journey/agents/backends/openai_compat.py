@@ -66,8 +66,8 @@ from journey.agents.backends._reasoning_models import (
     is_openai_reasoning_model,
     reasoning_request,
 )
-from journey.agents.backends.plain_prompt import load_plain_template, message_role, message_text
 from journey.agents.backends.spec import OPENAI_APIS
+from journey.engine.plain_prompt import load_plain_template, message_role, message_text
 from journey.errors import ConfigError, ModelUnavailableError
 
 __all__ = [

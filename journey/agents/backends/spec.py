@@ -25,7 +25,7 @@ OpenAI-compatible servers (`openai:`):
                          it refuses, are not sent; on by default for o1, o3, o4-mini
                          and the gpt-5 family (`reasoning=false` turns it off)
     api=completions      a base model: `/v1/completions` with the chat written as plain
-                         text (journey/agents/prompts/plain.yaml); default api=chat
+                         text (journey/engine/prompts/plain.yaml); default api=chat
     timeout, max_retries, key_env (the variable holding the API key), temperature,
     top_p, seed
 

@@ -39,7 +39,8 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 
-from journey.agents.backends._jobs import (
+from journey.engine import ModelWorker
+from journey.engine.jobs import (
     GREEDY,
     Chat,
     GenerationJob,
@@ -47,8 +48,7 @@ from journey.agents.backends._jobs import (
     Sampling,
     ScoringJob,
 )
-from journey.agents.backends._model_worker import ModelWorker
-from journey.agents.backends.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
+from journey.engine.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
 from journey.errors import ConfigError
 
 __all__ = ["AUTO_DTYPE", "GenerationStats", "TransformersChatCompletionClient"]

@@ -1,0 +1,310 @@
+"""`PairsSampler`: sample and grade n answers per problem, append them, draw the pairs.
+
+Beside the pairs file `OUT` (e.g. `pairs.jsonl`) it keeps:
+
+    pairs.sampling.json   the model and sampling settings (a re-run with others is refused)
+    pairs.samples.jsonl   one `ProblemSamples` per sampled problem, appended as each finishes
+    pairs.card.json       the dataset card, rewritten with the pairs at the end
+
+A problem's line is written only once all its samples are in, so a killed run loses at
+most the problems in flight; a re-run skips the problems already sampled (a last line
+cut off mid-write is dropped and redone). A request that fails is logged and counted,
+its problem gets no line and is retried on the next run; the run itself goes on.
+
+**Reproducibility.** Every request carries a seed derived from `--seed`, the problem id
+and the sample's position (see `PairsOptions.seed_group`), so a re-run, or a resumed
+run, asks for the same samples. A local model gives them back exactly as long as each
+seed group runs as one batch, which is what the worker does with requests queued
+together (the group's requests are sent at once, never split by the concurrency
+limit); changing `--batch-size` changes the groups and thus the samples. A server gives
+them back as far as it honours `seed` (vLLM does per request; OpenAI only best-effort).
+No backend answers `n` samples in one request, so the n samples are n requests.
+
+Grading is passed in (`grade`), as `journey.evaluation.grading.grade_output`:
+`synthesis` does not import `evaluation`, which sits above it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from autogen_core.models import ChatCompletionClient, UserMessage
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from journey.agents.backends.base import ensure_loaded
+from journey.errors import ConfigError, error_line
+from journey.evaluation.pairs import (
+    PairsCard,
+    PairsOptions,
+    ProblemSamples,
+    Sample,
+    derived_seed,
+    manifest_path,
+    samples_path,
+    write_pairs,
+)
+from journey.exports.rows import user_prompt
+from journey.problems.dataset import ProblemRecord
+from journey.runs.endpoint_health import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    EndpointDownError,
+    ErrorStreak,
+    raise_unexpected,
+)
+from journey.runs.files import check_settings, read_appended
+
+__all__ = ["Graded", "Grader", "PairsSampler", "load_samples"]
+
+logger = logging.getLogger(__name__)
+
+
+class Graded(Protocol):
+    """What a grader returns (`journey.evaluation.grading.Grade` is one)."""
+
+    @property
+    def predicted(self) -> str | None: ...
+
+    @property
+    def correct(self) -> bool: ...
+
+
+Grader = Callable[[str, str], Graded]
+"""Grades a model output against the gold answer: `grade(output, gold)`."""
+
+_Reply = tuple[str, str, int]
+"""A reply's text, finish reason and completion tokens."""
+
+
+def load_samples(path: Path) -> dict[str, ProblemSamples]:
+    """The sampled problems of a samples file, by id (see `read_appended` on kills)."""
+    return {record.id: record for record in read_appended(path, ProblemSamples)}
+
+
+class PairsSampler:
+    """Samples problems into the files beside a pairs file, then writes the pairs.
+
+    Args:
+        options: Model, sampling settings, pairs per problem and seed.
+        grade: Grades one output against the gold answer (e.g. `grade_output`).
+        client: Use this client instead of building one from `options.model` (tests,
+            or a client shared with other work); it is not closed.
+        console: Where the progress bar goes.
+        progress: Show a progress bar.
+        force: Resume samples made with other settings.
+        max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
+            row had a request fail: a dead endpoint; 0 never stops. The samples so far
+            are kept, and the next run resumes.
+    """
+
+    def __init__(
+        self,
+        options: PairsOptions,
+        *,
+        grade: Grader,
+        client: ChatCompletionClient | None = None,
+        console: Console | None = None,
+        progress: bool = True,
+        force: bool = False,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ) -> None:
+        self.options = options
+        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
+        self._grade = grade
+        self._client = client
+        self._console = console or Console(stderr=True)
+        self._progress = progress
+        self._force = force
+
+    async def run(self, out: Path, problems: Sequence[ProblemRecord], *, dataset: str) -> PairsCard:
+        """Sample every problem not sampled yet, then (re)write the pairs and the card.
+
+        Returns:
+            The card over `problems` (samples from earlier runs included).
+
+        Raises:
+            ConfigError: `out` is a directory or the dataset, or the samples beside it
+                were made with other settings (without force).
+            EndpointDownError: `max_consecutive_errors` problems in a row failed; the
+                samples so far are kept, and running again resumes.
+        """
+        if out.is_dir():
+            raise ConfigError(f"--out {str(out)!r} is a directory; give a .jsonl file name")
+        if out.resolve() == Path(dataset).resolve():
+            raise ConfigError(f"--out {str(out)!r} would overwrite the dataset")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._check_manifest(out)
+        done = load_samples(samples_path(out))
+        todo = [p for p in problems if p.session_id not in done]
+        failed = 0
+        if todo:
+            client = self._client or self.options.client()
+            try:
+                await ensure_loaded(client)
+                new, failed = await self._sample_all(client, todo, samples_path(out))
+            finally:
+                if self._client is None:
+                    await client.close()
+            done.update((record.id, record) for record in new)
+        return write_pairs(
+            out, problems, done, self.options, dataset=dataset, failed_requests=failed
+        )
+
+    def _check_manifest(self, out: Path) -> None:
+        check_settings(
+            manifest_path(out),
+            self.options.manifest(),
+            what=f"{samples_path(out)} holds samples",
+            force=self._force,
+        )
+
+    async def _sample_all(
+        self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], sink_path: Path
+    ) -> tuple[list[ProblemSamples], int]:
+        """Sample `todo`, appending each problem's line; returns them and the failed requests."""
+        options = self.options
+        gate = asyncio.Semaphore(options.batch_size)
+        # A seed group takes all its slots before any of its requests goes out, so it is
+        # never split across two batches (which would reseed twice: duplicate answers).
+        opening = asyncio.Lock()
+        records: list[ProblemSamples] = []
+        failed_requests = 0
+        right = total = 0
+        streak = ErrorStreak(self._streak_limit)
+        stopped: str | None = None
+        tasks: list[asyncio.Task[None]] = []
+
+        async def ask(prompt: str, seed: int | None) -> _Reply:
+            try:
+                args: dict[str, object] = {
+                    "max_tokens": options.max_new_tokens,
+                    "temperature": options.temperature,
+                    "top_p": options.top_p,
+                }
+                if seed is not None:
+                    args["seed"] = seed
+                result = await client.create(
+                    [UserMessage(content=prompt, source="user")], extra_create_args=args
+                )
+            finally:
+                gate.release()
+            text = result.content if isinstance(result.content, str) else str(result.content)
+            return text, str(result.finish_reason), result.usage.completion_tokens
+
+        async def group(prompt: str, size: int, seed: int | None) -> list[_Reply | BaseException]:
+            async with opening:
+                for _ in range(size):
+                    await gate.acquire()
+            requests = [ask(prompt, seed) for _ in range(size)]
+            return await asyncio.gather(*requests, return_exceptions=True)
+
+        with (
+            sink_path.open("a", encoding="utf-8") as sink,
+            Progress(
+                TextColumn("[bold]pairs[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeElapsedColumn(),
+                console=self._console,
+                disable=not self._progress,
+            ) as bar,
+        ):
+            task = bar.add_task("pairs", total=len(todo), note="")
+
+            async def one(problem: ProblemRecord) -> None:
+                nonlocal failed_requests, right, total, stopped
+                prompt = user_prompt(problem.problem, options.instruction)
+                step = options.seed_group
+                starts = range(0, options.samples, step)
+                seeds = [self._seed(problem, start) for start in starts]
+                sizes = [min(step, options.samples - start) for start in starts]
+                answers = [
+                    answer
+                    for part in await asyncio.gather(
+                        *(group(prompt, n, s) for n, s in zip(sizes, seeds, strict=True))
+                    )
+                    for answer in part
+                ]
+                errors = [a for a in answers if isinstance(a, BaseException)]
+                if errors:  # the problem gets no line and is retried on the next run
+                    failed_requests += len(errors)
+                    logger.warning(
+                        "problem %s: %d of %d requests failed (first: %s); retried next run",
+                        problem.session_id,
+                        len(errors),
+                        len(answers),
+                        errors[0],
+                    )
+                    bar.update(task, advance=1, note=_note(right, total, failed_requests))
+                    if streak.add(True) and stopped is None:
+                        stopped = (
+                            f"stopped after {streak.count} problems in a row had a request "
+                            f"fail: the model {options.model} failed with "
+                            f"{error_line(errors[0])}; fix it and run the same command again "
+                            "to resume"
+                        )
+                        for other in tasks:  # the rest: not asked, sampled next time
+                            if other is not asyncio.current_task():
+                                other.cancel()
+                    return
+                streak.add(False)
+                replies = [a for a in answers if not isinstance(a, BaseException)]
+                per_sample_seeds = [s for s, n in zip(seeds, sizes, strict=True) for _ in range(n)]
+                record = self._record(problem, prompt, replies, per_sample_seeds)
+                records.append(record)
+                sink.write(record.model_dump_json() + "\n")
+                sink.flush()
+                right += sum(s.correct for s in record.samples)
+                total += len(record.samples)
+                bar.update(task, advance=1, note=_note(right, total, failed_requests))
+
+            tasks.extend(asyncio.create_task(one(problem)) for problem in todo)
+            raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
+        if stopped is not None:
+            raise EndpointDownError(stopped)
+        return records, failed_requests
+
+    def _seed(self, problem: ProblemRecord, start: int) -> int | None:
+        if self.options.temperature == 0:  # greedy: a seed changes nothing
+            return None
+        return derived_seed(self.options.seed, problem.session_id, start)
+
+    def _record(
+        self,
+        problem: ProblemRecord,
+        prompt: str,
+        replies: Sequence[_Reply],
+        seeds: Sequence[int | None],
+    ) -> ProblemSamples:
+        samples: list[Sample] = []
+        for (text, finish_reason, tokens), seed in zip(replies, seeds, strict=True):
+            grade = self._grade(text, problem.answer)
+            samples.append(
+                Sample(
+                    text=text,
+                    predicted=grade.predicted,
+                    correct=grade.correct,
+                    finish_reason=finish_reason,
+                    tokens=tokens,
+                    seed=seed,
+                )
+            )
+        return ProblemSamples(
+            id=problem.session_id,
+            index=problem.index,
+            line=problem.line,
+            problem=problem.problem,
+            gold=problem.answer,
+            prompt=prompt,
+            samples=samples,
+        )
+
+
+def _note(right: int, total: int, failed: int) -> str:
+    text = f"sample acc {right / total:.1%}" if total else ""
+    return text + (f" · {failed} failed requests" if failed else "")

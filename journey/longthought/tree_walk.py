@@ -1,0 +1,177 @@
+"""From a searched tree to a long thought: the seed's depth-first walk (its Attempt 1).
+
+A tree grown by tree search holds many alternatives per step, each labelled by a
+critic, and final-answer leaves the verifier accepted or rejected. The long
+thought walks the *correct path* (root to a verified answer); at each step of it
+the walk may first wander into a failed sibling branch, follow it one child at a
+time down to its failed leaf, reflect on why it failed (the recorded critique,
+turned first person) and go back, at most `trials_per_node` times per step.
+
+The seed ("O1 Replication Journey", Part 1, section "How to Derive a Long Thought
+from a Reasoning Tree") limits "the number of trials on incorrect paths for each
+node" without giving the number; we default to 2. A beam session records its own as
+`beam_walk_trials` in its `problem_posed` config
+(`journey.sessions.beam_select.walk_trials_from_config` reads it back).
+
+The text uses the same step lines and reflection phrasing as `LongThoughtWriter`,
+so a journey from a debate and one from a tree walk look alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+from journey.errors import ConfigError
+from journey.longthought.transcript import _OPENERS, LongThoughtWriter, first_person
+from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
+from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
+
+
+@dataclass(frozen=True)
+class TreeWalkWriter:
+    """Writes the long thought of a searched tree by a seeded depth-first walk."""
+
+    trials_per_node: int = DEFAULT_TRIALS_PER_NODE
+    """At most this many failed branches are entered from one step of the correct path."""
+    enter_probability: float = 1.0
+    """Chance of entering each failed branch (until `trials_per_node` are entered)."""
+    seed: int = 0
+    """Seeds the choice of branches, so the same tree always gives the same text."""
+    vary_openers: bool = True
+    """Rotate "Wait," / "Hmm," / "Hold on," as `LongThoughtWriter` does."""
+
+    def __post_init__(self) -> None:
+        if self.trials_per_node < 0:
+            raise ConfigError(f"trials_per_node must be >= 0, got {self.trials_per_node!r}")
+        if not 0.0 <= self.enter_probability <= 1.0:
+            raise ConfigError(
+                f"enter_probability must be between 0 and 1, got {self.enter_probability!r}"
+            )
+
+    def write(self, tree: ReasoningTree, leaf_id: int | None = None) -> str | None:
+        """The long thought of `tree`; None when it has no verified answer.
+
+        Args:
+            tree: A searched tree, its steps judged and its final answers verified.
+            leaf_id: The verified leaf to walk to; default `correct_leaf(tree)`.
+        """
+        leaf_id = self.correct_leaf(tree) if leaf_id is None else leaf_id
+        if leaf_id is None:
+            return None
+        rng = random.Random(self.seed)
+        failed = _FailedBranches(tree)
+        correct_path = tree.path(leaf_id)
+        lines: list[str] = []
+        reflections = 0
+        for node, next_node in itertools.pairwise(correct_path):
+            if node.depth > 0:
+                lines.append(_step_line(node))
+            candidates = [
+                child
+                for child in tree.children(node.id)
+                if child.id != next_node.id and failed(child.id)
+            ]
+            rng.shuffle(candidates)
+            entered = 0
+            for branch in candidates:
+                if entered >= self.trials_per_node:
+                    break
+                if rng.random() >= self.enter_probability:
+                    continue
+                entered += 1
+                walked = self._follow(tree, branch, failed, rng)
+                lines.extend(_step_line(step) for step in walked)
+                opener = _OPENERS[reflections % len(_OPENERS)] if self.vary_openers else "Wait,"
+                reflections += 1
+                lines.append(_reflection(opener, walked, back_to=node.depth))
+        leaf = correct_path[-1]
+        lines.append(_step_line(leaf))
+        if "\\boxed" not in leaf.text and leaf.final_answer:
+            lines.append(f"So the final answer is \\boxed{{{leaf.final_answer}}}.")
+        return "\n\n".join(lines)
+
+    @staticmethod
+    def correct_leaf(tree: ReasoningTree) -> int | None:
+        """The verified answer the walk ends at: the shallowest, the first found on a tie."""
+        return tree.shallowest_correct_leaf()
+
+    def shortcut(self, tree: ReasoningTree) -> str | None:
+        """The correct path alone, to the same leaf as `write`; None without a verified answer."""
+        return LongThoughtWriter.shortcut(tree, self.correct_leaf(tree))
+
+    @staticmethod
+    def _follow(
+        tree: ReasoningTree, branch: TreeNode, failed: _FailedBranches, rng: random.Random
+    ) -> list[TreeNode]:
+        """Steps from `branch` down to a leaf, one random child at a time, preferring
+        children that are known to fail (so the walk ends somewhere worth reflecting on)."""
+        walked = [branch]
+        while children := tree.children(walked[-1].id):
+            failing = [c for c in children if failed(c.id)]
+            walked.append(rng.choice(failing or children))
+        return walked
+
+
+class _FailedBranches:
+    """Memoised test: does a subtree fail? It has no verified answer and something in it
+    was judged incorrect (by the critic or the verifier)."""
+
+    def __init__(self, tree: ReasoningTree) -> None:
+        self._tree = tree
+        self._known: dict[int, tuple[bool, bool]] = {}
+
+    def __call__(self, node_id: int) -> bool:
+        has_correct, has_wrong = self._scan(node_id)
+        return has_wrong and not has_correct
+
+    def _scan(self, node_id: int) -> tuple[bool, bool]:
+        """(contains a verified answer, contains a node labelled incorrect), without recursion
+        so a deep tree cannot overflow the stack."""
+        order: list[int] = []
+        stack = [node_id]
+        while stack:
+            current = stack.pop()
+            if current in self._known:
+                continue
+            order.append(current)
+            stack.extend(self._tree[current].children)
+        for current in reversed(order):  # children before parents
+            node = self._tree[current]
+            has_correct = node.verified is True
+            has_wrong = node.label is NodeLabel.INCORRECT
+            for child in node.children:
+                child_correct, child_wrong = self._known[child]
+                has_correct = has_correct or child_correct
+                has_wrong = has_wrong or child_wrong
+            self._known[current] = (has_correct, has_wrong)
+        return self._known[node_id]
+
+
+def _step_line(node: TreeNode) -> str:
+    return f"Step {node.depth}: {node.text}"
+
+
+def _verifier_note(node: TreeNode) -> str:
+    """The note `DebateSession` leaves on a rejected answer: not a critique to repeat."""
+    return f"the final answer {node.final_answer} is incorrect."
+
+
+def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
+    """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back."""
+    wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
+    leaf = walked[-1]
+    back = (
+        "Let me start over."
+        if back_to == 0
+        else f"Let me go back to step {back_to} and try another way."
+    )
+    if wrong is leaf and leaf.verified is False:
+        note = "" if leaf.reason == _verifier_note(leaf) else first_person(leaf.reason)
+        why = f" {note}" if note else ""
+        answer = leaf.final_answer or "that"
+        return f"{opener} I got {answer}, but that does not seem right.{why} {back}"
+    critique = first_person(wrong.reason)
+    why = f" {critique}" if critique else ""
+    return f"{opener} step {wrong.depth} is wrong.{why} {back}"

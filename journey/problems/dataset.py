@@ -1,0 +1,322 @@
+"""Problem datasets: JSONL files (or Hugging Face datasets) of problems with gold answers,
+read honestly.
+
+One JSON object per line, MATH-style by default (`problem`, `answer`; MATH500's
+`solution`, `subject`, `level`, `unique_id` are kept in `meta`). Bad input is
+never dropped silently: a line that is not UTF-8, not JSON, not an object, or
+lacks a problem or an answer becomes a `DatasetIssue` naming `file:line`. It is
+logged and skipped, or raised as a `DatasetError` with `strict=True`.
+
+A source that is not a file, `hf:NAME[:CONFIG][@SPLIT]` or a Hub id such as
+`HuggingFaceH4/MATH-500`, is loaded with `datasets` (see `dataset_source` for the
+rules); each row is checked like a line, and its issues name `source row N`
+(0-based, as `dataset[N]`).
+
+Each record gets a stable session id: the hash of its problem
+(`session_id_for`), with the record's index appended when the same problem came
+earlier in the file, so re-runs, resumes and shards all find the same session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from journey.errors import ConfigError, DatasetError
+from journey.problems.ids import session_id_for
+from journey.problems.source import DatasetSource, load_hf_rows, parse_dataset_source
+
+__all__ = [
+    "DatasetIssue",
+    "ProblemDataset",
+    "ProblemRecord",
+    "Shard",
+    "load_problems",
+]
+
+logger = logging.getLogger(__name__)
+
+_BOM = b"\xef\xbb\xbf"
+
+_Parsed = tuple[str, str, dict[str, Any]] | str
+"""A line's problem, answer and meta, or what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class ProblemRecord:
+    """One problem of a dataset."""
+
+    index: int
+    """0-based position among the file's non-blank lines (bad lines count too, so fixing
+    one does not shift the others); shards are taken by this index."""
+    problem: str
+    answer: str
+    session_id: str
+    """Stable id of the session that debates this problem."""
+    line: int = 0
+    """1-based line number in the file; 0 for a Hugging Face row (its row is `index`)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Every other field of the line (subject, level, unique_id, solution...)."""
+
+
+@dataclass(frozen=True)
+class DatasetIssue:
+    """A line (or Hugging Face row) that was skipped, and why."""
+
+    file: str
+    """The file, or the Hugging Face source (`hf:NAME@SPLIT`)."""
+    line: int
+    """1-based line number; the 0-based row index when `unit` is `row`."""
+    message: str
+    unit: Literal["line", "row"] = "line"
+
+    def __str__(self) -> str:
+        if self.unit == "row":
+            return f"{self.file} row {self.line}: {self.message}"
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the records whose index is `index` modulo `count`."""
+
+    index: int = field(metadata={"help": "Which shard, from 0 to count - 1."})
+    count: int = field(metadata={"help": "How many shards the dataset is split into."})
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ConfigError(f"shard count must be at least 1, got {self.count!r}")
+        if not 0 <= self.index < self.count:
+            raise ConfigError(
+                f"shard {self.index}/{self.count} does not exist: "
+                f"the index must be 0..{self.count - 1}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Read `i/n`, e.g. `0/4`."""
+        index, slash, count = text.strip().partition("/")
+        try:
+            if not slash:
+                raise ValueError
+            return cls(int(index), int(count))
+        except ValueError:
+            raise ConfigError(f"shard {text!r} should look like i/n, e.g. 0/4") from None
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def holds(self, record: ProblemRecord) -> bool:
+        return record.index % self.count == self.index
+
+
+@dataclass(frozen=True)
+class ProblemDataset:
+    """The usable records of a file, and the issues of the lines that were skipped."""
+
+    path: Path
+    """The JSONL file; for a Hugging Face dataset, its name or directory as a path."""
+    records: list[ProblemRecord]
+    issues: list[DatasetIssue]
+    source: DatasetSource | None = None
+    """Where the records came from, with the split that was loaded; None: the file `path`."""
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def select(
+        self, *, offset: int = 0, limit: int | None = None, shard: Shard | None = None
+    ) -> list[ProblemRecord]:
+        """Records `offset .. offset + limit` of the file, then the shard's share of them.
+
+        Slicing first and sharding second means the shards of a selection together hold
+        exactly what the unsharded selection holds.
+
+        Raises:
+            ConfigError: a negative offset or limit, or an offset past the last record.
+        """
+        if offset < 0:
+            raise ConfigError(f"offset must be 0 or more, got {offset!r}")
+        if limit is not None and limit < 1:
+            raise ConfigError(f"limit must be at least 1, got {limit!r}")
+        if offset and offset >= len(self.records):
+            raise ConfigError(
+                f"offset {offset} is past the end of {self.source or self.path} "
+                f"({len(self.records)} problems)"
+            )
+        chosen = self.records[offset : None if limit is None else offset + limit]
+        return [r for r in chosen if shard is None or shard.holds(r)]
+
+
+def load_problems(
+    path: Path | str,
+    *,
+    problem_field: str = "problem",
+    answer_field: str = "answer",
+    strict: bool = False,
+    split: str | None = None,
+) -> ProblemDataset:
+    """Read a JSONL file of problems, or the rows of a Hugging Face dataset.
+
+    Args:
+        path: The file, one JSON object per line (blank lines are ignored); or, when it
+            is not a file, `hf:NAME[:CONFIG][@SPLIT]` or a Hub id (see `dataset_source`).
+        problem_field: The field holding the problem statement.
+        answer_field: The field holding the gold answer (a string or a number).
+        strict: Raise on the first bad line instead of skipping it.
+        split: The split of a Hugging Face dataset (default: `test`, or its only split).
+
+    Raises:
+        ConfigError: a malformed `hf:` source, or a split given for a JSONL file.
+        DatasetError: the file or dataset cannot be read, holds no usable problem, or
+            (with `strict`) a line is bad; the message names `file:line` (or
+            `source row N`).
+    """
+    source = parse_dataset_source(path, split=split)
+    if source.kind == "hf":
+        rows, source = load_hf_rows(source)
+        parsed = (
+            (row, _parse_row(value, problem_field, answer_field)) for row, value in enumerate(rows)
+        )
+        return _collect(source, Path(source.name), parsed, unit="row", strict=strict)
+    file = Path(source.name)
+    if not file.is_file():
+        what = (
+            f"is a directory (for a Hugging Face dataset folder, use hf:{file})"
+            if file.is_dir()
+            else "does not exist"
+        )
+        raise DatasetError(f"dataset file {str(file)!r} {what}")
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"cannot read dataset file {str(file)!r}: {error.strerror}") from None
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]
+    lines = (
+        (number, _parse_line(raw, problem_field, answer_field))
+        for number, raw in _numbered_lines(data)
+    )
+    return _collect(source, file, lines, unit="line", strict=strict)
+
+
+def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
+    """The non-blank lines with their 1-based numbers (CRLF endings allowed)."""
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if raw.strip():
+            yield number, raw
+
+
+def _collect(
+    source: DatasetSource,
+    path: Path,
+    parsed: Iterable[tuple[int, _Parsed]],
+    *,
+    unit: Literal["line", "row"],
+    strict: bool,
+) -> ProblemDataset:
+    """Records for the good lines (rows), issues for the bad ones, in order."""
+    records: list[ProblemRecord] = []
+    issues: list[DatasetIssue] = []
+    seen: set[str] = set()
+    for index, (where, result) in enumerate(parsed):
+        if isinstance(result, str):
+            issue = DatasetIssue(str(source), where, result, unit)
+            if strict:
+                raise DatasetError(str(issue))
+            logger.warning("skipped %s", issue)
+            issues.append(issue)
+            continue
+        problem, answer, meta = result
+        session_id = session_id_for(problem)
+        if session_id in seen:  # the same problem again: its own, equally stable, session
+            session_id = f"{session_id}-{index}"
+        seen.add(session_id)
+        line = where if unit == "line" else 0
+        records.append(ProblemRecord(index, problem, answer, session_id, line, meta))
+    if not records:
+        if issues:
+            raise DatasetError(
+                f"no usable problem in {source}: all {len(issues)} {unit}s are bad "
+                f"(first: {issues[0]})"
+            )
+        if unit == "row":
+            raise DatasetError(f"Hugging Face dataset {str(source)!r} has no rows")
+        raise DatasetError(f"dataset file {str(source)!r} is empty")
+    return ProblemDataset(path, records, issues, source)
+
+
+MAX_ANSWER_CHARS = 1_000
+"""Longest gold answer accepted: MATH500's longest is 53 characters, and math-verify
+spends its whole 5 s timeout on a parse of ~10,000."""
+
+
+def _parse_line(raw: bytes, problem_field: str, answer_field: str) -> _Parsed:
+    """The problem, answer and meta of one line, or what is wrong with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = raw[error.start : error.start + 1].hex()
+        return f"not UTF-8 (byte 0x{bad} at column {error.start + 1})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON: {error.msg} at column {error.colno}"
+    return _parse_value(value, problem_field, answer_field)
+
+
+def _parse_row(row: object, problem_field: str, answer_field: str) -> _Parsed:
+    """A Hugging Face row, checked like a line. Its meta is made JSON-safe (dates, bytes,
+    images become text) because it travels in the session log."""
+    parsed = _parse_value(row, problem_field, answer_field)
+    if isinstance(parsed, str):
+        return parsed
+    problem, answer, meta = parsed
+    return problem, answer, json.loads(json.dumps(meta, default=str))
+
+
+def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parsed:
+    """The problem, answer and meta of one parsed object, or what is wrong with it."""
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {_json_type(value)}"
+    fields: list[str] = []
+    for name in (problem_field, answer_field):
+        if name not in value:
+            return f"no {name!r} field (fields: {', '.join(sorted(value)) or 'none'})"
+        content = value[name]
+        if isinstance(content, int | float) and not isinstance(content, bool):
+            content = str(content)
+        if not isinstance(content, str):
+            return f"{name!r} must be a string, got {_json_type(content)}"
+        if not content.strip():
+            return f"{name!r} is empty"
+        fields.append(content.strip())
+    if len(fields[1]) > MAX_ANSWER_CHARS:
+        return (
+            f"{answer_field!r} is {len(fields[1]):,} characters long; a gold answer over "
+            f"{MAX_ANSWER_CHARS:,} is refused (the grader would time out on it)"
+        )
+    meta = {k: v for k, v in value.items() if k not in (problem_field, answer_field)}
+    return fields[0], fields[1], meta
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def issue_lines(issues: Sequence[DatasetIssue], *, show: int = 5) -> Iterable[str]:
+    """The first `show` issues, one line each, then how many more there are."""
+    for issue in issues[:show]:
+        yield str(issue)
+    if len(issues) > show:
+        yield f"... and {len(issues) - show} more"

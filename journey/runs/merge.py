@@ -1,0 +1,294 @@
+"""`journey merge`: shard runs (or any runs of the same options) combined into one run.
+
+Session folders are copied into `OUT/sessions/`, and `OUT/sessions.jsonl` is rewritten
+with one line per finished session. When a session id appears more than once:
+
+- a finished copy wins over an unfinished one (an unfinished one in OUT is replaced);
+- a copy that finished without an error wins over a `model_error` one (a shard whose
+  errors `journey synth` ran again since the last merge brings them);
+- otherwise, of two finished copies the first kept wins and the other is counted as a
+  duplicate (or as "already present" when it was already in OUT before this merge);
+- of two unfinished copies the one with the longer event log wins (a shard resumed
+  since the last merge brings its progress).
+
+Unfinished sessions are copied too, so `journey synth --out OUT` can resume them.
+Merging again into the same OUT adds only what is new: it is idempotent.
+
+`OUT/run.json` starts as a copy of the first source's (so `journey synth` accepts OUT
+as a run of the same options) and records every merge under `merged`: the sources
+with their session counts. Runs whose `run.json` records another strategy, other
+models or another critic mode are refused unless forced; the differences are then
+recorded as `forced`. OUT is locked with the same lock file as `journey synth`, so a
+merge never writes into a run that a synthesis is writing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, Field
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from journey import __version__
+from journey.errors import ConfigError
+from journey.protocols import Outcome
+from journey.runs.rundir import SessionSummary, write_atomic
+from journey.runs.stats import RunContents, read_run
+
+__all__ = ["MergeReport", "SourceCounts", "merge_runs", "render_merge_report"]
+
+MATCHED_OPTIONS = ("strategy", "models", "critic_mode")
+"""The `run.json` entries that must agree between merged runs."""
+
+SYNTH_LOCK = ".synth.lock"
+"""The lock file `SynthesisRunner` holds on a run while it writes it."""
+
+
+class SourceCounts(BaseModel):
+    """What one source run held."""
+
+    path: str
+    finished: int
+    unfinished: int
+
+
+class MergeReport(BaseModel):
+    """What a merge did; `merged` in `run.json` keeps the sources and counts."""
+
+    out: str
+    sources: list[SourceCounts] = Field(default_factory=list)
+    added_finished: int = 0
+    added_unfinished: int = 0
+    replaced: int = 0
+    """Sessions in OUT, or kept earlier in this merge, replaced by a more advanced copy."""
+    duplicates: int = 0
+    """Sessions met twice among the sources (the first finished, else the longest, kept)."""
+    already_present: int = 0
+    """Sessions OUT already held in the same or a more advanced state."""
+    missing: int = 0
+    """Sessions indexed in a source whose folder is missing there; not copied."""
+    forced: list[str] = Field(default_factory=list)
+    finished: int = 0
+    """Finished sessions in OUT after the merge."""
+    unfinished: int = 0
+    """Unfinished sessions in OUT after the merge."""
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    path = root / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _differences(reference: dict[str, Any], meta: dict[str, Any], where: Path) -> list[str]:
+    return [
+        f"{where} has {key} {meta.get(key)!r} (not {reference.get(key)!r})"
+        for key in MATCHED_OPTIONS
+        if meta.get(key) != reference.get(key)
+    ]
+
+
+def _log_size(folder: Path) -> int:
+    log = folder / "events.jsonl"
+    return log.stat().st_size if log.is_file() else -1
+
+
+def _ended_in_error(summary: SessionSummary) -> bool:
+    return summary.outcome == Outcome.ERROR
+
+
+def _copy_session(source: Path, target: Path) -> None:
+    """Copy a session folder into place; an existing folder there is replaced whole."""
+    staging = target.with_name(f".{target.name}.merging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    if target.exists():
+        old = target.with_name(f".{target.name}.replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+class _Merger:
+    def __init__(self, out: Path, report: MergeReport) -> None:
+        self.out = out
+        self.report = report
+        existing = read_run(out) if (out / "sessions").is_dir() else None
+        self.index: dict[str, SessionSummary] = {}
+        self.before: set[str] = set()
+        if existing is not None:
+            self.index = {s.session_id: s for s in existing.finished}
+            self.before = set(self.index) | {u.session_id for u in existing.unfinished}
+        self.unfinished: set[str] = (
+            set() if existing is None else {u.session_id for u in existing.unfinished}
+        )
+
+    def add(self, contents: RunContents) -> None:
+        for summary in contents.finished:
+            self._add_finished(contents.root, summary)
+        for session in contents.unfinished:
+            self._add_unfinished(contents.root, session.session_id)
+
+    def _target(self, session_id: str) -> Path:
+        return self.out / "sessions" / session_id
+
+    def _add_finished(self, root: Path, summary: SessionSummary) -> None:
+        sid = summary.session_id
+        source = root / "sessions" / sid
+        if not source.is_dir():
+            self.report.missing += 1
+            return
+        if sid in self.index:
+            if _ended_in_error(self.index[sid]) and not _ended_in_error(summary):
+                _copy_session(source, self._target(sid))
+                self.index[sid] = summary
+                self.report.replaced += 1
+            elif sid in self.before:
+                self.report.already_present += 1
+            else:
+                self.report.duplicates += 1
+            return
+        _copy_session(source, self._target(sid))
+        self.index[sid] = summary
+        if sid in self.unfinished:
+            self.unfinished.discard(sid)
+            if sid in self.before:
+                self.report.replaced += 1
+                return
+            self.report.added_unfinished -= 1  # copied earlier in this merge; now finished
+        self.report.added_finished += 1
+
+    def _add_unfinished(self, root: Path, session_id: str) -> None:
+        source = root / "sessions" / session_id
+        target = self._target(session_id)
+        known = session_id in self.index or session_id in self.unfinished
+        if session_id in self.index or (
+            session_id in self.unfinished and _log_size(target) >= _log_size(source)
+        ):
+            if session_id in self.before:
+                self.report.already_present += 1
+            else:
+                self.report.duplicates += 1
+            return
+        _copy_session(source, target)
+        self.unfinished.add(session_id)
+        if not known:
+            self.report.added_unfinished += 1
+        elif session_id in self.before:
+            self.report.replaced += 1
+        else:
+            self.report.duplicates += 1  # a shorter copy was kept earlier in this merge
+
+    def write_index(self) -> None:
+        lines = "".join(s.model_dump_json() + "\n" for s in self.index.values())
+        write_atomic(self.out / "sessions.jsonl", lines)
+        self.report.finished = len(self.index)
+        self.report.unfinished = len(self.unfinished)
+
+
+def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> MergeReport:
+    """Merge the sessions of `sources` into the run directory `out` (created if needed).
+
+    Args:
+        sources: Run directories, merged in order (the first copy of a session wins).
+        out: The merged run; an existing one gets only what is new.
+        force: Merge runs made with other strategy, models or critic mode anyway.
+
+    Raises:
+        DatasetError: a source is not a run directory.
+        ConfigError: no source, `out` is a source, the options differ (without
+            `force`), or `out` is being written by `journey synth`.
+    """
+    if not sources:
+        raise ConfigError("give at least one run directory to merge")
+    out = Path(out)
+    roots = [Path(s) for s in sources]
+    for root in roots:
+        if root.resolve() == out.resolve():
+            raise ConfigError(f"--out {str(out)!r} is also a source; merge into a new directory")
+    contents = [read_run(root) for root in roots]  # DatasetError for a non-run, before writing
+    metas = [_read_meta(root) for root in roots]
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a directory")
+    existing_meta = _read_meta(out) if out.is_dir() else {}
+    reference = existing_meta or metas[0]
+    differences = [
+        d
+        for root, meta in zip(roots, metas, strict=True)
+        for d in _differences(reference, meta, root)
+    ]
+    if differences and not force:
+        raise ConfigError(f"runs differ: {'; '.join(differences)}; use --force to merge anyway")
+
+    (out / "sessions").mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / SYNTH_LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"run directory {str(out)!r} is in use by 'journey synth'") from None
+    try:
+        report = MergeReport(out=str(out), forced=differences)
+        merger = _Merger(out, report)
+        for content in contents:
+            report.sources.append(
+                SourceCounts(
+                    path=str(content.root),
+                    finished=len(content.finished),
+                    unfinished=len(content.unfinished),
+                )
+            )
+            merger.add(content)
+        merger.write_index()
+        meta = dict(existing_meta or metas[0])
+        meta.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
+        meta.setdefault("journey_version", __version__)
+        meta.setdefault("merged", []).append(
+            {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "sources": [s.model_dump() for s in report.sources],
+                **({"forced": differences} if differences else {}),
+            }
+        )
+        write_atomic(out / "run.json", json.dumps(meta, indent=2))
+    finally:
+        lock.release()
+    return report
+
+
+def render_merge_report(report: MergeReport) -> Table:
+    """The merge summary: one row per source, then what OUT holds."""
+    table = Table(title=Text(f"Merged into {report.out}"), box=box.ROUNDED)
+    table.add_column("source")
+    table.add_column("finished", justify="right")
+    table.add_column("unfinished", justify="right")
+    for source in report.sources:
+        table.add_row(Text(source.path), str(source.finished), str(source.unfinished))
+    table.add_section()
+    table.add_row(Text("merged run", style="bold"), str(report.finished), str(report.unfinished))
+    notes = [
+        f"{report.added_finished} finished and {report.added_unfinished} unfinished added",
+        f"{report.replaced} replaced by a more advanced copy" if report.replaced else "",
+        f"{report.already_present} already present" if report.already_present else "",
+        f"{report.duplicates} duplicates skipped" if report.duplicates else "",
+        f"{report.missing} indexed but missing, not copied" if report.missing else "",
+        f"forced past {len(report.forced)} differences" if report.forced else "",
+    ]
+    table.caption = " · ".join(n for n in notes if n)
+    return table

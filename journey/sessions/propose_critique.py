@@ -1,0 +1,206 @@
+"""Attempt 2 of the seed: the policy proposes a step and critiques it itself.
+
+Each reply holds the next numbered step and the policy's own check of it, ending
+with the action it chooses (continue / reflect / backtrack K / terminate); see
+`journey.agents.self_critique`. Everything else is the debate's machinery, reused
+by subclassing `DebateSession`: limits, tree moves, the verifier, restore, events.
+Only how a step is judged differs (`_judge`):
+
+- The check is read from the step's verbatim reply (`raw` of its `policy_step`
+  event), so judging costs no model call and a restored session re-reads it
+  exactly. It is logged as a `critic_verdict` whose reason and action are the
+  policy's own, `raw` is the check as written, and usage is zero: its tokens
+  were counted on the step. Its violations (an unparseable action read as
+  `continue`, an illegal backtrack target, ...) are counted like a critic's.
+- A final answer that the policy stands by (any action but reflect/backtrack)
+  goes to the verifier when there is a gold answer: correct ends the session; a
+  wrong one comes back as "Your final answer X is wrong." and the policy must
+  rewrite that step. With a gold answer only the verifier ends a session, so a
+  terminate on a step without an answer reads as continue (a violation).
+- Without a gold answer a final answer the policy stands by is accepted
+  (`answer_accepted`); a terminate without an answer gives up (logged as
+  `critic_terminated`, the self-critic being the one that stopped).
+- Every action is applied with `source=policy`.
+
+The critic the runner passes is not used, and not recorded among the models. The
+event types, the tree and the transcript are those of a debate, so replay, stats,
+export, the long-thought writer and resume work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from journey.agents import CriticAgent, PolicyAgent
+from journey.agents.self_critique import SelfCritiquePolicy
+from journey.protocols import (
+    Action,
+    Backtrack,
+    CriticVerdictGiven,
+    PolicyStepProposed,
+    ProblemPosed,
+    Reflect,
+    Role,
+    SessionEnded,
+    SessionEvent,
+    Terminate,
+    TokenUsage,
+    VerifierChecked,
+)
+from journey.protocols.parsing import parse_self_critique_reply
+from journey.sessions.debate import DebateLimits, DebateSession, RestoreError
+from journey.sessions.tree import TreeNode
+
+__all__ = ["ProposeCritiqueSession"]
+
+
+class ProposeCritiqueSession(DebateSession):
+    """One propose-critique session: the policy judges its own steps.
+
+    Args:
+        problem: The problem statement.
+        policy: The policy agent; its model (and sampling settings) write the steps and
+            their checks, through a `SelfCritiquePolicy` built from it.
+        critic: Not used (accepted so every strategy is built the same way).
+        gold_answer: When given, the verifier checks final answers against it.
+        limits: Turn, depth and token limits.
+        session_id: Defaults to a hash of the problem.
+        models: Model spec per role, recorded in the log (without the critic).
+        config: Extra settings recorded in the log.
+    """
+
+    strategy: ClassVar[str] = "propose-critique"
+    roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY})
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        policy: PolicyAgent,
+        critic: CriticAgent | None = None,
+        gold_answer: str | None = None,
+        limits: DebateLimits | None = None,
+        session_id: str | None = None,
+        models: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            problem,
+            policy=SelfCritiquePolicy.from_policy(policy),
+            critic=critic,
+            gold_answer=gold_answer,
+            limits=limits,
+            session_id=session_id,
+            models={r: m for r, m in (models or {}).items() if r != Role.CRITIC},
+            config=config,
+        )
+        # Set while restoring: a final answer the policy stood by, not yet verified.
+        self._awaiting_verification: TreeNode | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        events: Sequence[SessionEvent],
+        *,
+        policy: PolicyAgent,
+        critic: CriticAgent | None = None,
+        limits: DebateLimits | None = None,
+        models: dict[str, str] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> ProposeCritiqueSession:
+        """Rebuild a session from its logged events (see `DebateSession.restore`).
+
+        Raises:
+            RestoreError: the events are not a prefix of a propose-critique session's log.
+        """
+        posed = events[0] if events else None
+        if isinstance(posed, ProblemPosed) and posed.strategy != cls.strategy:
+            raise RestoreError(f"the log is of a {posed.strategy!r} session, not {cls.strategy!r}")
+        session = super().restore(
+            events, policy=policy, critic=critic, limits=limits, models=models, config=config
+        )
+        assert isinstance(session, ProposeCritiqueSession)
+        return session
+
+    # -- judging: the policy's own check ------------------------------------------------------
+
+    def _submits(self, node: TreeNode, action: Action) -> bool:
+        """Whether the step is a final answer for the verifier: the policy stands by it."""
+        return (
+            node.is_final
+            and self.verifier is not None
+            and not isinstance(action, Reflect | Backtrack)
+        )
+
+    async def _judge(self, node: TreeNode) -> None:
+        proposed = self.events[-1]
+        assert isinstance(proposed, PolicyStepProposed) and proposed.node_id == node.id
+        parsed = parse_self_critique_reply(proposed.raw, node.depth)
+        check = parsed.check
+        assert check.action is not None  # the self-critique parser always gives one
+        if self._submits(node, check.action):
+            action: Action = Terminate(answer=node.final_answer, reason=check.reason or None)
+            verdict, repairs = check.verdict, []
+        else:
+            action, verdict, repairs = self._legalise(node, check.action, check.verdict)
+        self.tree.judge(node.id, verdict, check.reason, check.source)
+        self._emit(
+            CriticVerdictGiven(
+                **self._stamp(),
+                node_id=node.id,
+                verdict=verdict,
+                source=check.source,
+                reason=check.reason,
+                action=action,
+                raw=parsed.check_text,
+                violations=[*check.violations, *repairs],
+                usage=TokenUsage(),  # counted on the step: one reply holds both
+                latency=0.0,
+            )
+        )
+        self._show_check(node, proposed.content, check.reason, action)
+        if self._submits(node, action):
+            self._verify(node)
+        else:
+            self._apply(node, self._critic_action(node, action, verdict, check.reason), Role.POLICY)
+
+    def _show_check(self, node: TreeNode, content: str, reason: str, action: Action) -> None:
+        """Put the check next to its step in the policy's dialogue (it ends with the step)."""
+        self._dialogue[-1] = SelfCritiquePolicy.as_reviewed(node.depth, content, reason, action)
+
+    # -- restoring ---------------------------------------------------------------------------
+
+    def _replay_one(self, event: SessionEvent, *, first: bool) -> None:
+        """As a debate's, with two differences: actions come from the policy, and a final
+        answer the policy stood by is followed by the verifier's result."""
+        if isinstance(event, SessionEnded):
+            self._awaiting_verification = None
+        elif self._awaiting_verification is not None and not isinstance(event, VerifierChecked):
+            raise RestoreError(f"{event.type} before the final answer was verified")
+        if isinstance(event, VerifierChecked):
+            if self._awaiting_verification is None:
+                raise RestoreError(f"verifier_result on node {event.node_id} before its check")
+            self._awaiting_judgement, self._awaiting_verification = (
+                self._awaiting_verification,
+                None,
+            )
+            super()._replay_one(event, first=first)
+            return
+        super()._replay_one(event, first=first)
+        if isinstance(event, CriticVerdictGiven):
+            assert self._awaiting_action is not None
+            node, action, _ = self._awaiting_action
+            content = self.tree[node.id].text
+            self._show_check(node, content, event.reason, event.action)
+            if self._submits(node, event.action):
+                self._awaiting_action, self._awaiting_verification = None, node
+            else:
+                self._awaiting_action = (node, action, Role.POLICY)
+
+    async def _continue_restored(self) -> None:
+        if self._awaiting_verification is not None:
+            node, self._awaiting_verification = self._awaiting_verification, None
+            self._verify(node)
+            return
+        await super()._continue_restored()

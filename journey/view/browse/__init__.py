@@ -1,0 +1,38 @@
+"""`journey browse`: an interactive terminal browser over one run or two runs side by side.
+
+`model` holds the rows, filters and sorting, `search` the transcript search, `detail`
+one session's files, `panes` their rich renderables (none of these imports Textual);
+`table` and `app` are the Textual widgets, imported only when the browser starts.
+"""
+
+from journey.view.browse.detail import SessionDetail, load_detail
+from journey.view.browse.model import (
+    OutcomeClass,
+    RunIndex,
+    SessionFilter,
+    SessionPair,
+    SessionRow,
+    SortKey,
+    load_run,
+    pair_runs,
+    sort_pairs,
+    visible_pairs,
+)
+from journey.view.browse.search import TranscriptSearch, compile_search
+
+__all__ = [
+    "OutcomeClass",
+    "RunIndex",
+    "SessionDetail",
+    "SessionFilter",
+    "SessionPair",
+    "SessionRow",
+    "SortKey",
+    "TranscriptSearch",
+    "compile_search",
+    "load_detail",
+    "load_run",
+    "pair_runs",
+    "sort_pairs",
+    "visible_pairs",
+]

@@ -1,0 +1,364 @@
+"""What `journey browse` shows, without Textual: rows, filters, sorting, two-run pairing.
+
+A run is opened from its index (`sessions.jsonl`) alone, so a run of 10,000 sessions
+opens in a fraction of a second; event logs, trees and transcripts are read only when a
+session is selected (`journey.view.browse.detail`) or a transcript filter asks for them
+(`journey.view.browse.search`, which caches what it read). Unfinished sessions (an event
+log without an index line) are listed too, from their logs, as `journey replay` lists
+them. Nothing here imports Textual, so the model is tested and benchmarked on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from journey.errors import DatasetError
+from journey.protocols import PolicyStepProposed
+from journey.runs.rundir import SessionSummary, read_event_log
+from journey.runs.stats import (
+    RunContents,
+    RunStats,
+    SessionOverview,
+    UnfinishedSession,
+    run_stats,
+    session_overviews,
+)
+
+__all__ = [
+    "OutcomeClass",
+    "RunIndex",
+    "SessionFilter",
+    "SessionPair",
+    "SessionRow",
+    "SortKey",
+    "load_run",
+    "pair_runs",
+    "sort_pairs",
+    "visible_pairs",
+]
+
+UNFINISHED = "unfinished"
+
+
+class OutcomeClass(StrEnum):
+    """The outcome groups the browser filters on."""
+
+    CORRECT = "correct"
+    """Solved: a final answer the verifier accepted."""
+    INCORRECT = "incorrect"
+    """Failed or ended on an error."""
+    UNVERIFIED = "unverified"
+    """A final answer that nothing could check (no gold answer)."""
+    UNFINISHED = "unfinished"
+    """An event log without an index line: a crash, or a run still going."""
+
+
+_OUTCOME_CLASS = {
+    "solved": OutcomeClass.CORRECT,
+    "failed": OutcomeClass.INCORRECT,
+    "error": OutcomeClass.INCORRECT,
+    "unverified": OutcomeClass.UNVERIFIED,
+    UNFINISHED: OutcomeClass.UNFINISHED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session as the table shows it; finished ones come from their index line."""
+
+    session_id: str
+    problem: str
+    outcome: str
+    """An `Outcome` value, or "unfinished"."""
+    stop_reason: str | None
+    turns: int
+    depth: int
+    backtracks: int
+    reflections: int
+    violations: int
+    tokens: int
+    thought_chars: int
+    """Characters of the long thought (0 for an unfinished session: none was written)."""
+    truncated: bool = False
+
+    @property
+    def outcome_class(self) -> OutcomeClass:
+        return _OUTCOME_CLASS.get(self.outcome, OutcomeClass.INCORRECT)
+
+    @classmethod
+    def of_summary(cls, summary: SessionSummary) -> SessionRow:
+        return cls(
+            session_id=summary.session_id,
+            problem=summary.problem,
+            outcome=summary.outcome,
+            stop_reason=summary.stop_reason,
+            turns=summary.turns,
+            depth=summary.max_depth,
+            backtracks=summary.backtracks,
+            reflections=summary.reflections,
+            violations=summary.violations,
+            tokens=sum(u.total for u in summary.usage.values()),
+            thought_chars=summary.transcript_chars,
+        )
+
+    @classmethod
+    def of_overview(cls, overview: SessionOverview, depth: int) -> SessionRow:
+        return cls(
+            session_id=overview.session_id,
+            problem=overview.problem,
+            outcome=overview.outcome,
+            stop_reason=overview.stop_reason,
+            turns=overview.turns,
+            depth=depth,
+            backtracks=overview.backtracks,
+            reflections=overview.reflections,
+            violations=overview.violations,
+            tokens=overview.tokens,
+            thought_chars=0,
+            truncated=overview.truncated,
+        )
+
+    def overview(self) -> SessionOverview:
+        """The row as `render_session_list` takes it."""
+        return SessionOverview(
+            session_id=self.session_id,
+            problem=self.problem,
+            outcome=self.outcome,
+            stop_reason=self.stop_reason,
+            turns=self.turns,
+            backtracks=self.backtracks,
+            reflections=self.reflections,
+            violations=self.violations,
+            tokens=self.tokens,
+            truncated=self.truncated,
+        )
+
+
+@dataclass
+class RunIndex:
+    """A run opened for browsing: its rows, and what was skipped reading its index."""
+
+    root: Path
+    rows: list[SessionRow]
+    """Finished sessions in index order, then unfinished ones by id."""
+    summaries: list[SessionSummary]
+    unfinished: list[UnfinishedSession]
+    bad_lines: list[int] = field(default_factory=list)
+    """1-based lines of `sessions.jsonl` that did not parse (skipped)."""
+
+    def contents(self) -> RunContents:
+        """The run as `journey.runs.stats` reads it, built from what is loaded."""
+        return RunContents(root=self.root, finished=self.summaries, unfinished=self.unfinished)
+
+    def stats(self) -> RunStats:
+        """The run's aggregate numbers; reads every transcript (slow on big runs: use a worker)."""
+        return run_stats(self.contents())
+
+    def session_dir(self, session_id: str) -> Path:
+        return self.root / "sessions" / session_id
+
+
+def load_run(root: Path) -> RunIndex:
+    """Open a run directory for browsing; writes nothing.
+
+    Reads `sessions.jsonl` (a damaged line is skipped and counted; the last line for a
+    session wins) and the event logs of sessions that have no index line.
+
+    Raises:
+        DatasetError: `root` is no run directory.
+    """
+    root = Path(root)
+    index, sessions = root / "sessions.jsonl", root / "sessions"
+    if not root.is_dir():
+        raise DatasetError(f"no run directory at {str(root)!r}")
+    if not index.is_file() and not sessions.is_dir():
+        raise DatasetError(
+            f"{str(root)!r} is not a run directory (no sessions.jsonl, no sessions/)"
+        )
+    by_id: dict[str, SessionSummary] = {}
+    bad: list[int] = []
+    if index.is_file():
+        with index.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    summary = SessionSummary.model_validate_json(line)
+                except ValidationError:
+                    bad.append(number)
+                    continue
+                by_id.pop(summary.session_id, None)
+                by_id[summary.session_id] = summary
+    unfinished = []
+    if sessions.is_dir():
+        # Only folders without an index line are looked into: a 10,000-session run has
+        # a handful, and sorting plain names (not Paths) keeps the scan cheap.
+        with os.scandir(sessions) as entries:
+            names = sorted(e.name for e in entries if e.name not in by_id and e.is_dir())
+        for name in names:
+            log = sessions / name / "events.jsonl"
+            if log.is_file():
+                unfinished.append(UnfinishedSession(name, read_event_log(log)))
+    summaries = list(by_id.values())
+    rows = [SessionRow.of_summary(s) for s in summaries]
+    overviews = session_overviews(RunContents(root=root, finished=[], unfinished=unfinished))
+    for session, overview in zip(unfinished, overviews, strict=True):
+        steps = [e for e in session.log.events if isinstance(e, PolicyStepProposed)]
+        depth = max((e.step_number for e in steps), default=0)
+        rows.append(SessionRow.of_overview(overview, depth))
+    return RunIndex(root, rows, summaries, unfinished, bad)
+
+
+# -- filtering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which sessions the table shows; the parts combine (a row must pass all)."""
+
+    outcome: OutcomeClass | None = None
+    stop_reason: str | None = None
+    min_backtracks: int = 0
+    search: str | None = None
+    """A word or regex the transcript must contain (see `compile_search`)."""
+
+    def passes_index(self, row: SessionRow) -> bool:
+        """Everything but the transcript search, which needs the transcript."""
+        return (
+            (self.outcome is None or row.outcome_class is self.outcome)
+            and (self.stop_reason is None or row.stop_reason == self.stop_reason)
+            and row.backtracks >= self.min_backtracks
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.outcome is not None:
+            parts.append(self.outcome.value)
+        if self.stop_reason is not None:
+            parts.append(f"stop={self.stop_reason}")
+        if self.min_backtracks:
+            parts.append(f"backtracks≥{self.min_backtracks}")
+        if self.search:
+            parts.append(f"/{self.search}/")
+        return " · ".join(parts) or "all"
+
+
+# -- sorting and pairing --------------------------------------------------------------------
+
+
+class SortKey(StrEnum):
+    """The table's sortable columns."""
+
+    INDEX = "index"
+    OUTCOME = "outcome"
+    TURNS = "turns"
+    DEPTH = "depth"
+    BACKTRACKS = "backtracks"
+    REFLECTIONS = "reflections"
+    TOKENS = "tokens"
+    THOUGHT = "thought"
+    """Length of the long thought."""
+
+
+_OUTCOME_ORDER = {c: i for i, c in enumerate(OutcomeClass)}
+
+
+def _sort_value(row: SessionRow, key: SortKey) -> int:
+    if key is SortKey.OUTCOME:
+        return _OUTCOME_ORDER[row.outcome_class]
+    if key is SortKey.THOUGHT:
+        return row.thought_chars
+    if key is SortKey.DEPTH:
+        return row.depth
+    return int(getattr(row, key.value))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPair:
+    """The sessions of one problem in each run (one side may miss it); `b` is None for one run."""
+
+    index: int
+    """Position in the unsorted listing (first run's order, then sessions only the second has)."""
+    a: SessionRow | None
+    b: SessionRow | None = None
+
+    @property
+    def session_id(self) -> str:
+        row = self.a or self.b
+        assert row is not None
+        return row.session_id
+
+    @property
+    def problem(self) -> str:
+        row = self.a or self.b
+        assert row is not None
+        return row.problem
+
+    def side(self, which: int) -> SessionRow | None:
+        return self.a if which == 0 else self.b
+
+
+def pair_runs(a: Sequence[SessionRow], b: Sequence[SessionRow] | None = None) -> list[SessionPair]:
+    """Pair the two runs' sessions by session id (a hash of the problem).
+
+    Args:
+        a: The first run's rows.
+        b: The second run's rows, or None for a single run.
+
+    Returns:
+        The first run's sessions in order, each with its match in `b`, then the sessions
+        only `b` has.
+    """
+    if b is None:
+        return [SessionPair(i, row) for i, row in enumerate(a)]
+    by_id = {row.session_id: row for row in b}
+    pairs = [SessionPair(i, row, by_id.pop(row.session_id, None)) for i, row in enumerate(a)]
+    start = len(pairs)
+    pairs += [SessionPair(start + i, None, row) for i, row in enumerate(by_id.values())]
+    return pairs
+
+
+def sort_pairs(
+    pairs: Iterable[SessionPair], key: SortKey, *, descending: bool = False, side: int = 0
+) -> list[SessionPair]:
+    """Sort by one column of one run's side; pairs missing that side go last. Stable."""
+    if key is SortKey.INDEX:
+        ordered = sorted(pairs, key=lambda p: p.index, reverse=descending)
+        return ordered
+    present = [p for p in pairs if p.side(side) is not None]
+    missing = [p for p in pairs if p.side(side) is None]
+    present.sort(key=lambda p: _sort_value(p.side(side), key), reverse=descending)  # type: ignore[arg-type]
+    return present + missing
+
+
+def visible_pairs(
+    pairs: Iterable[SessionPair],
+    where: SessionFilter,
+    *,
+    side: int = 0,
+    matches: frozenset[str] | None = None,
+) -> list[SessionPair]:
+    """The pairs whose `side` passes the filter.
+
+    Args:
+        pairs: All pairs.
+        where: The filter.
+        side: Which run the filter looks at (0 first, 1 second).
+        matches: The ids whose transcript matches `where.search` (from `TranscriptSearch`);
+            ignored when the filter has no search.
+    """
+    shown = []
+    for pair in pairs:
+        row = pair.side(side)
+        if row is None or not where.passes_index(row):
+            continue
+        if where.search and matches is not None and row.session_id not in matches:
+            continue
+        shown.append(pair)
+    return shown
