@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import platform
@@ -99,7 +98,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
                 limits=DebateLimits(max_turns=3, max_tokens=100_000),
                 step_tokens=max_tokens,
             )
-            runner = SynthesisRunner(options, console=Console(file=io.StringIO()), progress=False)
+            runner = SynthesisRunner(options)
             report = asyncio.run(runner.run(Path(tmp) / "run", load_problems(dataset).records))
             return report.tokens_per_second, generation_prompt_tokens(Path(tmp) / "run")
 

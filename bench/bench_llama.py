@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import tempfile
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from rich.console import Console
 
 from journey.agents.backends.llama_server import (
     LlamaServer,
@@ -93,9 +91,7 @@ async def synthesise(
         limits=limits,
         step_tokens=step_tokens,
     )
-    runner = SynthesisRunner(
-        options, console=Console(file=io.StringIO()), progress=False, clients=clients
-    )
+    runner = SynthesisRunner(options, clients=clients)
     try:
         return await runner.run(out, problems)
     finally:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import random
 import subprocess
@@ -38,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from rich.console import Console
 
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner
@@ -160,7 +158,7 @@ def synthesise(base_url: str, dataset: Path, out: Path, concurrency: int) -> dic
         limits=DebateLimits(max_turns=12),
         step_tokens=160,
     )
-    runner = SynthesisRunner(options, console=Console(file=io.StringIO()), progress=False)
+    runner = SynthesisRunner(options)
     report = asyncio.run(runner.run(out, load_problems(dataset).records))
     return report.model_dump()
 

@@ -98,9 +98,7 @@ def test_eval_and_pairs_run_a_base_model(
     data = tmp_path / "sums.jsonl"
     data.write_text(json.dumps({"problem": "What is 2 + 3?", "answer": "5"}) + "\n")
     problems = load_problems(data).records
-    evaluation = EvalRunner(
-        EvalOptions(model="hf:./base", max_new_tokens=16), client=client, progress=False
-    )
+    evaluation = EvalRunner(EvalOptions(model="hf:./base", max_new_tokens=16), client=client)
     metrics = asyncio.run(evaluation.run(tmp_path / "eval", problems, dataset=str(data)))
     assert metrics.problems == 1
     [record] = load_records(tmp_path / "eval")
@@ -109,7 +107,6 @@ def test_eval_and_pairs_run_a_base_model(
         PairsOptions(model="hf:./base", samples=2, max_new_tokens=16, batch_size=2),
         grade=grade_output,
         client=client,
-        progress=False,
     )
     card = asyncio.run(sampler.run(tmp_path / "pairs.jsonl", problems, dataset=str(data)))
     assert card.samples == 2 and card.failed_requests == 0

@@ -551,7 +551,7 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
         critic_mode="generate",
         limits=DebateLimits(max_depth=3),
     )
-    runner = SynthesisRunner(options, console=Console(file=io.StringIO()), clients=clients)
+    runner = SynthesisRunner(options, clients=clients)
     report = asyncio.run(runner.run(tmp_path / "run", problems))
     assert (report.ran, report.solved, report.failed, report.crashed) == (2, 1, 1, 0)
     run = RunDirectory(tmp_path / "run")

@@ -156,9 +156,9 @@ async def test_runner_writes_records_and_metrics_and_resumes(tmp_path: Path) -> 
     problems = load_problems(write_dataset(tmp_path / "p.jsonl")).records
     out = tmp_path / "eval"
     client = FunctionChatCompletionClient(fake_reply)
-    metrics = await EvalRunner(
-        EvalOptions(model="function:x:y"), client=client, progress=False
-    ).run(out, problems, dataset="p.jsonl")
+    metrics = await EvalRunner(EvalOptions(model="function:x:y"), client=client).run(
+        out, problems, dataset="p.jsonl"
+    )
     assert metrics.problems == 4 and metrics.correct == 2  # 1/2 and 2 right, [2,5) wrong
     assert metrics.by_level["1"].accuracy == 1.0 and metrics.by_level["3"].accuracy == 0.0
     assert metrics.no_answer_rate == 0.25
@@ -170,7 +170,7 @@ async def test_runner_writes_records_and_metrics_and_resumes(tmp_path: Path) -> 
 
     # A re-run asks the model nothing: every problem already has a record.
     again = FunctionChatCompletionClient(fake_reply)
-    rerun = await EvalRunner(EvalOptions(model="function:x:y"), client=again, progress=False).run(
+    rerun = await EvalRunner(EvalOptions(model="function:x:y"), client=again).run(
         out, problems, dataset="p.jsonl"
     )
     assert again.requests == [] and rerun.correct == 2
@@ -186,12 +186,12 @@ async def test_failed_requests_are_counted_and_retried(tmp_path: Path) -> None:
         return fake_reply(messages)
 
     options = EvalOptions(model="function:x:y")
-    first = await EvalRunner(
-        options, client=FunctionChatCompletionClient(flaky), progress=False
-    ).run(out, problems, dataset="p")
+    first = await EvalRunner(options, client=FunctionChatCompletionClient(flaky)).run(
+        out, problems, dataset="p"
+    )
     assert first.errors == 1 and first.problems == 3
     retry = FunctionChatCompletionClient(fake_reply)
-    second = await EvalRunner(options, client=retry, progress=False).run(out, problems, dataset="p")
+    second = await EvalRunner(options, client=retry).run(out, problems, dataset="p")
     assert len(retry.requests) == 1 and second.problems == 4 and second.errors == 0
 
 
@@ -206,7 +206,7 @@ async def test_a_model_that_cannot_start_fails_once_before_any_request(tmp_path:
             raise ModelUnavailableError("vllm server for 'm' exited with code 1")
 
     client = Unstartable(fake_reply)
-    runner = EvalRunner(EvalOptions(model="function:x:y"), client=client, progress=False)
+    runner = EvalRunner(EvalOptions(model="function:x:y"), client=client)
     with pytest.raises(ModelUnavailableError, match="exited with code 1"):
         await runner.run(tmp_path / "eval", problems, dataset="p")
     assert client.loads == 1 and client.requests == []
@@ -218,13 +218,13 @@ async def test_a_cut_off_last_record_is_dropped_and_redone(tmp_path: Path) -> No
     out = tmp_path / "eval"
     options = EvalOptions(model="function:x:y")
     client = FunctionChatCompletionClient(fake_reply)
-    await EvalRunner(options, client=client, progress=False).run(out, problems, dataset="p")
+    await EvalRunner(options, client=client).run(out, problems, dataset="p")
     path = out / "records.jsonl"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])  # killed mid-write
     assert len(load_records(out)) == 3
     redo = FunctionChatCompletionClient(fake_reply)
-    metrics = await EvalRunner(options, client=redo, progress=False).run(out, problems, dataset="p")
+    metrics = await EvalRunner(options, client=redo).run(out, problems, dataset="p")
     assert len(redo.requests) == 1 and metrics.problems == 4
     assert len(path.read_text().splitlines()) == 4
 
@@ -233,12 +233,12 @@ async def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     problems = load_problems(write_dataset(tmp_path / "p.jsonl")).records
     out = tmp_path / "eval"
     client = FunctionChatCompletionClient(fake_reply)
-    await EvalRunner(EvalOptions(model="function:x:y"), client=client, progress=False).run(
+    await EvalRunner(EvalOptions(model="function:x:y"), client=client).run(
         out, problems[:1], dataset="p"
     )
     other = EvalOptions(model="function:x:y", max_new_tokens=64)
     with pytest.raises(ConfigError, match="max_new_tokens: 512 -> 64"):
-        await EvalRunner(other, client=client, progress=False).run(out, problems, dataset="p")
+        await EvalRunner(other, client=client).run(out, problems, dataset="p")
 
 
 # --- compare ---------------------------------------------------------------------------

@@ -104,6 +104,7 @@ def test_sft_rows_are_the_problem_and_the_long_thought(synth_run: Path, tmp_path
     }
     assert card.source_runs == [str(synth_run)] and card.filters["only_verified"] is True
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary name
+    assert not list(tmp_path.glob(".*.partial"))
 
 
 def test_messages_layout(synth_run: Path, tmp_path: Path) -> None:

@@ -36,9 +36,9 @@ from journey.runs import (
     SynthesisReport,
     SynthesisRunner,
     read_event_log,
-    render_synthesis_report,
 )
 from journey.sessions import DebateLimits
+from journey.view.reports import render_synthesis_report
 
 SESSIONS = 250
 FAULT_RATE = 0.6
@@ -79,8 +79,6 @@ def run_synth(
     )
     runner = SynthesisRunner(
         options,
-        console=Console(file=io.StringIO()),
-        progress=False,
         clients=clients,  # type: ignore[arg-type]
     )
     return asyncio.run(runner.run(out, load_problems(dataset).records))

@@ -11,7 +11,6 @@ own. Replies are greedy and a few tokens long, so the module takes tens of secon
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import math
 import os
@@ -23,7 +22,6 @@ from typing import Any
 
 import pytest
 from autogen_core.models import CreateResult, SystemMessage, UserMessage
-from rich.console import Console
 
 from journey.agents.backends.llama_server import (
     LLAMA_SERVER_ENV,
@@ -216,7 +214,7 @@ async def test_synthesis_runs_many_sessions_over_the_slots(llama: LlamaServer, t
         limits=DebateLimits(max_turns=1),  # a step and its verdict: ~500 prompt tokens each
         step_tokens=8,
     )
-    runner = SynthesisRunner(options, console=Console(file=io.StringIO()), progress=False)
+    runner = SynthesisRunner(options)
 
     report = await runner.run(tmp_path / "run", load_problems(dataset).records)
 

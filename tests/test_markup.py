@@ -25,15 +25,15 @@ from typer.testing import CliRunner
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.cli import app
-from journey.evaluation import render_comparison, render_metrics
 from journey.evaluation.compare import ComparedRun, Comparison
 from journey.evaluation.metrics import AccuracyBucket, EvalMetrics
-from journey.runs import RunDirectory, render_synthesis_report
+from journey.runs import RunDirectory
 from journey.runs.stats import read_run, run_stats, session_overviews
 from journey.runs.synthesis_report import SynthesisReport
 from journey.sessions import DebateSession
 from journey.view.render import render_run_stats, render_session_list
 from journey.view.replay import ReplayOptions, replay_session
+from journey.view.reports import render_comparison, render_metrics, render_synthesis_report
 
 runner = CliRunner()
 

@@ -17,7 +17,8 @@ from journey.errors import ConfigError, DatasetError
 from journey.exports.export import ExportOptions, export_runs
 from journey.problems import ProblemRecord
 from journey.runs import RunDirectory, read_event_log
-from journey.runs.merge import merge_runs, render_merge_report
+from journey.runs.merge import merge_runs
+from journey.view.reports import render_merge_report
 
 runner = CliRunner()
 

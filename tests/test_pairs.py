@@ -133,7 +133,7 @@ def problems_of(tmp_path: Path) -> list[ProblemRecord]:
 async def sample(
     tmp_path: Path, client: FunctionChatCompletionClient, out: Path, **changes: Any
 ) -> Any:
-    sampler = PairsSampler(options(**changes), grade=grade_output, client=client, progress=False)
+    sampler = PairsSampler(options(**changes), grade=grade_output, client=client)
     return await sampler.run(out, problems_of(tmp_path), dataset=str(tmp_path / "p.jsonl"))
 
 
@@ -344,7 +344,6 @@ async def test_a_dead_endpoint_stops_the_run_and_it_resumes(tmp_path: Path) -> N
         options(batch_size=1),
         grade=grade_output,
         client=FunctionChatCompletionClient(down),
-        progress=False,
         max_consecutive_errors=2,
     )
     with pytest.raises(EndpointDownError, match=r"2 problems in a row.*function:x:y.*refused"):
@@ -360,9 +359,7 @@ async def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"temperature: 0\.7 -> 1\.0"):
         await sample(tmp_path, CountingClient(), out, temperature=1.0)
     client = CountingClient()
-    sampler = PairsSampler(
-        options(temperature=1.0), grade=grade_output, client=client, progress=False, force=True
-    )
+    sampler = PairsSampler(options(temperature=1.0), grade=grade_output, client=client, force=True)
     card = await sampler.run(out, problems_of(tmp_path), dataset="p.jsonl")
     assert client.requests == [] and card.rows == 5
 

@@ -8,7 +8,6 @@ the model spec `function:test_propose_critique:fake_self_policy`).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 from autogen_core.models import AssistantMessage, LLMMessage
-from rich.console import Console
 from test_runner import comparable, dataset, problem_text
 
 from journey.agents import CriticAgent, PolicyAgent
@@ -430,7 +428,7 @@ def test_synth_runs_the_strategy_over_a_dataset(tmp_path: Path) -> None:
     )
 
     def run() -> Any:
-        runner = SynthesisRunner(options, console=Console(file=io.StringIO()))
+        runner = SynthesisRunner(options)
         return asyncio.run(runner.run(tmp_path / "run", problems))
 
     report = run()

@@ -37,10 +37,11 @@ from journey.runs import (
     SynthesisRunner,
     merge_runs,
     read_event_log,
-    render_synthesis_report,
 )
 from journey.runs.stats import read_run, run_stats
 from journey.runs.synthesis import EndpointDownError
+from journey.view.progress import synthesis_progress
+from journey.view.reports import render_synthesis_report
 
 DOWN_SPEC = "function:test_run_errors:down_policy"
 DOWN: set[int] = set()
@@ -63,7 +64,7 @@ def _endpoint_up() -> Iterator[None]:
 
 def synthesise(out: Path, problems: Sequence[ProblemRecord], **runner: Any) -> SynthesisReport:
     settings = {"policy": DOWN_SPEC, **runner.pop("options", {})}
-    synth = SynthesisRunner(options(**settings), console=Console(file=io.StringIO()), **runner)
+    synth = SynthesisRunner(options(**settings), **runner)
     return asyncio.run(synth.run(out, problems))
 
 
@@ -206,7 +207,9 @@ def test_yield_leaves_errors_out_and_shows_them_beside_it(tmp_path: Path) -> Non
     problems = dataset(tmp_path / "d.jsonl", ["plain", "plain", "stuck"])
     DOWN.add(1)
     console = Console(file=io.StringIO(), force_terminal=True, width=140)
-    runner = SynthesisRunner(options(policy=DOWN_SPEC, max_turns=3), console=console)
+    runner = SynthesisRunner(
+        options(policy=DOWN_SPEC, max_turns=3), progress=synthesis_progress(console)
+    )
     asyncio.run(runner.run(tmp_path / "run", problems))
     assert "yield 1/2 · 1 error" in console.file.getvalue()  # type: ignore[attr-defined]
     result = CliRunner().invoke(app, ["stats", str(tmp_path / "run"), "--json"])
@@ -222,9 +225,7 @@ def test_a_dead_endpoint_stops_the_run_in_one_line_and_it_resumes(tmp_path: Path
     port = closed_port()
     dead = f"openai:m@http://127.0.0.1:{port}/v1?max_retries=0&timeout=1"
     settings = options(policy=dead, concurrency=1)
-    runner = SynthesisRunner(
-        settings, console=Console(file=io.StringIO()), max_consecutive_errors=3
-    )
+    runner = SynthesisRunner(settings, max_consecutive_errors=3)
     with pytest.raises(EndpointDownError) as stopped:
         asyncio.run(runner.run(tmp_path / "run", problems))
     message = str(stopped.value)
@@ -244,7 +245,7 @@ def test_a_dead_endpoint_stops_the_run_in_one_line_and_it_resumes(tmp_path: Path
         "policy": FunctionChatCompletionClient(fake_policy),
         "critic": FunctionChatCompletionClient(fake_critic),
     }
-    again = SynthesisRunner(settings, console=Console(file=io.StringIO()), clients=clients)
+    again = SynthesisRunner(settings, clients=clients)
     report = asyncio.run(again.run(tmp_path / "run", problems))
     assert (report.retried, report.ran, report.solved, report.errors) == (3, 6, 6, 0)
     assert sorted(index_ids(tmp_path / "run")) == sorted(p.session_id for p in problems)
@@ -266,7 +267,6 @@ def test_a_stop_cancels_sessions_in_flight_and_leaves_their_logs_open(tmp_path: 
     DOWN.update({2, 3, 4})
     runner = SynthesisRunner(
         options(policy=DOWN_SPEC, concurrency=4),
-        console=Console(file=io.StringIO()),
         clients=clients,
         max_consecutive_errors=3,
     )
@@ -316,7 +316,6 @@ def test_eval_stops_on_a_dead_endpoint_and_resumes(tmp_path: Path) -> None:
     runner = EvalRunner(
         eval_options,
         client=FunctionChatCompletionClient(dead),
-        progress=False,
         max_consecutive_errors=2,
     )
     with pytest.raises(EndpointDownError) as stopped:
@@ -331,7 +330,7 @@ def test_eval_stops_on_a_dead_endpoint_and_resumes(tmp_path: Path) -> None:
     def answer(messages: Sequence[LLMMessage]) -> str:
         return "\\boxed{2}"
 
-    again = EvalRunner(eval_options, client=FunctionChatCompletionClient(answer), progress=False)
+    again = EvalRunner(eval_options, client=FunctionChatCompletionClient(answer))
     metrics = asyncio.run(again.run(tmp_path / "eval", problems, dataset="d.jsonl"))
     assert len(records.read_text().splitlines()) == 5 and metrics.errors == 0
 

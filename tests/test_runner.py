@@ -34,9 +34,10 @@ from journey.runs import (
     SynthesisReport,
     SynthesisRunner,
     read_event_log,
-    render_synthesis_report,
 )
 from journey.sessions import DebateLimits
+from journey.view.progress import synthesis_progress
+from journey.view.reports import render_synthesis_report
 
 POLICY_SPEC = "function:test_runner:fake_policy"
 CRITIC_SPEC = "function:test_runner:fake_critic"
@@ -135,7 +136,9 @@ def synthesise(
 ) -> SynthesisReport:
     force = kw.pop("force", False)
     runner = SynthesisRunner(
-        options(**kw), console=console or Console(file=io.StringIO()), force=force
+        options(**kw),
+        progress=synthesis_progress(console or Console(file=io.StringIO())),
+        force=force,
     )
     return asyncio.run(runner.run(out, problems))
 
@@ -244,9 +247,7 @@ def test_sessions_really_run_at_once_up_to_the_limit(tmp_path: Path) -> None:
         "policy": FunctionChatCompletionClient(policy),
         "critic": FunctionChatCompletionClient(fake_critic),
     }
-    runner = SynthesisRunner(
-        options(concurrency=3), console=Console(file=io.StringIO()), clients=clients
-    )
+    runner = SynthesisRunner(options(concurrency=3), clients=clients)
     report = asyncio.run(runner.run(tmp_path / "run", problems))
     assert report.solved == 8 and peak == 3
 
@@ -316,7 +317,7 @@ def test_progress_bar_only_on_a_terminal_and_when_asked(
 ) -> None:
     problems = dataset(tmp_path / "d.jsonl", ["plain", "reflect"])
     console = Console(file=io.StringIO(), force_terminal=terminal, width=120)
-    runner = SynthesisRunner(options(), console=console, progress=flag)
+    runner = SynthesisRunner(options(), progress=synthesis_progress(console, enabled=flag))
     asyncio.run(runner.run(tmp_path / "run", problems))
     output = console.file.getvalue()  # type: ignore[attr-defined]
     assert ("2/2" in output and "yield 2/2" in output and "tok/s" in output) is shown
@@ -336,11 +337,7 @@ def test_run_json_records_the_options_and_other_models_are_refused(tmp_path: Pat
     assert "critic mode 'generate' (now 'auto')" in str(refused.value)
     other = SynthesisOptions(policy=CRITIC_SPEC, critic=CRITIC_SPEC, critic_mode="generate")
     with pytest.raises(ConfigError, match=f"policy '{POLICY_SPEC}' \\(now '{CRITIC_SPEC}'\\)"):
-        asyncio.run(
-            SynthesisRunner(other, console=Console(file=io.StringIO())).run(
-                tmp_path / "run", problems
-            )
-        )
+        asyncio.run(SynthesisRunner(other).run(tmp_path / "run", problems))
     # Forced, it goes on, and run.json says so.
     report = synthesise(tmp_path / "run", problems, critic_mode="auto", force=True)
     assert report.skipped == 1

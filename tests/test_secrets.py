@@ -25,6 +25,7 @@ from rich.console import Console
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner
 from journey.sessions import DebateLimits
+from journey.view.progress import synthesis_progress
 
 KEY = "sk-planted-5ecret-Zq9xW2vT7uLmN4pR8sK3"
 
@@ -109,7 +110,7 @@ def test_failing_requests_log_no_key_in_process(
         limits=DebateLimits(max_turns=4),
     )
     out = io.StringIO()
-    runner = SynthesisRunner(options, console=Console(file=out), progress=False)
+    runner = SynthesisRunner(options, progress=synthesis_progress(Console(file=out)))
     dataset = _dataset(tmp_path / "d.jsonl", 12)
     report = asyncio.run(runner.run(tmp_path / "run", load_problems(dataset).records))
     assert report.errors > 0 and report.finished == 12

@@ -8,7 +8,7 @@ at all, depending on the problem.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from journey.longthought.smoothing import (
     problem_kind,
 )
 from journey.runs import RunDirectory
+from journey.runs.jobs import NoProgress
 from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME, smooth_run
 from journey.sessions import DebateSession
 
@@ -217,9 +218,12 @@ async def test_smooth_run_keeps_faithful_rewrites_counts_the_rest_and_resumes(
     assert (by_problem[PENS] / "transcript.md").read_text().strip() == DRAFT
     smoother = Smoother(FunctionChatCompletionClient(rewriter))
     ticks: list[int] = []
-    tally = await smooth_run(
-        run, smoother, model="function:x", concurrency=2, on_session_done=lambda: ticks.append(1)
-    )
+
+    class Ticks(NoProgress):
+        def advance(self, fields: Mapping[str, str]) -> None:
+            ticks.append(1)
+
+    tally = await smooth_run(run, smoother, model="function:x", concurrency=2, progress=Ticks())
     assert (tally.sessions, tally.skipped, tally.accepted, tally.rejected, tally.errors) == (
         3,
         0,

@@ -7,7 +7,6 @@ proven by the highest count it ever saw, with many more sessions than the limit.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 from autogen_core.models import LLMMessage, SystemMessage, UserMessage
-from rich.console import Console
 from test_runner import (
     CRITIC_SPEC,
     POLICY_SPEC,
@@ -154,9 +152,7 @@ def run_with_gauges(
 
     one = FunctionChatCompletionClient(reply)
     clients = {"policy": one, "critic": one if shared else FunctionChatCompletionClient(reply)}
-    runner = SynthesisRunner(
-        options(concurrency=8, **limits), console=Console(file=io.StringIO()), clients=clients
-    )
+    runner = SynthesisRunner(options(concurrency=8, **limits), clients=clients)
     report = asyncio.run(runner.run(out, problems))
     assert report.solved == len(problems)
     return policy_gauge, critic_gauge, endpoint

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -22,7 +21,6 @@ from typing import Any
 
 import pytest
 from autogen_core.models import AssistantMessage, LLMMessage
-from rich.console import Console
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
@@ -128,7 +126,7 @@ def synth(run: Path, critic: str, tmp_path: Path) -> None:
         concurrency=3,
         limits=DebateLimits(max_turns=8),
     )
-    runner = SynthesisRunner(options, console=Console(file=io.StringIO()))
+    runner = SynthesisRunner(options)
     asyncio.run(runner.run(run, load_problems(data).records))
 
 
@@ -291,7 +289,6 @@ def test_a_roles_generation_limit_and_reasks_are_options(tmp_path: Path) -> None
                 limits=DebateLimits(max_turns=4),
                 **options,
             ),
-            console=Console(file=io.StringIO()),
             clients={"policy": FunctionChatCompletionClient(policy), "critic": critic},
         )
         asyncio.run(runner.run(out, load_problems(data).records))
@@ -351,7 +348,7 @@ def test_a_policy_judging_itself_never_keeps_a_step_it_called_incorrect(tmp_path
         policy="function:test_trust:self_checking_policy",
         limits=DebateLimits(max_turns=8),
     )
-    runner = SynthesisRunner(options, console=Console(file=io.StringIO()))
+    runner = SynthesisRunner(options)
     asyncio.run(runner.run(tmp_path / "run", load_problems(data).records))
     wrong = verdicts(tmp_path / "run", on_wrong_steps=True)
     assert len(wrong) == len(PAIRS)

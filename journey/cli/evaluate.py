@@ -82,9 +82,11 @@ def evaluate(
         return
     if dataset is None or out is None:
         raise ConfigError("journey eval needs --dataset FILE and --out DIR (see --help)")
-    from journey.evaluation import EvalOptions, EvalRunner, render_metrics
+    from journey.evaluation import EvalOptions, EvalRunner
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
     from journey.problems.dataset import issue_lines, load_problems
+    from journey.view.progress import evaluation_progress
+    from journey.view.reports import render_metrics
 
     options = EvalOptions(
         model=model,
@@ -102,8 +104,7 @@ def evaluate(
     problems = data.select(offset=offset, limit=limit)
     runner = EvalRunner(
         options,
-        console=err_console,
-        progress=not no_progress,
+        progress=evaluation_progress(err_console, enabled=not no_progress),
         force=force,
         max_consecutive_errors=max_consecutive_errors,
     )
@@ -143,7 +144,8 @@ def compare(
     ] = None,
 ) -> None:
     """Accuracy of evaluations side by side, with differences vs the first and a 95% CI."""
-    from journey.evaluation import compare_runs, render_comparison
+    from journey.evaluation import compare_runs
+    from journey.view.reports import render_comparison
 
     if resamples < 100:
         raise ConfigError(f"resamples must be at least 100, got {resamples!r}")

@@ -27,7 +27,8 @@ def merge(
     ] = False,
 ) -> None:
     """Combine runs of 'journey synth --shard i/n' (or of the same options) into one run."""
-    from journey.runs.merge import merge_runs, render_merge_report
+    from journey.runs.merge import merge_runs
+    from journey.view.reports import render_merge_report
 
     report = merge_runs(runs, out, force=force)
     if json_output:

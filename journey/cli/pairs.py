@@ -77,6 +77,7 @@ def pairs(
     from journey.evaluation.pairs_sampling import PairsSampler
     from journey.exports.export import card_path
     from journey.problems.dataset import issue_lines, load_problems
+    from journey.view.progress import pairs_progress
 
     options = PairsOptions(
         model=model,
@@ -97,8 +98,7 @@ def pairs(
     sampler = PairsSampler(
         options,
         grade=grade_output,
-        console=err_console,
-        progress=not no_progress,
+        progress=pairs_progress(err_console, enabled=not no_progress),
         force=force,
         max_consecutive_errors=max_consecutive_errors,
     )

@@ -41,13 +41,13 @@ def smooth(
     marks a new answer or strays too far in length is rejected (the draft is kept)
     and counted by reason in the session's smoothing.json. Run it again to resume.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
     from journey.agents.backends import ClientPool, parse_model_spec
     from journey.errors import DatasetError
     from journey.longthought import FaithfulnessChecker, Smoother
-    from journey.runs import RunDirectory, SmoothingTally, smooth_run, smoothing_records
+    from journey.runs import RunDirectory, SmoothingTally, smooth_run
+    from journey.view.progress import smoothing_progress
 
     if not (run / "sessions").is_dir():
         raise DatasetError(f"{str(run)!r} is not a run directory (no sessions/ folder)")
@@ -59,27 +59,14 @@ def smooth(
         try:
             smoother = Smoother(pool.get(spec), checker=checker)
             directory = RunDirectory(run)
-            show = not no_progress and err_console.is_terminal
-            progress = Progress(
-                TextColumn("smoothing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err_console,
-                disable=not show,
+            return await smooth_run(
+                directory,
+                smoother,
+                model=str(spec),
+                concurrency=concurrency,
+                limit=limit,
+                progress=smoothing_progress(err_console, enabled=not no_progress),
             )
-            with progress:
-                task = progress.add_task("smooth", total=None)
-                todo, _ = smoothing_records(directory)
-                total = len(todo) if limit is None else min(len(todo), max(limit, 0))
-                progress.update(task, total=total)
-                return await smooth_run(
-                    directory,
-                    smoother,
-                    model=str(spec),
-                    concurrency=concurrency,
-                    limit=limit,
-                    on_session_done=lambda: progress.advance(task),
-                )
         finally:
             await pool.close()
 

@@ -139,8 +139,10 @@ def synth(
     """Run a debate on every problem of a dataset; run it again to resume."""
     from journey.problems import Shard, load_problems
     from journey.problems.dataset import issue_lines
-    from journey.runs import SynthesisOptions, SynthesisRunner, render_synthesis_report
+    from journey.runs import SynthesisOptions, SynthesisRunner
     from journey.sessions import DebateLimits
+    from journey.view.progress import synthesis_progress
+    from journey.view.reports import render_synthesis_report
 
     # Options first, so a wrong one fails before the dataset is read.
     beam = {
@@ -182,8 +184,7 @@ def synth(
         return
     runner = SynthesisRunner(
         options,
-        console=err_console,
-        progress=not no_progress,
+        progress=synthesis_progress(err_console, enabled=not no_progress),
         force=force,
         retry_errors=not no_retry_errors,
         max_consecutive_errors=max_consecutive_errors,

@@ -10,7 +10,6 @@ from journey.evaluation.metrics import (
     PhraseCounter,
     compute_metrics,
 )
-from journey.evaluation.report import render_comparison, render_metrics
 from journey.evaluation.runner import EvalOptions, EvalRunner, load_records
 
 __all__ = [
@@ -29,7 +28,5 @@ __all__ = [
     "compute_metrics",
     "grade_output",
     "load_records",
-    "render_comparison",
-    "render_metrics",
     "same_answer",
 ]

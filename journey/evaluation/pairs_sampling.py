@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Protocol
 
 from autogen_core.models import ChatCompletionClient, UserMessage
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from journey.agents.backends.base import ensure_loaded
 from journey.errors import ConfigError, error_line
@@ -54,9 +52,9 @@ from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
     ErrorStreak,
-    raise_unexpected,
 )
 from journey.runs.files import check_settings, read_appended
+from journey.runs.jobs import JobProgress, NoProgress, run_each
 
 __all__ = ["Graded", "Grader", "PairsSampler", "load_samples"]
 
@@ -93,8 +91,7 @@ class PairsSampler:
         grade: Grades one output against the gold answer (e.g. `grade_output`).
         client: Use this client instead of building one from `options.model` (tests,
             or a client shared with other work); it is not closed.
-        console: Where the progress bar goes.
-        progress: Show a progress bar.
+        progress: Told of each problem sampled (`journey.view.progress` draws it).
         force: Resume samples made with other settings.
         max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
             row had a request fail: a dead endpoint; 0 never stops. The samples so far
@@ -107,8 +104,7 @@ class PairsSampler:
         *,
         grade: Grader,
         client: ChatCompletionClient | None = None,
-        console: Console | None = None,
-        progress: bool = True,
+        progress: JobProgress | None = None,
         force: bool = False,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
@@ -116,8 +112,7 @@ class PairsSampler:
         self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._grade = grade
         self._client = client
-        self._console = console or Console(stderr=True)
-        self._progress = progress
+        self._progress = progress or NoProgress()
         self._force = force
 
     async def run(self, out: Path, problems: Sequence[ProblemRecord], *, dataset: str) -> PairsCard:
@@ -175,8 +170,6 @@ class PairsSampler:
         failed_requests = 0
         right = total = 0
         streak = ErrorStreak(self._streak_limit)
-        stopped: str | None = None
-        tasks: list[asyncio.Task[None]] = []
 
         async def ask(prompt: str, seed: int | None) -> _Reply:
             try:
@@ -202,71 +195,58 @@ class PairsSampler:
             requests = [ask(prompt, seed) for _ in range(size)]
             return await asyncio.gather(*requests, return_exceptions=True)
 
+        def note() -> dict[str, str]:
+            return {"note": _note(right, total, failed_requests)}
+
+        async def one(problem: ProblemRecord) -> str | None:
+            nonlocal failed_requests, right, total
+            prompt = user_prompt(problem.problem, options.instruction)
+            step = options.seed_group
+            starts = range(0, options.samples, step)
+            seeds = [self._seed(problem, start) for start in starts]
+            sizes = [min(step, options.samples - start) for start in starts]
+            answers = [
+                answer
+                for part in await asyncio.gather(
+                    *(group(prompt, n, s) for n, s in zip(sizes, seeds, strict=True))
+                )
+                for answer in part
+            ]
+            errors = [a for a in answers if isinstance(a, BaseException)]
+            if errors:  # the problem gets no line and is retried on the next run
+                failed_requests += len(errors)
+                logger.warning(
+                    "problem %s: %d of %d requests failed (first: %s); retried next run",
+                    problem.session_id,
+                    len(errors),
+                    len(answers),
+                    errors[0],
+                )
+                return error_line(errors[0])
+            replies = [a for a in answers if not isinstance(a, BaseException)]
+            per_sample_seeds = [s for s, n in zip(seeds, sizes, strict=True) for _ in range(n)]
+            record = self._record(problem, prompt, replies, per_sample_seeds)
+            records.append(record)
+            sink.write(record.model_dump_json() + "\n")
+            sink.flush()
+            right += sum(s.correct for s in record.samples)
+            total += len(record.samples)
+            return None
+
         with (
             sink_path.open("a", encoding="utf-8") as sink,
-            Progress(
-                TextColumn("[bold]pairs[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[note]}"),
-                TimeElapsedColumn(),
-                console=self._console,
-                disable=not self._progress,
-            ) as bar,
+            self._progress.running(len(todo), 0, note()),
         ):
-            task = bar.add_task("pairs", total=len(todo), note="")
-
-            async def one(problem: ProblemRecord) -> None:
-                nonlocal failed_requests, right, total, stopped
-                prompt = user_prompt(problem.problem, options.instruction)
-                step = options.seed_group
-                starts = range(0, options.samples, step)
-                seeds = [self._seed(problem, start) for start in starts]
-                sizes = [min(step, options.samples - start) for start in starts]
-                answers = [
-                    answer
-                    for part in await asyncio.gather(
-                        *(group(prompt, n, s) for n, s in zip(sizes, seeds, strict=True))
-                    )
-                    for answer in part
-                ]
-                errors = [a for a in answers if isinstance(a, BaseException)]
-                if errors:  # the problem gets no line and is retried on the next run
-                    failed_requests += len(errors)
-                    logger.warning(
-                        "problem %s: %d of %d requests failed (first: %s); retried next run",
-                        problem.session_id,
-                        len(errors),
-                        len(answers),
-                        errors[0],
-                    )
-                    bar.update(task, advance=1, note=_note(right, total, failed_requests))
-                    if streak.add(True) and stopped is None:
-                        stopped = (
-                            f"stopped after {streak.count} problems in a row had a request "
-                            f"fail: the model {options.model} failed with "
-                            f"{error_line(errors[0])}; fix it and run the same command again "
-                            "to resume"
-                        )
-                        for other in tasks:  # the rest: not asked, sampled next time
-                            if other is not asyncio.current_task():
-                                other.cancel()
-                    return
-                streak.add(False)
-                replies = [a for a in answers if not isinstance(a, BaseException)]
-                per_sample_seeds = [s for s, n in zip(seeds, sizes, strict=True) for _ in range(n)]
-                record = self._record(problem, prompt, replies, per_sample_seeds)
-                records.append(record)
-                sink.write(record.model_dump_json() + "\n")
-                sink.flush()
-                right += sum(s.correct for s in record.samples)
-                total += len(record.samples)
-                bar.update(task, advance=1, note=_note(right, total, failed_requests))
-
-            tasks.extend(asyncio.create_task(one(problem)) for problem in todo)
-            raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
-        if stopped is not None:
-            raise EndpointDownError(stopped)
+            # No limit on problems at once: the gate counts requests.
+            stop = await run_each(
+                todo, one, concurrency=None, streak=streak, progress=self._progress, fields=note
+            )
+        if stop is not None:
+            raise EndpointDownError(
+                f"stopped after {stop.count} problems in a row had a request fail: the model "
+                f"{options.model} failed with {stop.error}; fix it and run the same command "
+                "again to resume"
+            )
         return records, failed_requests
 
     def _seed(self, problem: ProblemRecord, start: int) -> int | None:

@@ -18,7 +18,6 @@ every problem left, and resumes when run again.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -27,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autogen_core.models import ChatCompletionClient, UserMessage
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from journey.agents.backends.base import ensure_loaded
 from journey.agents.backends.spec import create_client, parse_model_spec
@@ -48,9 +45,9 @@ from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
     ErrorStreak,
-    raise_unexpected,
 )
 from journey.runs.files import check_settings, read_appended, write_atomic
+from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
 
 __all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
 
@@ -131,8 +128,7 @@ class EvalRunner:
         options: Model and generation settings.
         client: Use this client instead of building one from `options.model` (tests,
             or a client shared with other work); it is not closed.
-        console: Where the progress bar goes.
-        progress: Show a progress bar.
+        progress: Told of each problem graded (`journey.view.progress` draws it).
         force: Resume a directory made with other settings.
         max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
             row fail; 0 never stops.
@@ -146,15 +142,13 @@ class EvalRunner:
         options: EvalOptions,
         *,
         client: ChatCompletionClient | None = None,
-        console: Console | None = None,
-        progress: bool = True,
+        progress: JobProgress | None = None,
         force: bool = False,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
         self._client = client
-        self._console = console or Console(stderr=True)
-        self._progress = progress
+        self._progress = progress or NoProgress()
         self._force = force
         self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._reflections = PhraseCounter(options.reflection_keywords)
@@ -211,60 +205,47 @@ class EvalRunner:
     async def _generate_all(
         self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], out: Path
     ) -> tuple[list[EvalRecord], int]:
-        gate = asyncio.Semaphore(self.options.batch_size)
         records: list[EvalRecord] = []
         errors = 0
-        streak = ErrorStreak(self._streak_limit)
-        stopped: str | None = None
-        tasks: list[asyncio.Task[None]] = []
-        with (
-            (out / RECORDS_FILE).open("a", encoding="utf-8") as sink,
-            Progress(
-                TextColumn("[bold]eval[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[accuracy]}"),
-                TimeElapsedColumn(),
-                console=self._console,
-                disable=not self._progress,
-            ) as bar,
-        ):
-            task = bar.add_task("eval", total=len(todo), accuracy="")
 
-            async def one(problem: ProblemRecord) -> None:
-                nonlocal errors, stopped
-                async with gate:
-                    try:
-                        record = await self._evaluate(client, problem)
-                    except Exception as error:  # a failed request is counted and retried later
-                        errors += 1
-                        logger.warning("problem %s failed: %s", problem.session_id, error)
-                        bar.advance(task)
-                        if streak.add(True) and stopped is None:
-                            stopped = self._stop_line(streak.count, error, out)
-                            for other in tasks:  # the rest: not asked, retried next time
-                                if other is not asyncio.current_task():
-                                    other.cancel()
-                        return
-                streak.add(False)
+        def accuracy() -> dict[str, str]:
+            right = sum(r.correct for r in records)
+            return {"accuracy": f"acc {right / len(records):.1%}" if records else ""}
+
+        with (out / RECORDS_FILE).open("a", encoding="utf-8") as sink:
+
+            async def one(problem: ProblemRecord) -> str | None:
+                nonlocal errors
+                try:
+                    record = await self._evaluate(client, problem)
+                except Exception as error:  # a failed request is counted and retried later
+                    errors += 1
+                    logger.warning("problem %s failed: %s", problem.session_id, error)
+                    return error_line(error)
                 records.append(record)
                 sink.write(record.model_dump_json() + "\n")
                 sink.flush()
-                accuracy = sum(r.correct for r in records) / len(records)
-                bar.update(task, advance=1, accuracy=f"acc {accuracy:.1%}")
+                return None
 
-            tasks.extend(asyncio.create_task(one(problem)) for problem in todo)
-            raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
-        if stopped is not None:
-            raise EndpointDownError(stopped)
+            with self._progress.running(len(todo), 0, accuracy()):
+                stop = await run_each(
+                    todo,
+                    one,
+                    concurrency=self.options.batch_size,
+                    streak=ErrorStreak(self._streak_limit),
+                    progress=self._progress,
+                    fields=accuracy,
+                )
+        if stop is not None:
+            raise EndpointDownError(self._stop_line(stop, out))
         return records, errors
 
-    def _stop_line(self, count: int, error: Exception, out: Path) -> str:
+    def _stop_line(self, stop: StreakStop, out: Path) -> str:
         """One line: the model spec that kept failing and its last error."""
         return (
-            f"stopped after {count} problems in a row failed: the model {self.options.model} "
-            f"failed with {error_line(error)}; fix it and run the same command again to "
-            f"resume {out}"
+            f"stopped after {stop.count} problems in a row failed: the model "
+            f"{self.options.model} failed with {stop.error}; fix it and run the same command "
+            f"again to resume {out}"
         )
 
     async def _evaluate(self, client: ChatCompletionClient, problem: ProblemRecord) -> EvalRecord:

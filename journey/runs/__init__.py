@@ -19,7 +19,6 @@ from journey.runs.synthesis import (
     SynthesisOptions,
     SynthesisReport,
     SynthesisRunner,
-    render_synthesis_report,
 )
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "SynthesisRunner",
     "merge_runs",
     "read_event_log",
-    "render_synthesis_report",
     "smooth_run",
     "smoothing_records",
 ]

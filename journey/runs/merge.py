@@ -34,17 +34,15 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
 from journey import __version__
 from journey.errors import ConfigError
 from journey.protocols import Outcome
-from journey.runs.rundir import SessionSummary, write_atomic
+from journey.runs.files import write_atomic
+from journey.runs.rundir import SessionSummary
 from journey.runs.stats import RunContents, read_run
 
-__all__ = ["MergeReport", "SourceCounts", "merge_runs", "render_merge_report"]
+__all__ = ["MergeReport", "SourceCounts", "merge_runs"]
 
 MATCHED_OPTIONS = ("strategy", "models", "critic_mode")
 """The `run.json` entries that must agree between merged runs."""
@@ -270,25 +268,3 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
     finally:
         lock.release()
     return report
-
-
-def render_merge_report(report: MergeReport) -> Table:
-    """The merge summary: one row per source, then what OUT holds."""
-    table = Table(title=Text(f"Merged into {report.out}"), box=box.ROUNDED)
-    table.add_column("source")
-    table.add_column("finished", justify="right")
-    table.add_column("unfinished", justify="right")
-    for source in report.sources:
-        table.add_row(Text(source.path), str(source.finished), str(source.unfinished))
-    table.add_section()
-    table.add_row(Text("merged run", style="bold"), str(report.finished), str(report.unfinished))
-    notes = [
-        f"{report.added_finished} finished and {report.added_unfinished} unfinished added",
-        f"{report.replaced} replaced by a more advanced copy" if report.replaced else "",
-        f"{report.already_present} already present" if report.already_present else "",
-        f"{report.duplicates} duplicates skipped" if report.duplicates else "",
-        f"{report.missing} indexed but missing, not copied" if report.missing else "",
-        f"forced past {len(report.forced)} differences" if report.forced else "",
-    ]
-    table.caption = " · ".join(n for n in notes if n)
-    return table

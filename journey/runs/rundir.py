@@ -17,7 +17,6 @@ files are written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from journey.protocols import (
     event_from_json,
     event_to_json,
 )
+from journey.runs.files import write_atomic
 from journey.sessions.debate import DebateResult
 from journey.sessions.tree import ReasoningTree
 
@@ -160,12 +160,6 @@ def read_index(path: Path) -> dict[str, SessionSummary]:
         by_id.pop(summary.session_id, None)
         by_id[summary.session_id] = summary
     return by_id
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class RunDirectory:

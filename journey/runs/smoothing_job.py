@@ -6,17 +6,18 @@ Each session's accepted rewrite goes to `transcript.smoothed.md` and its record 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
 
 from pydantic import BaseModel, Field, ValidationError
 
-from journey.errors import ConfigError
+from journey.errors import ConfigError, error_line
 from journey.longthought.smoothing import Smoother, problem_kind
 from journey.protocols import TokenUsage
-from journey.runs.rundir import RunDirectory, write_atomic
+from journey.runs.endpoint_health import ErrorStreak
+from journey.runs.files import write_atomic
+from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.rundir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ async def smooth_run(
     model: str,
     concurrency: int = 4,
     limit: int | None = None,
-    on_session_done: Callable[[], None] | None = None,
+    progress: JobProgress | None = None,
 ) -> SmoothingTally:
     """Smooth every solved session of `run` not smoothed yet; resumable.
 
@@ -101,7 +102,7 @@ async def smooth_run(
         model: The smoother's model spec, recorded with each session.
         concurrency: Sessions in flight at once.
         limit: Smooth at most this many sessions.
-        on_session_done: Called after each session (a progress bar's advance).
+        progress: Told of each session done.
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
@@ -111,22 +112,18 @@ async def smooth_run(
     records = list(done.values())
     if limit is not None:
         todo = todo[: max(limit, 0)]
-    gate = asyncio.Semaphore(concurrency)
+    progress = progress or NoProgress()
 
-    async def one(session_id: str) -> None:
+    async def one(session_id: str) -> str | None:
         folder = run.session_dir(session_id)
-        async with gate:
-            try:
-                draft = (folder / "transcript.md").read_text(encoding="utf-8")
-                result = await smoother.smooth(draft)
-            except Exception as error:  # any model fault: count it, let the others go on
-                logger.warning("smoothing session %s failed: %s", session_id, error)
-                tally.errors += 1
-                tally.error_messages.append(f"{session_id}: {type(error).__name__}: {error}")
-                return
-            finally:
-                if on_session_done is not None:
-                    on_session_done()
+        try:
+            draft = (folder / "transcript.md").read_text(encoding="utf-8")
+            result = await smoother.smooth(draft)
+        except Exception as error:  # any model fault: count it, let the others go on
+            logger.warning("smoothing session %s failed: %s", session_id, error)
+            tally.errors += 1
+            tally.error_messages.append(f"{session_id}: {type(error).__name__}: {error}")
+            return error_line(error)
         tally.usage = tally.usage + result.usage
         if result.accepted:
             write_atomic(folder / SMOOTHED_NAME, result.text + "\n")
@@ -141,8 +138,11 @@ async def smooth_run(
         )
         write_atomic(folder / RECORD_NAME, record.model_dump_json(indent=2) + "\n")
         records.append(record)
+        return None
 
-    await asyncio.gather(*(one(session_id) for session_id in todo))
+    with progress.running(len(todo), 0, {}):
+        # Errors are counted, never a reason to stop: smoothing has no endpoint check.
+        await run_each(todo, one, concurrency=concurrency, streak=ErrorStreak(0), progress=progress)
     for record in records:
         if record.accepted:
             tally.accepted += 1

@@ -34,13 +34,11 @@ never change what a session says. A lock file keeps two processes off one run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,16 +46,6 @@ from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, PolicyAgent
 from journey.agents.backends import ClientPool, parse_model_spec
@@ -80,8 +68,10 @@ from journey.runs.endpoint_health import (
     LastFailure,
     RoleClient,
 )
-from journey.runs.rundir import RunDirectory, SessionSummary, read_event_log, write_atomic
-from journey.runs.synthesis_report import SynthesisReport, render_synthesis_report, yield_text
+from journey.runs.files import write_atomic
+from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
+from journey.runs.rundir import RunDirectory, SessionSummary, read_event_log
+from journey.runs.synthesis_report import SynthesisReport, yield_text
 from journey.sessions.beam_select import BeamOptions
 from journey.sessions.debate import DebateLimits, DebateResult, RestoreError
 from journey.sessions.strategies import StrategySession, strategy_session
@@ -93,7 +83,6 @@ __all__ = [
     "SynthesisOptions",
     "SynthesisReport",
     "SynthesisRunner",
-    "render_synthesis_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -242,8 +231,8 @@ class SynthesisRunner:
 
     Args:
         options: Strategy, models, limits and concurrency.
-        console: Where the progress bar goes (a console that is not a terminal gets none).
-        progress: False hides the progress bar even on a terminal.
+        progress: Told of each session as it runs and ends (`journey.view.progress`
+            draws it); None tells no one.
         clients: A client per role (`policy`, `critic`) to use instead of building them
             from the specs in `options` (tests, callers that hold clients already); the
             specs are still what `run.json` and the logs record, and the role request
@@ -263,16 +252,14 @@ class SynthesisRunner:
         self,
         options: SynthesisOptions,
         *,
-        console: Console | None = None,
-        progress: bool = True,
+        progress: JobProgress | None = None,
         clients: Mapping[str, ChatCompletionClient] | None = None,
         force: bool = False,
         retry_errors: bool = True,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
-        self.console = console or Console(stderr=True)
-        self.show_progress = progress
+        self.progress = progress or NoProgress()
         self._given_clients = dict(clients) if clients is not None else None
         self.force = force
         self.retry_errors = retry_errors
@@ -521,14 +508,9 @@ class SynthesisRunner:
         loaders = [load for load in loaders if load is not None]
         if not loaders:
             return
-        status = self.console.status("Loading models…", spinner="dots")
-        with status if self._live else nullcontext():
+        with self.progress.loading():
             for load in loaders:
                 await load()
-
-    @property
-    def _live(self) -> bool:
-        return self.show_progress and self.console.is_terminal
 
     async def _run_sessions(
         self,
@@ -542,68 +524,40 @@ class SynthesisRunner:
         failures: LastFailure,
     ) -> str | None:
         """Run the planned sessions; returns None, or the line saying why the run stopped."""
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("yield {task.fields[yield_text]}"),
-            TextColumn("{task.fields[speed]} tok/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=not self._live,
-        )
-        already = report.sessions - len(plans)
-        semaphore = asyncio.Semaphore(self.options.concurrency)
-        streak = ErrorStreak(self._streak_limit)
-        stopped: str | None = None
-        tasks: list[asyncio.Task[None]] = []
 
-        def refresh(task: TaskID) -> None:
+        def fields() -> dict[str, str]:
             elapsed = max(time.monotonic() - started, 1e-9)
-            progress.update(
-                task, yield_text=tally.yield_text, speed=f"{tally.generated / elapsed:.1f}"
+            return {"yield_text": tally.yield_text, "speed": f"{tally.generated / elapsed:.1f}"}
+
+        def refresh() -> None:
+            self.progress.update(fields())
+
+        async def one(plan: _Plan) -> str | None:
+            try:
+                ended = await self._session(run, plan, policy, critic, report, tally, refresh)
+            except Exception as error:  # one session's bug must not stop the others
+                tally.crashed += 1
+                line = f"{plan.record.session_id}: {type(error).__name__}: {error}"
+                report.problems.append(line)
+                logger.exception("session %s crashed", plan.record.session_id)
+                return None
+            return (ended.error or "no message") if ended.outcome is Outcome.ERROR else None
+
+        already = report.sessions - len(plans)
+        with self.progress.running(report.sessions, already, fields()):
+            stop = await run_each(
+                plans,
+                one,
+                concurrency=self.options.concurrency,
+                streak=ErrorStreak(self._streak_limit),
+                progress=self.progress,
+                fields=fields,
             )
+        return None if stop is None else self._stop_line(stop, failures, run)
 
-        with progress:
-            task = progress.add_task(
-                "debate", total=report.sessions, completed=already, yield_text="", speed="0.0"
-            )
-            refresh(task)
-
-            async def one(plan: _Plan) -> None:
-                nonlocal stopped
-                async with semaphore:
-                    try:
-                        ended = await self._session(
-                            run, plan, policy, critic, report, tally, task, refresh
-                        )
-                    except Exception as error:  # one session's bug must not stop the others
-                        tally.crashed += 1
-                        line = f"{plan.record.session_id}: {type(error).__name__}: {error}"
-                        report.problems.append(line)
-                        logger.exception("session %s crashed", plan.record.session_id)
-                    else:
-                        if streak.add(ended.outcome is Outcome.ERROR) and stopped is None:
-                            stopped = self._stop_line(streak.count, ended, failures, run)
-                            for other in tasks:  # in flight: cancelled, their logs left open
-                                if other is not asyncio.current_task():
-                                    other.cancel()
-                    progress.advance(task)
-                    refresh(task)
-
-            tasks.extend(asyncio.create_task(one(plan)) for plan in plans)
-            # Waits for every task, the ones a stop cancelled included (they close their
-            # logs); a cancellation of the run itself (Ctrl-C) still propagates.
-            await asyncio.gather(*tasks, return_exceptions=True)
-        return stopped
-
-    def _stop_line(
-        self, count: int, ended: SessionEnded, failures: LastFailure, run: RunDirectory
-    ) -> str:
+    def _stop_line(self, stop: StreakStop, failures: LastFailure, run: RunDirectory) -> str:
         """One line: the endpoint (role and model spec) that kept failing, its last error."""
-        if failures.role is not None and failures.error == ended.error:
+        if failures.role is not None and failures.error == stop.error:
             endpoint = f"the {failures.role} endpoint {self._models[failures.role]}"
         elif len(set(self._models.values())) == 1:
             endpoint = f"the endpoint {next(iter(self._models.values()))}"
@@ -612,8 +566,8 @@ class SynthesisRunner:
                 f"{role} {spec}" for role, spec in self._models.items()
             )
         return (
-            f"stopped after {count} sessions in a row ended in model_error: {endpoint} "
-            f"failed with {ended.error or 'no message'}; fix it and run the same command "
+            f"stopped after {stop.count} sessions in a row ended in model_error: {endpoint} "
+            f"failed with {stop.error}; fix it and run the same command "
             f"again to resume {run.root}"
         )
 
@@ -625,8 +579,7 @@ class SynthesisRunner:
         critic: CriticAgent | None,
         report: SynthesisReport,
         tally: _Tally,
-        task: TaskID,
-        refresh: Callable[[TaskID], None],
+        refresh: Callable[[], None],
     ) -> SessionEnded:
         """Run (or continue) one session and save it; returns how it ended."""
         record = plan.record
@@ -675,7 +628,7 @@ class SynthesisRunner:
                 if isinstance(event, PolicyStepProposed | CriticVerdictGiven):
                     tally.generated += event.usage.completion_tokens
                     tally.prompt += event.usage.prompt_tokens
-                    refresh(task)
+                    refresh()
 
             result = await session.run(on_event)
         tally.count(run.save(result))

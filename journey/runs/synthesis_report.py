@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, computed_field
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
-__all__ = ["SynthesisReport", "render_synthesis_report", "yield_text"]
+__all__ = ["SynthesisReport", "yield_text"]
 
 
 class SynthesisReport(BaseModel):
@@ -67,39 +64,6 @@ class SynthesisReport(BaseModel):
         return self.generated_tokens / self.wall_time if self.wall_time > 0 else 0.0
 
 
-def render_synthesis_report(report: SynthesisReport) -> Table:
-    """The end-of-run summary as a two-column table."""
-    table = Table(title="Synthesis summary", box=box.ROUNDED, show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    rows: list[tuple[str, str]] = [
-        ("run", report.run_dir),
-        ("strategy", report.strategy),
-        ("sessions", _sessions_text(report)),
-        ("solved", str(report.solved)),
-        ("failed", str(report.failed)),
-        ("errors", str(report.errors)),
-    ]
-    if report.unverified:
-        rows.append(("unverified", str(report.unverified)))
-    if report.crashed:
-        rows.append(("crashed", f"{report.crashed} (resume to retry)"))
-    rows += [
-        ("yield", yield_text(report.solved, report.finished, report.errors, rate=True)),
-        ("tokens", f"{report.generated_tokens:,} generated · {report.prompt_tokens:,} prompt"),
-        ("wall time", f"{report.wall_time:.1f}s"),
-        ("tokens/s", f"{report.tokens_per_second:.1f}"),
-    ]
-    if report.retries:
-        causes = ", ".join(f"{cause}: {n}" for cause, n in report.retries_by_cause.items())
-        rows.append(("retries", f"{report.retries} ({causes})"))
-    if report.dataset_issues:
-        rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
-    for name, value in rows:
-        table.add_row(name, Text(value))  # the run path is the user's: never markup
-    return table
-
-
 def yield_text(solved: int, finished: int, errors: int, *, rate: bool = False) -> str:
     """The yield as the progress line and the summary show it: solved over the sessions
     that finished without an error, the errors beside it (e.g. `4/6 · 2 errors`)."""
@@ -108,18 +72,3 @@ def yield_text(solved: int, finished: int, errors: int, *, rate: bool = False) -
     if rate:
         text = f"{solved / judged if judged else 0.0:.1%} ({text})"
     return text + (f" · {errors} error{'' if errors == 1 else 's'}" if errors else "")
-
-
-def _sessions_text(report: SynthesisReport) -> str:
-    parts = [f"{report.ran} ran now"]
-    if report.resumed:
-        parts.append(f"{report.resumed} resumed")
-    if report.skipped:
-        parts.append(f"{report.skipped} already done")
-    if report.reindexed:
-        parts.append(f"{report.reindexed} indexed from their logs")
-    if report.restarted:
-        parts.append(f"{report.restarted} started again")
-    if report.retried:
-        parts.append(f"{report.retried} errors run again")
-    return f"{report.finished}/{report.sessions} finished ({', '.join(parts)})"

@@ -1,4 +1,5 @@
-"""Rich renderables for evaluation metrics and comparisons (rendering only, no I/O)."""
+"""Rich renderables for the jobs' reports: a synthesis, a merge, an evaluation and a
+comparison of evaluations (rendering only, no I/O)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from rich.text import Text
 
 from journey.evaluation.compare import Comparison
 from journey.evaluation.metrics import AccuracyBucket, EvalMetrics
+from journey.runs.merge import MergeReport
+from journey.runs.synthesis_report import SynthesisReport, yield_text
 
-__all__ = ["render_comparison", "render_metrics"]
+__all__ = [
+    "render_comparison",
+    "render_merge_report",
+    "render_metrics",
+    "render_synthesis_report",
+]
 
 
 def _bucket_table(title: str, buckets: dict[str, AccuracyBucket]) -> Table:
@@ -104,4 +112,74 @@ def render_comparison(comparison: Comparison) -> Table:
             interval,
             *by_level,
         )
+    return table
+
+
+def render_synthesis_report(report: SynthesisReport) -> Table:
+    """The end-of-run summary as a two-column table."""
+    table = Table(title="Synthesis summary", box=box.ROUNDED, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, str]] = [
+        ("run", report.run_dir),
+        ("strategy", report.strategy),
+        ("sessions", _sessions_text(report)),
+        ("solved", str(report.solved)),
+        ("failed", str(report.failed)),
+        ("errors", str(report.errors)),
+    ]
+    if report.unverified:
+        rows.append(("unverified", str(report.unverified)))
+    if report.crashed:
+        rows.append(("crashed", f"{report.crashed} (resume to retry)"))
+    rows += [
+        ("yield", yield_text(report.solved, report.finished, report.errors, rate=True)),
+        ("tokens", f"{report.generated_tokens:,} generated · {report.prompt_tokens:,} prompt"),
+        ("wall time", f"{report.wall_time:.1f}s"),
+        ("tokens/s", f"{report.tokens_per_second:.1f}"),
+    ]
+    if report.retries:
+        causes = ", ".join(f"{cause}: {n}" for cause, n in report.retries_by_cause.items())
+        rows.append(("retries", f"{report.retries} ({causes})"))
+    if report.dataset_issues:
+        rows.append(("dataset", f"{report.dataset_issues} bad lines skipped"))
+    for name, value in rows:
+        table.add_row(name, Text(value))  # the run path is the user's: never markup
+    return table
+
+
+def _sessions_text(report: SynthesisReport) -> str:
+    parts = [f"{report.ran} ran now"]
+    if report.resumed:
+        parts.append(f"{report.resumed} resumed")
+    if report.skipped:
+        parts.append(f"{report.skipped} already done")
+    if report.reindexed:
+        parts.append(f"{report.reindexed} indexed from their logs")
+    if report.restarted:
+        parts.append(f"{report.restarted} started again")
+    if report.retried:
+        parts.append(f"{report.retried} errors run again")
+    return f"{report.finished}/{report.sessions} finished ({', '.join(parts)})"
+
+
+def render_merge_report(report: MergeReport) -> Table:
+    """The merge summary: one row per source, then what OUT holds."""
+    table = Table(title=Text(f"Merged into {report.out}"), box=box.ROUNDED)
+    table.add_column("source")
+    table.add_column("finished", justify="right")
+    table.add_column("unfinished", justify="right")
+    for source in report.sources:
+        table.add_row(Text(source.path), str(source.finished), str(source.unfinished))
+    table.add_section()
+    table.add_row(Text("merged run", style="bold"), str(report.finished), str(report.unfinished))
+    notes = [
+        f"{report.added_finished} finished and {report.added_unfinished} unfinished added",
+        f"{report.replaced} replaced by a more advanced copy" if report.replaced else "",
+        f"{report.already_present} already present" if report.already_present else "",
+        f"{report.duplicates} duplicates skipped" if report.duplicates else "",
+        f"{report.missing} indexed but missing, not copied" if report.missing else "",
+        f"forced past {len(report.forced)} differences" if report.forced else "",
+    ]
+    table.caption = " · ".join(n for n in notes if n)
     return table

@@ -1,0 +1,126 @@
+"""What every resumable job shares: progress reported as events, and items run
+concurrently until they are done or their endpoint looks down.
+
+`journey synth`, `journey eval`, `journey pairs` and `journey smooth` each run one unit
+of work per item (a session, a problem), several at once, each unit saving its own
+result as it finishes so that a killed job resumes. `run_each` is that loop; a job
+hands it the work for one item. Domain code never draws: it reports to a
+`JobProgress`, and the view (`journey.view.progress`) draws the bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from journey.runs.endpoint_health import ErrorStreak, raise_unexpected
+
+__all__ = ["JobProgress", "NoProgress", "StreakStop", "run_each"]
+
+ItemT = TypeVar("ItemT")
+
+Fields = Mapping[str, str]
+"""Named texts a progress display may show beside its bar (a yield, an accuracy)."""
+
+
+class JobProgress(Protocol):
+    """Where a job reports how far it is. Every call may be ignored."""
+
+    def running(
+        self, total: int | None, completed: int, fields: Fields
+    ) -> AbstractContextManager[object]:
+        """Shown while the job's items run: `completed` of `total` already done."""
+        ...
+
+    def advance(self, fields: Fields) -> None:
+        """One more item done; `fields` are the texts to show now."""
+        ...
+
+    def update(self, fields: Fields) -> None:
+        """New texts to show, no item done (a session's tokens as they come)."""
+        ...
+
+    def resize(self, total: int) -> None:
+        """The job now knows how many items it has."""
+        ...
+
+    def loading(self) -> AbstractContextManager[object]:
+        """Shown while models load, before the first item."""
+        ...
+
+
+class NoProgress:
+    """A job's progress, reported to no one."""
+
+    def running(
+        self, total: int | None, completed: int, fields: Fields
+    ) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def advance(self, fields: Fields) -> None:
+        pass
+
+    def update(self, fields: Fields) -> None:
+        pass
+
+    def resize(self, total: int) -> None:
+        pass
+
+    def loading(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
+@dataclass(frozen=True)
+class StreakStop:
+    """The failure that made a job stop: the `count`-th in a row, with its error line."""
+
+    count: int
+    error: str
+
+
+async def run_each(
+    items: Iterable[ItemT],
+    work: Callable[[ItemT], Awaitable[str | None]],
+    *,
+    concurrency: int | None,
+    streak: ErrorStreak,
+    progress: JobProgress,
+    fields: Callable[[], Fields] = dict,
+) -> StreakStop | None:
+    """Run `work` on every item, at most `concurrency` at once (None: no limit).
+
+    `work` saves its item's result itself and returns None, or the one-line error of a
+    failure that counts towards `streak` (a request that failed, a session that ended in
+    a model error); it catches what it can recover from, and an item it gives up on
+    without a model's fault (a crash in journey's own code) returns None. After each
+    item the progress advances with `fields()`. When the streak reaches its limit, the
+    items in flight are cancelled (each leaves what it saved so far for the next run)
+    and the stop is returned, for the job to report in one line.
+
+    Raises:
+        Exception: The first error `work` raised (a bug, not a model's fault), once every
+            item has ended.
+    """
+    gate = asyncio.Semaphore(concurrency) if concurrency is not None else None
+    stop: StreakStop | None = None
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(item: ItemT) -> None:
+        nonlocal stop
+        async with gate if gate is not None else nullcontext():
+            failure = await work(item)
+        progress.advance(fields())
+        if streak.add(failure is not None) and stop is None and failure is not None:
+            stop = StreakStop(streak.count, failure)
+            for other in tasks:  # in flight: cancelled, their results left to the next run
+                if other is not asyncio.current_task():
+                    other.cancel()
+
+    tasks.extend(asyncio.create_task(one(item)) for item in items)
+    # Waits for every task, those a stop cancelled included (they close their files);
+    # a cancellation of the job itself (Ctrl-C) still propagates.
+    raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
+    return stop
