@@ -57,7 +57,10 @@ from journey.protocols import (
     StepVerdict,
     Terminate,
     TokenUsage,
+    newest_step,
     split_reasoning,
+    step_line,
+    step_lines,
 )
 from journey.protocols.parsing import parse_critic_reply
 
@@ -156,8 +159,8 @@ class CriticAgent(BaseChatAgent):
         # The newest step closes the list and the instruction comes after it, so the
         # next turn's prompt starts with this one's steps: a server's prefix cache
         # reuses everything up to the step being judged.
-        steps = [f"Step {i}: {s}" for i, s in enumerate(review.previous_steps, 1)]
-        steps.append(f"Step {review.step_number}: {review.text}")
+        steps = step_lines(review.previous_steps)
+        steps.append(step_line(review.step_number, review.text))
         prompt = self.prompts.format(
             "judge",
             problem=review.problem,
@@ -355,7 +358,7 @@ def step_under_judgement(messages: Sequence[LLMMessage]) -> str:
     prompts = [str(m.content) for m in messages if isinstance(m, UserMessage)]
     judge = next((p for p in reversed(prompts) if _JUDGE_MARK in p), prompts[-1] if prompts else "")
     steps = judge.rsplit(_JUDGE_MARK, 1)[0]
-    return steps[steps.rfind("Step ") :].strip() if "Step " in steps else steps.strip()
+    return newest_step(steps)
 
 
 def client_prompt_tokens(client: ChatCompletionClient, messages: Sequence[LLMMessage]) -> int:

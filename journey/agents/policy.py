@@ -20,16 +20,14 @@ from autogen_core.models import (
 
 from journey.agents._usage import to_usage
 from journey.agents.prompt_sets import PromptSet, load_prompts
-from journey.protocols import ProtocolViolation, TokenUsage, split_reasoning
+from journey.protocols import (
+    ProtocolViolation,
+    TokenUsage,
+    next_step_stops,
+    split_reasoning,
+    step_line,
+)
 from journey.protocols.parsing import ParsedStep, parse_policy_reply
-
-
-def _stops_after(step_number: int) -> list[str]:
-    """Stop strings at the *next* step's label: they save the tokens a model spends
-    running ahead, and cannot cut a reply that opens with a lead-in before its own
-    label. The parser repairs whatever slips through."""
-    following = step_number + 1
-    return [f"\nStep {following}:", f"\n**Step {following}"]
 
 
 def _normalise(text: str) -> str:
@@ -127,7 +125,7 @@ class PolicyAgent(BaseChatAgent):
     @staticmethod
     def as_assistant(step_number: int, step: ParsedStep) -> AssistantMessage:
         """How a kept step enters the dialogue: relabelled, so the history stays well formed."""
-        return AssistantMessage(content=f"Step {step_number}: {step.content}", source="policy")
+        return AssistantMessage(content=step_line(step_number, step.content), source="policy")
 
     # -- proposing ------------------------------------------------------------------------
 
@@ -156,7 +154,9 @@ class PolicyAgent(BaseChatAgent):
         samples several different children of one step).
         """
         started = time.monotonic()
-        args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": _stops_after(step_number)}
+        # Stopping at the next step's label saves the tokens a model spends running ahead.
+        stop = next_step_stops(step_number)
+        args: dict[str, object] = {"max_tokens": self.max_tokens, "stop": stop}
         temperature = self.temperature if temperature is None else temperature
         if temperature is not None:
             args["temperature"] = temperature

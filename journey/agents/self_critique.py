@@ -19,7 +19,7 @@ from autogen_core.models import AssistantMessage, ChatCompletionClient, UserMess
 
 from journey.agents.policy import PolicyAgent
 from journey.agents.prompt_sets import PromptSet, load_prompts
-from journey.protocols import Action, Backtrack, Continue, Reflect, Terminate
+from journey.protocols import Action, Backtrack, Continue, Reflect, Terminate, step_line
 from journey.protocols.parsing import ParsedStep, parse_self_critique_reply
 
 CHECK_TOKENS = 64
@@ -84,7 +84,7 @@ class SelfCritiquePolicy(PolicyAgent):
     def as_reviewed(step_number: int, content: str, check: str, action: Action) -> AssistantMessage:
         """How a step and its check stand in the dialogue: in the canonical format, so the
         model keeps seeing replies written as it is asked to write them."""
-        lines = [f"Step {step_number}: {content}"]
+        lines = [step_line(step_number, content)]
         if check:
             lines.append(f"Check: {check}")
         lines.append(f"ACTION: {action_text(action)}")

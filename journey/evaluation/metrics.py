@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from journey.protocols.vocabulary import BACKTRACK_PHRASES, REFLECTION_KEYWORDS
+
 __all__ = [
     "DEFAULT_BACKTRACK_PHRASES",
     "DEFAULT_REFLECTION_KEYWORDS",
@@ -23,26 +25,13 @@ __all__ = [
     "compute_metrics",
 ]
 
-DEFAULT_REFLECTION_KEYWORDS: tuple[str, ...] = (
-    "wait",
-    "hmm",
-    "let me re-check",
-    "let me recheck",
-    "let me double-check",
-    "let me verify",
-)
-"""Words that mark a model reconsidering its own reasoning (matched as whole words)."""
+DEFAULT_REFLECTION_KEYWORDS: tuple[str, ...] = REFLECTION_KEYWORDS
+"""Words that mark a model reconsidering its own reasoning (matched as whole words);
+`journey.protocols.vocabulary.REFLECTION_KEYWORDS`."""
 
-DEFAULT_BACKTRACK_PHRASES: tuple[str, ...] = (
-    "go back to step",
-    "let me go back",
-    "let's go back",
-    "going back to",
-    "backtrack",
-    "start over",
-    "try a different approach",
-)
-"""Phrases that mark a model abandoning a line of reasoning for an earlier point."""
+DEFAULT_BACKTRACK_PHRASES: tuple[str, ...] = BACKTRACK_PHRASES
+"""Phrases that mark a model abandoning a line of reasoning for an earlier point;
+`journey.protocols.vocabulary.BACKTRACK_PHRASES`."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from journey.protocols import LabelSource
+from journey.protocols import LabelSource, step_paragraphs
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
 __all__ = [
@@ -74,7 +74,7 @@ def conversation_row(prompt: str, answer: str, *, layout: str) -> dict[str, Any]
 
 def steps_text(nodes: list[TreeNode]) -> str:
     """Steps as the transcripts write them: "Step k: ..." paragraphs."""
-    return "\n\n".join(f"Step {n.depth}: {n.text}" for n in nodes)
+    return step_paragraphs((n.depth, n.text) for n in nodes)
 
 
 @dataclass(frozen=True)

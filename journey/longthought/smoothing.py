@@ -20,19 +20,16 @@ from autogen_core.models import ChatCompletionClient, LLMMessage, SystemMessage,
 from journey.agents.prompt_sets import PromptSet, load_prompts
 from journey.agents.verifier import answers_match
 from journey.errors import ConfigError
-from journey.protocols import TokenUsage, split_reasoning
+from journey.protocols import (
+    REFLECTION_MARKER,
+    STEP_LINE_LABEL,
+    TokenUsage,
+    split_reasoning,
+)
 from journey.protocols.answers import extract_final_answer
 
 logger = logging.getLogger(__name__)
 
-# Words that mark a reflection or a return; the writers' own phrases are all here.
-_REFLECTION_MARKER = re.compile(
-    r"\b(?:wait|hmm|hold on|oops|let me go back|let me start over|let me check|let me redo"
-    r"|let me reconsider|on second thought|does not seem right|doesn't seem right|is wrong"
-    r"|was wrong|mistake)\b",
-    re.IGNORECASE,
-)
-_STEP_PREFIX = re.compile(r"^\s*step\s+\d+\s*:", re.IGNORECASE)
 _STEP_REFERENCE = re.compile(r"\bsteps?\s+\d+", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _BOX_OPENER = re.compile(r"\\(?:boxed|fbox)\s*\{")
@@ -88,7 +85,7 @@ class FaithfulnessChecker:
             elif not answers_match(rewritten, final):
                 problems.append(f"{ANSWER_CHANGED}: {final} became {rewritten}")
         problems.extend(_new_answers(draft, rewrite))
-        had, has = len(_REFLECTION_MARKER.findall(draft)), len(_REFLECTION_MARKER.findall(rewrite))
+        had, has = len(REFLECTION_MARKER.findall(draft)), len(REFLECTION_MARKER.findall(rewrite))
         if has < had:
             problems.append(f"{FEWER_REFLECTIONS}: {has} reflection markers, the draft has {had}")
         kept = set(_NUMBER.findall(rewrite))
@@ -111,12 +108,12 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _is_reflection(paragraph: str) -> bool:
-    return not _STEP_PREFIX.match(paragraph) and bool(_REFLECTION_MARKER.search(paragraph))
+    return not STEP_LINE_LABEL.match(paragraph) and bool(REFLECTION_MARKER.search(paragraph))
 
 
 def _numbers(text: str) -> list[str]:
     """Numbers of a paragraph, leaving out step numbers ("Step 3:", "go back to step 1")."""
-    text = _STEP_REFERENCE.sub(" ", _STEP_PREFIX.sub(" ", text))
+    text = _STEP_REFERENCE.sub(" ", STEP_LINE_LABEL.sub(" ", text))
     return list(dict.fromkeys(_NUMBER.findall(text)))
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from journey.protocols import (
+    REFLECTION_OPENERS,
     ActionApplied,
     Backtrack,
     PolicyStepProposed,
@@ -22,6 +23,8 @@ from journey.protocols import (
     Role,
     SessionEnded,
     SessionEvent,
+    step_line,
+    step_paragraphs,
 )
 from journey.sessions.tree import ReasoningTree
 
@@ -41,7 +44,14 @@ _PERSON_SWAPS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b[Yy]ourself\b", "myself"),
     )
 )
-_OPENERS = ("Wait,", "Hmm,", "Hold on,")
+
+
+def reflection_opener(index: int, *, vary: bool = True) -> str:
+    """The opener of the `index`-th reflection (from 0): the openers in turn, or the
+    first alone when they do not vary."""
+    if not vary:
+        return REFLECTION_OPENERS[0]
+    return REFLECTION_OPENERS[index % len(REFLECTION_OPENERS)]
 
 
 def first_person(critique: str) -> str:
@@ -74,12 +84,12 @@ class LongThoughtWriter:
                 steps[event.node_id] = event
                 if self.include_reasoning and event.reasoning:
                     lines.append(event.reasoning)
-                lines.append(f"Step {event.step_number}: {event.content}")
+                lines.append(step_line(event.step_number, event.content))
             elif isinstance(event, ActionApplied) and isinstance(event.action, Reflect | Backtrack):
                 step = steps.get(event.node_id)
                 if step is None:
                     continue
-                opener = _OPENERS[reflections % len(_OPENERS)] if self.vary_openers else "Wait,"
+                opener = reflection_opener(reflections, vary=self.vary_openers)
                 reflections += 1
                 lines.append(self._reflection(opener, step, event))
             elif isinstance(event, SessionEnded) and event.final_node_id is not None:
@@ -114,4 +124,4 @@ class LongThoughtWriter:
         """The path from the problem to the accepted answer, nothing else; None if none."""
         if final_node_id is None:
             return None
-        return "\n\n".join(f"Step {n.depth}: {n.text}" for n in tree.path(final_node_id)[1:])
+        return step_paragraphs((n.depth, n.text) for n in tree.path(final_node_id)[1:])

@@ -24,7 +24,8 @@ import random
 from dataclasses import dataclass
 
 from journey.errors import ConfigError
-from journey.longthought.transcript import _OPENERS, LongThoughtWriter, first_person
+from journey.longthought.transcript import LongThoughtWriter, first_person, reflection_opener
+from journey.protocols import step_line, wrong_answer_note
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
@@ -67,7 +68,7 @@ class TreeWalkWriter:
         reflections = 0
         for node, next_node in itertools.pairwise(correct_path):
             if node.depth > 0:
-                lines.append(_step_line(node))
+                lines.append(step_line(node.depth, node.text))
             candidates = [
                 child
                 for child in tree.children(node.id)
@@ -82,12 +83,12 @@ class TreeWalkWriter:
                     continue
                 entered += 1
                 walked = self._follow(tree, branch, failed, rng)
-                lines.extend(_step_line(step) for step in walked)
-                opener = _OPENERS[reflections % len(_OPENERS)] if self.vary_openers else "Wait,"
+                lines.extend(step_line(step.depth, step.text) for step in walked)
+                opener = reflection_opener(reflections, vary=self.vary_openers)
                 reflections += 1
                 lines.append(_reflection(opener, walked, back_to=node.depth))
         leaf = correct_path[-1]
-        lines.append(_step_line(leaf))
+        lines.append(step_line(leaf.depth, leaf.text))
         if "\\boxed" not in leaf.text and leaf.final_answer:
             lines.append(f"So the final answer is \\boxed{{{leaf.final_answer}}}.")
         return "\n\n".join(lines)
@@ -149,15 +150,6 @@ class _FailedBranches:
         return self._known[node_id]
 
 
-def _step_line(node: TreeNode) -> str:
-    return f"Step {node.depth}: {node.text}"
-
-
-def _verifier_note(node: TreeNode) -> str:
-    """The note `DebateSession` leaves on a rejected answer: not a critique to repeat."""
-    return f"the final answer {node.final_answer} is incorrect."
-
-
 def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
     """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back."""
     wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
@@ -168,7 +160,9 @@ def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
         else f"Let me go back to step {back_to} and try another way."
     )
     if wrong is leaf and leaf.verified is False:
-        note = "" if leaf.reason == _verifier_note(leaf) else first_person(leaf.reason)
+        # The verifier's note on a rejected answer is not a critique to repeat.
+        verifier_note = leaf.reason == wrong_answer_note(leaf.final_answer)
+        note = "" if verifier_note else first_person(leaf.reason)
         why = f" {note}" if note else ""
         answer = leaf.final_answer or "that"
         return f"{opener} I got {answer}, but that does not seem right.{why} {back}"

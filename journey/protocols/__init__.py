@@ -1,4 +1,5 @@
-"""The journey protocol: actions, session events and reply parsing. Knows no model."""
+"""The journey protocol: actions, session events, reply parsing, the step format and the
+reflection vocabulary. Knows no model."""
 
 from journey.protocols.actions import Action, ActionName, Backtrack, Continue, Reflect, Terminate
 from journey.protocols.answers import extract_final_answer, has_final_answer
@@ -19,6 +20,7 @@ from journey.protocols.messages import (
     VerifierChecked,
     event_from_json,
     event_to_json,
+    wrong_answer_note,
 )
 from journey.protocols.parsing import (
     ParsedStep,
@@ -27,8 +29,34 @@ from journey.protocols.parsing import (
     parse_policy_reply,
 )
 from journey.protocols.reasoning import SplitReply, split_reasoning
+from journey.protocols.steps import (
+    STEP_LABEL,
+    STEP_LINE_LABEL,
+    newest_step,
+    next_step_stops,
+    step_label,
+    step_line,
+    step_lines,
+    step_paragraphs,
+)
+from journey.protocols.vocabulary import (
+    BACKTRACK_PHRASES,
+    REFLECTION_KEYWORDS,
+    REFLECTION_MARKER,
+    REFLECTION_MARKERS,
+    REFLECTION_OPENERS,
+    TRANSCRIPT_KEYWORDS,
+)
 
 __all__ = [
+    "BACKTRACK_PHRASES",
+    "REFLECTION_KEYWORDS",
+    "REFLECTION_MARKER",
+    "REFLECTION_MARKERS",
+    "REFLECTION_OPENERS",
+    "STEP_LABEL",
+    "STEP_LINE_LABEL",
+    "TRANSCRIPT_KEYWORDS",
     "Action",
     "ActionApplied",
     "ActionName",
@@ -56,7 +84,14 @@ __all__ = [
     "event_to_json",
     "extract_final_answer",
     "has_final_answer",
+    "newest_step",
+    "next_step_stops",
     "parse_critic_reply",
     "parse_policy_reply",
     "split_reasoning",
+    "step_label",
+    "step_line",
+    "step_lines",
+    "step_paragraphs",
+    "wrong_answer_note",
 ]

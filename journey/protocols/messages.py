@@ -172,6 +172,12 @@ class VerifierChecked(_Event):
     correct: bool
 
 
+def wrong_answer_note(answer: str | None) -> str:
+    """The note a verifier's rejection leaves: the node's reason and the critique of the
+    reflect it causes. Writers tell it from a critic's critique by comparing with it."""
+    return f"the final answer {answer} is incorrect."
+
+
 class ActionApplied(_Event):
     type: Literal["action_applied"] = "action_applied"
     node_id: int = Field(description="The node the action was decided on.")

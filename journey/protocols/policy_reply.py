@@ -7,11 +7,11 @@ Chat junk is removed silently first (see `journey.protocols._reply_text`).
 
 Policy replies (`parse_policy_reply`), one step per turn as `Step N: ...`:
 
-- Labels: `Step N:`, `**Step N:**`, `**Step N**:`, `### Step N:`, `Step N.`,
-  `Step N` alone on its line; bare `N.` / `N)` numbering only when the reply
-  starts with it and uses no `Step` label (later bare numbers then start new
-  steps only when they count on: `3.`, `4.`, ...; a sub-list `1.`, `2.` inside
-  step 3 stays in the step).
+- Labels (`journey.protocols.steps.STEP_LABEL`): `Step N:`, `**Step N:**`,
+  `**Step N**:`, `### Step N:`, `Step N.`, `Step N` alone on its line; bare
+  `N.` / `N)` numbering only when the reply starts with it and uses no `Step`
+  label (later bare numbers then start new steps only when they count on: `3.`,
+  `4.`, ...; a sub-list `1.`, `2.` inside step 3 stays in the step).
 - No label: the whole text is the step (`missing_step_label`, repaired).
 - Another number than the one asked for: accepted (`wrong_step_number`, repaired).
 - Text before the first label is dropped (`text_before_step`, repaired).
@@ -33,17 +33,13 @@ from dataclasses import dataclass
 from journey.protocols._reply_text import clean_chat, quote, violation
 from journey.protocols.answers import extract_final_answer
 from journey.protocols.messages import ProtocolViolation
+from journey.protocols.steps import STEP_LABEL, step_label
 
 __all__ = ["MAX_STEP_CHARS", "ParsedStep", "parse_policy_reply"]
 
 MAX_STEP_CHARS = 2000
 """A policy step longer than this is cut (violation `step_too_long`)."""
 
-_STEP_LABEL = re.compile(
-    r"^[ \t>]*(?:#{1,6}[ \t]*)?(?:[*_]{1,2}[ \t]*)?step[ \t]*#?[ \t]*(?P<number>\d{1,9})"
-    r"[ \t]*(?:[*_]{1,2})?[ \t]*(?:[:.)\-–—](?!\d)|(?=\n)|\Z)[ \t]*(?:[*_]{1,2}(?!\w))?[ \t]*",
-    re.IGNORECASE | re.MULTILINE,
-)
 _NUMBER_LABEL = re.compile(
     r"^[ \t]*(?:[*_]{1,2})?(?P<number>\d{1,3})(?:[*_]{1,2})?[.)](?:[*_]{1,2})?[ \t]+",
     re.MULTILINE,
@@ -89,7 +85,8 @@ def parse_policy_reply(reply: str, expected_step: int) -> ParsedStep:
     violations: list[ProtocolViolation] = []
     labels = _step_labels(text)
     if not labels:
-        violations.append(violation("missing_step_label", f"no 'Step {expected_step}:' label"))
+        missing = f"no '{step_label(expected_step)}' label"
+        violations.append(violation("missing_step_label", missing))
         content = text
     else:
         content = _first_step(text, labels, expected_step, violations)
@@ -104,9 +101,7 @@ def parse_policy_reply(reply: str, expected_step: int) -> ParsedStep:
 
 
 def _step_labels(text: str) -> list[_Label]:
-    labels = [
-        _Label(m.start(), m.end(), int(m.group("number"))) for m in _STEP_LABEL.finditer(text)
-    ]
+    labels = [_Label(m.start(), m.end(), int(m.group("number"))) for m in STEP_LABEL.finditer(text)]
     if labels:
         return labels
     first = _NUMBER_LABEL.match(text)

@@ -36,6 +36,7 @@ from journey.protocols import (
     Role,
     TokenUsage,
 )
+from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS
 from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index
 
 __all__ = [
@@ -51,8 +52,9 @@ __all__ = [
     "session_overviews",
 ]
 
-DEFAULT_KEYWORDS: tuple[str, ...] = ("wait", "hmm", "let me")
-"""Words that mark a reflective long thought; their rate is the share of transcripts with them."""
+DEFAULT_KEYWORDS: tuple[str, ...] = TRANSCRIPT_KEYWORDS
+"""Words that mark a reflective long thought; their rate is the share of transcripts with them
+(`journey.protocols.vocabulary.TRANSCRIPT_KEYWORDS`)."""
 
 UNFINISHED = "unfinished"
 """The outcome shown for a session whose log has no `session_ended` event."""

@@ -25,6 +25,7 @@ from journey.protocols import (
     Terminate,
     TokenUsage,
     VerifierChecked,
+    wrong_answer_note,
 )
 from journey.sessions.beam_select import (
     DROPPED_KINDS,
@@ -162,7 +163,7 @@ class BeamState:
         node = self.tree[event.node_id]
         self.tree.record_verification(node.id, event.correct)
         if not event.correct:  # the same note `tree_from_events` writes
-            node.reason = f"the final answer {node.final_answer} is incorrect."
+            node.reason = wrong_answer_note(node.final_answer)
         self.rewards[node.id] = 1.0 if event.correct else 0.0
         round_.judged.add(node.id)
 

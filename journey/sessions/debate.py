@@ -55,6 +55,7 @@ from journey.protocols import (
     Terminate,
     TokenUsage,
     VerifierChecked,
+    wrong_answer_note,
 )
 from journey.protocols.parsing import ParsedStep
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
@@ -446,7 +447,7 @@ class DebateSession:
         rewritten (the note goes on the node)."""
         if correct:
             return Terminate(answer=node.final_answer)
-        critique = f"the final answer {node.final_answer} is incorrect."
+        critique = wrong_answer_note(node.final_answer)
         node.reason = critique
         return Reflect(critique=critique)
 

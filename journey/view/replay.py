@@ -31,6 +31,7 @@ from journey.protocols import (
     SessionEnded,
     SessionEvent,
     VerifierChecked,
+    wrong_answer_note,
 )
 from journey.runs.rundir import EventLog, read_event_log
 from journey.runs.stats import RunContents, SessionOverview
@@ -256,8 +257,7 @@ def _grow(tree: ReasoningTree, event: SessionEvent) -> None:
     elif isinstance(event, VerifierChecked):
         tree.record_verification(event.node_id, event.correct)
         if not event.correct:
-            answer = tree[event.node_id].final_answer
-            tree[event.node_id].reason = f"the final answer {answer} is incorrect."
+            tree[event.node_id].reason = wrong_answer_note(tree[event.node_id].final_answer)
     elif isinstance(event, ActionApplied):
         # A reflect or backtrack moves the cursor up the path; the steps below it are
         # abandoned, as `ReasoningTree.backtrack` does in the engine.
