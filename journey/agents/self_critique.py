@@ -1,6 +1,6 @@
 """A policy that critiques its own step and chooses the next action in the same reply.
 
-The propose-critique strategy (Attempt 2 of the seed) has no separate critic: each
+The propose-critique strategy has no separate critic: each
 reply holds the next numbered step and the policy's own check of it, ending with
 the action it chooses, e.g.::
 

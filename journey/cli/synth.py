@@ -21,6 +21,12 @@ from journey.cli._app import (
 )
 from journey.errors import ConfigError
 
+STRATEGY_HELP = (
+    "debate: the policy proposes each step, a critic judges it and picks the action; "
+    "propose-critique: the policy proposes each step and checks it itself (no critic); "
+    "beam: several steps sampled per node, the critic's score as reward."
+)
+
 
 @app.command(
     epilog="Examples:\n\n"
@@ -48,7 +54,9 @@ def synth(
     ] = None,
     strategy: Annotated[
         str,
-        typer.Option(help="debate (Attempt 3), propose-critique (Attempt 2) or beam (Attempt 1)."),
+        # The strategies' own summaries (`strategies_help()`; a test keeps them equal),
+        # written out so that `journey --help` does not import the sessions.
+        typer.Option(help=STRATEGY_HELP),
     ] = "debate",
     policy: PolicyOption = "embedded",
     critic: CriticOption = "embedded",

@@ -1,4 +1,4 @@
-"""From a searched tree to a long thought: the seed's depth-first walk (its Attempt 1).
+"""From a searched tree to a long thought: the seed's depth-first walk over a searched tree.
 
 A tree grown by tree search holds many alternatives per step, each labelled by a
 critic, and final-answer leaves the verifier accepted or rejected. The long

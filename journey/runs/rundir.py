@@ -37,7 +37,7 @@ from journey.protocols import (
     event_to_json,
 )
 from journey.runs.files import write_atomic
-from journey.sessions.debate import DebateResult
+from journey.sessions.base import DebateResult
 from journey.sessions.tree import ReasoningTree
 
 

@@ -1,15 +1,19 @@
-"""Sessions: the reasoning tree and the strategies that grow it (debate,
-propose-critique, beam search)."""
+"""Sessions: the kernel every strategy shares (`Session`, whose events fold into one
+`SessionState`), the reasoning tree, and the strategies that grow it (debate,
+propose-critique, beam search), registered by name."""
 
-from journey.sessions.beam import BeamSearchSession
-from journey.sessions.debate import (
+from journey.sessions.base import (
     DebateLimits,
     DebateResult,
-    DebateSession,
     EventSink,
     RestoreError,
+    Session,
+    SessionStop,
 )
+from journey.sessions.beam import BeamSearchSession
+from journey.sessions.debate import DebateSession
 from journey.sessions.propose_critique import ProposeCritiqueSession
+from journey.sessions.state import SessionState, StateError
 from journey.sessions.strategies import STRATEGIES, strategy_session
 from journey.sessions.tree import IllegalBacktrackError, NodeLabel, ReasoningTree, TreeNode
 
@@ -25,6 +29,10 @@ __all__ = [
     "ProposeCritiqueSession",
     "ReasoningTree",
     "RestoreError",
+    "Session",
+    "SessionState",
+    "SessionStop",
+    "StateError",
     "TreeNode",
     "strategy_session",
 ]

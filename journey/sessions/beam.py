@@ -1,4 +1,4 @@
-"""Attempt 1 of the seed: beam search over reasoning steps, the critic as process reward.
+"""Beam search over reasoning steps, the critic as process reward.
 
 The search grows the tree a round (one depth) at a time:
 
@@ -43,46 +43,36 @@ session equals an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, StepUnderReview
+from journey.agents import CriticAgent, PolicyAgent, StepUnderReview
 from journey.agents.critic import CriticTurn
 from journey.agents.policy import PolicyTurn
 from journey.errors import error_line
-from journey.problems import session_id_for
 from journey.protocols import (
     ActionApplied,
     CriticVerdictGiven,
     Outcome,
     PolicyStepProposed,
-    ProblemPosed,
     ProtocolViolation,
-    Role,
-    SessionEnded,
     SessionEvent,
     StopReason,
     TokenUsage,
     VerifierChecked,
 )
+from journey.sessions.base import DebateLimits, Session, SessionStop
 from journey.sessions.beam_sampling import distinct_samples, path_dialogue
 from journey.sessions.beam_select import REWARD_KEY, BeamOptions, BeamRound, step_reward
-from journey.sessions.beam_state import BeamState, BeamStop
-from journey.sessions.debate import (
-    DebateLimits,
-    DebateResult,
-    EventSink,
-    RestoreError,
-)
-from journey.sessions.tree import ReasoningTree
+from journey.sessions.beam_state import BeamState
+from journey.sessions.state import SessionState
 
 __all__ = ["BeamSearchSession"]
 
 _T = TypeVar("_T")
 
 
-class BeamSearchSession:
+class BeamSearchSession(Session):
     """Beam search on one problem (see the module docstring).
 
     Args: as `DebateSession`; `config` may hold `beam_width` (w, default 3),
@@ -96,141 +86,60 @@ class BeamSearchSession:
     """
 
     strategy: ClassVar[str] = "beam"
-    roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY, Role.CRITIC})
+    summary: ClassVar[str] = "several steps sampled per node, the critic's score as reward"
 
     def __init__(
         self,
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: CriticAgent,
+        critic: CriticAgent | None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
         session_id: str | None = None,
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
-        self.problem = problem
-        self.policy = policy
-        self.critic = critic
-        self.gold_answer = gold_answer
-        self.verifier = AnswerVerifier(gold_answer) if gold_answer is not None else None
-        self.limits = limits or DebateLimits()
-        self.session_id = session_id or session_id_for(problem)
-        self.models = models or {}
-        self.config = config or {}
         self.options = BeamOptions.from_config(
-            self.config, default_expansions=self.limits.max_turns
+            config or {}, default_expansions=(limits or DebateLimits()).max_turns
         )
-        self.tree = ReasoningTree(problem, gold_answer)
-        self.events: list[SessionEvent] = []
-        self._state = BeamState(self.tree, self.options, self.limits, self.verifier)
-        self._sink: EventSink | None = None
-        self._started = 0.0
-        self._restored = False
-        self._time_offset = 0.0
+        super().__init__(
+            problem,
+            policy=policy,
+            critic=critic,
+            gold_answer=gold_answer,
+            limits=limits,
+            session_id=session_id,
+            models=models,
+            config=config,
+        )
 
-    @property
-    def finished(self) -> bool:
-        """True when the session has ended (it logged `session_ended`)."""
-        return bool(self.events) and isinstance(self.events[-1], SessionEnded)
+    def _posed_config(self) -> dict[str, Any]:
+        return {**super()._posed_config(), **self.options.as_config()}
+
+    def _reset(self, state: SessionState) -> None:
+        super()._reset(state)
+        self._state = BeamState(state, self.options, self.limits, self.verifier)
 
     @property
     def beam(self) -> list[int]:
         """The nodes the next round expands, best first."""
         return list(self._state.beam)
 
-    @classmethod
-    def restore(
-        cls,
-        events: Sequence[SessionEvent],
-        *,
-        policy: PolicyAgent,
-        critic: CriticAgent,
-        limits: DebateLimits | None = None,
-        models: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> BeamSearchSession:
-        """Rebuild a session from a prefix of its event log, so that `run()` continues it.
-
-        Limits and beam settings default to those logged in `problem_posed`. A log that
-        ends in `session_ended` restores a finished session, which `run()` refuses.
-
-        Raises:
-            RestoreError: the events are not a prefix of one beam session's log.
-        """
-        if not events or not isinstance(events[0], ProblemPosed):
-            raise RestoreError("an event log must start with problem_posed")
-        posed = events[0]
-        if posed.strategy != cls.strategy:
-            raise RestoreError(f"the log is of a {posed.strategy!r} session, not {cls.strategy!r}")
-        if limits is None:
-            fields = DebateLimits.__dataclass_fields__
-            limits = DebateLimits(**{k: v for k, v in posed.config.items() if k in fields})
-        session = cls(
-            posed.problem,
-            policy=policy,
-            critic=critic,
-            gold_answer=posed.gold_answer,
-            limits=limits,
-            session_id=posed.session_id,
-            models=models or dict(posed.models),
-            config=config or dict(posed.config),
-        )
-        for number, event in enumerate(events, 1):
-            if event.session_id != session.session_id:
-                raise RestoreError(
-                    f"event {number} belongs to session {event.session_id!r}, "
-                    f"not {session.session_id!r}"
-                )
-            if session.finished:
-                raise RestoreError(f"event {number} ({event.type}) comes after session_ended")
-            try:
-                session._state.replay(event, first=number == 1)
-            except (KeyError, ValueError) as error:
-                if isinstance(error, RestoreError):
-                    raise
-                raise RestoreError(
-                    f"event {number} ({event.type}) does not fit the session so far: {error!r}"
-                ) from error
-            session.events.append(event)
-            session._time_offset = event.time
-        session._restored = True
-        return session
+    def _replay_one(self, event: SessionEvent) -> None:
+        self._state.replay(event)
+        self.state.apply(event)
 
     # -- running -----------------------------------------------------------------------------
 
-    async def run(self, on_event: EventSink | None = None) -> DebateResult:
-        """Run the search to its end, calling `on_event` with each event as it happens.
+    async def _play(self) -> None:
+        if self._state.awaiting_end is not None:
+            raise self._state.awaiting_end
+        while True:
+            await self._play_round()
 
-        A restored session continues from its last logged event.
-        """
-        if self.finished:
-            raise RuntimeError(f"session {self.session_id} has already ended")
-        self._sink = on_event
-        self._started = time.monotonic() - self._time_offset
-        if not self._restored:
-            self._emit(
-                ProblemPosed(
-                    **self._stamp(0),
-                    problem=self.problem,
-                    gold_answer=self.gold_answer,
-                    strategy=self.strategy,
-                    models=self.models,
-                    config={**self.config, **self.limits.__dict__, **self.options.as_config()},
-                )
-            )
-        try:
-            if self._state.awaiting_end is not None:
-                raise self._state.awaiting_end
-            while True:
-                await self._play_round()
-        except BeamStop as stop:
-            self._end(stop)
-        except asyncio.CancelledError:
-            self._end(self._state.stop(StopReason.CANCELLED))
-            raise
-        return DebateResult(self.session_id, self.tree, self.events)
+    def _cancelled(self) -> SessionStop:
+        return self._state.stop(StopReason.CANCELLED)
 
     async def _play_round(self) -> None:
         """Sample, score and select one round (or finish the round a log was cut in)."""
@@ -369,6 +278,7 @@ class BeamSearchSession:
             final_answer=node.final_answer,
             may_terminate=self.verifier is None,
         )
+        assert self.critic is not None  # a strategy that asks the critic is given one
         return await self.critic.judge(review)
 
     # -- events ------------------------------------------------------------------------------
@@ -381,41 +291,9 @@ class BeamSearchSession:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
-                raise BeamStop(StopReason.MODEL_ERROR, Outcome.ERROR, error=error_line(result))
+                raise SessionStop(StopReason.MODEL_ERROR, Outcome.ERROR, error=error_line(result))
             out.append(result)
         return out
 
-    def _stamp(self, turn: int) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "turn": turn,
-            "time": round(time.monotonic() - self._started, 4),
-        }
-
-    def _emit(self, event: SessionEvent) -> None:
-        self.events.append(event)
-        if self._sink is not None:
-            self._sink(event)
-
-    def _end(self, stop: BeamStop) -> None:
-        state = self._state
-        violations = sum(
-            len(e.violations)
-            for e in self.events
-            if isinstance(e, PolicyStepProposed | CriticVerdictGiven)
-        )
-        final = None if stop.final_node is None else self.tree[stop.final_node]
-        self._emit(
-            SessionEnded(
-                **self._stamp(state.expansions),
-                stop_reason=stop.reason,
-                outcome=stop.outcome,
-                final_answer=final.final_answer if final else None,
-                final_node_id=final.id if final else None,
-                usage=dict(state.usage),
-                violations=violations,
-                backtracks=state.backtracks,
-                reflections=state.reflections,
-                error=stop.error,
-            )
-        )
+    def _end_turn(self) -> int:
+        return self._state.expansions

@@ -23,7 +23,7 @@ from journey.protocols import (
     StepVerdict,
     Terminate,
 )
-from journey.sessions.debate import RestoreError
+from journey.sessions.base import RestoreError
 from journey.sessions.tree import ROOT_ID, ReasoningTree
 
 REWARD_KEY = "reward"

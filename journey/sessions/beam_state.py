@@ -7,26 +7,21 @@ end in the same state. No model is called here; `BeamSearchSession` does that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from journey.agents import AnswerVerifier
 from journey.protocols import (
     ActionApplied,
-    Backtrack,
     CriticVerdictGiven,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
-    Reflect,
     Role,
     SessionEnded,
     SessionEvent,
     StopReason,
     Terminate,
-    TokenUsage,
     VerifierChecked,
-    wrong_answer_note,
 )
+from journey.sessions.base import DebateLimits, RestoreError, SessionStop
 from journey.sessions.beam_select import (
     DROPPED_KINDS,
     REWARD_KEY,
@@ -40,18 +35,8 @@ from journey.sessions.beam_select import (
     step_reward,
     winner,
 )
-from journey.sessions.debate import DebateLimits, RestoreError
+from journey.sessions.state import SessionState
 from journey.sessions.tree import ROOT_ID, ReasoningTree
-
-
-@dataclass
-class BeamStop(Exception):
-    """How and why a beam search ends."""
-
-    reason: StopReason
-    outcome: Outcome
-    final_node: int | None = None
-    error: str | None = None
 
 
 class BeamState:
@@ -59,16 +44,16 @@ class BeamState:
 
     def __init__(
         self,
-        tree: ReasoningTree,
+        session: SessionState,
         options: BeamOptions,
         limits: DebateLimits,
         verifier: AnswerVerifier | None,
     ) -> None:
-        self.tree = tree
+        self.session = session
+        """The session's state: the tree, usage and counters, which its events change."""
         self.options = options
         self.limits = limits
         self.verifier = verifier
-        self.usage = {Role.POLICY: TokenUsage(), Role.CRITIC: TokenUsage()}
         self.beam: list[int] = [ROOT_ID]
         """The nodes the next round expands, best first."""
         self.round: BeamRound | None = None
@@ -76,14 +61,16 @@ class BeamState:
         self.expansions = 0
         self.rewards: dict[int, float] = {}
         self.steps: dict[int, PolicyStepProposed] = {}
-        self.backtracks = 0
-        self.reflections = 0
-        self.awaiting_end: BeamStop | None = None
+        self.awaiting_end: SessionStop | None = None
         """Set when the log applied a terminating action but has no `session_ended` yet."""
+
+    @property
+    def tree(self) -> ReasoningTree:
+        return self.session.tree
 
     # -- rounds ------------------------------------------------------------------------------
 
-    def stop(self, reason: StopReason, error: str | None = None) -> BeamStop:
+    def stop(self, reason: StopReason, error: str | None = None) -> SessionStop:
         """The stop for `reason` given what the tree holds.
 
         A full tree grows past its answers, so whatever stops it, the session is solved
@@ -93,14 +80,13 @@ class BeamState:
         """
         final = answer_node(self.tree, self.verifier)
         if final is None:
-            return BeamStop(reason, Outcome.FAILED, error=error)
+            return SessionStop(reason, Outcome.FAILED, error=error)
         outcome = Outcome.SOLVED if self.verifier is not None else Outcome.UNVERIFIED
-        return BeamStop(reason, outcome, final_node=final, error=error)
+        return SessionStop(reason, outcome, final_node=final, error=error)
 
     def check_limits(self) -> None:
         """Raise the stop a limit calls for before the next round, if any."""
-        generated = sum(u.completion_tokens for u in self.usage.values())
-        if generated >= self.limits.max_tokens:
+        if self.session.generated_tokens >= self.limits.max_tokens:
             raise self.stop(StopReason.MAX_TOKENS)
         if self.expansions >= self.options.max_expansions:
             raise self.stop(StopReason.MAX_TURNS)
@@ -137,35 +123,22 @@ class BeamState:
 
     # -- recording events --------------------------------------------------------------------
 
+    # The session state folds each event (tree, usage, counters); these methods keep the
+    # search's own books: the round's steps, their rewards, the actions taken.
+
     def add_step(self, round_: BeamRound, event: PolicyStepProposed) -> None:
-        node = self.tree.add_step(
-            event.content,
-            parent_id=event.parent_id,
-            final_answer=event.final_answer,
-            tokens=event.usage.completion_tokens,
-            elapsed=event.latency,
-        )
-        if node.id != event.node_id or node.depth != event.step_number:
-            raise RestoreError(f"step {event.node_id} would be node {node.id}")
-        round_.nodes.append(node.id)
-        self.steps[node.id] = event
-        self.usage[Role.POLICY] += event.usage
+        round_.nodes.append(event.node_id)
+        self.steps[event.node_id] = event
 
     def record_verdict(self, round_: BeamRound, event: CriticVerdictGiven) -> None:
         scores = event.label_scores or {}
         reward = scores.get(REWARD_KEY, step_reward(event.verdict, scores))
-        self.tree.judge(event.node_id, event.verdict, event.reason, event.source)
-        self.usage[Role.CRITIC] += event.usage
         self.rewards[event.node_id] = reward
         round_.judged.add(event.node_id)
 
     def record_verification(self, round_: BeamRound, event: VerifierChecked) -> None:
-        node = self.tree[event.node_id]
-        self.tree.record_verification(node.id, event.correct)
-        if not event.correct:  # the same note `tree_from_events` writes
-            node.reason = wrong_answer_note(node.final_answer)
-        self.rewards[node.id] = 1.0 if event.correct else 0.0
-        round_.judged.add(node.id)
+        self.rewards[event.node_id] = 1.0 if event.correct else 0.0
+        round_.judged.add(event.node_id)
 
     def acting(self, round_: BeamRound) -> list[int]:
         """The judged round's steps that get an action: all, or the answer that ends it."""
@@ -178,28 +151,21 @@ class BeamState:
     def choice(self, round_: BeamRound, node_id: int) -> BeamChoice:
         return choose(self.tree, round_, node_id, self.rewards, self.options, self.verifier)
 
-    def take(self, round_: BeamRound, node_id: int, choice: BeamChoice) -> BeamStop | None:
-        """Apply a choice to the tree and the counters; the stop it causes, if any.
+    def take(self, round_: BeamRound, node_id: int, choice: BeamChoice) -> SessionStop | None:
+        """Book a choice applied; the stop it causes, if any.
 
         The round's last choice closes it (`close_round`).
         """
-        self.tree.cursor = choice.cursor_id
         round_.applied.add(node_id)
         if isinstance(choice.action, Terminate) and not self.options.full_tree:
             if choice.source is Role.VERIFIER:
-                return BeamStop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node_id)
-            return BeamStop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node_id)
-        if choice.cursor_id != node_id:
-            self.tree[node_id].abandoned = True
-        if isinstance(choice.action, Reflect):
-            self.reflections += 1
-        elif isinstance(choice.action, Backtrack):
-            self.backtracks += 1
+                return SessionStop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node_id)
+            return SessionStop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node_id)
         if len(round_.applied) == len(round_.nodes):
             return self.close_round(round_)
         return None
 
-    def close_round(self, round_: BeamRound) -> BeamStop | None:
+    def close_round(self, round_: BeamRound) -> SessionStop | None:
         """Choose the next beam once every step of the round has its action.
 
         The kept steps (at most K, all judged correct) become the beam. When the round
@@ -227,16 +193,14 @@ class BeamState:
 
     # -- replaying a log ---------------------------------------------------------------------
 
-    def replay(self, event: SessionEvent, *, first: bool) -> None:
+    def replay(self, event: SessionEvent) -> None:
         """Apply one logged event, checking it is what the search would have done.
 
         Raises:
             RestoreError: the event does not fit the session so far.
         """
         if isinstance(event, ProblemPosed):
-            if not first:
-                raise RestoreError("problem_posed appears twice")
-            return
+            raise RestoreError("problem_posed appears twice")
         if isinstance(event, SessionEnded):
             self.awaiting_end = None
             return

@@ -1,4 +1,4 @@
-"""Attempt 2 of the seed: the policy proposes a step and critiques it itself.
+"""Propose-critique: the policy proposes a step and critiques it itself.
 
 Each reply holds the next numbered step and the policy's own check of it, ending
 with the action it chooses (continue / reflect / backtrack K / terminate); see
@@ -29,7 +29,6 @@ export, the long-thought writer and resume work unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from journey.agents import CriticAgent, PolicyAgent
@@ -39,7 +38,7 @@ from journey.protocols import (
     Backtrack,
     CriticVerdictGiven,
     PolicyStepProposed,
-    ProblemPosed,
+    ProtocolViolation,
     Reflect,
     Role,
     SessionEnded,
@@ -49,7 +48,9 @@ from journey.protocols import (
     VerifierChecked,
 )
 from journey.protocols.parsing import parse_self_critique_reply
-from journey.sessions.debate import DebateLimits, DebateSession, RestoreError
+from journey.sessions.base import DebateLimits, RestoreError
+from journey.sessions.debate import DebateSession
+from journey.sessions.state import SessionState
 from journey.sessions.tree import TreeNode
 
 __all__ = ["ProposeCritiqueSession"]
@@ -71,6 +72,8 @@ class ProposeCritiqueSession(DebateSession):
     """
 
     strategy: ClassVar[str] = "propose-critique"
+    summary: ClassVar[str] = "the policy proposes each step and checks it itself (no critic)"
+    restores_any_strategy: ClassVar[bool] = False
     roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY})
 
     def __init__(
@@ -95,33 +98,11 @@ class ProposeCritiqueSession(DebateSession):
             models={r: m for r, m in (models or {}).items() if r != Role.CRITIC},
             config=config,
         )
+
+    def _reset(self, state: SessionState) -> None:
+        super()._reset(state)
         # Set while restoring: a final answer the policy stood by, not yet verified.
         self._awaiting_verification: TreeNode | None = None
-
-    @classmethod
-    def restore(
-        cls,
-        events: Sequence[SessionEvent],
-        *,
-        policy: PolicyAgent,
-        critic: CriticAgent | None = None,
-        limits: DebateLimits | None = None,
-        models: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> ProposeCritiqueSession:
-        """Rebuild a session from its logged events (see `DebateSession.restore`).
-
-        Raises:
-            RestoreError: the events are not a prefix of a propose-critique session's log.
-        """
-        posed = events[0] if events else None
-        if isinstance(posed, ProblemPosed) and posed.strategy != cls.strategy:
-            raise RestoreError(f"the log is of a {posed.strategy!r} session, not {cls.strategy!r}")
-        session = super().restore(
-            events, policy=policy, critic=critic, limits=limits, models=models, config=config
-        )
-        assert isinstance(session, ProposeCritiqueSession)
-        return session
 
     # -- judging: the policy's own check ------------------------------------------------------
 
@@ -139,12 +120,12 @@ class ProposeCritiqueSession(DebateSession):
         parsed = parse_self_critique_reply(proposed.raw, node.depth)
         check = parsed.check
         assert check.action is not None  # the self-critique parser always gives one
+        repairs: list[ProtocolViolation]
         if self._submits(node, check.action):
             action: Action = Terminate(answer=node.final_answer, reason=check.reason or None)
             verdict, repairs = check.verdict, []
         else:
             action, verdict, repairs = self._legalise(node, check.action, check.verdict)
-        self.tree.judge(node.id, verdict, check.reason, check.source)
         self._emit(
             CriticVerdictGiven(
                 **self._stamp(),
@@ -171,7 +152,7 @@ class ProposeCritiqueSession(DebateSession):
 
     # -- restoring ---------------------------------------------------------------------------
 
-    def _replay_one(self, event: SessionEvent, *, first: bool) -> None:
+    def _replay_one(self, event: SessionEvent) -> None:
         """As a debate's, with two differences: actions come from the policy, and a final
         answer the policy stood by is followed by the verifier's result."""
         if isinstance(event, SessionEnded):
@@ -185,9 +166,9 @@ class ProposeCritiqueSession(DebateSession):
                 self._awaiting_verification,
                 None,
             )
-            super()._replay_one(event, first=first)
+            super()._replay_one(event)
             return
-        super()._replay_one(event, first=first)
+        super()._replay_one(event)
         if isinstance(event, CriticVerdictGiven):
             assert self._awaiting_action is not None
             node, action, _ = self._awaiting_action

@@ -1,9 +1,10 @@
 """The growth strategies a synthesis run can use, by name.
 
-Every strategy is a session class with the shape of `DebateSession`: built from a
-problem and the agents, restorable from the events it logged, and run into a
-`DebateResult` (tree + event log). That shared shape is why replay, stats, export
-and resume work on any strategy without knowing which one wrote a run.
+Every strategy is a `Session` subclass: built from a problem and the agents,
+restorable from the events it logged, and run into a `DebateResult` (tree + event
+log), its events folded by the one `SessionState`. That shared kernel is why replay,
+stats, export and resume work on any strategy without knowing which one wrote a run.
+A new strategy subclasses `Session` and is registered here, in one place.
 
 Each class names the roles it asks (`roles`): a runner builds, loads and records only
 those, so `propose-critique` (the policy judges its own steps) never loads a critic and
@@ -12,64 +13,15 @@ is given `critic=None`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
-
-from journey.agents import CriticAgent, PolicyAgent
 from journey.errors import ConfigError
-from journey.protocols import Role, SessionEvent
+from journey.sessions.base import Session
 from journey.sessions.beam import BeamSearchSession
-from journey.sessions.debate import DebateLimits, DebateResult, DebateSession, EventSink
+from journey.sessions.debate import DebateSession
 from journey.sessions.propose_critique import ProposeCritiqueSession
-from journey.sessions.tree import ReasoningTree
 
-__all__ = ["STRATEGIES", "StrategySession", "StrategySessionType", "strategy_session"]
+__all__ = ["STRATEGIES", "strategies_help", "strategy_session"]
 
-
-class StrategySession(Protocol):
-    """One session of some strategy on one problem."""
-
-    session_id: str
-    tree: ReasoningTree
-    events: list[SessionEvent]
-
-    async def run(self, on_event: EventSink | None = None) -> DebateResult: ...
-
-
-class StrategySessionType(Protocol):
-    """A strategy's session class: the roles it asks, its constructor and `restore`.
-
-    `critic` is None only for a strategy whose `roles` lack the critic.
-    """
-
-    roles: ClassVar[frozenset[Role]]
-
-    def __call__(
-        self,
-        problem: str,
-        *,
-        policy: PolicyAgent,
-        critic: CriticAgent | None,
-        gold_answer: str | None = None,
-        limits: DebateLimits | None = None,
-        session_id: str | None = None,
-        models: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> StrategySession: ...
-
-    def restore(
-        self,
-        events: Sequence[SessionEvent],
-        *,
-        policy: PolicyAgent,
-        critic: CriticAgent | None,
-        limits: DebateLimits | None = None,
-        models: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> StrategySession: ...
-
-
-_SESSIONS: dict[str, StrategySessionType] = {
+_SESSIONS: dict[str, type[Session]] = {
     "debate": DebateSession,
     "propose-critique": ProposeCritiqueSession,
     "beam": BeamSearchSession,
@@ -79,7 +31,12 @@ STRATEGIES = tuple(_SESSIONS)
 """The strategy names `journey synth --strategy` takes."""
 
 
-def strategy_session(name: str) -> StrategySessionType:
+def strategies_help() -> str:
+    """Each strategy's name and what it does, for a command's help text."""
+    return "; ".join(f"{name}: {cls.summary}" for name, cls in _SESSIONS.items()) + "."
+
+
+def strategy_session(name: str) -> type[Session]:
     """The session class of a strategy.
 
     Raises:

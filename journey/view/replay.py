@@ -31,10 +31,10 @@ from journey.protocols import (
     SessionEnded,
     SessionEvent,
     VerifierChecked,
-    wrong_answer_note,
 )
 from journey.runs.rundir import EventLog, read_event_log
 from journey.runs.stats import RunContents, SessionOverview
+from journey.sessions.state import SessionState
 from journey.sessions.tree import ReasoningTree
 from journey.view.render import SessionRenderer, render_tree
 
@@ -224,48 +224,7 @@ def tree_from_events(events: Iterable[SessionEvent]) -> ReasoningTree:
         ValueError: The log does not start with the problem, or misses a step that later
             events refer to (a damaged line).
     """
-    tree: ReasoningTree | None = None
-    for event in events:
-        if isinstance(event, ProblemPosed):
-            tree = ReasoningTree(event.problem, event.gold_answer)
-            continue
-        if tree is None:
-            raise ValueError("the event log does not start with problem_posed")
-        try:
-            _grow(tree, event)
-        except KeyError as missing:
-            raise ValueError(f"the event log misses step node {missing}") from None
-    if tree is None:
-        raise ValueError("the event log is empty")
-    return tree
-
-
-def _grow(tree: ReasoningTree, event: SessionEvent) -> None:
-    """Apply one event to the tree as the engine did."""
-    if isinstance(event, PolicyStepProposed):
-        node = tree.add_step(
-            event.content,
-            parent_id=event.parent_id,
-            final_answer=event.final_answer,
-            tokens=event.usage.completion_tokens,
-            elapsed=event.latency,
-        )
-        if node.id != event.node_id:
-            raise KeyError(node.id)
-    elif isinstance(event, CriticVerdictGiven):
-        tree.judge(event.node_id, event.verdict, event.reason, event.source)
-    elif isinstance(event, VerifierChecked):
-        tree.record_verification(event.node_id, event.correct)
-        if not event.correct:
-            tree[event.node_id].reason = wrong_answer_note(tree[event.node_id].final_answer)
-    elif isinstance(event, ActionApplied):
-        # A reflect or backtrack moves the cursor up the path; the steps below it are
-        # abandoned, as `ReasoningTree.backtrack` does in the engine.
-        if event.cursor_id != event.node_id:
-            depth = tree[event.cursor_id].depth
-            for node in tree.path(event.node_id)[depth + 1 :]:
-                node.abandoned = True
-        tree.cursor = event.cursor_id
+    return SessionState.from_events(events).tree
 
 
 # -- replaying ------------------------------------------------------------------------------
