@@ -74,7 +74,7 @@ def debate(
 ) -> None:
     """Run one policy/critic debate on a problem and show it live."""
     from journey.agents import CriticAgent, PolicyAgent
-    from journey.agents.backends import ClientPool, parse_model_spec
+    from journey.agents.backends import ClientPool, ensure_loaded, parse_model_spec
     from journey.problems import session_id_for
     from journey.protocols import SessionEnded
     from journey.runs import RunDirectory
@@ -109,9 +109,7 @@ def debate(
             with console.status("Loading models…", spinner="dots") if show else nullcontext():
                 clients = {role: pool.get(spec) for role, spec in specs.items()}
                 for client in clients.values():
-                    load = getattr(client, "load", None)
-                    if load is not None:
-                        await load()
+                    await ensure_loaded(client)
             session = DebateSession(
                 problem,
                 gold_answer=answer,

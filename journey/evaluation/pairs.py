@@ -18,7 +18,6 @@ them unchanged and the model is trained on the prompt `journey eval` asks.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import random
@@ -126,11 +125,7 @@ class PairsOptions:
 
     def client(self) -> ChatCompletionClient:
         """The client the model spec names, batching up to `batch_size` requests locally."""
-        spec = parse_model_spec(self.model)
-        if spec.backend in _BATCHING_BACKENDS and "max_batch_size" not in spec.options:
-            spec = dataclasses.replace(
-                spec, options={**spec.options, "max_batch_size": self.batch_size}
-            )
+        spec = parse_model_spec(self.model).with_default("max_batch_size", self.batch_size)
         return create_client(spec)
 
 

@@ -18,7 +18,6 @@ every problem left, and resumes when run again.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -104,11 +103,7 @@ class EvalOptions:
 
     def client(self) -> ChatCompletionClient:
         """The client the model spec names, batching up to `batch_size` requests locally."""
-        spec = parse_model_spec(self.model)
-        if spec.backend in ("embedded", "hf") and "max_batch_size" not in spec.options:
-            spec = dataclasses.replace(
-                spec, options={**spec.options, "max_batch_size": self.batch_size}
-            )
+        spec = parse_model_spec(self.model).with_default("max_batch_size", self.batch_size)
         return create_client(spec)
 
 

@@ -11,9 +11,10 @@ import torch
 from pydantic import BaseModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from journey.agents.backends.registry import backend, backends
 from journey.agents.backends.spec import parse_model_spec
 from journey.engine.quiet import quiet_loading
-from journey.errors import ConfigError, ModelUnavailableError
+from journey.errors import ConfigError
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
 
 TrainingConfig = SFTTrainingConfig | DPOTrainingConfig
@@ -50,19 +51,21 @@ def model_directory(spec_text: str) -> Path:
         ModelSpecError: the spec is malformed or the directory is missing.
     """
     spec = parse_model_spec(spec_text)
-    if spec.backend == "embedded":
-        from journey.engine.model_store import embedded_model_dir
-
-        return embedded_model_dir()
-    if spec.backend == "hf":
-        directory = Path(spec.target).expanduser()
-        if not directory.is_dir():
-            raise ModelUnavailableError(f"model directory {spec.target!r} does not exist")
-        return directory
+    local_weights = backend(spec.backend).local_weights
+    if local_weights is not None:
+        return local_weights(spec)
     raise ConfigError(
-        f"cannot train {spec_text!r}: training needs local weights "
-        "(embedded, hf:DIR or a directory)"
+        f"cannot train {spec_text!r}: training needs local weights ({_trainable_specs()})"
     )
+
+
+def _trainable_specs() -> str:
+    """The specs with local weights, e.g. "embedded, hf:DIR or a directory"."""
+    forms: list[str] = []
+    for each in backends():
+        if each.local_weights is not None:
+            forms += [each.syntax, each.claims_hint] if each.claims_hint else [each.syntax]
+    return f"{', '.join(forms[:-1])} or {forms[-1]}" if len(forms) > 1 else "".join(forms)
 
 
 def load_model_and_tokenizer(config: TrainingConfig) -> tuple[Any, Any]:
@@ -122,6 +125,7 @@ def train_and_save(
     started = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - started
+    assert config.output_dir is not None  # `TrainingArguments.__post_init__` defaults it
     out = Path(config.output_dir)
     model = trainer.model
     if config.lora:
@@ -131,7 +135,9 @@ def train_and_save(
     steps = int(trainer.state.global_step)
     tokens = int(trainer.state.num_input_tokens_seen)
     settings = {
-        k: v for k, v in config.to_dict().items() if k in _SAVED_SETTINGS or k.startswith("lora")
+        k: v
+        for k, v in config.to_dict().items()  # type: ignore[no-untyped-call]  # in transformers
+        if k in _SAVED_SETTINGS or k.startswith("lora")
     }
     summary = TrainingSummary(
         kind=kind,

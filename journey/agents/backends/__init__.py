@@ -5,7 +5,15 @@ import them from their modules (`transformers_client`, `openai_compat`) or let
 `create_client` do it when a spec needs them.
 """
 
-from journey.agents.backends.base import LabelScoringClient, can_score_labels, ensure_loaded
+from journey.agents.backends.base import (
+    LabelScoringClient,
+    LoadableClient,
+    RecordingClient,
+    RetryCounting,
+    can_score_labels,
+    ensure_loaded,
+    retry_causes,
+)
 from journey.agents.backends.limited import ConcurrencyLimitedClient, limit_requests
 from journey.agents.backends.scripted import (
     FunctionChatCompletionClient,
@@ -27,8 +35,11 @@ __all__ = [
     "ConcurrencyLimitedClient",
     "FunctionChatCompletionClient",
     "LabelScoringClient",
+    "LoadableClient",
     "ModelSpec",
     "PlainPromptTemplate",
+    "RecordingClient",
+    "RetryCounting",
     "ScriptExhaustedError",
     "ScriptedChatCompletionClient",
     "can_score_labels",
@@ -37,4 +48,5 @@ __all__ = [
     "limit_requests",
     "load_plain_template",
     "parse_model_spec",
+    "retry_causes",
 ]

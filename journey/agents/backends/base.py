@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from autogen_core.models import ChatCompletionClient, LLMMessage
@@ -41,6 +41,42 @@ def can_score_labels(client: ChatCompletionClient) -> bool:
     return isinstance(client, LabelScoringClient) and client.supports_label_scoring
 
 
+@runtime_checkable
+class LoadableClient(Protocol):
+    """A client with a step that loads its model or starts its server (the local
+    transformers client, vLLM): `load()` does it now instead of on the first request."""
+
+    async def load(self) -> None: ...
+
+
+@runtime_checkable
+class RetryCounting(Protocol):
+    """A client that counts the requests it had to retry (the OpenAI-compatible ones)."""
+
+    @property
+    def retry_count(self) -> int:
+        """Retries so far, all causes together."""
+        ...
+
+    @property
+    def retries_by_cause(self) -> Mapping[str, int]:
+        """Retries so far per cause ("429", "timeout", "connection"...)."""
+        ...
+
+
+@runtime_checkable
+class RecordingClient(Protocol):
+    """A client that records every request sent to it (the scripted ones, for tests)."""
+
+    @property
+    def requests(self) -> list[list[LLMMessage]]: ...
+
+
+def retry_causes(client: ChatCompletionClient) -> Mapping[str, int]:
+    """The client's retries so far per cause; empty for a client that counts none."""
+    return client.retries_by_cause if isinstance(client, RetryCounting) else {}
+
+
 async def ensure_loaded(client: ChatCompletionClient) -> None:
     """Load (or start) the client's model now, where it has such a step.
 
@@ -50,6 +86,5 @@ async def ensure_loaded(client: ChatCompletionClient) -> None:
     Raises:
         ModelUnavailableError: The model could not be loaded or its server not started.
     """
-    load = getattr(client, "load", None)
-    if callable(load):
-        await load()
+    if isinstance(client, LoadableClient):
+        await client.load()

@@ -14,7 +14,7 @@ limit and counts only its own requests. The shared model then sees at most
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_core import CancellationToken
@@ -22,14 +22,20 @@ from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelInfo,
     RequestUsage,
 )
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
-from journey.agents.backends.base import LabelScoringClient, can_score_labels
+from journey.agents.backends.base import (
+    LabelScoringClient,
+    LoadableClient,
+    RecordingClient,
+    RetryCounting,
+    can_score_labels,
+)
 from journey.errors import ConfigError
 
 __all__ = ["ConcurrencyLimitedClient", "limit_requests"]
@@ -40,8 +46,10 @@ class ConcurrencyLimitedClient(ChatCompletionClient):
 
     A request is `create`, a whole `create_stream` (held until the stream ends or is
     closed) or `score_labels`. Counting, usage and capabilities are the inner client's.
-    Attributes the interface does not name (`load`, `retries_by_cause`, `stats`...) are
-    looked up on the inner client, so code that duck-types them keeps working.
+    Beyond the interface it forwards, by name, what jobs read from a client: `load`
+    and `requests` where the inner client has them (so `isinstance` with
+    `LoadableClient` or `RecordingClient` sees through the wrapper), and the retry
+    counts (`RetryCounting`; none for an inner client that does not count them).
 
     Args:
         inner: The client to protect.
@@ -51,22 +59,24 @@ class ConcurrencyLimitedClient(ChatCompletionClient):
         ConfigError: `limit` is below 1.
     """
 
+    load: Callable[[], Coroutine[Any, Any, None]]
+    """The inner client's `load`; only where it has one (a `LoadableClient`)."""
+    requests: list[list[LLMMessage]]
+    """The inner client's recorded requests; only where it records them (scripted ones)."""
+
     def __init__(self, inner: ChatCompletionClient, limit: int) -> None:
         if limit < 1:
             raise ConfigError(f"a request limit must be at least 1, got {limit!r}")
         self._inner = inner
         self._limit = limit
         self._gate = asyncio.Semaphore(limit)
+        if isinstance(inner, LoadableClient):
+            self.load = inner.load
+        if isinstance(inner, RecordingClient):
+            self.requests = inner.requests
 
     def __repr__(self) -> str:
         return f"ConcurrencyLimitedClient({self._inner!r}, limit={self._limit})"
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names this class lacks; `_inner` itself missing (a half-built
-        # copy) must not recurse.
-        if name == "_inner":
-            raise AttributeError(name)
-        return getattr(self._inner, name)
 
     @property
     def inner(self) -> ChatCompletionClient:
@@ -77,6 +87,16 @@ class ConcurrencyLimitedClient(ChatCompletionClient):
     def limit(self) -> int:
         """Requests allowed in flight at once."""
         return self._limit
+
+    @property
+    def retry_count(self) -> int:
+        """The inner client's retries so far (`RetryCounting`); 0 if it counts none."""
+        return self._inner.retry_count if isinstance(self._inner, RetryCounting) else 0
+
+    @property
+    def retries_by_cause(self) -> Mapping[str, int]:
+        """The inner client's retries per cause (`RetryCounting`); empty if it counts none."""
+        return self._inner.retries_by_cause if isinstance(self._inner, RetryCounting) else {}
 
     # --- requests, each through the gate --------------------------------------------------
 
@@ -159,7 +179,7 @@ class ConcurrencyLimitedClient(ChatCompletionClient):
         return self._inner.remaining_tokens(messages, tools=tools)
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         return self._inner.capabilities  # pyright: ignore[reportDeprecated]
 
     @property

@@ -37,130 +37,53 @@ Server options: python, tensor_parallel_size, gpu_memory_utilization,
 max_model_len, dtype, start_timeout (seconds to become ready, default 900);
 more server arguments go in $JOURNEY_VLLM_ARGS (e.g. "--enforce-eager").
 Roles on one model with the same server options share one server.
+
+Each backend, its syntax and its options are one record in
+`journey.agents.backends.registry` (the built-in ones in `builtin_backends`);
+the list below is made from it.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 
+from journey.agents.backends import registry
+from journey.agents.backends.builtin_backends import (
+    OPENAI_APIS,
+    load_replies,
+    load_reply_function,
+)
 from journey.errors import ModelSpecError
 
-Backend = Literal["embedded", "hf", "openai", "vllm", "replay", "function"]
+__all__ = [
+    "AGENT_OPTIONS",
+    "DEFAULT_MODEL_SPEC",
+    "OPENAI_APIS",
+    "ClientPool",
+    "ModelSpec",
+    "client_spec",
+    "create_client",
+    "load_replies",
+    "load_reply_function",
+    "parse_model_spec",
+]
 
 DEFAULT_MODEL_SPEC = "embedded"
 
-_OPTION_TYPES: dict[str, type] = {
-    "temperature": float,
-    "top_p": float,
-    "seed": int,
-    "max_batch_size": int,
-    "num_threads": int,
-    "prefix_cache_mb": int,
-    "continuous_batching": bool,
-    "prefill_in_step": bool,
-    "packed_weights": bool,
-    "dtype": str,
-    "timeout": float,
-    "max_retries": int,
-    "logprobs": bool,
-    "key_env": str,
-    "cycle": bool,
-    "python": str,
-    "tensor_parallel_size": int,
-    "gpu_memory_utilization": float,
-    "max_model_len": int,
-    "start_timeout": float,
-    "max_tokens": int,
-    "reasoning": bool,
-    "api": str,
-}
-OPENAI_APIS = ("chat", "completions")
-"""Values of the `api` option: chat completions, or plain-text completions (base models)."""
-
-AGENT_OPTIONS = frozenset({"max_tokens"})
-"""Options the agents read from the spec; the client is built without them."""
-_LOCAL_MODEL_OPTIONS = frozenset(  # the embedded model and local directories: one client class
-    {
-        "temperature",
-        "top_p",
-        "seed",
-        "max_batch_size",
-        "num_threads",
-        "prefix_cache_mb",
-        "continuous_batching",
-        "prefill_in_step",
-        "packed_weights",
-        "dtype",
-        "max_tokens",
-    }
-)
-_BACKEND_OPTIONS: dict[Backend, frozenset[str]] = {
-    "embedded": _LOCAL_MODEL_OPTIONS,
-    "hf": _LOCAL_MODEL_OPTIONS,
-    "openai": frozenset(
-        {
-            "temperature",
-            "top_p",
-            "seed",
-            "timeout",
-            "max_retries",
-            "logprobs",
-            "key_env",
-            "max_tokens",
-            "reasoning",
-            "api",
-        }
-    ),
-    "vllm": frozenset(
-        {
-            "max_tokens",
-            "temperature",
-            "top_p",
-            "seed",
-            "timeout",
-            "max_retries",
-            "logprobs",
-            "python",
-            "tensor_parallel_size",
-            "gpu_memory_utilization",
-            "max_model_len",
-            "dtype",
-            "start_timeout",
-        }
-    ),
-    "replay": frozenset({"cycle"}),
-    "function": frozenset(),
-}
-
-
-def _convert(key: str, raw: str, spec: str) -> Any:
-    kind = _OPTION_TYPES[key]
-    if kind is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ModelSpecError(f"option {key}={raw!r} in model spec {spec!r} must be true or false")
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ModelSpecError(
-            f"option {key}={raw!r} in model spec {spec!r} must be a {kind.__name__}"
-        ) from None
+AGENT_OPTIONS = frozenset(o.name for b in registry.backends() for o in b.options if o.agent)
+"""Options the agents read from the spec (`max_tokens`); the client is built without them."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A parsed model spec."""
 
-    backend: Backend
+    backend: str
+    """The name of a registered backend (`journey.agents.backends.registry`)."""
     target: str = ""
     """Model name (openai), Hub id or directory (vllm), directory (hf), file (replay) or
     MODULE:NAME (function); empty for embedded."""
@@ -172,6 +95,21 @@ class ModelSpec:
         wins, else `default` (the role's own limit, e.g. `--critic-tokens`)."""
         return int(self.options.get("max_tokens", default))
 
+    def takes(self, option: str) -> bool:
+        """True when this spec's backend takes the option `option`."""
+        return registry.backend(self.backend).takes(option)
+
+    def with_default(self, option: str, value: Any) -> ModelSpec:
+        """This spec with `option=value` where its backend takes that option and the spec
+        does not set it already; otherwise this spec as it is.
+
+        Example: `spec.with_default("max_batch_size", 8)` batches a local model's requests
+        by 8 unless the spec says otherwise, and leaves a server's spec alone.
+        """
+        if option in self.options or not self.takes(option):
+            return self
+        return replace(self, options={**self.options, option: value})
+
     def __str__(self) -> str:
         text = self.backend if not self.target else f"{self.backend}:{self.target}"
         if self.base_url:
@@ -182,7 +120,7 @@ class ModelSpec:
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """Parse a model spec string.
+    """Parse a model spec string; the registered backends say what is valid.
 
     Raises:
         ModelSpecError: the string names no backend, or an option is unknown or ill-typed.
@@ -194,124 +132,58 @@ def parse_model_spec(text: str) -> ModelSpec:
     options: dict[str, Any] = {}
     for pair in filter(None, query.split("&")):
         key, eq, value = pair.partition("=")
-        if not eq or key not in _OPTION_TYPES:
+        declared = registry.option(key) if eq else None
+        if declared is None:
             raise ModelSpecError(f"bad option {pair!r} in model spec {spec!r}")
-        options[key] = _convert(key, value, spec)
+        options[key] = declared.convert(value, spec)
 
-    scheme, colon, rest = body.partition(":")
-    if body == "embedded" or (scheme == "embedded" and rest in ("", "smollm2-135m-instruct")):
-        parsed = ModelSpec("embedded", options=options)
-    elif scheme == "openai" and colon and rest:
-        model, at, base_url = rest.partition("@")
-        if not model or (at and not base_url.startswith(("http://", "https://"))):
-            raise ModelSpecError(f"model spec {spec!r} should look like openai:MODEL[@http://...]")
-        parsed = ModelSpec("openai", model, base_url or None, options)
-    elif scheme == "vllm" and colon and rest:
-        parsed = ModelSpec("vllm", rest, options=options)
-    elif scheme == "hf" and colon and rest:
-        parsed = ModelSpec("hf", rest, options=options)
-    elif scheme == "replay" and colon and rest:
-        parsed = ModelSpec("replay", rest, options=options)
-    elif scheme == "function" and colon and rest:
-        module, sep, name = rest.partition(":")
-        if not (module and sep and name):
-            raise ModelSpecError(f"model spec {spec!r} should look like function:MODULE:NAME")
-        parsed = ModelSpec("function", rest, options=options)
-    elif Path(body).expanduser().is_dir():
-        parsed = ModelSpec("hf", body, options=options)
-    else:
-        raise ModelSpecError(
-            f"unknown model spec {spec!r}: use 'embedded', 'hf:DIR' (or a directory), "
-            "'openai:MODEL[@URL]', 'vllm:MODEL', 'replay:FILE' or 'function:MODULE:NAME'"
-        )
-    unknown = set(parsed.options) - _BACKEND_OPTIONS[parsed.backend]
+    parsed = _parse_body(body, spec, options)
+    chosen = registry.backend(parsed.backend)
+    unknown = set(options) - chosen.option_names
     if unknown:
         raise ModelSpecError(
             f"option(s) {', '.join(sorted(unknown))} do not apply to {parsed.backend} models "
-            f"(spec {spec!r}); allowed: {', '.join(sorted(_BACKEND_OPTIONS[parsed.backend]))}"
+            f"(spec {spec!r}); allowed: {', '.join(sorted(chosen.option_names))}"
         )
-    if options.get("max_tokens", 1) < 1:
-        raise ModelSpecError(
-            f"option max_tokens={options['max_tokens']!r} in model spec {spec!r} must be at least 1"
-        )
-    if options.get("api", "chat") not in OPENAI_APIS:
-        raise ModelSpecError(
-            f"option api={options['api']!r} in model spec {spec!r} must be one of "
-            f"{', '.join(OPENAI_APIS)}"
-        )
+    for declared in chosen.options:
+        if declared.name in options:
+            declared.check(options[declared.name], spec)
     return parsed
 
 
-def load_replies(path: Path) -> list[str]:
-    """Replies for a replay model: a JSON list of strings, or JSONL with one string per line."""
-    if not path.is_file():
-        raise ModelSpecError(f"replay file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as error:
-            raise ModelSpecError(f"replay file {str(path)!r} is not JSON: {error}") from None
-    if not isinstance(data, list) or not all(isinstance(r, str) for r in data):
-        raise ModelSpecError(f"replay file {str(path)!r} must hold a list of strings")
-    return data
-
-
-def load_reply_function(target: str) -> Any:
-    """The callable a `function:MODULE:NAME` spec names (imported, not called)."""
-    module_name, _, name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ModelSpecError(f"cannot import module {module_name!r}: {error}") from None
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ModelSpecError(f"{module_name}.{name} is not a function (spec 'function:{target}')")
-    return function
+def _parse_body(body: str, spec: str, options: dict[str, Any]) -> ModelSpec:
+    """The backend, target and base URL of the part before `?`."""
+    known = {b.name: b for b in registry.backends()}
+    scheme, _, rest = body.partition(":")
+    if scheme in known:
+        target = known[scheme].parse(rest, spec)
+        if target is not None:
+            return ModelSpec(scheme, target[0], target[1], options)
+    for candidate in known.values():
+        if candidate.claims is not None and candidate.claims(body):
+            return ModelSpec(candidate.name, body, options=options)
+    usages = [b.usage for b in known.values()]
+    raise ModelSpecError(
+        f"unknown model spec {spec!r}: use {', '.join(usages[:-1])} or {usages[-1]}"
+    )
 
 
 def client_spec(spec: ModelSpec) -> ModelSpec:
-    """The spec without the options its agent reads (`AGENT_OPTIONS`): what the client is."""
-    if not AGENT_OPTIONS & set(spec.options):
+    """The spec without the options its agent reads (`max_tokens`): what the client is."""
+    agent = {k for k in spec.options if (o := registry.option(k)) is not None and o.agent}
+    if not agent:
         return spec
-    kept = {k: v for k, v in spec.options.items() if k not in AGENT_OPTIONS}
+    kept = {k: v for k, v in spec.options.items() if k not in agent}
     return replace(spec, options=kept)
 
 
 def create_client(spec: ModelSpec) -> ChatCompletionClient:
-    """Build the client a spec names. Heavy backends are imported only when used.
+    """Build the client a spec names, with its backend's factory (which imports heavy
+    modules only when used).
 
     Options the agents read (`max_tokens`) are not the client's and are left out.
     """
-    options = dict(client_spec(spec).options)
-    if spec.backend in ("embedded", "hf"):
-        from journey.agents.backends.transformers_client import TransformersChatCompletionClient
-
-        if spec.backend == "embedded":
-            return TransformersChatCompletionClient.embedded(**options)
-        directory = Path(spec.target).expanduser()
-        if not directory.is_dir():
-            raise ModelSpecError(f"model directory {spec.target!r} does not exist")
-        return TransformersChatCompletionClient(directory, model_name=directory.name, **options)
-    if spec.backend == "openai":
-        from journey.agents.backends.openai_compat import openai_client_from_spec
-
-        key_env = options.pop("key_env", "OPENAI_API_KEY")
-        return openai_client_from_spec(spec.target, spec.base_url, api_key_env=key_env, **options)
-    if spec.backend == "vllm":
-        from journey.agents.backends.vllm_server import vllm_client_from_spec
-
-        return vllm_client_from_spec(spec.target, **options)
-    from journey.agents.backends.scripted import (
-        FunctionChatCompletionClient,
-        ScriptedChatCompletionClient,
-    )
-
-    if spec.backend == "function":
-        return FunctionChatCompletionClient(load_reply_function(spec.target), **options)
-    return ScriptedChatCompletionClient(load_replies(Path(spec.target)), **options)
+    return registry.backend(spec.backend).create(client_spec(spec))
 
 
 class ClientPool:
