@@ -95,7 +95,7 @@ class _MessagesAsGiven(AsyncCompletions):
     """`chat.completions` that sends `messages` without the SDK's type walk, and names
     a reply's thoughts as AutoGen reads them."""
 
-    async def create(self, **params: Any) -> Any:  # type: ignore[override]
+    async def create(self, **params: Any) -> Any:
         messages = params.pop("messages")
         extra_body = params.pop("extra_body", None) or {}
         result = await super().create(
@@ -131,6 +131,7 @@ def openai_client(
         max_retries=0,
         http_client=http_client,
     )
-    # `completions` is a cached property: an instance attribute takes its place.
-    client.chat.completions = _MessagesAsGiven(client)
+    # `completions` is a cached property: an instance attribute takes its place. (The SDK
+    # types its cached properties as read-only properties.)
+    client.chat.completions = _MessagesAsGiven(client)  # type: ignore[misc]
     return client

@@ -23,12 +23,8 @@ What it asks and reads, server by server:
 
 from __future__ import annotations
 
-import math
-import os
-import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlparse
 
 import openai
 from autogen_core import CancellationToken
@@ -37,71 +33,56 @@ from autogen_core.models import (
     CreateResult,
     LLMMessage,
     ModelCapabilities,  # pyright: ignore[reportDeprecated]
-    ModelFamily,
     ModelInfo,
     RequestUsage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from autogen_ext.models.openai import BaseOpenAIChatCompletionClient, _model_info
 from openai.types import Completion
-from openai.types.chat import completion_create_params
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from journey.agents.backends._openai_completions import (
-    completion_request,
-    completion_result,
-    first_token_top_logprobs,
+from journey.agents.backends._openai_completions import completion_request, completion_result
+from journey.agents.backends._openai_faults import is_transport_fault
+from journey.agents.backends._openai_label_scoring import (
+    LABEL_FLOOR_LOGPROB,
+    TOP_LOGPROBS,
+    OpenAILabelScoring,
 )
-from journey.agents.backends._openai_faults import (
-    describe_fault,
-    fault_cause,
-    is_retryable,
-    is_transport_fault,
-    retry_after,
+from journey.agents.backends._openai_options import (
+    DUMMY_API_KEY,
+    OPENAI_DEFAULT_BASE_URL,
+    Api,
+    autogen_client,
+    check_client_options,
+    endpoint_from_env,
+    is_reasoning_client,
 )
+from journey.agents.backends._openai_retries import RetriedRequests
 from journey.agents.backends._openai_transport import collect_stream_thoughts, openai_client
-from journey.agents.backends._prompt_tokens import PromptTokenCounts, estimate_prompt_tokens
-from journey.agents.backends._reasoning_models import (
-    is_openai_reasoning_model,
-    reasoning_request,
-)
-from journey.agents.backends.spec import OPENAI_APIS
-from journey.engine.plain_prompt import load_plain_template, message_role, message_text
-from journey.errors import ConfigError, ModelUnavailableError
+from journey.agents.backends._openai_usage import OpenAIUsage
+from journey.agents.backends._prompt_tokens import PromptTokenCounts
+from journey.agents.backends._reasoning_models import reasoning_request
+from journey.engine.plain_prompt import load_plain_template
 
 __all__ = [
+    "DUMMY_API_KEY",
     "LABEL_FLOOR_LOGPROB",
     "OPENAI_DEFAULT_BASE_URL",
+    "TOP_LOGPROBS",
     "OpenAICompatibleClient",
     "openai_client_from_spec",
 ]
 
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-"""Used when neither the `base_url` argument nor `$OPENAI_BASE_URL` is set."""
-
-LABEL_FLOOR_LOGPROB = -100.0
-"""Score given to a label none of whose possible first tokens is among the top log-probs."""
-
-DUMMY_API_KEY = "EMPTY"
-"""Sent to servers that need no key (vLLM, llama.cpp); the openai SDK refuses an empty one."""
-
-TOP_LOGPROBS = 20  # the most OpenAI and vLLM (default --max-logprobs) return
-
-Api = Literal["chat", "completions"]  # the values of spec.OPENAI_APIS
-
-_LABEL_INSTRUCTION = "Answer with exactly one word, one of: {labels}."
-
-_CREATE_ARG_NAMES = frozenset(completion_create_params.CompletionCreateParamsBase.__annotations__)
-_FORBIDDEN_DEFAULTS = frozenset({"messages", "model", "stream", "n", "function_call", "functions"})
-
 _T = TypeVar("_T")
 
 
-class OpenAICompatibleClient(ChatCompletionClient):
+class OpenAICompatibleClient(
+    OpenAILabelScoring, OpenAIUsage, RetriedRequests, ChatCompletionClient
+):
     """An AutoGen model client for an OpenAI-compatible server, with retries.
 
-    Implements `LabelScoringClient` when built with `logprobs=True`.
+    Implements `LabelScoringClient` when built with `logprobs=True`
+    (`_openai_label_scoring`); counts tokens and usage as the server reports them
+    (`_openai_usage`) and sends its requests with retries (`_openai_retries`).
     """
 
     def __init__(
@@ -154,28 +135,16 @@ class OpenAICompatibleClient(ChatCompletionClient):
             ConfigError: A numeric setting is out of range, a default is not a create
                 argument, `api` is unknown, or log-probs are asked of a reasoning model.
         """
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {timeout!r}")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries!r}")
-        if backoff_base < 0 or max_backoff < 0:
-            raise ConfigError(
-                f"backoff_base and max_backoff must be >= 0, got {backoff_base!r}, {max_backoff!r}"
-            )
-        given = set(create_defaults)
-        unknown = sorted(
-            (given - _CREATE_ARG_NAMES - {"extra_body"}) | (given & _FORBIDDEN_DEFAULTS)
+        check_client_options(
+            model,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            max_backoff=max_backoff,
+            api=api,
+            create_defaults=create_defaults,
         )
-        if unknown:
-            raise ConfigError(f"not a chat-completion default for {model!r}: {', '.join(unknown)}")
-        if api not in OPENAI_APIS:
-            raise ConfigError(f"api must be one of {', '.join(OPENAI_APIS)}, got {api!r}")
-        self._reasoning = is_openai_reasoning_model(model) if reasoning is None else reasoning
-        if self._reasoning and (logprobs or api != "chat"):
-            raise ConfigError(
-                f"{model!r} is a reasoning model: it returns no log-probs and takes chat "
-                "requests only (drop logprobs=true and api=completions, or set reasoning=false)"
-            )
+        self._reasoning = is_reasoning_client(model, reasoning, logprobs=logprobs, api=api)
         if self._reasoning:
             create_defaults = reasoning_request(create_defaults)
 
@@ -203,21 +172,9 @@ class OpenAICompatibleClient(ChatCompletionClient):
         self._sdk = openai_client(
             api_key=api_key, base_url=self._base_url, timeout=timeout, http_client=http_client
         )
-        create_args = {**create_defaults, "model": model}
-        if model_info is None:
-            try:  # a model name AutoGen knows brings its own capabilities
-                self._inner = BaseOpenAIChatCompletionClient(self._sdk, create_args=create_args)
-            except ValueError:
-                model_info = _unknown_model_info()
-        if model_info is not None:
-            self._inner = BaseOpenAIChatCompletionClient(
-                self._sdk, create_args=create_args, model_info=model_info
-            )
-        # AutoGen warns ("Resolved model mismatch") whenever the server names its model
-        # otherwise than AutoGen's table does, to say its own token and cost estimates may
-        # be off. journey uses neither, and llama.cpp names every model after its file: no
-        # resolved name, no check (the switch AutoGen itself uses when no model is given).
-        self._inner._resolved_model = None
+        self._inner = autogen_client(
+            self._sdk, model=model, create_defaults=create_defaults, model_info=model_info
+        )
 
     def __repr__(self) -> str:
         return (
@@ -334,38 +291,6 @@ class OpenAICompatibleClient(ChatCompletionClient):
     async def close(self) -> None:
         await self._inner.close()  # closes the SDK client
 
-    def actual_usage(self) -> RequestUsage:
-        return _add_usage(self._inner.actual_usage(), self._own_usage)
-
-    def total_usage(self) -> RequestUsage:
-        return _add_usage(self._inner.total_usage(), self._own_usage)
-
-    def count_tokens(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-    ) -> int:
-        """Prompt tokens of `messages`, never from a tokenizer or the network.
-
-        The server's own count (its reported `usage.prompt_tokens`) when these exact
-        messages were sent recently (the last 1024 prompts, label scorings included);
-        otherwise a local estimate, one token per 4 characters plus 4 per message.
-        Tools are not counted.
-        """
-        known = self._prompt_tokens.get(messages)
-        return known if known is not None else estimate_prompt_tokens(messages)
-
-    def remaining_tokens(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = [],
-    ) -> int:
-        """The model's context length from AutoGen's table, which knows OpenAI models only
-        (KeyError otherwise), minus `count_tokens(messages)`."""
-        return _model_info.get_token_limit(self._model) - self.count_tokens(messages)
-
     @property
     def capabilities(self) -> ModelCapabilities:  # pyright: ignore[reportDeprecated]
         return self._inner.model_info  # same data; AutoGen's property only adds a warning
@@ -374,102 +299,16 @@ class OpenAICompatibleClient(ChatCompletionClient):
     def model_info(self) -> ModelInfo:
         return self._inner.model_info
 
-    # --- LabelScoringClient ---------------------------------------------------------------
+    # --- requests -----------------------------------------------------------------------
 
-    @property
-    def supports_label_scoring(self) -> bool:
-        return self._logprobs
-
-    async def score_labels(
-        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
-    ) -> dict[str, float]:
-        """Log-probability of each label as the start of the assistant's reply.
-
-        One token is generated with the top 20 log-probs. A label scores the log-sum-exp
-        of the top tokens that, stripped of whitespace and case-folded, are a non-empty
-        prefix of the label; labels with no such token get `LABEL_FLOOR_LOGPROB`. Only the
-        first token is scored, so labels sharing a first token tie.
-
-        With `continue_final_message=True` the prefix is sent as the start of a final
-        assistant message that the server continues (vLLM); with `api="completions"` it
-        ends the plain-text prompt. Otherwise the prefix cannot be forced: it is dropped
-        and the last user message instead asks for a one-word answer among the labels.
-
-        Args:
-            messages: The conversation; the assistant turn to score comes after it.
-            labels: Candidate continuations, e.g. ["continue", "backtrack"].
-            prefix: Text the assistant turn starts with before the label, e.g. "ACTION: ".
-
-        Raises:
-            ConfigError: The client was built without `logprobs=True`.
-            ModelUnavailableError: The server failed, or answered without log-probs.
-        """
-        if not self._logprobs:
-            raise ConfigError(f"label scoring for {self._model!r} needs logprobs=True")
-        if self._api == "completions":
-            top = await self._score_completion(messages, prefix)
-            return {label: _label_score(label, top) for label in labels}
-        raw = self._sdk
-        oai_messages = [_to_openai_message(m) for m in messages]
-        extra_body: dict[str, Any] = {}
-        if prefix and self._continue_final_message:
-            oai_messages.append({"role": "assistant", "content": prefix})
-            extra_body = {"continue_final_message": True, "add_generation_prompt": False}
-        elif prefix:
-            instruction = _LABEL_INSTRUCTION.format(labels=", ".join(labels))
-            if oai_messages and oai_messages[-1]["role"] == "user":
-                last = oai_messages[-1]
-                oai_messages[-1] = {**last, "content": f"{last['content']}\n\n{instruction}"}
-            else:
-                oai_messages.append({"role": "user", "content": instruction})
-
-        response = await self._with_retries(
-            lambda: raw.chat.completions.create(
-                model=self._model,
-                messages=oai_messages,  # type: ignore[arg-type]
-                max_tokens=1,
-                logprobs=True,
-                top_logprobs=TOP_LOGPROBS,
-                extra_body=extra_body or None,
-            )
-        )
-        if response.usage is not None:
-            self._count_own(
-                messages,
-                RequestUsage(response.usage.prompt_tokens, response.usage.completion_tokens),
-            )
-        choice = response.choices[0] if response.choices else None
-        content = choice.logprobs.content if choice and choice.logprobs else None
-        if not content:
-            raise self._no_logprobs()
-        first = content[0]
-        top = {t.token: t.logprob for t in first.top_logprobs}
-        top.setdefault(first.token, first.logprob)
-        return {label: _label_score(label, top) for label in labels}
-
-    async def _score_completion(
-        self, messages: Sequence[LLMMessage], prefix: str
-    ) -> dict[str, float]:
-        """Top log-probs of the first token after the plain-text prompt and `prefix`."""
-        assert self._plain is not None
-        prompt = self._plain.render(messages) + prefix
-        response: Completion = await self._with_retries(
-            lambda: self._sdk.completions.create(
-                model=self._model, prompt=prompt, max_tokens=1, logprobs=TOP_LOGPROBS
-            )
-        )
-        usage = completion_result(response).usage
-        self._count_own(messages, usage)
-        top = first_token_top_logprobs(response)
-        if not top:
-            raise self._no_logprobs()
-        return top
-
-    # --- base models: /v1/completions ---------------------------------------------------
+    def _request_args(self, extra_create_args: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A call's chat-completion arguments as the model takes them."""
+        return reasoning_request(extra_create_args) if self._reasoning else extra_create_args
 
     async def _complete(
         self, messages: Sequence[LLMMessage], extra_create_args: Mapping[str, Any]
     ) -> CreateResult:
+        """A base model's reply through `/v1/completions`, to the chat as plain text."""
         assert self._plain is not None
         prompt = self._plain.render(messages)
         request = completion_request(
@@ -481,76 +320,6 @@ class OpenAICompatibleClient(ChatCompletionClient):
         result = completion_result(response)
         self._count_own(messages, result.usage)
         return result
-
-    # --- requests -----------------------------------------------------------------------
-
-    def _request_args(self, extra_create_args: Mapping[str, Any]) -> Mapping[str, Any]:
-        """A call's chat-completion arguments as the model takes them."""
-        return reasoning_request(extra_create_args) if self._reasoning else extra_create_args
-
-    def _count_own(self, messages: Sequence[LLMMessage], usage: RequestUsage) -> None:
-        """Add a request sent outside AutoGen to the usage totals and the known counts."""
-        self._own_usage = _add_usage(self._own_usage, usage)
-        self._prompt_tokens.record(messages, usage.prompt_tokens)
-
-    def _no_logprobs(self) -> ModelUnavailableError:
-        return ModelUnavailableError(
-            f"model {self._model!r} at {self._base_url} returned no logprobs; "
-            "use a server that supports them or drop logprobs=True"
-        )
-
-    # --- retries ------------------------------------------------------------------------
-
-    async def _before_request(self) -> None:
-        """Runs before every request; a subclass that starts its own server waits here
-        until the server is ready (a server that cannot start raises, without retries)."""
-
-    async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        await self._before_request()
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._max_retries + 1),
-                wait=self._wait,
-                retry=retry_if_exception(is_retryable),
-                before_sleep=self._count_retry,
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    return await call()
-        except Exception as exc:
-            if is_transport_fault(exc):
-                raise self._unavailable(exc, attempts) from exc
-            raise
-        raise AssertionError("unreachable: tenacity either returns or raises")
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        server_wait = retry_after(exc)
-        if server_wait is not None:
-            return min(max(server_wait, 0.0), self._max_backoff)
-        backoff = min(self._backoff_base * 2.0 ** (state.attempt_number - 1), self._max_backoff)
-        return backoff * random.uniform(0.5, 1.0)  # jitter spreads out clients hit together
-
-    def _count_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        cause = fault_cause(exc) if exc is not None else "unknown"
-        self.retry_count += 1
-        self.retries_by_cause[cause] = self.retries_by_cause.get(cause, 0) + 1
-
-    def _unavailable(self, exc: BaseException, attempts: int | None) -> ModelUnavailableError:
-        """One line for the user; `attempts` is None for a fault in the middle of a stream."""
-        if attempts is None:
-            what = "failed mid-stream"
-        elif not is_retryable(exc):
-            what = "rejected the request"
-        else:
-            what = f"unavailable after {attempts} attempt{'s' if attempts != 1 else ''}"
-        detail = describe_fault(exc, self._timeout)
-        if self._secret:
-            detail = detail.replace(self._secret, "***")
-        return ModelUnavailableError(f"model {self._model!r} at {self._base_url} {what}: {detail}")
 
 
 def openai_client_from_spec(
@@ -595,14 +364,7 @@ def openai_client_from_spec(
     Example:
         >>> openai_client_from_spec("Qwen/Qwen2.5-1.5B-Instruct", "http://localhost:8000/v1")
     """
-    url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
-    api_key = os.environ.get(api_key_env, "")
-    if not api_key:
-        if urlparse(url).hostname == "api.openai.com":
-            raise ModelUnavailableError(
-                f"model {model!r} at {url} needs an API key: set ${api_key_env}"
-            )
-        api_key = DUMMY_API_KEY
+    url, api_key = endpoint_from_env(model, base_url, api_key_env)
     return OpenAICompatibleClient(
         model,
         api_key=api_key,
@@ -624,38 +386,3 @@ async def _prepend(first: _T, rest: AsyncGenerator[_T, None]) -> AsyncGenerator[
     yield first
     async for item in rest:
         yield item
-
-
-def _unknown_model_info() -> ModelInfo:
-    return ModelInfo(
-        vision=False,
-        function_calling=False,
-        json_output=False,
-        structured_output=False,
-        family=ModelFamily.UNKNOWN,
-    )
-
-
-def _label_score(label: str, top: Mapping[str, float]) -> float:
-    target = label.strip().casefold()
-    matches = [
-        logprob
-        for token, logprob in top.items()
-        if (piece := token.strip().casefold()) and target.startswith(piece)
-    ]
-    if not target or not matches:
-        return LABEL_FLOOR_LOGPROB
-    # Distinct tokens (" continue", "Continue") are alternative ways to start the label.
-    peak = max(matches)
-    return peak + math.log(sum(math.exp(m - peak) for m in matches))
-
-
-def _to_openai_message(message: LLMMessage) -> dict[str, str]:
-    return {"role": message_role(message), "content": message_text(message)}
-
-
-def _add_usage(a: RequestUsage, b: RequestUsage) -> RequestUsage:
-    return RequestUsage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-    )
