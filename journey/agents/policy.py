@@ -34,8 +34,11 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _repetition(step: ParsedStep, rejected: set[str], instruction: str) -> ProtocolViolation | None:
-    """A usable step that repeats a rejected alternative or echoes the instruction."""
+def _repetition(
+    step: ParsedStep, rejected: set[str], instruction: set[str]
+) -> ProtocolViolation | None:
+    """A usable step that repeats a rejected alternative or echoes the instruction
+    (`instruction` holds its normalised text and each of its normalised lines)."""
     content = _normalise(step.content)
     if not content:
         return None

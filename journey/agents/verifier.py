@@ -49,8 +49,8 @@ def answers_match(predicted: str, gold: str) -> bool:
     # math-verify guards its sympy work with SIGALRM, which exists only on the main thread.
     on_main = threading.current_thread() is threading.main_thread()
     timeout = 5 if on_main else None
-    gold_parsed = parse(_as_latex(gold), parsing_timeout=timeout)  # type: ignore[arg-type]
-    predicted_parsed = parse(_as_latex(predicted), parsing_timeout=timeout)  # type: ignore[arg-type]
+    gold_parsed = parse(_as_latex(gold), parsing_timeout=timeout)
+    predicted_parsed = parse(_as_latex(predicted), parsing_timeout=timeout)
     if not gold_parsed or not predicted_parsed:
         return False
     return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=timeout))

@@ -36,7 +36,7 @@ def generate_rows(
     width = input_ids.shape[1]
     stopper = _RowStopper(decode, width, limits, stops, eos_ids)
     temperature, top_p = sampling
-    config = GenerationConfig(
+    config = GenerationConfig(  # type: ignore[no-untyped-call]  # unannotated in transformers
         max_new_tokens=max(limits),
         do_sample=temperature > 0,
         pad_token_id=pad_id,

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import (
@@ -242,7 +242,7 @@ class ModelWorker:
                 model = AutoModelForCausalLM.from_pretrained(directory, dtype=self._dtype)
         except (OSError, ValueError) as exc:
             raise self._unavailable(exc) from exc
-        model.eval()
+        model.eval()  # type: ignore[no-untyped-call]  # transformers overrides it unannotated
         eos = model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         if tokenizer.eos_token_id is not None:
@@ -450,10 +450,10 @@ class ModelWorker:
             self._prefill_shared_prefixes(prompts)
         for job, prompt in zip(jobs, prompts, strict=True):
             limit = min(job.max_new_tokens, self._context_length - len(prompt))
-            row = Row(job, prompt, limit)
             if isinstance(batch, RaggedBatch):  # the next step feeds what is not cached
                 states, reused = self._cached_prefix(prompt, most=len(prompt) - 1)
-                batch.add(row, states, prompt[reused:])
+                ragged_row: Row[GenerationJob | _RowScoring] = Row(job, prompt, limit)
+                batch.add(ragged_row, states, prompt[reused:])
                 self._count_prompt(reused=reused, encoded=len(prompt) - reused)
                 continue
             try:
@@ -461,7 +461,7 @@ class ModelWorker:
             except Exception as exc:  # this request fails alone
                 job.future.set_exception(exc)
                 continue
-            batch.add(row, states, prompt[-1])
+            batch.add(Row(job, prompt, limit), states, prompt[-1])
             self.stats.prompt_tokens_encoded += 1  # the last prompt token, fed by the step
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
 
@@ -679,7 +679,10 @@ class ModelWorker:
                 use_cache=True,
                 logits_to_keep=1,
             )
-            states = [(layer.keys, layer.values) for layer in past.layers]
+            states = []
+            for layer in cast("list[DynamicLayer]", past.layers):  # key/value layers
+                assert layer.keys is not None and layer.values is not None  # filled above
+                states.append((layer.keys, layer.values))
         if self._prefixes is not None:
             self._prefixes.store(torch.tensor(ids, dtype=torch.long), states)
         self._count_prompt(reused=reused, encoded=len(ids) - reused)

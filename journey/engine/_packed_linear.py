@@ -51,7 +51,9 @@ class PackedLinear(torch.nn.Module):
         flat = x.reshape(-1, self.in_features)
         if not flat.is_contiguous():
             flat = flat.contiguous()
-        out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+            flat, self.packed, self.bias, "none", [], ""
+        )
         return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -77,7 +79,8 @@ def pack_linears(model: Any, *, rows_hint: int = 8) -> tuple[int, str | None]:
 
 def _cannot_pack(model: Any) -> str | None:
     """Why this model's linear layers cannot be packed, or None if they can."""
-    if not torch.backends.mkldnn.is_available():
+    # torch leaves `mkldnn.is_available` unannotated.
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return "this torch build has no oneDNN"
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
     if not linears:

@@ -135,8 +135,8 @@ class KeyValuePool:
                 new[: old.shape[0], :, : old.shape[2]] = old
             return new
 
-        old_keys = self.keys or [None] * self._layers
-        old_values = self.values or [None] * self._layers
+        old_keys: Sequence[torch.Tensor | None] = self.keys or [None] * self._layers
+        old_values: Sequence[torch.Tensor | None] = self.values or [None] * self._layers
         self.keys = [grown(k) for k in old_keys]
         self.values = [grown(v) for v in old_values]
 
@@ -421,7 +421,8 @@ def _visible(entry: _Entry[Any], count: int) -> torch.Tensor:
 
 def _linear(x: torch.Tensor, layer: torch.nn.Module) -> torch.Tensor:
     if not isinstance(layer, torch.nn.Linear):  # packed for its own kernels (`_packed_linear`)
-        return layer(x)
+        packed: torch.Tensor = layer(x)
+        return packed
     if 1 < x.shape[0] <= SMALL_PRODUCT_ROWS:
         out = torch.mm(layer.weight, x.t()).t()
         return out if layer.bias is None else out + layer.bias

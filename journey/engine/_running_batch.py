@@ -14,7 +14,7 @@ mask, so padding never shifts a row's positions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 from transformers import DynamicCache
@@ -59,12 +59,13 @@ class RunningBatch(Generic[T]):
         if self._cache is None:
             self._cache = DynamicCache(config=self._model.config)
             self._cache.layers = [GrowingLayer() for _ in self._cache.layers]
-            for layer, (keys, values) in zip(self._cache.layers, states, strict=True):
+            for layer, (keys, values) in zip(self._layers(), states, strict=True):
                 layer.update(_left_pad(keys, width), _left_pad(values, width))
         else:
-            for layer, (keys, values) in zip(self._cache.layers, states, strict=True):
-                layer.keys = torch.cat([layer.keys, _left_pad(keys, width)])
-                layer.values = torch.cat([layer.values, _left_pad(values, width)])
+            for layer, (keys, values) in zip(self._layers(), states, strict=True):
+                held_keys, held_values = layer.states()
+                layer.keys = torch.cat([held_keys, _left_pad(keys, width)])
+                layer.values = torch.cat([held_values, _left_pad(values, width)])
         self._mask = torch.cat([self._mask, mask])
         self.rows.append(row)
         self._next.append(last_prompt_token)
@@ -92,13 +93,12 @@ class RunningBatch(Generic[T]):
         last token, which no step has fed yet) and a copy of those states."""
         row = self.rows[index]
         tokens = row.prompt + row.generated[:-1]
-        assert self._cache is not None
         states = [
             (
-                layer.keys[index : index + 1, :, -len(tokens) :].clone(),
-                layer.values[index : index + 1, :, -len(tokens) :].clone(),
+                keys[index : index + 1, :, -len(tokens) :].clone(),
+                values[index : index + 1, :, -len(tokens) :].clone(),
             )
-            for layer in self._cache.layers
+            for keys, values in (layer.states() for layer in self._layers())
         ]
         return tokens, states
 
@@ -117,10 +117,10 @@ class RunningBatch(Generic[T]):
         mask = self._mask[index]
         lead = int((mask.cumsum(dim=1) == 0).sum(dim=1).min())
         self._mask = mask[:, lead:]
-        assert self._cache is not None
-        for layer in self._cache.layers:
-            layer.keys = layer.keys[index, :, lead:]
-            layer.values = layer.values[index, :, lead:]
+        for layer in self._layers():
+            keys, values = layer.states()
+            layer.keys = keys[index, :, lead:]
+            layer.values = values[index, :, lead:]
 
     def _pad_to(self, width: int) -> None:
         grow = width - self._mask.shape[1]
@@ -129,12 +129,19 @@ class RunningBatch(Generic[T]):
         self._mask = torch.nn.functional.pad(self._mask, (grow, 0))
         if self._cache is None:
             return
-        for layer in self._cache.layers:
-            layer.keys = _left_pad(layer.keys, width)
-            layer.values = _left_pad(layer.values, width)
+        for layer in self._layers():
+            keys, values = layer.states()
+            layer.keys = _left_pad(keys, width)
+            layer.values = _left_pad(values, width)
+
+    def _layers(self) -> list[GrowingLayer]:
+        """The cache's layers, which `add` made `GrowingLayer`s."""
+        assert self._cache is not None
+        return cast("list[GrowingLayer]", self._cache.layers)
 
 
-class GrowingLayer(DynamicLayer):
+# transformers leaves `CacheLayerMixin.__init_subclass__` unannotated.
+class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     """A layer cache that appends into spare columns instead of concatenating.
 
     `DynamicLayer` copies all of a layer's keys and values to append one column, which
@@ -147,7 +154,7 @@ class GrowingLayer(DynamicLayer):
     HEADROOM = 64
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in transformers
         self._key_buffer = self._value_buffer = torch.empty(0)
         self._handed_out: torch.Tensor | None = None
 
@@ -159,12 +166,18 @@ class GrowingLayer(DynamicLayer):
         length = self.get_seq_length()
         end = length + key_states.shape[-2]
         if self.keys is not self._handed_out or end > self._key_buffer.shape[-2]:
-            self._key_buffer = self._adopt(self.keys, key_states, end)
-            self._value_buffer = self._adopt(self.values, value_states, end)
+            keys, values = self.states()
+            self._key_buffer = self._adopt(keys, key_states, end)
+            self._value_buffer = self._adopt(values, value_states, end)
         self._key_buffer[:, :, length:end] = key_states
         self._value_buffer[:, :, length:end] = value_states
         self.keys = self._handed_out = self._key_buffer[:, :, :end]
         self.values = self._value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values held, once the first `update` initialised them."""
+        assert self.keys is not None and self.values is not None
         return self.keys, self.values
 
     def _adopt(self, current: torch.Tensor, new: torch.Tensor, end: int) -> torch.Tensor:

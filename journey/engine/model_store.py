@@ -327,8 +327,9 @@ def _dequantise(gguf: Path, out_dir: Path) -> None:
     )
     # A GGUF-loaded model keeps its quantizer attached and refuses save_pretrained, although
     # its weights are already plain float32 tensors: detach it so the checkpoint is ordinary.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    # (torch types `Module.__setattr__` values as tensors or modules only.)
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out_dir)

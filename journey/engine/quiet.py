@@ -14,9 +14,10 @@ def quiet_loading() -> Iterator[None]:
     live debate or a synthesis progress bar is noise. Restores the setting afterwards,
     so a caller's own training bars are untouched."""
     was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    # transformers leaves both toggles unannotated.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         if was_enabled:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

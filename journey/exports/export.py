@@ -55,6 +55,7 @@ from journey.exports.options import (
 )
 from journey.exports.rows import (
     StepLabels,
+    UnknownSteps,
     conversation_row,
     preference_pairs,
     preference_row,
@@ -250,7 +251,8 @@ class _Exporter:
             if not rows:
                 raise _Skip("too long" if built else "no dpo rows")
             return rows
-        built_prm = stepwise_rows(s.tree, labels, unknown=o.prm_unknown, dropped=self.dropped)
+        unknown = UnknownSteps(o.prm_unknown)  # already one: `ExportOptions` checks it
+        built_prm = stepwise_rows(s.tree, labels, unknown=unknown, dropped=self.dropped)
         rows = [r for r in built_prm if not self._row_too_long(r)]
         self.dropped["too long"] += len(built_prm) - len(rows)
         for row in rows:

@@ -142,7 +142,7 @@ class ExportOptions:
 _E = TypeVar("_E", bound=StrEnum)
 
 
-def _choice(kind: type[_E], value: object, what: str) -> _E:
+def _choice(kind: type[_E], value: str, what: str) -> _E:
     """A name from the command line, checked against an enum."""
     try:
         return kind(value)

@@ -95,16 +95,14 @@ class RoleClient(ConcurrencyLimitedClient):
         self._role = role
         self._failures = failures
 
-    async def create(  # type: ignore[override]
-        self, messages: Sequence[LLMMessage], **kwargs: Any
-    ) -> CreateResult:
+    async def create(self, messages: Sequence[LLMMessage], **kwargs: Any) -> CreateResult:
         try:
             return await super().create(messages, **kwargs)
         except Exception as error:
             self._failures.note(self._role, error)
             raise
 
-    async def create_stream(  # type: ignore[override]
+    async def create_stream(
         self, messages: Sequence[LLMMessage], **kwargs: Any
     ) -> AsyncGenerator[str | CreateResult, None]:
         try:

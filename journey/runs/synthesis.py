@@ -48,7 +48,7 @@ from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, PolicyAgent
-from journey.agents.backends import ClientPool, parse_model_spec
+from journey.agents.backends import ClientPool, LoadableClient, parse_model_spec, retry_causes
 from journey.errors import ConfigError
 from journey.problems.dataset import ProblemRecord
 from journey.protocols import (
@@ -72,9 +72,9 @@ from journey.runs.files import write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
 from journey.runs.rundir import RunDirectory, SessionSummary, read_event_log
 from journey.runs.synthesis_report import SynthesisReport, yield_text
+from journey.sessions.base import DebateLimits, DebateResult, RestoreError, Session
 from journey.sessions.beam_select import BeamOptions
-from journey.sessions.debate import DebateLimits, DebateResult, RestoreError
-from journey.sessions.strategies import StrategySession, strategy_session
+from journey.sessions.strategies import strategy_session
 
 __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_ERRORS",
@@ -504,8 +504,8 @@ class SynthesisRunner:
         return True
 
     async def _load(self, clients: Mapping[str, ChatCompletionClient]) -> None:
-        loaders = [getattr(c, "load", None) for c in {id(c): c for c in clients.values()}.values()]
-        loaders = [load for load in loaders if load is not None]
+        distinct = {id(c): c for c in clients.values()}.values()
+        loaders = [c.load for c in distinct if isinstance(c, LoadableClient)]
         if not loaders:
             return
         with self.progress.loading():
@@ -586,7 +586,7 @@ class SynthesisRunner:
         if plan.retry:
             _keep_error_log(run, record.session_id)
             report.retried += 1
-        session: StrategySession | None = None
+        session: Session | None = None
         posed = plan.events[0] if plan.events else None
         if isinstance(posed, ProblemPosed) and (
             posed.problem != record.problem or posed.gold_answer != record.answer
@@ -640,7 +640,7 @@ def _retries(clients: Iterable[ChatCompletionClient]) -> dict[str, int]:
     """Retries so far per cause, summed over the distinct clients that count them."""
     total: dict[str, int] = {}
     for client in {id(c): c for c in clients}.values():
-        for cause, count in getattr(client, "retries_by_cause", {}).items():
+        for cause, count in retry_causes(client).items():
             total[cause] = total.get(cause, 0) + count
     return total
 

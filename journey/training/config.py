@@ -95,7 +95,7 @@ class SFTTrainingConfig(SFTConfig, _JourneyFields):
     def __post_init__(self) -> None:
         self._check_journey_fields()
         self._check_common(self)
-        super().__post_init__()
+        super().__post_init__()  # type: ignore[no-untyped-call]  # unannotated in TRL
 
 
 @dataclass
@@ -107,4 +107,4 @@ class DPOTrainingConfig(DPOConfig, _JourneyFields):
         if self.beta <= 0:
             raise ConfigError(f"beta must be positive, got {self.beta!r}")
         self._check_common(self)
-        super().__post_init__()
+        super().__post_init__()  # type: ignore[no-untyped-call]  # unannotated in TRL

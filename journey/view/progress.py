@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -43,7 +44,9 @@ class ProgressBar:
     @contextmanager
     def running(self, total: int | None, completed: int, fields: Fields) -> Iterator[object]:
         with self._bar:
-            self._task = self._bar.add_task("", total=total, completed=completed, **fields)
+            self._task = self._bar.add_task(
+                "", total=total, completed=completed, **_task_fields(fields)
+            )
             try:
                 yield self._bar
             finally:
@@ -51,11 +54,11 @@ class ProgressBar:
 
     def advance(self, fields: Fields) -> None:
         if self._task is not None:
-            self._bar.update(self._task, advance=1, **fields)
+            self._bar.update(self._task, advance=1, **_task_fields(fields))
 
     def update(self, fields: Fields) -> None:
         if self._task is not None:
-            self._bar.update(self._task, **fields)
+            self._bar.update(self._task, **_task_fields(fields))
 
     def resize(self, total: int) -> None:
         if self._task is not None:
@@ -63,6 +66,11 @@ class ProgressBar:
 
     def loading(self) -> AbstractContextManager[object]:
         return self.console.status("Loading models…", spinner="dots")
+
+
+def _task_fields(fields: Fields) -> dict[str, Any]:
+    """A job's fields as the extra task fields rich takes (`**fields: Any`)."""
+    return dict(fields)
 
 
 def _bar(console: Console, enabled: bool, columns: tuple[str | ProgressColumn, ...]) -> JobProgress:

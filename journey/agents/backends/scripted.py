@@ -18,7 +18,7 @@ from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelInfo,
     RequestUsage,
 )
@@ -148,7 +148,7 @@ class _ScriptedBase(ChatCompletionClient):
         return max(self._context_length - self.count_tokens(messages), 0)
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         return {"vision": False, "function_calling": False, "json_output": False}
 
     @property

@@ -30,7 +30,7 @@ from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelFamily,
     ModelInfo,
     RequestUsage,
@@ -288,7 +288,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         return max(self._worker.context_length - used, 0)
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         return {"vision": False, "function_calling": False, "json_output": False}
 
     @property
