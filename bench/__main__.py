@@ -143,7 +143,8 @@ def llama_rows(out: Table, llama: dict[str, Any]) -> None:
         return
     out.add_row(
         f"synth vs llama-server's own throughput ({llama['slots']} slots, "
-        f"{llama['problems']} MATH500 debates, greedy; raw: the same requests)",
+        f"{llama['problems']} MATH500 debates, greedy; raw: the same requests; median of "
+        f"{len(llama['capacity_ratios'])} pairs: {llama['capacity_ratios']})",
         f"{llama['synth_tokens_per_s']:.1f} tok/s",
         f"{llama['raw_tokens_per_s']:.1f} tok/s",
         f"{llama['capacity_ratio']:.3f}",
