@@ -73,7 +73,6 @@ from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
 from journey.runs.rundir import RunDirectory, SessionSummary, read_event_log
 from journey.runs.synthesis_report import SynthesisReport, yield_text
 from journey.sessions.base import DebateLimits, DebateResult, RestoreError, Session
-from journey.sessions.beam_select import BeamOptions
 from journey.sessions.strategies import strategy_session
 
 __all__ = [
@@ -132,9 +131,9 @@ class SynthesisOptions:
     )
 
     def __post_init__(self) -> None:
-        strategy_session(self.strategy)  # raises on an unknown or unimplemented strategy
-        if self.strategy == "beam":  # settings checked once here, not in every session
-            BeamOptions.from_config(self.strategy_config, default_expansions=self.limits.max_turns)
+        # Raises on an unknown strategy, or on settings it refuses: checked once here,
+        # not in every session.
+        strategy_session(self.strategy).check_config(self.strategy_config, self.limits)
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
         for role, limit in self.request_limits.items():

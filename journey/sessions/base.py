@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -241,6 +241,10 @@ class Session:
                 ) from error
         session._restored = True
         return session
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+        """Refuse settings this strategy cannot run with (`ConfigError`); none by default."""
 
     @classmethod
     def _check_strategy(cls, posed: ProblemPosed) -> None:

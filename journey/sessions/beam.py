@@ -43,7 +43,7 @@ session equals an uninterrupted one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from journey.agents import CriticAgent, PolicyAgent, StepUnderReview
@@ -113,6 +113,10 @@ class BeamSearchSession(Session):
             models=models,
             config=config,
         )
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+        BeamOptions.from_config(config, default_expansions=limits.max_turns)
 
     def _posed_config(self) -> dict[str, Any]:
         return {**super()._posed_config(), **self.options.as_config()}
