@@ -24,6 +24,7 @@ from journey.view.browse import (
     compile_search,
     load_detail,
     load_run,
+    outcome_class,
     pair_runs,
     sort_pairs,
     visible_pairs,
@@ -80,7 +81,7 @@ def test_a_run_lists_finished_sessions_then_unfinished_ones(
     journey, crashed = run.rows[2], run.rows[3]
     assert (journey.backtracks, journey.reflections, journey.depth) == (1, 1, 3)
     assert journey.thought_chars == len(run.contents().transcript(journey.session_id) or "")
-    assert crashed.outcome_class is OutcomeClass.UNFINISHED
+    assert outcome_class(crashed) is OutcomeClass.UNFINISHED
     assert (crashed.turns, crashed.depth, crashed.truncated) == (1, 1, True)
     assert run.bad_lines == []
 

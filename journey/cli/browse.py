@@ -130,7 +130,7 @@ def _print_summary(runs: list[RunIndex], where: SessionFilter, key: SortKey, lim
         heading = f"{run.root} · {len(pairs):,} of {len(run.rows):,} sessions · "
         heading += f"filter: {where.describe()} · sort: {key.value}"
         console.print(Text(f"\n{heading}", style="bold"), soft_wrap=True)
-        rows = [pair.a.overview() for pair in pairs[:limit] if pair.a is not None]
+        rows = [pair.a for pair in pairs[:limit] if pair.a is not None]
         if rows:
             console.print(render_session_list(rows))
         if len(pairs) > limit:

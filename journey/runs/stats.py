@@ -15,6 +15,7 @@ session (the backend kept failing) says nothing about the strategy, is counted i
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -25,19 +26,10 @@ from pydantic import BaseModel, Field
 
 from journey.errors import DatasetError
 from journey.longthought.writer import write_long_thought
-from journey.protocols import (
-    ActionApplied,
-    Backtrack,
-    CriticVerdictGiven,
-    Outcome,
-    PolicyStepProposed,
-    ProblemPosed,
-    Reflect,
-    Role,
-    TokenUsage,
-)
+from journey.protocols import Outcome, ProblemPosed, Role, TokenUsage
 from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS
 from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index
+from journey.sessions.state import SessionState, StateError
 
 __all__ = [
     "DEFAULT_KEYWORDS",
@@ -51,6 +43,8 @@ __all__ = [
     "run_stats",
     "session_overviews",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_KEYWORDS: tuple[str, ...] = TRANSCRIPT_KEYWORDS
 """Words that mark a reflective long thought; their rate is the share of transcripts with them
@@ -127,7 +121,10 @@ def read_run(root: Path) -> RunContents:
 
 @dataclass(frozen=True)
 class SessionOverview:
-    """What a session listing shows of one session, finished or not."""
+    """One session as a listing shows it, finished or not (`journey replay`, `journey browse`).
+
+    Finished sessions come from their index line, unfinished ones from their event log.
+    """
 
     session_id: str
     problem: str
@@ -142,6 +139,10 @@ class SessionOverview:
     """Prompt and completion tokens of every role together."""
     truncated: bool = False
     """The event log's last line was cut short (unfinished sessions only)."""
+    depth: int = 0
+    """The deepest step of the tree."""
+    thought_chars: int = 0
+    """Characters of the long thought (0 for an unfinished session: none was written)."""
 
     @property
     def finished(self) -> bool:
@@ -159,25 +160,57 @@ def _overview_of_summary(summary: SessionSummary) -> SessionOverview:
         reflections=summary.reflections,
         violations=summary.violations,
         tokens=sum(u.total for u in summary.usage.values()),
+        depth=summary.max_depth,
+        thought_chars=summary.transcript_chars,
     )
 
 
 def _overview_of_log(session: UnfinishedSession) -> SessionOverview:
+    """A row from the fold of the session's events (`SessionState`).
+
+    A log the fold refuses (a damaged line lost a step) still gets a row, with what can
+    be read without the fold: its problem and turns, no counts. An empty log (a session
+    just started, or cut in its first line) gets an empty row, without a warning.
+    """
     events = session.log.events
-    posed = next((e for e in events if isinstance(e, ProblemPosed)), None)
-    applied = [e for e in events if isinstance(e, ActionApplied)]
-    judged = [e for e in events if isinstance(e, PolicyStepProposed | CriticVerdictGiven)]
+    # Beam search stamps an event with its expansion's turn, so the last event's turn
+    # (`SessionState.turn`) need not be the largest: the listing shows the largest.
+    turns = max((e.turn for e in events), default=0)
+    try:
+        state = SessionState.from_events(events) if events else None
+    except StateError as refused:
+        logger.warning(
+            "session %s: its event log does not fold (%s); listed without counts",
+            session.session_id,
+            refused,
+        )
+        state = None
+    if state is None:
+        posed = next((e for e in events if isinstance(e, ProblemPosed)), None)
+        return SessionOverview(
+            session_id=session.session_id,
+            problem=posed.problem if posed else "",
+            outcome=UNFINISHED,
+            stop_reason=None,
+            turns=turns,
+            backtracks=0,
+            reflections=0,
+            violations=0,
+            tokens=0,
+            truncated=session.log.truncated,
+        )
     return SessionOverview(
         session_id=session.session_id,
-        problem=posed.problem if posed else "",
+        problem=state.posed.problem,
         outcome=UNFINISHED,
         stop_reason=None,
-        turns=max((e.turn for e in events), default=0),
-        backtracks=sum(isinstance(e.action, Backtrack) for e in applied),
-        reflections=sum(isinstance(e.action, Reflect) for e in applied),
-        violations=sum(len(e.violations) for e in judged),
-        tokens=sum(e.usage.total for e in judged),
+        turns=turns,
+        backtracks=state.backtracks,
+        reflections=state.reflections,
+        violations=state.violations,
+        tokens=sum(u.total for u in state.usage.values()),
         truncated=session.log.truncated,
+        depth=max(node.depth for node in state.tree),
     )
 
 

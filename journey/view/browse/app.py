@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import ClassVar, TypeVar
+from dataclasses import replace
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
@@ -134,7 +136,7 @@ class BrowseApp(App[None]):
         self.searching: str | None = None
         self._details: OrderedDict[tuple[int, str], SessionDetail] = OrderedDict()
         self._shown_pair: SessionPair | None = None
-        self._pending_timer = None
+        self._pending_timer: Timer | None = None
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -391,15 +393,8 @@ class BrowseApp(App[None]):
         self._filter(search=text)
         self._start_search(text)
 
-    def _filter(self, **change: object) -> None:
-        fields = {
-            "outcome": self.where.outcome,
-            "stop_reason": self.where.stop_reason,
-            "min_backtracks": self.where.min_backtracks,
-            "search": self.where.search,
-        }
-        fields.update(change)
-        self.where = SessionFilter(**fields)  # type: ignore[arg-type]
+    def _filter(self, **change: Any) -> None:
+        self.where = replace(self.where, **change)
         self.refresh_table()
 
     # -- transcript search ------------------------------------------------------------------

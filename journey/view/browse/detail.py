@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from journey.protocols import SessionEnded
 from journey.runs.rundir import EventLog, read_event_log
+from journey.runs.stats import SessionOverview
 from journey.sessions.tree import ReasoningTree
-from journey.view.browse.model import RunIndex, SessionRow
+from journey.view.browse.model import RunIndex
 from journey.view.replay import tree_from_events
 
 __all__ = ["SessionDetail", "load_detail"]
@@ -17,7 +18,7 @@ __all__ = ["SessionDetail", "load_detail"]
 class SessionDetail:
     """What the panes show of one session: read when it is selected, not before."""
 
-    row: SessionRow
+    row: SessionOverview
     log: EventLog | None
     """None when the session has no event log."""
     tree: ReasoningTree | None
@@ -33,7 +34,7 @@ class SessionDetail:
         return ended.final_node_id if isinstance(ended, SessionEnded) else None
 
 
-def load_detail(run: RunIndex, row: SessionRow) -> SessionDetail:
+def load_detail(run: RunIndex, row: SessionOverview) -> SessionDetail:
     """Read one session's event log, tree and transcript (the tree from the log if needed)."""
     folder = run.session_dir(row.session_id)
     events = folder / "events.jsonl"

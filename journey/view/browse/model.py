@@ -19,7 +19,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from journey.errors import DatasetError
-from journey.protocols import PolicyStepProposed
 from journey.runs.rundir import SessionSummary, read_event_log
 from journey.runs.stats import (
     RunContents,
@@ -35,9 +34,9 @@ __all__ = [
     "RunIndex",
     "SessionFilter",
     "SessionPair",
-    "SessionRow",
     "SortKey",
     "load_run",
+    "outcome_class",
     "pair_runs",
     "sort_pairs",
     "visible_pairs",
@@ -68,76 +67,9 @@ _OUTCOME_CLASS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    """One session as the table shows it; finished ones come from their index line."""
-
-    session_id: str
-    problem: str
-    outcome: str
-    """An `Outcome` value, or "unfinished"."""
-    stop_reason: str | None
-    turns: int
-    depth: int
-    backtracks: int
-    reflections: int
-    violations: int
-    tokens: int
-    thought_chars: int
-    """Characters of the long thought (0 for an unfinished session: none was written)."""
-    truncated: bool = False
-
-    @property
-    def outcome_class(self) -> OutcomeClass:
-        return _OUTCOME_CLASS.get(self.outcome, OutcomeClass.INCORRECT)
-
-    @classmethod
-    def of_summary(cls, summary: SessionSummary) -> SessionRow:
-        return cls(
-            session_id=summary.session_id,
-            problem=summary.problem,
-            outcome=summary.outcome,
-            stop_reason=summary.stop_reason,
-            turns=summary.turns,
-            depth=summary.max_depth,
-            backtracks=summary.backtracks,
-            reflections=summary.reflections,
-            violations=summary.violations,
-            tokens=sum(u.total for u in summary.usage.values()),
-            thought_chars=summary.transcript_chars,
-        )
-
-    @classmethod
-    def of_overview(cls, overview: SessionOverview, depth: int) -> SessionRow:
-        return cls(
-            session_id=overview.session_id,
-            problem=overview.problem,
-            outcome=overview.outcome,
-            stop_reason=overview.stop_reason,
-            turns=overview.turns,
-            depth=depth,
-            backtracks=overview.backtracks,
-            reflections=overview.reflections,
-            violations=overview.violations,
-            tokens=overview.tokens,
-            thought_chars=0,
-            truncated=overview.truncated,
-        )
-
-    def overview(self) -> SessionOverview:
-        """The row as `render_session_list` takes it."""
-        return SessionOverview(
-            session_id=self.session_id,
-            problem=self.problem,
-            outcome=self.outcome,
-            stop_reason=self.stop_reason,
-            turns=self.turns,
-            backtracks=self.backtracks,
-            reflections=self.reflections,
-            violations=self.violations,
-            tokens=self.tokens,
-            truncated=self.truncated,
-        )
+def outcome_class(row: SessionOverview) -> OutcomeClass:
+    """The outcome group a session's row is filtered on."""
+    return _OUTCOME_CLASS.get(row.outcome, OutcomeClass.INCORRECT)
 
 
 @dataclass
@@ -145,8 +77,8 @@ class RunIndex:
     """A run opened for browsing: its rows, and what was skipped reading its index."""
 
     root: Path
-    rows: list[SessionRow]
-    """Finished sessions in index order, then unfinished ones by id."""
+    rows: list[SessionOverview]
+    """Finished sessions in index order, then unfinished ones by id (`session_overviews`)."""
     summaries: list[SessionSummary]
     unfinished: list[UnfinishedSession]
     bad_lines: list[int] = field(default_factory=list)
@@ -206,12 +138,7 @@ def load_run(root: Path) -> RunIndex:
             if log.is_file():
                 unfinished.append(UnfinishedSession(name, read_event_log(log)))
     summaries = list(by_id.values())
-    rows = [SessionRow.of_summary(s) for s in summaries]
-    overviews = session_overviews(RunContents(root=root, finished=[], unfinished=unfinished))
-    for session, overview in zip(unfinished, overviews, strict=True):
-        steps = [e for e in session.log.events if isinstance(e, PolicyStepProposed)]
-        depth = max((e.step_number for e in steps), default=0)
-        rows.append(SessionRow.of_overview(overview, depth))
+    rows = session_overviews(RunContents(root=root, finished=summaries, unfinished=unfinished))
     return RunIndex(root, rows, summaries, unfinished, bad)
 
 
@@ -228,10 +155,10 @@ class SessionFilter:
     search: str | None = None
     """A word or regex the transcript must contain (see `compile_search`)."""
 
-    def passes_index(self, row: SessionRow) -> bool:
+    def passes_index(self, row: SessionOverview) -> bool:
         """Everything but the transcript search, which needs the transcript."""
         return (
-            (self.outcome is None or row.outcome_class is self.outcome)
+            (self.outcome is None or outcome_class(row) is self.outcome)
             and (self.stop_reason is None or row.stop_reason == self.stop_reason)
             and row.backtracks >= self.min_backtracks
         )
@@ -269,9 +196,9 @@ class SortKey(StrEnum):
 _OUTCOME_ORDER = {c: i for i, c in enumerate(OutcomeClass)}
 
 
-def _sort_value(row: SessionRow, key: SortKey) -> int:
+def _sort_value(row: SessionOverview, key: SortKey) -> int:
     if key is SortKey.OUTCOME:
-        return _OUTCOME_ORDER[row.outcome_class]
+        return _OUTCOME_ORDER[outcome_class(row)]
     if key is SortKey.THOUGHT:
         return row.thought_chars
     if key is SortKey.DEPTH:
@@ -285,8 +212,8 @@ class SessionPair:
 
     index: int
     """Position in the unsorted listing (first run's order, then sessions only the second has)."""
-    a: SessionRow | None
-    b: SessionRow | None = None
+    a: SessionOverview | None
+    b: SessionOverview | None = None
 
     @property
     def session_id(self) -> str:
@@ -300,11 +227,13 @@ class SessionPair:
         assert row is not None
         return row.problem
 
-    def side(self, which: int) -> SessionRow | None:
+    def side(self, which: int) -> SessionOverview | None:
         return self.a if which == 0 else self.b
 
 
-def pair_runs(a: Sequence[SessionRow], b: Sequence[SessionRow] | None = None) -> list[SessionPair]:
+def pair_runs(
+    a: Sequence[SessionOverview], b: Sequence[SessionOverview] | None = None
+) -> list[SessionPair]:
     """Pair the two runs' sessions by session id (a hash of the problem).
 
     Args:

@@ -12,9 +12,9 @@ import io
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from journey.runs.stats import RunStats
+from journey.runs.stats import RunStats, SessionOverview
 from journey.view.browse.detail import SessionDetail
-from journey.view.browse.model import OutcomeClass, SessionPair, SessionRow, SortKey
+from journey.view.browse.model import OutcomeClass, SessionPair, SortKey, outcome_class
 from journey.view.render import SessionRenderer, render_tree
 
 __all__ = [
@@ -37,11 +37,11 @@ OUTCOME_CELL: dict[OutcomeClass, tuple[str, str]] = {
 """Words (8 characters at most) and style of each outcome in the table."""
 
 
-def outcome_cell(row: SessionRow | None) -> Text:
+def outcome_cell(row: SessionOverview | None) -> Text:
     """The outcome cell; a dim dash where the run has no session for the problem."""
     if row is None:
         return Text("—", style="dim")
-    words, style = OUTCOME_CELL[row.outcome_class]
+    words, style = OUTCOME_CELL[outcome_class(row)]
     if row.outcome == "error":
         words = "✗ error"
     return Text(words, style=style)
@@ -161,7 +161,7 @@ def _short_number(value: int) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
-def _cell(row: SessionRow, header: str) -> str:
+def _cell(row: SessionOverview, header: str) -> str:
     value = {
         "turn": row.turns,
         "dep": row.depth,
