@@ -35,12 +35,11 @@ DRAWING_ROOMS = ("view", "cli")
 
 MAX_LINES = 400
 TO_SPLIT = {
-    "engine/_model_worker.py": 803,
+    "engine/_model_worker.py": 799,
     "runs/synthesis.py": 709,
     "view/render.py": 562,
     "engine/_ragged_batch.py": 436,
     "view/browse/app.py": 430,
-    "agents/backends/transformers_client.py": 422,
     "sessions/debate.py": 409,
     "exports/export.py": 406,
 }

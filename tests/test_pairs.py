@@ -76,6 +76,7 @@ class CountingClient(FunctionChatCompletionClient):
         super().__init__(self._answer)
         self.args: list[dict[str, Any]] = []
         self.finished = 0
+        self.in_flight = self.most_in_flight = 0
         self._seen: dict[str, int] = {}
         self._fail = fail
 
@@ -97,10 +98,13 @@ class CountingClient(FunctionChatCompletionClient):
     ) -> CreateResult:
         # How many requests had finished when this one went out: equal within one batch.
         self.args.append({**extra_create_args, "finished_before": self.finished})
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             return await super().create(messages, extra_create_args=extra_create_args, **kwargs)
         finally:
             self.finished += 1
+            self.in_flight -= 1
 
 
 class SeededClient(FunctionChatCompletionClient):
@@ -241,10 +245,15 @@ def test_options_are_validated(settings: dict[str, Any], message: str) -> None:
         options(**settings)
 
 
-def test_local_models_share_a_seed_per_batch_and_servers_seed_each_request() -> None:
-    assert PairsOptions(model="embedded", batch_size=8).seed_group == 8
-    assert PairsOptions(model="embedded?max_batch_size=4", batch_size=8).seed_group == 4
-    assert PairsOptions(model="openai:m@http://localhost:1/v1", batch_size=8).seed_group == 1
+def test_the_recorded_settings_do_not_depend_on_the_backend_or_batch_size() -> None:
+    # Every backend seeds each request alone (a local model samples each row from a
+    # generator of its own), so no seed grouping is recorded to resume with.
+    local = PairsOptions(model="embedded", batch_size=8).manifest()
+    assert "seed_group" not in local
+    server = PairsOptions(model="openai:m@http://localhost:1/v1", batch_size=2).manifest()
+    assert {k: v for k, v in server.items() if k != "model"} == {
+        k: v for k, v in local.items() if k != "model"
+    }
 
 
 # --- sampling -----------------------------------------------------------------------------
@@ -272,22 +281,26 @@ async def test_sampler_writes_samples_pairs_and_card(tmp_path: Path) -> None:
     assert all("\\boxed{8}" in row["rejected"][0]["content"] for row in rows)
 
 
-async def test_a_local_batch_shares_one_seed_and_is_sent_whole(tmp_path: Path) -> None:
+async def test_a_local_model_seeds_each_request_and_the_batch_size_bounds_those_in_flight(
+    tmp_path: Path,
+) -> None:
     client = CountingClient()
     await sample(tmp_path, client, tmp_path / "pairs.jsonl", model="embedded", batch_size=8)
     seeds = [a["seed"] for a in client.args]
-    runs: list[int] = []  # lengths of the runs of equal seeds, in the order requests went out
-    for i, seed in enumerate(seeds):
-        if i and seed == seeds[i - 1]:
-            runs[-1] += 1
-        else:
-            runs.append(1)
-    assert runs == [8, 8, 4] * 4 and len(set(seeds)) == 12
-    # Each group went out whole, before any of its requests finished: one batch, one seed.
-    waves = {
-        seed: {a["finished_before"] for a in client.args if a["seed"] == seed} for seed in seeds
-    }
-    assert all(len(wave) == 1 for wave in waves.values())
+    assert len(seeds) == 80 and len(set(seeds)) == 80  # as a server's: one seed per sample
+    assert client.most_in_flight == 8
+    server = CountingClient()
+    await sample(tmp_path, server, tmp_path / "server.jsonl", batch_size=3)
+    assert sorted(a["seed"] for a in server.args) == sorted(seeds)
+    assert server.most_in_flight == 3
+
+
+async def test_the_batch_size_changes_no_sample(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    await sample(tmp_path, SeededClient(), paths[0], model="embedded", batch_size=8)
+    await sample(tmp_path, SeededClient(), paths[1], model="embedded", batch_size=3)
+    assert load_samples(samples_path(paths[1])) == load_samples(samples_path(paths[0]))
+    assert paths[1].read_text() == paths[0].read_text()
 
 
 async def test_same_seed_same_pairs_other_seed_other_pairs(tmp_path: Path) -> None:

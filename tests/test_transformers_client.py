@@ -460,6 +460,15 @@ async def test_seeded_sampling_is_reproducible(client: TransformersChatCompletio
     first = await client.create(_user("Tell me a story."), extra_create_args=args)
     second = await client.create(_user("Tell me a story."), extra_create_args=args)
     assert first.content == second.content
+    # Batched with requests of another seed and of none, it draws what it drew alone.
+    batches = client.stats.batches
+    others = [{**args, "seed": 8}, {"max_tokens": 8, "temperature": 1.0}]
+    together = await asyncio.gather(
+        client.create(_user("Tell me a story."), extra_create_args=args),
+        *(client.create(_user("Name a fruit."), extra_create_args=a) for a in others),
+    )
+    assert client.stats.batches == batches + 1
+    assert together[0].content == first.content
 
 
 @pytest.mark.embedded

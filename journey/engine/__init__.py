@@ -2,11 +2,13 @@
 continuous batching, ragged decode steps, packed weights and a prefix cache, and the
 store that fetches and caches the embedded default model.
 
-Callers build a `ModelWorker`, `submit` jobs (`GenerationJob`, `ScoringJob`) and wait on
-each job's future. The engine knows nothing of sessions, agents or AutoGen.
+Callers build a `ModelWorker` with an `EngineConfig`, `submit` jobs (`GenerationJob`,
+`ScoringJob`) and wait on each job's future. The engine knows nothing of sessions,
+agents or AutoGen.
 """
 
 from journey.engine._model_worker import ModelWorker
+from journey.engine.config import EngineConfig
 from journey.engine.jobs import (
     GREEDY,
     Chat,
@@ -26,6 +28,7 @@ __all__ = [
     "EMBEDDED_MODEL_ID",
     "GREEDY",
     "Chat",
+    "EngineConfig",
     "FinishReason",
     "Generated",
     "GenerationJob",

@@ -4,7 +4,9 @@ Used when a model's attention cache is not one growing key/value pair per layer
 (sliding windows, recurrent state) or continuous batching is switched off. The rows
 are left-padded into one call that runs until its longest row ends; each row still
 stops on its own (end-of-turn token, stop string or its own limit) and is answered
-with only what it produced.
+with only what it produced. A sampled row draws from its own generator, as in a running
+batch (`choose_tokens`), not from `generate`'s sampler, which draws every row from
+torch's global generator.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
+from journey.engine._running_batch import choose_tokens
 from journey.engine.jobs import FinishReason, cut_at_stops
 
 
@@ -25,30 +34,27 @@ def generate_rows(
     limits: list[int],
     stops: list[tuple[str, ...]],
     sampling: tuple[float, float],
+    generators: Sequence[torch.Generator | None],
     pad_id: int,
     eos_ids: list[int],
     decode: Callable[[Sequence[int]], str],
 ) -> list[tuple[str, FinishReason, int]]:
     """Per prompt: the reply's text (cut at its first stop string), why it finished,
     and how many tokens it produced. `sampling` is (temperature, top-p); temperature
-    0 decodes greedily. Runs under the caller's inference mode and random stream."""
+    0 decodes greedily, else row i samples from `generators[i]`. Runs under the
+    caller's inference mode."""
     input_ids, attention_mask = pad_rows(prompts, pad_id, left=True)
     width = input_ids.shape[1]
     stopper = _RowStopper(decode, width, limits, stops, eos_ids)
-    temperature, top_p = sampling
     config = GenerationConfig(  # type: ignore[no-untyped-call]  # unannotated in transformers
-        max_new_tokens=max(limits),
-        do_sample=temperature > 0,
-        pad_token_id=pad_id,
-        eos_token_id=eos_ids,
+        max_new_tokens=max(limits), do_sample=False, pad_token_id=pad_id, eos_token_id=eos_ids
     )
-    if temperature > 0:  # plain temperature and top-p, as OpenAI samples
-        config.temperature, config.top_p, config.top_k = temperature, top_p, 0
     output = model.generate(
         input_ids=input_ids,
         attention_mask=attention_mask,
         generation_config=config,
         stopping_criteria=StoppingCriteriaList([stopper]),
+        logits_processor=LogitsProcessorList([_RowSampler(sampling, generators)]),
     )
     replies: list[tuple[str, FinishReason, int]] = []
     for row, row_stops in enumerate(stops):
@@ -58,6 +64,25 @@ def generate_rows(
         )
         replies.append((text, "length" if why == "length" and not stopped else "stop", produced))
     return replies
+
+
+class _RowSampler(LogitsProcessor):
+    """Chooses each row's token as `choose_tokens` does, with the row's own generator,
+    and leaves it the only finite score, so that `generate`'s greedy step picks it."""
+
+    def __init__(
+        self, sampling: tuple[float, float], generators: Sequence[torch.Generator | None]
+    ) -> None:
+        self._temperature, self._top_p = sampling
+        self._generators = generators
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._temperature == 0:
+            return scores
+        tokens = choose_tokens(scores.float(), self._temperature, self._top_p, self._generators)
+        chosen = torch.full_like(scores, -float("inf"))
+        chosen.scatter_(1, tokens.unsqueeze(1), 0.0)
+        return chosen  # type: ignore[return-value]  # a FloatTensor, as transformers annotates
 
 
 class _RowStopper(StoppingCriteria):

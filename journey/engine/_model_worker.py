@@ -3,16 +3,18 @@
 `TransformersChatCompletionClient` is the public face; this module holds the part
 that touches torch. One worker thread loads the model, then loops: take the oldest
 request, collect whatever else is queued (waiting a few milliseconds for companions),
-and decode the oldest request together with the queued ones that share its sampling
-settings, up to `max_batch_size` rows. Each row stops on its own (end-of-turn token,
-stop string, or its own token limit). Label scoring jobs run alone, one forward pass
-each, between generations (or between steps of a running batch).
+and decode the oldest request together with the queued ones that share its temperature
+and top-p, up to `max_batch_size` rows. Each row stops on its own (end-of-turn token,
+stop string, or its own token limit), and a sampled row draws from a random generator
+of its own (seeded with the request's seed, else with a seed drawn from the worker's
+stream), so its tokens do not depend on the rows beside it. Label scoring jobs run
+alone, one forward pass each, between generations (or between steps of a running batch).
 
 With continuous batching (a model whose attention cache is one growing key/value pair
 per layer), a row leaves the batch the step it ends (its prompt and reply states going
 to the `PrefixCache`, for the session's next prompt), and queued requests with the same
-sampling join between steps. Each prompt is encoded only past the longest cached
-prompt it starts with. Llama-family models decode in a `RaggedBatch`: a joining prompt
+temperature and top-p join between steps. Each prompt is encoded only past the longest
+cached prompt it starts with. Llama-family models decode in a `RaggedBatch`: a joining prompt
 is fed in the batch's next step beside the other rows' tokens, and so is the context of
 a scoring job that arrives meanwhile (scored from the cache once fed). Other models
 decode in a `RunningBatch`, with each prompt prefilled in a pass of its own. Without
@@ -23,14 +25,13 @@ longest row ends (`_generate_call`).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import itertools
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -50,6 +51,7 @@ from journey.engine._packed_linear import pack_linears
 from journey.engine._prefix_cache import LayerStates, PrefixCache
 from journey.engine._ragged_batch import RaggedBatch
 from journey.engine._running_batch import Row, RunningBatch, choose_tokens
+from journey.engine.config import EngineConfig
 from journey.engine.jobs import (
     Chat,
     FinishReason,
@@ -105,33 +107,23 @@ class ModelWorker:
         model_dir: Path | Callable[[], Path],
         *,
         name: str,
-        dtype: torch.dtype,
-        seed: int,
-        max_batch_size: int,
-        num_threads: int | None,
-        prefix_cache_bytes: int,
-        continuous_batching: bool,
-        prefill_in_step: bool = True,
-        packed_weights: bool = True,
+        config: EngineConfig,
     ) -> None:
+        """`model_dir`: what `from_pretrained` loads, or a function returning it, called
+        once when first needed (the embedded model builds its cache there)."""
         self.name = name
         self.stats = GenerationStats()
         self.ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         """Resolves once the model is loaded, or to the load error."""
         self._dir_source = model_dir
         self._dir: Path | None = None if callable(model_dir) else model_dir
-        self._dtype = dtype
-        self._rng_state = torch.Generator().manual_seed(seed).get_state()
-        self._max_batch_size = max_batch_size
-        self._num_threads = num_threads
-        self._prefix_cache_bytes = prefix_cache_bytes
+        self._config = config
+        self._rng = _generator(config.seed)
+        """Seeds each sampled row that has no seed of its own (worker thread only)."""
         self._prefixes: PrefixCache | None = None
         self._pool: ragged.KeyValuePool | None = None  # shared by ragged batches (worker thread)
-        self._continuous_batching = continuous_batching
         self._runs_batches = False  # continuous batching, once the model shows it can
-        self._prefill_in_step = prefill_in_step
         self._runs_ragged = False  # prompts fed in the batch's steps, once the model shows it can
-        self._packed_weights = packed_weights
         self._lock = threading.Lock()  # thread start, queue and close; never held for long
         self._load_lock = threading.Lock()  # model directory (maybe a 30 s build) and tokenizer
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not safe across threads
@@ -234,12 +226,13 @@ class ModelWorker:
 
     def _load(self) -> None:
         # Process-wide: the model is the only heavy torch user, so let it have every core.
-        torch.set_num_threads(self._num_threads or len(os.sched_getaffinity(0)))
+        config = self._config
+        torch.set_num_threads(config.num_threads or len(os.sched_getaffinity(0)))
         tokenizer = self._get_tokenizer()
         directory = self._model_dir()
         try:
             with quiet_loading():
-                model = AutoModelForCausalLM.from_pretrained(directory, dtype=self._dtype)
+                model = AutoModelForCausalLM.from_pretrained(directory, dtype=config.torch_dtype)
         except (OSError, ValueError) as exc:
             raise self._unavailable(exc) from exc
         model.eval()  # type: ignore[no-untyped-call]  # transformers overrides it unannotated
@@ -249,20 +242,20 @@ class ModelWorker:
             eos_ids.add(tokenizer.eos_token_id)
         self._eos_ids = sorted(eos_ids)
         plain_cache = _has_plain_attention_cache(model)
-        self._runs_batches = self._continuous_batching and plain_cache
+        self._runs_batches = config.continuous_batching and plain_cache
         llama_family = ragged.supports(model)
-        self._runs_ragged = self._runs_batches and self._prefill_in_step and llama_family
-        if not self._packed_weights:
+        self._runs_ragged = self._runs_batches and config.prefill_in_step and llama_family
+        if not config.packed_weights:
             self.stats.unpacked_why = "packed_weights=false"
         elif not llama_family:  # other layouts may read a layer's plain weight
             self.stats.unpacked_why = "not a Llama-family model"
         else:
-            packed, why = pack_linears(model, rows_hint=self._max_batch_size)
+            packed, why = pack_linears(model, rows_hint=self._config.max_batch_size)
             self.stats.packed_layers, self.stats.unpacked_why = packed, why
             if why is not None:
                 logger.info("model %r keeps plain linear layers: %s", self.name, why)
-        if self._prefix_cache_bytes > 0 and plain_cache:
-            self._prefixes = PrefixCache(self._prefix_cache_bytes)
+        if config.prefix_cache_bytes > 0 and plain_cache:
+            self._prefixes = PrefixCache(config.prefix_cache_bytes)
         self._model = model
 
     def _unavailable(self, exc: BaseException) -> ModelUnavailableError:
@@ -310,7 +303,7 @@ class ModelWorker:
         while True:
             wait = deadline - time.monotonic()
             try:
-                if wait > 0 and len(pending) < self._max_batch_size:
+                if wait > 0 and len(pending) < self._config.max_batch_size:
                     job = self._queue.get(timeout=wait)
                 else:
                     job = self._queue.get_nowait()
@@ -331,7 +324,7 @@ class ModelWorker:
                 or (
                     isinstance(first, GenerationJob)
                     and isinstance(job, GenerationJob)
-                    and job.sampling == first.sampling
+                    and job.sampling.batches_with(first.sampling)
                 )
                 or (
                     self._runs_ragged
@@ -339,7 +332,7 @@ class ModelWorker:
                     and isinstance(job, ScoringJob)
                 )
             )
-            if fits and len(batch) < self._max_batch_size:
+            if fits and len(batch) < self._config.max_batch_size:
                 if job.future.set_running_or_notify_cancel():  # False: cancelled while queued
                     batch.append(job)
             else:
@@ -388,13 +381,14 @@ class ModelWorker:
         limits = [min(j.max_new_tokens, r) for j, r in zip(ready, room, strict=True)]
         sampling = ready[0].sampling
         self.stats.prompt_tokens_encoded += sum(map(len, prompts))
-        with torch.inference_mode(), self._random_stream(sampling):
+        with torch.inference_mode():
             replies = generate_rows(
                 self._model,
                 prompts,
                 limits=limits,
                 stops=[j.stops for j in ready],
                 sampling=(sampling.temperature, sampling.top_p),
+                generators=[self._row_generator(job.sampling) for job in ready],
                 pad_id=self._tokenizer.pad_token_id,
                 eos_ids=self._eos_ids,
                 decode=self._decode,
@@ -407,9 +401,9 @@ class ModelWorker:
             job.future.set_result(Generated(text, reason, len(prompt), produced))
 
     def _decode_continuously(self, jobs: list[GenerationJob], prompts: list[list[int]]) -> None:
-        """Decode `jobs` in a `RunningBatch`: each row leaves when it ends, and queued
-        requests with the same sampling join between steps (not seeded ones, whose
-        samples must not depend on what else runs)."""
+        """Decode `jobs` in a `RunningBatch` (a `RaggedBatch` for the Llama family):
+        each row leaves when it ends, and queued requests with the same temperature and
+        top-p join between steps."""
         sampling = jobs[0].sampling
         batch: DecodeBatch = (
             self._ragged_batch() if self._runs_ragged else RunningBatch(self._model)
@@ -417,10 +411,11 @@ class ModelWorker:
         self.stats.batches += 1
 
         def choose(logits: torch.Tensor) -> torch.Tensor:
-            return choose_tokens(logits, sampling.temperature, sampling.top_p)
+            generators = [row.generator for row in batch.rows]
+            return choose_tokens(logits, sampling.temperature, sampling.top_p, generators)
 
         try:
-            with torch.inference_mode(), self._random_stream(sampling):
+            with torch.inference_mode():
                 self._join(batch, jobs, prompts)
                 while len(batch):
                     batch.step(choose)
@@ -429,7 +424,7 @@ class ModelWorker:
                     batch.remove([i for i in range(len(batch)) if self._leaves(batch, i)])
                     if not len(batch):
                         break
-                    room = self._max_batch_size - len(batch) if sampling.seed is None else 0
+                    room = self._config.max_batch_size - len(batch)
                     joiners, scorings = self._between_steps(sampling, room)
                     if joiners:
                         self._join(batch, *self._encode_all(joiners))
@@ -450,9 +445,10 @@ class ModelWorker:
             self._prefill_shared_prefixes(prompts)
         for job, prompt in zip(jobs, prompts, strict=True):
             limit = min(job.max_new_tokens, self._context_length - len(prompt))
+            generator = self._row_generator(job.sampling)
             if isinstance(batch, RaggedBatch):  # the next step feeds what is not cached
                 states, reused = self._cached_prefix(prompt, most=len(prompt) - 1)
-                ragged_row: Row[GenerationJob | _RowScoring] = Row(job, prompt, limit)
+                ragged_row: Row[GenerationJob | _RowScoring] = Row(job, prompt, limit, generator)
                 batch.add(ragged_row, states, prompt[reused:])
                 self._count_prompt(reused=reused, encoded=len(prompt) - reused)
                 continue
@@ -461,7 +457,7 @@ class ModelWorker:
             except Exception as exc:  # this request fails alone
                 job.future.set_exception(exc)
                 continue
-            batch.add(Row(job, prompt, limit), states, prompt[-1])
+            batch.add(Row(job, prompt, limit, generator), states, prompt[-1])
             self.stats.prompt_tokens_encoded += 1  # the last prompt token, fed by the step
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
 
@@ -521,9 +517,9 @@ class ModelWorker:
     def _between_steps(
         self, sampling: Sampling, room: int
     ) -> tuple[list[GenerationJob], list[ScoringJob]]:
-        """Up to `room` waiting generation jobs with this sampling, oldest first, to
-        join the batch, and every waiting scoring job (a critic waiting on its verdict
-        should not wait for a whole batch)."""
+        """Up to `room` waiting generation jobs with this temperature and top-p, oldest
+        first, to join the batch, and every waiting scoring job (a critic waiting on its
+        verdict should not wait for a whole batch)."""
         while not self._stopping:  # everything queued, so that none is passed over
             try:
                 job = self._queue.get_nowait()
@@ -538,7 +534,7 @@ class ModelWorker:
         rest: list[Job] = []
         for job in self._pending:
             joins = len(joiners) < room and isinstance(job, GenerationJob)
-            if isinstance(job, ScoringJob) or (joins and job.sampling == sampling):
+            if isinstance(job, ScoringJob) or (joins and job.sampling.batches_with(sampling)):
                 if not job.future.set_running_or_notify_cancel():  # cancelled while queued
                     continue
                 if isinstance(job, ScoringJob):
@@ -588,7 +584,7 @@ class ModelWorker:
     def _ragged_batch(self) -> RaggedBatch[GenerationJob | _RowScoring]:
         """A new ragged batch over the worker's key/value pool."""
         if self._pool is None:
-            self._pool = ragged.KeyValuePool(self._model, min_slots=self._max_batch_size)
+            self._pool = ragged.KeyValuePool(self._model, min_slots=self._config.max_batch_size)
         return RaggedBatch(self._model, self._pool)
 
     def _release(self, batch: RaggedBatch[GenerationJob | _RowScoring]) -> None:
@@ -703,21 +699,15 @@ class ModelWorker:
         self.stats.prompt_tokens_reused += reused
         self.stats.prompt_tokens_encoded += encoded
 
-    @contextlib.contextmanager
-    def _random_stream(self, sampling: Sampling) -> Iterator[None]:
-        """Sample from this worker's own random stream (or the request's seed), leaving
-        torch's global generator as it was."""
+    def _row_generator(self, sampling: Sampling) -> torch.Generator | None:
+        """What a row with `sampling` draws from: none when greedy, else a generator of
+        its own, seeded with the request's seed or with one drawn from the worker's
+        stream (so unseeded runs are reproducible from the worker's seed)."""
         if sampling.temperature == 0:
-            yield
-            return
-        with torch.random.fork_rng(devices=[]):
-            if sampling.seed is None:
-                torch.set_rng_state(self._rng_state)
-            else:
-                torch.manual_seed(sampling.seed)
-            yield
-            if sampling.seed is None:
-                self._rng_state = torch.get_rng_state()
+            return None
+        if sampling.seed is not None:
+            return _generator(sampling.seed)
+        return _generator(int(torch.randint(2**63 - 1, (), generator=self._rng)))
 
     def _label_sequences(self, job: ScoringJob) -> tuple[list[list[int]], int]:
         """Each label's whole sequence, and the index of the first token any label
@@ -773,6 +763,12 @@ class ModelWorker:
                 f"a prompt of {tokens} tokens does not fit the {self._context_length}-token "
                 f"context of {self.name!r}"
             )
+
+
+def _generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with `seed`, taken modulo 2**64 (torch's seed range, which
+    wraps negative seeds the same way)."""
+    return torch.Generator().manual_seed(seed % 2**64)
 
 
 def _has_plain_attention_cache(model: Any) -> bool:

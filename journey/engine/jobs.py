@@ -36,11 +36,18 @@ class GenerationStats:
 
 @dataclass(frozen=True)
 class Sampling:
-    """Requests batch together only when these are equal."""
+    """How a request's tokens are chosen. Its row samples from a random generator of its
+    own, seeded with `seed` (else from the worker's stream), so what it draws does not
+    depend on the rows beside it."""
 
     temperature: float  # 0 means greedy
     top_p: float
     seed: int | None
+
+    def batches_with(self, other: Sampling) -> bool:
+        """Whether requests with these settings may decode in one batch: every row of a
+        batch has its temperature and top-p; seeds may differ."""
+        return (self.temperature, self.top_p) == (other.temperature, other.top_p)
 
 
 GREEDY = Sampling(0.0, 1.0, None)

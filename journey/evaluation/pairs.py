@@ -62,22 +62,29 @@ NOT_SAMPLED = "not sampled (requests failed)"
 NO_PAIR_REASONS = (ALL_CORRECT, ALL_WRONG, NO_ANSWER, NOT_SAMPLED)
 """Why a problem gave no pair, as counted on the card's `skipped`."""
 
-# Local backends batch concurrent requests into one `generate` call; see `seed_group`.
-_BATCHING_BACKENDS = ("embedded", "hf")
-
 
 @dataclass(frozen=True)
 class PairsOptions:
     """How answers are sampled and how many pairs each problem gives."""
 
-    model: str = field(default="embedded", metadata={"help": "Model spec (see journey models)."})
+    model: str = field(
+        default="embedded",
+        metadata={
+            "help": "Model spec (see 'journey models'): embedded, hf:DIR (a trained output)..."
+        },
+    )
     samples: int = field(default=20, metadata={"help": "Answers sampled per problem."})
-    pairs_per_problem: int = field(default=5, metadata={"help": "Most pairs per problem."})
+    pairs_per_problem: int = field(
+        default=5, metadata={"help": "Most pairs per problem: min(#correct, #wrong, this)."}
+    )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus-sampling mass."})
     max_new_tokens: int = field(default=512, metadata={"help": "Generation limit per answer."})
     seed: int = field(default=0, metadata={"help": "Seeds the samples and the draw of pairs."})
-    batch_size: int = field(default=8, metadata={"help": "Requests sent to the model at once."})
+    batch_size: int = field(
+        default=8,
+        metadata={"help": "Requests sent to the model at once (a local model's batch)."},
+    )
     instruction: str = field(
         default=DEFAULT_INSTRUCTION, metadata={"help": "Appended to the problem in the user turn."}
     )
@@ -94,22 +101,6 @@ class PairsOptions:
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
-    @property
-    def seed_group(self) -> int:
-        """How many consecutive samples of a problem share one request seed.
-
-        A local model runs concurrent requests as one batch only when their sampling
-        settings, seed included, are equal, and a request's seed reseeds its whole batch.
-        So the samples go in groups of `batch_size` with one seed per group: each group is
-        one `generate` call, reproducible, and groups differ. A server (vLLM) seeds each
-        request alone, so there every sample gets its own seed (a group of 1): equal
-        seeds there would give equal answers.
-        """
-        spec = parse_model_spec(self.model)
-        if spec.backend not in _BATCHING_BACKENDS:
-            return 1
-        return min(self.batch_size, int(spec.options.get("max_batch_size", self.batch_size)))
-
     def manifest(self) -> dict[str, object]:
         """What must not change between a sampling run and its resumption."""
         return {
@@ -119,7 +110,6 @@ class PairsOptions:
             "top_p": self.top_p,
             "max_new_tokens": self.max_new_tokens,
             "seed": self.seed,
-            "seed_group": self.seed_group,
             "instruction": self.instruction,
         }
 

@@ -11,14 +11,13 @@ most the problems in flight; a re-run skips the problems already sampled (a last
 cut off mid-write is dropped and redone). A request that fails is logged and counted,
 its problem gets no line and is retried on the next run; the run itself goes on.
 
-**Reproducibility.** Every request carries a seed derived from `--seed`, the problem id
-and the sample's position (see `PairsOptions.seed_group`), so a re-run, or a resumed
-run, asks for the same samples. A local model gives them back exactly as long as each
-seed group runs as one batch, which is what the worker does with requests queued
-together (the group's requests are sent at once, never split by the concurrency
-limit); changing `--batch-size` changes the groups and thus the samples. A server gives
-them back as far as it honours `seed` (vLLM does per request; OpenAI only best-effort).
-No backend answers `n` samples in one request, so the n samples are n requests.
+**Reproducibility.** Every request carries a seed of its own, derived from `--seed`, the
+problem id and the sample's position, so a re-run, or a resumed run, asks for the same
+samples. A local model samples each request from a generator seeded with its seed,
+whatever shares its batch, so it gives them back whatever `--batch-size` is; a server
+gives them back as far as it honours `seed` (vLLM does per request; OpenAI only
+best-effort). No backend answers `n` samples in one request, so the n samples are n
+requests.
 
 Grading is passed in (`grade`), as `journey.evaluation.grading.grade_output`:
 `synthesis` does not import `evaluation`, which sits above it.
@@ -162,38 +161,26 @@ class PairsSampler:
     ) -> tuple[list[ProblemSamples], int]:
         """Sample `todo`, appending each problem's line; returns them and the failed requests."""
         options = self.options
-        gate = asyncio.Semaphore(options.batch_size)
-        # A seed group takes all its slots before any of its requests goes out, so it is
-        # never split across two batches (which would reseed twice: duplicate answers).
-        opening = asyncio.Lock()
+        gate = asyncio.Semaphore(options.batch_size)  # requests in flight
         records: list[ProblemSamples] = []
         failed_requests = 0
         right = total = 0
         streak = ErrorStreak(self._streak_limit)
 
         async def ask(prompt: str, seed: int | None) -> _Reply:
-            try:
-                args: dict[str, object] = {
-                    "max_tokens": options.max_new_tokens,
-                    "temperature": options.temperature,
-                    "top_p": options.top_p,
-                }
-                if seed is not None:
-                    args["seed"] = seed
+            args: dict[str, object] = {
+                "max_tokens": options.max_new_tokens,
+                "temperature": options.temperature,
+                "top_p": options.top_p,
+            }
+            if seed is not None:
+                args["seed"] = seed
+            async with gate:
                 result = await client.create(
                     [UserMessage(content=prompt, source="user")], extra_create_args=args
                 )
-            finally:
-                gate.release()
             text = result.content if isinstance(result.content, str) else str(result.content)
             return text, str(result.finish_reason), result.usage.completion_tokens
-
-        async def group(prompt: str, size: int, seed: int | None) -> list[_Reply | BaseException]:
-            async with opening:
-                for _ in range(size):
-                    await gate.acquire()
-            requests = [ask(prompt, seed) for _ in range(size)]
-            return await asyncio.gather(*requests, return_exceptions=True)
 
         def note() -> dict[str, str]:
             return {"note": _note(right, total, failed_requests)}
@@ -201,17 +188,10 @@ class PairsSampler:
         async def one(problem: ProblemRecord) -> str | None:
             nonlocal failed_requests, right, total
             prompt = user_prompt(problem.problem, options.instruction)
-            step = options.seed_group
-            starts = range(0, options.samples, step)
-            seeds = [self._seed(problem, start) for start in starts]
-            sizes = [min(step, options.samples - start) for start in starts]
-            answers = [
-                answer
-                for part in await asyncio.gather(
-                    *(group(prompt, n, s) for n, s in zip(sizes, seeds, strict=True))
-                )
-                for answer in part
-            ]
+            seeds = [self._seed(problem, position) for position in range(options.samples)]
+            answers = await asyncio.gather(
+                *(ask(prompt, seed) for seed in seeds), return_exceptions=True
+            )
             errors = [a for a in answers if isinstance(a, BaseException)]
             if errors:  # the problem gets no line and is retried on the next run
                 failed_requests += len(errors)
@@ -224,8 +204,7 @@ class PairsSampler:
                 )
                 return error_line(errors[0])
             replies = [a for a in answers if not isinstance(a, BaseException)]
-            per_sample_seeds = [s for s, n in zip(seeds, sizes, strict=True) for _ in range(n)]
-            record = self._record(problem, prompt, replies, per_sample_seeds)
+            record = self._record(problem, prompt, replies, seeds)
             records.append(record)
             sink.write(record.model_dump_json() + "\n")
             sink.flush()
@@ -249,10 +228,10 @@ class PairsSampler:
             )
         return records, failed_requests
 
-    def _seed(self, problem: ProblemRecord, start: int) -> int | None:
+    def _seed(self, problem: ProblemRecord, position: int) -> int | None:
         if self.options.temperature == 0:  # greedy: a seed changes nothing
             return None
-        return derived_seed(self.options.seed, problem.session_id, start)
+        return derived_seed(self.options.seed, problem.session_id, position)
 
     def _record(
         self,

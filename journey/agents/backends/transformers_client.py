@@ -3,15 +3,15 @@
 One worker thread owns the model (see `_model_worker`); the event loop only queues
 requests and awaits futures, so a debate's other sessions keep running while the
 model computes. Requests that arrive while the model is busy are run together as
-one batched `generate` (up to `max_batch_size`, grouped by sampling settings): on
+one batched `generate` (up to `max_batch_size`, grouped by temperature and top-p): on
 CPU a batch of 8 costs little more than one sequence. Label scoring goes through
 the same worker, so it never runs at the same time as generation.
 
 Greedy decoding (temperature 0) gives the same text whether a request ran alone or
-in a batch (tested). Sampling draws from the client's own random stream, seeded
-once by `seed`, so a sampled reply also depends on what shared its batch; a request
-with its own `seed` reseeds the batch it runs in (it batches only with requests of
-the same seed).
+in a batch (tested). A sampled request draws from a random generator of its own,
+seeded with its `seed`, else with a seed drawn from the client's stream (seeded once
+by the client's `seed`), so a seeded request gives the same text alone or in any batch
+(tested), and requests with other seeds, or none, batch with it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import torch
 from autogen_core import CancellationToken
 from autogen_core.models import (
     AssistantMessage,
@@ -39,7 +38,8 @@ from autogen_core.models import (
 )
 from autogen_core.tools import Tool, ToolSchema
 
-from journey.engine import ModelWorker
+from journey.engine import EngineConfig, ModelWorker
+from journey.engine.config import AUTO_DTYPE
 from journey.engine.jobs import (
     GREEDY,
     Chat,
@@ -53,27 +53,6 @@ from journey.errors import ConfigError
 
 __all__ = ["AUTO_DTYPE", "GenerationStats", "TransformersChatCompletionClient"]
 
-AUTO_DTYPE = "float32"
-"""What dtype="auto" means. Measured with SmolLM2-135M on 2 cores.
-
-Without native bf16 (AVX2), bfloat16 was faster for one sequence (about 21 vs 15
-tokens/s) but half as fast for a batch of 8 (about 35 vs 55-74 tokens/s), and batches
-are the common case here. On an Intel Xeon with AMX, bfloat16 was faster at every size
-(an 8-row decode step 50 ms against 82-92, a debate synthesis 94-98 tokens/s against
-57-60) and cost little in quality (mean loss on 60 MATH500 solutions 1.5534 against
-1.5522 in float32), but its rounding makes a greedy reply depend on what shared its
-batch and on whether its prompt came from the prefix cache: four of the tests that
-guard that guarantee fail in bfloat16. So "auto" keeps float32 everywhere, and
-`dtype=bfloat16` is the faster choice on AMX for a caller who can give it up."""
-
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 _CREATE_ARGS = frozenset({"max_tokens", "temperature", "top_p", "stop", "seed"})
 
 _T = TypeVar("_T")
@@ -114,7 +93,8 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             max_new_tokens: Default reply length limit; a request's `max_tokens` overrides it.
             temperature: Default sampling temperature; 0 decodes greedily.
             top_p: Default nucleus-sampling mass.
-            seed: Seeds the client's random stream for sampling.
+            seed: Seeds the client's random stream, from which each sampled request
+                without a `seed` of its own draws one.
             max_batch_size: Most requests run in one `generate` call.
             num_threads: torch CPU threads (process-wide); default all cores available.
             prefix_cache_mb: Memory for the keys and values of recent prompts, so a prompt
@@ -136,24 +116,11 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         Raises:
             ConfigError: A setting is out of range or the dtype is unknown.
         """
-        if dtype != "auto" and dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be auto or one of {', '.join(_DTYPES)}, got {dtype!r}")
         _check_create_settings(max_new_tokens, temperature, top_p, error=ConfigError)
-        if max_batch_size < 1:
-            raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size!r}")
-        if num_threads is not None and num_threads < 1:
-            raise ConfigError(f"num_threads must be >= 1, got {num_threads!r}")
         if prefix_cache_mb < 0:
             raise ConfigError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb!r}")
-        self._model_name = model_name
-        self._dtype = _DTYPES[AUTO_DTYPE if dtype == "auto" else dtype]
-        self._max_new_tokens = max_new_tokens
-        self._temperature = temperature
-        self._top_p = top_p
-        self._worker = ModelWorker(
-            model_dir if callable(model_dir) else Path(model_dir),
-            name=model_name,
-            dtype=self._dtype,
+        self._config = EngineConfig(  # checks the other settings
+            dtype=dtype,
             seed=seed,
             max_batch_size=max_batch_size,
             num_threads=num_threads,
@@ -161,6 +128,15 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             continuous_batching=continuous_batching,
             prefill_in_step=prefill_in_step,
             packed_weights=packed_weights,
+        )
+        self._model_name = model_name
+        self._max_new_tokens = max_new_tokens
+        self._temperature = temperature
+        self._top_p = top_p
+        self._worker = ModelWorker(
+            model_dir if callable(model_dir) else Path(model_dir),
+            name=model_name,
+            config=self._config,
         )
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
@@ -175,7 +151,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         return cls(embedded_model_dir, **kwargs)
 
     def __repr__(self) -> str:
-        dtype = str(self._dtype).removeprefix("torch.")
+        dtype = str(self._config.torch_dtype).removeprefix("torch.")
         return (
             f"{type(self).__name__}(model_name={self._model_name!r}, dtype={dtype!r}, "
             f"stats={self.stats!r})"
