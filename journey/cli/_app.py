@@ -33,11 +33,22 @@ app.add_typer(model_app, name="model")
 console = Console(markup=False, emoji=False)
 err_console = Console(stderr=True, markup=False, emoji=False)
 
+# Options that set a field of a config in a heavy module (one that imports torch through
+# journey.agents) repeat the field's help and default: `journey --help` must not import
+# torch. tests/test_cli_options.py keeps them equal to the field's; options of a light
+# config take both from the field instead (journey/cli/_options.py).
 PolicyOption = Annotated[
     str, typer.Option("--policy", help="Model spec of the policy (see 'journey models').")
 ]
 CriticOption = Annotated[
     str, typer.Option("--critic", help="Model spec of the critic (see 'journey models').")
+]
+CriticModeOption = Annotated[
+    str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
+]
+MaxDepthOption = Annotated[int, typer.Option(help="Longest path (steps) allowed.")]
+MaxTokensOption = Annotated[
+    int, typer.Option(help="Generated tokens (both roles) before the session stops.")
 ]
 StepTokensOption = Annotated[
     int,

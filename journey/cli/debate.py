@@ -11,9 +11,12 @@ import typer
 from rich.text import Text
 
 from journey.cli._app import (
+    CriticModeOption,
     CriticOption,
     CriticReasksOption,
     CriticTokensOption,
+    MaxDepthOption,
+    MaxTokensOption,
     PolicyOption,
     StepTokensOption,
     app,
@@ -46,9 +49,7 @@ def debate(
     ),
     policy: PolicyOption = "embedded",
     critic: CriticOption = "embedded",
-    critic_mode: Annotated[
-        str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
-    ] = "auto",
+    critic_mode: CriticModeOption = "auto",
     calibrate: Annotated[
         bool, typer.Option(help="Score mode: calibrate label scores on a content-free step.")
     ] = False,
@@ -59,10 +60,8 @@ def debate(
         int | None,
         typer.Option(help="Policy turns before the session stops \\[default: 16; 8 with --demo]."),
     ] = None,
-    max_depth: Annotated[int, typer.Option(help="Longest path (steps) allowed.")] = 12,
-    max_tokens: Annotated[
-        int, typer.Option(help="Generated tokens (both roles) before the session stops.")
-    ] = 6000,
+    max_depth: MaxDepthOption = 12,
+    max_tokens: MaxTokensOption = 6000,
     step_tokens: StepTokensOption = 160,
     critic_tokens: CriticTokensOption = 1024,  # DEFAULT_CRITIC_TOKENS; imported only when run
     critic_reasks: CriticReasksOption = 1,

@@ -42,7 +42,11 @@ def evaluate(
         Path | None, typer.Option("--out", help="Evaluation directory; an existing one resumes.")
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", help="Model spec: embedded, hf:DIR (a trained output)...")
+        str,
+        typer.Option(
+            "--model",
+            help="Model spec (see 'journey models'): embedded, hf:DIR (a trained output)...",
+        ),
     ] = "embedded",
     limit: Annotated[int | None, typer.Option(help="Take at most this many problems.")] = None,
     offset: Annotated[int, typer.Option(help="Skip this many problems first.")] = 0,

@@ -97,8 +97,8 @@ def export(
     credit_verified_path: Annotated[
         bool,
         typer.Option(
-            help="Label steps with no verdict on the path to a verified answer correct "
-            "(source verified_path). Off: such steps stay unknown."
+            help="Label steps with no evidence (unknown) on the path to a verified answer "
+            "correct (source verified_path). Off: such steps stay unknown."
         ),
     ] = False,
     allow_empty: Annotated[

@@ -35,7 +35,11 @@ def pairs(
         ),
     ],
     model: Annotated[
-        str, typer.Option("--model", help="Model spec: embedded, hf:DIR (a trained output)...")
+        str,
+        typer.Option(
+            "--model",
+            help="Model spec (see 'journey models'): embedded, hf:DIR (a trained output)...",
+        ),
     ] = "embedded",
     samples: Annotated[int, typer.Option(help="Answers sampled per problem.")] = 20,
     pairs_per_problem: Annotated[

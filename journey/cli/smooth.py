@@ -25,7 +25,8 @@ def smooth(
     concurrency: Annotated[int, typer.Option(help="Sessions rewritten at once.")] = 4,
     limit: Annotated[int | None, typer.Option(help="Smooth at most this many sessions.")] = None,
     min_length: Annotated[
-        float, typer.Option(help="Reject a rewrite shorter than this share of its draft.")
+        float,
+        typer.Option(help="Reject a rewrite shorter than this share of its draft (in characters)."),
     ] = 0.5,
     max_length: Annotated[
         float, typer.Option(help="Reject a rewrite longer than this multiple of its draft.")

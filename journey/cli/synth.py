@@ -9,9 +9,12 @@ from typing import Annotated
 import typer
 
 from journey.cli._app import (
+    CriticModeOption,
     CriticOption,
     CriticReasksOption,
     CriticTokensOption,
+    MaxDepthOption,
+    MaxTokensOption,
     PolicyOption,
     StepTokensOption,
     app,
@@ -60,9 +63,7 @@ def synth(
     ] = "debate",
     policy: PolicyOption = "embedded",
     critic: CriticOption = "embedded",
-    critic_mode: Annotated[
-        str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
-    ] = "auto",
+    critic_mode: CriticModeOption = "auto",
     concurrency: Annotated[int, typer.Option(help="Sessions running at once.")] = 8,
     policy_concurrency: Annotated[
         int | None,
@@ -83,11 +84,9 @@ def synth(
     strict: Annotated[
         bool, typer.Option(help="Stop at the first bad dataset line instead of skipping it.")
     ] = False,
-    max_turns: Annotated[int, typer.Option(help="Policy turns before a session stops.")] = 16,
-    max_depth: Annotated[int, typer.Option(help="Longest path (steps) allowed.")] = 12,
-    max_tokens: Annotated[
-        int, typer.Option(help="Generated tokens (both roles) before a session stops.")
-    ] = 6000,
+    max_turns: Annotated[int, typer.Option(help="Policy turns before the session stops.")] = 16,
+    max_depth: MaxDepthOption = 12,
+    max_tokens: MaxTokensOption = 6000,
     step_tokens: StepTokensOption = 160,
     critic_tokens: CriticTokensOption = 1024,  # DEFAULT_CRITIC_TOKENS; imported only when run
     critic_reasks: CriticReasksOption = 1,

@@ -10,7 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from journey.cli._app import app, console
+from journey.cli._options import field_default, field_option
 from journey.errors import ConfigError, DatasetError
+from journey.training.fields import JourneyTrainingFields
 from journey.training.recipe import (
     PhaseSpec,
     TrainPhase,
@@ -25,17 +27,18 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
-ModelOption = Annotated[
-    str, typer.Option("--model", help="Model to start from: embedded, hf:DIR or a directory.")
-]
+# journey's own fields give their options help and default; TRL's (max steps, epochs, lr...)
+# are typed here: `trl` imports torch, and these defaults are journey's, not TRL's.
+ModelOption = Annotated[str, field_option(JourneyTrainingFields, "model_spec", "--model")]
+MODEL_DEFAULT: str = field_default(JourneyTrainingFields, "model_spec")
 OutOption = Annotated[
     Path | None,
     typer.Option("--out", help="Output directory: a model spec afterwards (hf:DIR)."),
 ]
-LoraOption = Annotated[
-    bool, typer.Option("--lora", help="Train LoRA adapters, saved merged into the model.")
-]
-LoraRankOption = Annotated[int, typer.Option(help="LoRA rank.")]
+LoraOption = Annotated[bool, field_option(JourneyTrainingFields, "lora", "--lora")]
+LORA_DEFAULT: bool = field_default(JourneyTrainingFields, "lora")
+LoraRankOption = Annotated[int, field_option(JourneyTrainingFields, "lora_rank")]
+LORA_RANK_DEFAULT: int = field_default(JourneyTrainingFields, "lora_rank")
 MaxStepsOption = Annotated[
     int, typer.Option(help="Stop after this many optimizer steps (-1: run the epochs).")
 ]
@@ -162,7 +165,7 @@ def sft(
         typer.Option("--data", help="JSONL of {messages} or {prompt, completion} rows."),
     ] = None,
     out: OutOption = None,
-    model: ModelOption = "embedded",
+    model: ModelOption = MODEL_DEFAULT,
     then: Annotated[
         Path | None,
         typer.Option(
@@ -171,8 +174,8 @@ def sft(
             "from the phase-1 model, with the same settings, into OUT.",
         ),
     ] = None,
-    lora: LoraOption = False,
-    lora_rank: LoraRankOption = 16,
+    lora: LoraOption = LORA_DEFAULT,
+    lora_rank: LoraRankOption = LORA_RANK_DEFAULT,
     max_steps: MaxStepsOption = -1,
     epochs: EpochsOption = 1.0,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 1e-5,
@@ -209,9 +212,9 @@ def dpo(
         typer.Option("--data", help="JSONL of {prompt, chosen, rejected} rows."),
     ] = None,
     out: OutOption = None,
-    model: ModelOption = "embedded",
-    lora: LoraOption = False,
-    lora_rank: LoraRankOption = 16,
+    model: ModelOption = MODEL_DEFAULT,
+    lora: LoraOption = LORA_DEFAULT,
+    lora_rank: LoraRankOption = LORA_RANK_DEFAULT,
     beta: Annotated[float, typer.Option(help="How far from the reference model DPO may go.")] = 0.1,
     max_steps: MaxStepsOption = -1,
     epochs: EpochsOption = 1.0,

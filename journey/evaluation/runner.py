@@ -63,7 +63,12 @@ MANIFEST_FILE = "eval.json"
 class EvalOptions:
     """How an evaluation generates and what it counts."""
 
-    model: str = field(default="embedded", metadata={"help": "Model spec (see journey models)."})
+    model: str = field(
+        default="embedded",
+        metadata={
+            "help": "Model spec (see 'journey models'): embedded, hf:DIR (a trained output)..."
+        },
+    )
     max_new_tokens: int = field(default=512, metadata={"help": "Generation limit per answer."})
     batch_size: int = field(default=8, metadata={"help": "Requests sent to the model at once."})
     temperature: float = field(default=0.0, metadata={"help": "0 decodes greedily."})

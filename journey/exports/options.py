@@ -44,53 +44,74 @@ class ExportOptions:
     format: ExportFormat | str = field(metadata={"help": "sft, shortcut, dpo or prm."})
     layout: str = field(
         default="prompt-completion",
-        metadata={"help": "sft/shortcut rows: prompt-completion or messages."},
+        metadata={
+            "help": "sft/shortcut rows: prompt-completion (TRL trains on the completion only) "
+            "or messages (plain TRL trains on every token; 'journey train' on the last reply)."
+        },
     )
     only_verified: bool | None = field(
         default=None,
-        metadata={"help": "Keep only solved sessions; None: on except for prm."},
+        metadata={
+            "help": "Keep only solved sessions (default: on for sft, shortcut, dpo; off for prm)."
+        },
     )
     same_problems: bool = field(
         default=True,
-        metadata={"help": "sft and shortcut keep only sessions that have both texts."},
+        metadata={
+            "help": "sft and shortcut keep only sessions with both a long thought and a "
+            "shortcut, and judge --max-tokens on the long thought, so both exports share "
+            "their problems."
+        },
     )
-    min_reflections: int = field(default=0, metadata={"help": "Fewest reflections to keep."})
-    min_backtracks: int = field(default=0, metadata={"help": "Fewest backtracks to keep."})
+    min_reflections: int = field(
+        default=0, metadata={"help": "Fewest reflections a session needs."}
+    )
+    min_backtracks: int = field(default=0, metadata={"help": "Fewest backtracks a session needs."})
     max_violations: int | None = field(
-        default=None, metadata={"help": "Most protocol violations a session may have."}
+        default=None,
+        metadata={"help": "Skip sessions with more protocol violations than this."},
     )
     keywords: tuple[str, ...] = field(
         default=(), metadata={"help": "Regexes the transcript must all match (case-insensitive)."}
     )
-    max_tokens: int | None = field(default=None, metadata={"help": "Longest row kept, in tokens."})
-    limit: int | None = field(default=None, metadata={"help": "Most rows written."})
-    max_pairs_per_session: int = field(default=4, metadata={"help": "DPO pairs per session."})
+    max_tokens: int | None = field(
+        default=None, metadata={"help": "Skip rows longer than this many tokens."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Write at most this many rows."})
+    max_pairs_per_session: int = field(default=4, metadata={"help": "DPO pairs kept per session."})
     instruction: str = field(
         default=DEFAULT_INSTRUCTION, metadata={"help": "Appended to the problem in the user turn."}
     )
     tokenizer: str = field(
-        default="heuristic", metadata={"help": "How --max-tokens counts: heuristic or embedded."}
+        default="heuristic",
+        metadata={"help": "How --max-tokens counts: heuristic (words, chars/4) or embedded."},
     )
     transcript: str = field(
         default="smoothed",
-        metadata={"help": "sft: smoothed (the accepted rewrite where there is one) or draft."},
+        metadata={
+            "help": "sft: smoothed (the rewrite 'journey smooth' accepted, where there is one; "
+            "the draft elsewhere) or draft."
+        },
     )
     prm_unknown: UnknownSteps | str = field(
         default=UnknownSteps.DROP,
-        metadata={"help": "prm: a step with an unknown label drops the row, is skipped, or kept."},
+        metadata={
+            "help": "prm: a step whose label is unknown drops its row (drop), ends it before "
+            "the step (skip), or stays with a null label (keep)."
+        },
     )
     credit_verified_path: bool = field(
         default=False,
         metadata={
-            "help": "Label steps with no evidence on the path to a verified answer correct "
-            "(source verified_path)."
+            "help": "Label steps with no evidence (unknown) on the path to a verified answer "
+            "correct (source verified_path). Off: such steps stay unknown."
         },
     )
     writer: LongThoughtOptions = field(
         default_factory=LongThoughtOptions, metadata={"help": "How long thoughts are written."}
     )
     allow_empty: bool = field(
-        default=False, metadata={"help": "Write the file and card even when no row is left."}
+        default=False, metadata={"help": "Write the file and its card even when no row is left."}
     )
 
     def __post_init__(self) -> None:

@@ -56,10 +56,15 @@ def problem_kind(reason: str) -> str:
 class FaithfulnessChecker:
     """Checks that a rewrite keeps its draft's answer, failed branches and reflections."""
 
-    min_length_ratio: float = 0.5
-    """A rewrite shorter than this share of the draft (in characters) has lost something."""
-    max_length_ratio: float = 2.0
-    """A rewrite longer than this multiple of the draft has added something."""
+    # A rewrite much shorter than its draft has lost something, a much longer one added it.
+    min_length_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Reject a rewrite shorter than this share of its draft (in characters)."},
+    )
+    max_length_ratio: float = field(
+        default=2.0,
+        metadata={"help": "Reject a rewrite longer than this multiple of its draft."},
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.min_length_ratio <= 1 <= self.max_length_ratio:

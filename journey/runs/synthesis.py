@@ -97,7 +97,8 @@ class SynthesisOptions:
     policy: str = field(default="embedded", metadata={"help": "Model spec of the policy."})
     critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
     critic_mode: str = field(
-        default="auto", metadata={"help": "How the critic decides: auto, generate or score."}
+        default="auto",
+        metadata={"help": "How the critic decides: auto, generate or score (log-probs)."},
     )
     concurrency: int = field(default=8, metadata={"help": "Sessions running at once."})
     policy_concurrency: int | None = field(
@@ -113,13 +114,13 @@ class SynthesisOptions:
     )
     step_tokens: int = field(
         default=160,
-        metadata={"help": "Generation limit for one step (the policy spec's max_tokens wins)."},
+        metadata={"help": "Generation limit for one policy step (max_tokens in --policy wins)."},
     )
     critic_tokens: int = field(
         default=DEFAULT_CRITIC_TOKENS,
         metadata={
-            "help": "Generation limit for one verdict, thoughts included (the critic spec's "
-            "max_tokens wins)."
+            "help": "Generation limit for one critic verdict, a reasoning critic's thoughts "
+            "included (max_tokens in --critic wins)."
         },
     )
     critic_reasks: int = field(

@@ -49,7 +49,7 @@ class DebateLimits:
     max_turns: int = field(default=16, metadata={"help": "Policy turns before the session stops."})
     max_depth: int = field(default=12, metadata={"help": "Longest path (steps) allowed."})
     max_tokens: int = field(
-        default=6000, metadata={"help": "Generated tokens (policy + critic) before it stops."}
+        default=6000, metadata={"help": "Generated tokens (both roles) before the session stops."}
     )
 
     def __post_init__(self) -> None:

@@ -1,6 +1,7 @@
 """Training configs: TRL's `SFTConfig` / `DPOConfig` plus what journey adds.
 
-journey adds the model spec, the data file and the LoRA settings, validated in
+journey adds the model spec, the data file and the LoRA settings
+(`journey.training.fields`, which the command line reads without torch), validated in
 `__post_init__` with messages that quote the bad value, and picks the precision
 itself: bf16 on a GPU that supports it, float32 otherwise. TRL's own default
 (`bf16=None` becomes True even on CPU) is not used, because bf16 on CPU visibly
@@ -9,12 +10,13 @@ distorts DPO's log-probabilities and gives no speed-up on CPUs without native bf
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from trl import DPOConfig, SFTConfig
 
 from journey.errors import ConfigError
+from journey.training.fields import JourneyTrainingFields
 
 __all__ = ["DPOTrainingConfig", "SFTTrainingConfig", "gpu_supports_bf16"]
 
@@ -25,31 +27,8 @@ def gpu_supports_bf16() -> bool:
 
 
 @dataclass
-class _JourneyFields:
-    """The settings journey adds to TRL's configs."""
-
-    model_spec: str = field(
-        default="embedded",
-        metadata={"help": "Model to train: embedded, hf:DIR or a directory (a trained output)."},
-    )
-    data_file: str = field(default="", metadata={"help": "JSONL training data."})
-    lora: bool = field(
-        default=False,
-        metadata={"help": "Train LoRA adapters (merged into the saved model) instead of all."},
-    )
-    lora_rank: int = field(default=16, metadata={"help": "LoRA rank r."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on LoRA inputs."})
-
-    def _check_journey_fields(self) -> None:
-        if not self.data_file:
-            raise ConfigError("a training data file is needed (--data FILE)")
-        if self.lora_rank < 1:
-            raise ConfigError(f"lora_rank must be at least 1, got {self.lora_rank!r}")
-        if self.lora_alpha < 1:
-            raise ConfigError(f"lora_alpha must be at least 1, got {self.lora_alpha!r}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+class _JourneyFields(JourneyTrainingFields):
+    """journey's fields, and the checks of TRL's fields that need torch."""
 
     def _check_common(self, config: SFTConfig | DPOConfig) -> None:
         if config.learning_rate <= 0:
