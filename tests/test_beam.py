@@ -612,7 +612,10 @@ def test_a_tiny_beam_search_on_the_embedded_model() -> None:
         asyncio.run(client.close())
     events, ended = result.events, result.ended
     steps = of_type(events, PolicyStepProposed)
-    assert steps and all(n <= 2 for n in Counter(s.parent_id for s in steps).values())
+    # At most beam_width steps per expansion (a parent's turn): a round that keeps no step
+    # expands the same parents again, so a parent may have more children than the width.
+    per_expansion = Counter((s.parent_id, s.turn) for s in steps)
+    assert steps and all(n <= 2 for n in per_expansion.values())
     judged = {e.node_id for e in events if isinstance(e, CriticVerdictGiven | VerifierChecked)}
     assert judged == {s.node_id for s in steps}
     for verdict in of_type(events, CriticVerdictGiven):
