@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
+from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
-from journey.agents import CriticAgent, PolicyAgent, StepUnderReview
+from journey.agents import StepUnderReview
 from journey.agents.critic import CriticTurn
 from journey.agents.policy import PolicyTurn
 from journey.errors import error_line
@@ -88,31 +89,10 @@ class BeamSearchSession(Session):
     strategy: ClassVar[str] = "beam"
     summary: ClassVar[str] = "several steps sampled per node, the critic's score as reward"
 
-    def __init__(
-        self,
-        problem: str,
-        *,
-        policy: PolicyAgent,
-        critic: CriticAgent | None,
-        gold_answer: str | None = None,
-        limits: DebateLimits | None = None,
-        session_id: str | None = None,
-        models: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
-    ) -> None:
-        self.options = BeamOptions.from_config(
-            config or {}, default_expansions=(limits or DebateLimits()).max_turns
-        )
-        super().__init__(
-            problem,
-            policy=policy,
-            critic=critic,
-            gold_answer=gold_answer,
-            limits=limits,
-            session_id=session_id,
-            models=models,
-            config=config,
-        )
+    @cached_property
+    def options(self) -> BeamOptions:
+        """The beam settings in `config`; read (and checked) when the problem is posed."""
+        return BeamOptions.from_config(self.config, default_expansions=self.limits.max_turns)
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
