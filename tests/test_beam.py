@@ -218,7 +218,7 @@ def test_rewards_come_from_label_scores_when_the_critic_scores(
         beam_max_expansions=1,
     )
     events = asyncio.run(session.run()).events
-    rewards = {e.node_id: e.label_scores["reward"] for e in of_type(events, CriticVerdictGiven)}
+    rewards = {e.node_id: e.reward for e in of_type(events, CriticVerdictGiven)}
     # At step 1 the critic scores continue and reflect: reward = softmax mass of continue.
     sigmoid = 1 / (1 + math.exp(-2.9))
     assert rewards == pytest.approx({1: 0.5, 2: 1 - sigmoid, 3: sigmoid}, abs=1e-6)
@@ -249,7 +249,7 @@ def test_fewer_than_k_correct_steps_keep_only_those() -> None:
     agents_ = agents(script, critic=unsure_critic)
     session = beam(script, session_agents=agents_, beam_size=2, beam_max_expansions=1)
     events = asyncio.run(session.run()).events
-    rewards = {e.node_id: e.label_scores["reward"] for e in of_type(events, CriticVerdictGiven)}
+    rewards = {e.node_id: e.reward for e in of_type(events, CriticVerdictGiven)}
     assert rewards == {1: 1.0, 2: 0.0, 3: 0.5}
     applied = {e.node_id: (e.action.action, e.note) for e in of_type(events, ActionApplied)}
     # K is 2 but only one step is judged correct: the 0-reward and the unknown step are
@@ -619,6 +619,7 @@ def test_a_tiny_beam_search_on_the_embedded_model() -> None:
     judged = {e.node_id for e in events if isinstance(e, CriticVerdictGiven | VerifierChecked)}
     assert judged == {s.node_id for s in steps}
     for verdict in of_type(events, CriticVerdictGiven):
-        assert verdict.label_scores is not None and 0 <= verdict.label_scores["reward"] <= 1
+        assert verdict.label_scores is not None and "reward" not in verdict.label_scores
+        assert verdict.reward is not None and 0 <= verdict.reward <= 1
     assert ended.outcome in ("solved", "failed") and max(n.depth for n in result.tree) <= 2
     assert timeless(tree_from_events(events)) == timeless(result.tree)

@@ -134,6 +134,9 @@ class PolicyStepProposed(_Event):
     latency: float = 0.0
 
 
+_LEGACY_REWARD_LABEL = "reward"
+
+
 class CriticVerdictGiven(_Event):
     type: Literal["critic_verdict"] = "critic_verdict"
     node_id: int
@@ -153,9 +156,31 @@ class CriticVerdictGiven(_Event):
         description="Score per action label when the action was scored (log-probability, "
         "calibrated against a content-free step unless calibration was off).",
     )
+    reward: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The step's reward in [0, 1], where the strategy ranks steps by one "
+        "(beam search); None where it does not.",
+    )
     violations: list[ProtocolViolation] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     latency: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reward_out_of_label_scores(cls, data: Any) -> Any:
+        """Logs written before `reward` had its own field carried a beam step's reward
+        as `label_scores["reward"]`; read it into `reward`, out of the label scores."""
+        if not isinstance(data, dict):
+            return data
+        scores = data.get("label_scores")
+        if isinstance(scores, dict) and _LEGACY_REWARD_LABEL in scores:
+            scores = dict(scores)
+            legacy = scores.pop(_LEGACY_REWARD_LABEL)
+            data = {**data, "label_scores": scores or None}
+            data.setdefault("reward", legacy)
+        return data
 
     @model_validator(mode="after")
     def _unknown_has_no_source(self) -> CriticVerdictGiven:

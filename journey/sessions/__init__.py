@@ -1,6 +1,7 @@
 """Sessions: the kernel every strategy shares (`Session`, whose events fold into one
 `SessionState`), the reasoning tree, and the strategies that grow it (debate,
-propose-critique, beam search), registered by name."""
+propose-critique, beam search), registered by name, and the stop conditions that end
+a session no answer has ended."""
 
 from journey.sessions.base import (
     DebateLimits,
@@ -14,25 +15,41 @@ from journey.sessions.beam import BeamSearchSession
 from journey.sessions.debate import DebateSession
 from journey.sessions.propose_critique import ProposeCritiqueSession
 from journey.sessions.state import SessionState, StateError
+from journey.sessions.stop_conditions import (
+    AllOf,
+    AnyOf,
+    MaxDepth,
+    MaxTokens,
+    MaxTurns,
+    SessionProgress,
+    StopCondition,
+)
 from journey.sessions.strategies import STRATEGIES, strategy_session
 from journey.sessions.tree import IllegalBacktrackError, NodeLabel, ReasoningTree, TreeNode
 
 __all__ = [
     "STRATEGIES",
+    "AllOf",
+    "AnyOf",
     "BeamSearchSession",
     "DebateLimits",
     "DebateResult",
     "DebateSession",
     "EventSink",
     "IllegalBacktrackError",
+    "MaxDepth",
+    "MaxTokens",
+    "MaxTurns",
     "NodeLabel",
     "ProposeCritiqueSession",
     "ReasoningTree",
     "RestoreError",
     "Session",
+    "SessionProgress",
     "SessionState",
     "SessionStop",
     "StateError",
+    "StopCondition",
     "TreeNode",
     "strategy_session",
 ]

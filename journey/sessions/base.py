@@ -28,6 +28,7 @@ from journey.protocols import (
     StopReason,
 )
 from journey.sessions.state import SessionState
+from journey.sessions.stop_conditions import MaxDepth, MaxTokens, MaxTurns, StopCondition
 from journey.sessions.tree import ReasoningTree
 
 __all__ = [
@@ -57,6 +58,10 @@ class DebateLimits:
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value!r}")
+
+    def stop_condition(self) -> StopCondition:
+        """The limits as one condition: turns, then tokens, then depth name the reason."""
+        return MaxTurns(self.max_turns) | MaxTokens(self.max_tokens) | MaxDepth(self.max_depth)
 
     @classmethod
     def logged(cls, config: dict[str, Any]) -> DebateLimits:
@@ -103,6 +108,9 @@ class Session:
         critic: The critic agent (None only for a strategy whose `roles` lack it).
         gold_answer: When given, the verifier checks final answers against it.
         limits: Turn, depth and token limits.
+        stop_when: When the session stops if no answer ends it; by default the
+            strategy's reading of `limits` (`default_stop_condition`). Not logged: a
+            restore that should keep it passes it again.
         session_id: Defaults to a hash of the problem.
         models: Model spec per role, recorded in the log.
         config: Extra settings recorded in the log.
@@ -125,6 +133,7 @@ class Session:
         critic: CriticAgent | None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
+        stop_when: StopCondition | None = None,
         session_id: str | None = None,
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
@@ -135,6 +144,7 @@ class Session:
         self.gold_answer = gold_answer
         self.verifier = AnswerVerifier(gold_answer) if gold_answer is not None else None
         self.limits = limits or DebateLimits()
+        self.stop_when = stop_when
         self.session_id = session_id or session_id_for(problem)
         self.models = models or {}
         self.config = config or {}
@@ -156,6 +166,14 @@ class Session:
     def _posed_config(self) -> dict[str, Any]:
         """The settings `problem_posed` records (a restore reads the limits back)."""
         return {**self.config, **self.limits.__dict__}
+
+    def stop_condition(self) -> StopCondition:
+        """What ends the session between turns when no answer has."""
+        return self.stop_when or self.default_stop_condition()
+
+    def default_stop_condition(self) -> StopCondition:
+        """The strategy's reading of `limits`, used unless `stop_when` is given."""
+        return self.limits.stop_condition()
 
     def _reset(self, state: SessionState) -> None:
         """Start from `state` (a fresh one, or a logged `problem_posed`'s)."""
@@ -186,6 +204,7 @@ class Session:
         policy: PolicyAgent,
         critic: CriticAgent | None,
         limits: DebateLimits | None = None,
+        stop_when: StopCondition | None = None,
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
     ) -> Self:
@@ -202,6 +221,7 @@ class Session:
             policy: The policy agent that goes on with the session.
             critic: The critic agent.
             limits: Limits from here on; by default those recorded in the log.
+            stop_when: The stop condition from here on (see the constructor).
             models: Model spec per role (recorded in the log only at the start).
             config: Extra settings (likewise).
 
@@ -218,6 +238,7 @@ class Session:
             critic=critic,
             gold_answer=posed.gold_answer,
             limits=limits or DebateLimits.logged(posed.config),
+            stop_when=stop_when,
             session_id=posed.session_id,
             models=models or dict(posed.models),
             config=config or dict(posed.config),

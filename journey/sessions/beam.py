@@ -8,7 +8,7 @@ The search grows the tree a round (one depth) at a time:
    (case and spacing aside) or gives no usable step is dropped: one violation per
    dropped sample on the expansion's first kept child, whose usage also covers them.
 2. **Score.** Each new step is judged by the critic (all at once). Its reward, in
-   [0, 1], rides in the verdict's `label_scores["reward"]` (see `step_reward`: the
+   [0, 1], is the verdict's `reward` (see `step_reward`: the
    critic's probability of accepting the step when it scores labels, else its
    verdict). A final answer goes to the verifier instead when there is a gold answer.
 3. **Select.** As in the seed, the beam keeps at most `size` (K) steps judged correct:
@@ -64,9 +64,10 @@ from journey.protocols import (
 )
 from journey.sessions.base import DebateLimits, Session, SessionStop
 from journey.sessions.beam_sampling import distinct_samples, path_dialogue
-from journey.sessions.beam_select import REWARD_KEY, BeamOptions, BeamRound, step_reward
+from journey.sessions.beam_select import BeamOptions, BeamRound, step_reward
 from journey.sessions.beam_state import BeamState
 from journey.sessions.state import SessionState
+from journey.sessions.stop_conditions import MaxDepth, MaxTokens, MaxTurns, StopCondition
 
 __all__ = ["BeamSearchSession"]
 
@@ -101,9 +102,18 @@ class BeamSearchSession(Session):
     def _posed_config(self) -> dict[str, Any]:
         return {**super()._posed_config(), **self.options.as_config()}
 
+    def default_stop_condition(self) -> StopCondition:
+        """Tokens, then expansions (stop reason `max_turns`), then the best node's depth."""
+        limits = self.limits
+        return (
+            MaxTokens(limits.max_tokens)
+            | MaxTurns(self.options.max_expansions)
+            | MaxDepth(limits.max_depth)
+        )
+
     def _reset(self, state: SessionState) -> None:
         super()._reset(state)
-        self._state = BeamState(state, self.options, self.limits, self.verifier)
+        self._state = BeamState(state, self.options, self.verifier)
 
     @property
     def beam(self) -> list[int]:
@@ -130,7 +140,7 @@ class BeamSearchSession(Session):
         state = self._state
         round_ = state.round
         if round_ is None:
-            state.check_limits()
+            state.check_limits(self.stop_condition())
             round_ = state.open_round()
         if not round_.judged:
             await self._grow(round_)
@@ -232,7 +242,8 @@ class BeamSearchSession(Session):
                     reason=turn.reason,
                     action=turn.action,
                     raw=turn.raw,
-                    label_scores={**(turn.label_scores or {}), REWARD_KEY: reward},
+                    label_scores=turn.label_scores,
+                    reward=reward,
                     violations=list(turn.violations),
                     usage=turn.usage,
                     latency=turn.latency,

@@ -26,7 +26,6 @@ from journey.protocols import (
 from journey.sessions.base import RestoreError
 from journey.sessions.tree import ROOT_ID, ReasoningTree
 
-REWARD_KEY = "reward"
 """The key under which a step's reward rides in its verdict's `label_scores`."""
 
 DROPPED_KINDS = ("duplicate_sibling", "unusable_sample")
@@ -38,6 +37,7 @@ _VERDICT_REWARD = {
     StepVerdict.UNKNOWN: 0.5,
 }
 _GOOD_LABELS = (str(ActionName.CONTINUE), str(ActionName.TERMINATE))
+_ACTION_LABELS = frozenset(str(name) for name in ActionName)
 
 
 DEFAULT_TRIALS_PER_NODE = 2
@@ -139,7 +139,7 @@ def step_reward(verdict: StepVerdict, label_scores: Mapping[str, float] | None) 
     over the scored labels, summed over `continue` and `terminate`. Without them, the
     critic's verdict: correct 1.0, incorrect 0.0, unknown 0.5.
     """
-    scores = {k: v for k, v in (label_scores or {}).items() if k != REWARD_KEY}
+    scores = {k: v for k, v in (label_scores or {}).items() if k in _ACTION_LABELS}
     if not scores:
         return _VERDICT_REWARD[verdict]
     top = max(scores.values())

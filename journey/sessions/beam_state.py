@@ -21,10 +21,9 @@ from journey.protocols import (
     Terminate,
     VerifierChecked,
 )
-from journey.sessions.base import DebateLimits, RestoreError, SessionStop
+from journey.sessions.base import RestoreError, SessionStop
 from journey.sessions.beam_select import (
     DROPPED_KINDS,
-    REWARD_KEY,
     BeamChoice,
     BeamOptions,
     BeamRound,
@@ -36,6 +35,7 @@ from journey.sessions.beam_select import (
     winner,
 )
 from journey.sessions.state import SessionState
+from journey.sessions.stop_conditions import SessionProgress, StopCondition
 from journey.sessions.tree import ROOT_ID, ReasoningTree
 
 
@@ -46,13 +46,11 @@ class BeamState:
         self,
         session: SessionState,
         options: BeamOptions,
-        limits: DebateLimits,
         verifier: AnswerVerifier | None,
     ) -> None:
         self.session = session
         """The session's state: the tree, usage and counters, which its events change."""
         self.options = options
-        self.limits = limits
         self.verifier = verifier
         self.beam: list[int] = [ROOT_ID]
         """The nodes the next round expands, best first."""
@@ -84,14 +82,16 @@ class BeamState:
         outcome = Outcome.SOLVED if self.verifier is not None else Outcome.UNVERIFIED
         return SessionStop(reason, outcome, final_node=final, error=error)
 
-    def check_limits(self) -> None:
-        """Raise the stop a limit calls for before the next round, if any."""
-        if self.session.generated_tokens >= self.limits.max_tokens:
-            raise self.stop(StopReason.MAX_TOKENS)
-        if self.expansions >= self.options.max_expansions:
-            raise self.stop(StopReason.MAX_TURNS)
-        if self.tree[self.beam[0]].depth >= self.limits.max_depth:
-            raise self.stop(StopReason.MAX_DEPTH)
+    def check_limits(self, condition: StopCondition) -> None:
+        """Raise the stop `condition` calls for before the next round, if any (a beam
+        search's turns are its expansions; its depth is the best beam node's)."""
+        progress = SessionProgress(
+            turns=self.expansions,
+            generated_tokens=self.session.generated_tokens,
+            depth=self.tree[self.beam[0]].depth,
+        )
+        if (reason := condition.check(progress)) is not None:
+            raise self.stop(reason)
 
     def open_round(self) -> BeamRound:
         """Start a round over as much of the beam as the expansion cap allows."""
@@ -131,8 +131,9 @@ class BeamState:
         self.steps[event.node_id] = event
 
     def record_verdict(self, round_: BeamRound, event: CriticVerdictGiven) -> None:
-        scores = event.label_scores or {}
-        reward = scores.get(REWARD_KEY, step_reward(event.verdict, scores))
+        reward = event.reward
+        if reward is None:  # a verdict another strategy logged
+            reward = step_reward(event.verdict, event.label_scores)
         self.rewards[event.node_id] = reward
         round_.judged.add(event.node_id)
 

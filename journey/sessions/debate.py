@@ -58,6 +58,7 @@ from journey.sessions.base import (
     SessionStop,
 )
 from journey.sessions.state import SessionState
+from journey.sessions.stop_conditions import SessionProgress
 from journey.sessions.tree import NodeLabel, TreeNode
 
 _NO_CRITIQUE = "it does not follow from the steps before it."
@@ -213,14 +214,13 @@ class DebateSession(Session):
             await self._critique(node)
 
     def _check_limits(self) -> None:
-        limits = self.limits
-        generated = self.state.generated_tokens
-        if self.state.turn >= limits.max_turns:
-            raise SessionStop(StopReason.MAX_TURNS, Outcome.FAILED)
-        if generated >= limits.max_tokens:
-            raise SessionStop(StopReason.MAX_TOKENS, Outcome.FAILED)
-        if self.tree[self.tree.cursor].depth >= limits.max_depth:
-            raise SessionStop(StopReason.MAX_DEPTH, Outcome.FAILED)
+        progress = SessionProgress(
+            turns=self.state.turn,
+            generated_tokens=self.state.generated_tokens,
+            depth=self.tree[self.tree.cursor].depth,
+        )
+        if (reason := self.stop_condition().check(progress)) is not None:
+            raise SessionStop(reason, Outcome.FAILED)
 
     # -- the verifier ------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ from journey.protocols import (
     VerifierChecked,
 )
 from journey.protocols.parsing import parse_self_critique_reply
-from journey.sessions.base import DebateLimits, RestoreError
+from journey.sessions.base import RestoreError
 from journey.sessions.debate import DebateSession
 from journey.sessions.state import SessionState
 from journey.sessions.tree import TreeNode
@@ -82,21 +82,17 @@ class ProposeCritiqueSession(DebateSession):
         *,
         policy: PolicyAgent,
         critic: CriticAgent | None = None,
-        gold_answer: str | None = None,
-        limits: DebateLimits | None = None,
-        session_id: str | None = None,
         models: dict[str, str] | None = None,
-        config: dict[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
+        """As `Session`'s; the policy is wrapped to judge its own steps, and no critic
+        model is recorded (the strategy asks none)."""
         super().__init__(
             problem,
             policy=SelfCritiquePolicy.from_policy(policy),
             critic=critic,
-            gold_answer=gold_answer,
-            limits=limits,
-            session_id=session_id,
             models={r: m for r, m in (models or {}).items() if r != Role.CRITIC},
-            config=config,
+            **settings,
         )
 
     def _reset(self, state: SessionState) -> None:
