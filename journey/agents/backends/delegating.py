@@ -1,0 +1,156 @@
+"""A client that wraps another: the base of the wrappers a run puts around a role's
+client (a concurrency limit, a response cache).
+
+`DelegatingClient` hands every request and every question to the inner client. A
+wrapper overrides the requests it changes (`create`, `create_stream`, `score_labels`)
+and keeps the rest. Beyond the AutoGen interface it forwards, by name, what jobs read
+from a client: `load` and `requests` where the inner client has them (so `isinstance`
+with `LoadableClient` or `RecordingClient` sees through the wrapper), and the retry
+counts (`RetryCounting`; none for an inner client that counts none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Literal
+
+from autogen_core import CancellationToken
+from autogen_core.models import (
+    ChatCompletionClient,
+    CreateResult,
+    LLMMessage,
+    ModelCapabilities,
+    ModelInfo,
+    RequestUsage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+from journey.agents.backends.base import (
+    LabelScoringClient,
+    LoadableClient,
+    RecordingClient,
+    RetryCounting,
+    can_score_labels,
+)
+
+__all__ = ["DelegatingClient"]
+
+
+class DelegatingClient(ChatCompletionClient):
+    """Everything `inner` does, unchanged until a subclass overrides it."""
+
+    load: Callable[[], Coroutine[Any, Any, None]]
+    """The inner client's `load`; only where it has one (a `LoadableClient`)."""
+    requests: list[list[LLMMessage]]
+    """The inner client's recorded requests; only where it records them (scripted ones)."""
+
+    def __init__(self, inner: ChatCompletionClient) -> None:
+        self._inner = inner
+        if isinstance(inner, LoadableClient):
+            self.load = inner.load
+        if isinstance(inner, RecordingClient):
+            self.requests = inner.requests
+
+    @property
+    def inner(self) -> ChatCompletionClient:
+        """The wrapped client."""
+        return self._inner
+
+    @property
+    def retry_count(self) -> int:
+        """The inner client's retries so far (`RetryCounting`); 0 if it counts none."""
+        return self._inner.retry_count if isinstance(self._inner, RetryCounting) else 0
+
+    @property
+    def retries_by_cause(self) -> Mapping[str, int]:
+        """The inner client's retries per cause (`RetryCounting`); empty if it counts none."""
+        return self._inner.retries_by_cause if isinstance(self._inner, RetryCounting) else {}
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        return await self._inner.create(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        stream = self._inner.create_stream(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    @property
+    def supports_label_scoring(self) -> bool:
+        return can_score_labels(self._inner)
+
+    async def score_labels(
+        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
+    ) -> dict[str, float]:
+        return await self._inner_scorer().score_labels(messages, labels, prefix=prefix)
+
+    def _inner_scorer(self) -> LabelScoringClient:
+        if not isinstance(self._inner, LabelScoringClient):
+            raise ValueError(f"{type(self._inner).__name__} cannot score labels")
+        return self._inner
+
+    # --- the rest of the interface --------------------------------------------------------
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    def actual_usage(self) -> RequestUsage:
+        return self._inner.actual_usage()
+
+    def total_usage(self) -> RequestUsage:
+        return self._inner.total_usage()
+
+    def count_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = ()
+    ) -> int:
+        return self._inner.count_tokens(messages, tools=tools)
+
+    def remaining_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = ()
+    ) -> int:
+        return self._inner.remaining_tokens(messages, tools=tools)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return self._inner.capabilities  # pyright: ignore[reportDeprecated]
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._inner.model_info
