@@ -37,11 +37,8 @@ MAX_LINES = 400
 TO_SPLIT = {
     "engine/_model_worker.py": 799,
     "runs/synthesis.py": 709,
-    "view/render.py": 562,
     "engine/_ragged_batch.py": 436,
-    "view/browse/app.py": 430,
     "sessions/debate.py": 409,
-    "exports/export.py": 406,
 }
 """Modules still over `MAX_LINES`, at most as long as they are today: this list only
 shrinks (the redesign issue's note says which are next)."""

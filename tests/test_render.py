@@ -248,6 +248,15 @@ def test_critic_panel() -> None:
     assert "critique: Recount the sevens." in out
     assert "(scored) backtrack -0.10 · reflect -2.25 · continue -4.50" in out
     assert "terminate" not in out
+    assert "reward" not in out  # a debate's verdict has none
+
+
+def test_a_beam_verdict_shows_its_reward_apart_from_the_label_scores() -> None:
+    verdict = _session()[5]
+    assert isinstance(verdict, CriticVerdictGiven)
+    out = _text(SessionRenderer(_console()).renderable(verdict.model_copy(update={"reward": 0.25})))
+    assert "reward 0.250" in out
+    assert "(scored) backtrack -0.10 · reflect -2.25 · continue -4.50" in out
 
 
 def test_verifier_line() -> None:

@@ -1,6 +1,6 @@
 """`journey export`: finished sessions of one or more runs as a training set, with a card.
 
-Formats (rows built in `export_rows`):
+Formats (rows built by `RowSelection`, in `_row_selection`):
 
 - `sft`: the problem and the long thought, the journey: the accepted smoothed rewrite
   where `journey smooth` made one (`transcript="smoothed"`, the default), else the draft
@@ -30,22 +30,24 @@ raises `EmptyExportError` and writes nothing, unless `allow_empty`.
 
 The rows go to `FILE` (written to a temporary name and renamed), and a dataset card
 to `FILE` with the suffix `.card.json` (`sft.jsonl` → `sft.card.json`).
+
+This module drives the export: it reads the runs in order, counts what it skips, fills
+the card and writes the file. A session is read back in `_finished_session`, and token
+counts come from `token_counts`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from journey.errors import ConfigError, DatasetError
+from journey.exports._finished_session import SessionSkipped, load_session
+from journey.exports._row_selection import RowSelection
 from journey.exports.options import (
     ExportCard,
     ExportFormat,
@@ -53,24 +55,14 @@ from journey.exports.options import (
     card_path,
     load_card,
 )
-from journey.exports.rows import (
-    StepLabels,
-    UnknownSteps,
-    conversation_row,
-    preference_pairs,
-    preference_row,
-    stepwise_rows,
-    user_prompt,
-    with_boxed_answer,
+from journey.exports.token_counts import (
+    TokenCounter,
+    count_tokens_cheaply,
+    embedded_token_counter,
 )
-from journey.longthought.transcript import LongThoughtWriter
-from journey.longthought.writer import write_long_thought
-from journey.protocols import Outcome, ProblemPosed, SessionEnded, SessionEvent
+from journey.protocols import ProblemPosed
 from journey.runs.files import write_atomic
-from journey.runs.rundir import SessionSummary, read_event_log
-from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME
 from journey.runs.stats import read_run
-from journey.sessions.tree import ReasoningTree, TreeNode
 
 __all__ = [
     "EmptyExportError",
@@ -83,89 +75,17 @@ __all__ = [
     "load_card",
 ]
 
-TokenCounter = Callable[[str], int]
-
 
 class EmptyExportError(DatasetError):
     """No row was left to write; the message says why (the card's counts)."""
-
-
-def count_tokens_cheaply(text: str) -> int:
-    """A tokenizer-free estimate: the larger of the word count and characters / 4."""
-    return max(len(text.split()), len(text) // 4)
-
-
-@dataclass(frozen=True)
-class _Session:
-    """A finished session's parts, read back from its run."""
-
-    summary: SessionSummary
-    folder: Path
-    events: list[SessionEvent]
-    tree: ReasoningTree
-    ended: SessionEnded
-    posed: ProblemPosed | None
-
-    @property
-    def answer_path(self) -> list[TreeNode]:
-        """The steps from the problem to the final answer; [] when the session has none."""
-        final = self.ended.final_node_id
-        return [] if final is None else self.tree.path(final)[1:]
-
-
-class _Skip(Exception):
-    """A session is not exported; the message is the reason counted on the card."""
-
-
-def _load_session(folder: Path, summary: SessionSummary) -> _Session:
-    events_path = folder / "events.jsonl"
-    if not events_path.is_file():
-        raise _Skip("no event log")
-    log = read_event_log(events_path)
-    ended = log.events[-1] if log.events else None
-    if not isinstance(ended, SessionEnded):
-        raise _Skip("no session_ended")
-    posed = next((e for e in log.events if isinstance(e, ProblemPosed)), None)
-    try:
-        tree = ReasoningTree.load(folder / "tree.json")
-    except FileNotFoundError:
-        raise _Skip("no tree.json") from None
-    except (ValidationError, ValueError, OSError):
-        raise _Skip("unreadable tree.json") from None
-    return _Session(summary, folder, log.events, tree, ended, posed)
-
-
-def _smoothed(folder: Path) -> str | None:
-    """The accepted smoothed rewrite of a session, if `journey smooth` made one."""
-    try:
-        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
-        if record.get("accepted") is True:
-            return (folder / SMOOTHED_NAME).read_text(encoding="utf-8").strip() or None
-    except (OSError, ValueError, AttributeError):
-        pass  # not smoothed, or its record is damaged: the draft it is
-    return None
-
-
-def _embedded_counter() -> TokenCounter:
-    """Token counts from the embedded model's tokenizer (loads only the tokenizer)."""
-    from transformers import AutoTokenizer
-
-    from journey.engine.model_store import embedded_model_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
-    return lambda text: len(tokenizer(text)["input_ids"])
 
 
 class _Exporter:
     def __init__(self, options: ExportOptions, card: ExportCard, count: TokenCounter) -> None:
         self.options = options
         self.card = card
-        self.count = count
-        self.keywords = [re.compile(p, re.IGNORECASE) for p in options.keywords]
+        self.selection = RowSelection(options, count)
         self.skipped: Counter[str] = Counter()
-        self.dropped: Counter[str] = Counter()
-        self.labels: Counter[tuple[str, str]] = Counter()
-        self.transcripts: Counter[str] = Counter()
         self.strategies: set[str] = set()
         self.settings: dict[str, set[str]] = {}
         self.models: dict[str, set[str]] = {}
@@ -173,95 +93,6 @@ class _Exporter:
     def _note_models(self, models: dict[str, Any] | None) -> None:
         for role, spec in (models or {}).items():
             self.models.setdefault(str(role), set()).add(str(spec))
-
-    def _long_thought(self, s: _Session) -> tuple[str, str]:
-        """The session's long thought and which text it is (smoothed or draft)."""
-        if self.options.transcript == "smoothed":
-            smoothed = _smoothed(s.folder)
-            if smoothed is not None:
-                return smoothed, "smoothed"
-        return write_long_thought(s.events, s.tree, self.options.writer), "draft"
-
-    def _check_session(self, s: _Session, labels: StepLabels, transcript: str) -> None:
-        """Raise `_Skip` when a filter rejects the session as a whole."""
-        o = self.options
-        if o.only_verified and s.ended.outcome is not Outcome.SOLVED:
-            raise _Skip(f"outcome {s.ended.outcome.value}")
-        if s.ended.reflections < o.min_reflections:
-            raise _Skip("too few reflections")
-        if s.ended.backtracks < o.min_backtracks:
-            raise _Skip("too few backtracks")
-        if o.max_violations is not None and s.ended.violations > o.max_violations:
-            raise _Skip("too many violations")
-        if not transcript.strip():
-            raise _Skip("empty long thought")
-        if any(not k.search(transcript) for k in self.keywords):
-            raise _Skip("keyword missing")
-        if o.format is not ExportFormat.PRM and not labels.accepted(s.answer_path):
-            raise _Skip("path not accepted")  # a step on it was never accepted with evidence
-        if o.pairs_texts and o.same_problems and not s.answer_path:
-            raise _Skip("no shortcut")
-
-    def _too_long(self, *texts: str) -> bool:
-        limit = self.options.max_tokens
-        return limit is not None and self.count("\n".join(texts)) > limit
-
-    def _row_too_long(self, row: dict[str, Any]) -> bool:
-        """A DPO row counts the prompt with each answer (as TRL's max_length does)."""
-        if "chosen" in row:
-            prompt = _row_texts(row["prompt"])
-            return any(self._too_long(*prompt, *_row_texts(row[k])) for k in ("chosen", "rejected"))
-        return self._too_long(*_row_texts(row))
-
-    def rows(self, s: _Session) -> list[dict[str, Any]]:
-        """The session's rows (maybe none); raises `_Skip` with the reason."""
-        o = self.options
-        labels = StepLabels(s.tree, credit_verified_path=o.credit_verified_path)
-        transcript, which = self._long_thought(s)
-        self._check_session(s, labels, transcript)
-        prompt = user_prompt(s.tree.problem, o.instruction)
-        final = s.ended.final_answer
-        if o.pairs_texts:
-            if o.same_problems and self._too_long(prompt, transcript):
-                raise _Skip("too long")  # judged on the long thought in both formats
-            if o.format is ExportFormat.SFT:
-                answer = transcript
-                self.transcripts[which] += 1
-            elif not s.answer_path:
-                raise _Skip("no shortcut")
-            else:
-                shortcut = LongThoughtWriter.shortcut(s.tree, s.ended.final_node_id) or ""
-                answer = with_boxed_answer(shortcut, final)
-            if not o.same_problems and self._too_long(prompt, answer):
-                raise _Skip("too long")
-            labels.count(s.answer_path, self.labels)
-            return [conversation_row(prompt, answer, layout=o.layout)]
-        if o.format is ExportFormat.DPO:
-            if s.ended.final_node_id is None or not s.tree[s.ended.final_node_id].verified:
-                raise _Skip("no verified answer")
-            pairs = preference_pairs(s.tree, s.ended.final_node_id)
-            built = [(p, preference_row(p, prompt, final)) for p in pairs]
-            short = [(p, row) for p, row in built if not self._row_too_long(row)]
-            kept = short[: o.max_pairs_per_session]
-            self.dropped["too long"] += len(built) - len(short)
-            self.dropped["over max_pairs_per_session"] += len(short) - len(kept)
-            for pair, _ in kept:
-                labels.count([*pair.chosen, *pair.rejected], self.labels)
-            rows = [row for _, row in kept]
-            if not rows:
-                raise _Skip("too long" if built else "no dpo rows")
-            return rows
-        unknown = UnknownSteps(o.prm_unknown)  # already one: `ExportOptions` checks it
-        built_prm = stepwise_rows(s.tree, labels, unknown=unknown, dropped=self.dropped)
-        rows = [r for r in built_prm if not self._row_too_long(r)]
-        self.dropped["too long"] += len(built_prm) - len(rows)
-        for row in rows:
-            for source, label in zip(row["label_sources"], row["labels"], strict=True):
-                name = "unknown" if label is None else ("correct" if label else "incorrect")
-                self.labels[(source, name)] += 1
-        if not rows:
-            raise _Skip("too long" if built_prm else "no prm rows")
-        return rows
 
     def run(self, runs: Sequence[Path]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -282,9 +113,9 @@ class _Exporter:
                     self.skipped["over limit"] += 1
                     continue
                 try:
-                    session = _load_session(root / "sessions" / summary.session_id, summary)
-                    rows = self.rows(session)
-                except _Skip as skip:
+                    session = load_session(root / "sessions" / summary.session_id, summary)
+                    rows = self.selection.rows(session)
+                except SessionSkipped as skip:
                     self.skipped[str(skip)] += 1
                     continue
                 if session.posed is not None:
@@ -292,18 +123,18 @@ class _Exporter:
                     self._note_models(session.posed.models)
                     self._note_settings(session.posed)
                 if limit is not None:
-                    self.dropped["over limit"] += max(len(rows) - (limit - len(out)), 0)
+                    self.selection.dropped["over limit"] += max(len(rows) - (limit - len(out)), 0)
                     rows = rows[: limit - len(out)]
                 out.extend(rows)
                 self.card.sessions_exported += 1
                 self.card.session_ids.append(summary.session_id)
         self.card.skipped = dict(sorted(self.skipped.items()))
-        self.card.rows_dropped = {k: v for k, v in sorted(self.dropped.items()) if v}
+        self.card.rows_dropped = {k: v for k, v in sorted(self.selection.dropped.items()) if v}
         labels: dict[str, dict[str, int]] = {}
-        for (source, label), count in sorted(self.labels.items()):
+        for (source, label), count in sorted(self.selection.labels.items()):
             labels.setdefault(source, {})[label] = count
         self.card.labels = labels
-        self.card.transcripts = dict(sorted(self.transcripts.items()))
+        self.card.transcripts = dict(sorted(self.selection.transcripts.items()))
         self.card.strategies = sorted(self.strategies)
         self.card.strategy_settings = {
             key: [json.loads(v) for v in sorted(values)]
@@ -329,19 +160,6 @@ class _Exporter:
                 self.strategies.add(meta["strategy"])
             if isinstance(meta.get("models"), dict):
                 self._note_models(meta["models"])
-
-
-def _row_texts(value: Any) -> list[str]:
-    """Every text a row holds (message contents, prompts, steps), not its keys or roles."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        if "content" in value:
-            return _row_texts(value["content"])
-        return [text for item in value.values() for text in _row_texts(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in _row_texts(item)]
-    return []
 
 
 def _why_empty(card: ExportCard) -> str:
@@ -386,7 +204,7 @@ def export_runs(
         raise ConfigError(f"--out {str(out)!r} is a directory; give a .jsonl file name")
     if count_tokens is None:
         use_tokenizer = options.tokenizer == "embedded" and options.max_tokens is not None
-        count_tokens = _embedded_counter() if use_tokenizer else count_tokens_cheaply
+        count_tokens = embedded_token_counter() if use_tokenizer else count_tokens_cheaply
     card = ExportCard(
         file=str(out),
         format=str(options.format),

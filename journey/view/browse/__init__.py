@@ -2,7 +2,8 @@
 
 `model` holds the rows, filters and sorting, `search` the transcript search, `detail`
 one session's files, `panes` their rich renderables (none of these imports Textual);
-`table` and `app` are the Textual widgets, imported only when the browser starts.
+`table`, `detail_tabs` and `app` are the Textual widgets, imported only when the
+browser starts.
 """
 
 from journey.view.browse.detail import SessionDetail, load_detail

@@ -2,15 +2,14 @@
 
 The table holds one row per problem: one run's session, or two runs' sessions side by
 side (matched by session id, a hash of the problem). Filters and sorting look at one
-run (`a` switches which in a comparison). The detail pane (tree, transcript,
-conversation) is read from disk only when a row is highlighted, after a short pause so
-scrolling through the table reads nothing; the run rates and transcript searches run
-in worker threads so a 10,000-session run never freezes the screen.
+run (`a` switches which in a comparison). The detail pane (`detail_tabs`: tree,
+transcript, conversation) is read from disk only when a row is highlighted, after a
+short pause so scrolling through the table reads nothing; the run rates and transcript
+searches run in worker threads so a 10,000-session run never freezes the screen.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
@@ -19,15 +18,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent
 from textual.worker import get_current_worker
 
 from journey.errors import ConfigError
 from journey.runs.stats import RunStats
-from journey.view.browse.detail import SessionDetail, load_detail
+from journey.view.browse.detail_tabs import PANES, DetailTabs
 from journey.view.browse.help import HelpScreen
 from journey.view.browse.model import (
     OutcomeClass,
@@ -39,15 +38,7 @@ from journey.view.browse.model import (
     sort_pairs,
     visible_pairs,
 )
-from journey.view.browse.panes import (
-    conversation_pane,
-    detail_heading,
-    header_text,
-    row_text,
-    stats_line,
-    transcript_pane,
-    tree_pane,
-)
+from journey.view.browse.panes import header_text, row_text, stats_line
 from journey.view.browse.search import TranscriptSearch, compile_search
 from journey.view.browse.table import SessionTable
 from journey.view.render import run_names
@@ -56,13 +47,10 @@ __all__ = ["PANES", "BrowseApp"]
 
 _W = TypeVar("_W", bound=Widget)
 
-PANES = ("tree", "transcript", "conversation")
 LAYOUTS = ("split", "table", "detail")
 """What `z` cycles through: table over detail, the table alone, the detail alone."""
 DETAIL_DELAY = 0.15
 """Seconds a row must stay highlighted before its session is read from disk."""
-DETAIL_CACHE = 32
-"""Sessions whose detail is kept, so going back and forth reads nothing."""
 OUTCOME_CYCLE: tuple[OutcomeClass | None, ...] = (None, *OutcomeClass)
 
 
@@ -134,8 +122,6 @@ class BrowseApp(App[None]):
         self.searches = [TranscriptSearch(run) for run in self.runs]
         self.matches: frozenset[str] | None = None
         self.searching: str | None = None
-        self._details: OrderedDict[tuple[int, str], SessionDetail] = OrderedDict()
-        self._shown_pair: SessionPair | None = None
         self._pending_timer: Timer | None = None
 
     # -- layout -----------------------------------------------------------------------------
@@ -145,14 +131,7 @@ class BrowseApp(App[None]):
         yield Static(id="status")
         yield Static(id="header")
         yield SessionTable(self._row_text, id="sessions")
-        with TabbedContent(id="detail", initial="tree"):
-            for pane in PANES:
-                with TabPane(pane, id=pane), Horizontal():
-                    for side in range(len(self.runs)):
-                        with Vertical(classes="side"):
-                            yield Static(id=f"{pane}-{side}-heading", classes="heading")
-                            with VerticalScroll(id=f"{pane}-{side}-scroll"):
-                                yield Static(id=f"{pane}-{side}-body")
+        yield DetailTabs(self.runs, self.names, id="detail")
         yield Input(placeholder="search transcripts: a word or a regex; enter", id="search")
         yield Footer(compact=True)
 
@@ -263,43 +242,12 @@ class BrowseApp(App[None]):
             self._pending_timer.stop()
         self._pending_timer = self.set_timer(DETAIL_DELAY, self.show_detail)
 
-    def detail(self, side: int, pair: SessionPair) -> SessionDetail | None:
-        """The pair's session in run `side`, read on first use and cached."""
-        row = pair.side(side)
-        if row is None:
-            return None
-        key = (side, row.session_id)
-        if key in self._details:
-            self._details.move_to_end(key)
-            return self._details[key]
-        found = self._details[key] = load_detail(self.runs[side], row)
-        if len(self._details) > DETAIL_CACHE:
-            self._details.popitem(last=False)
-        return found
-
     def show_detail(self) -> None:
         """Fill the panes with the highlighted session (now, not after the pause)."""
         self._pending_timer = None
         if not self.screen_stack:
             return  # the app is closing
-        pair = self.selected_pair()
-        if pair is self._shown_pair and pair is not None:
-            return
-        self._shown_pair = pair
-        for side, name in enumerate(self.names):
-            found = self.detail(side, pair) if pair is not None else None
-            for pane, draw in zip(
-                PANES, (tree_pane, transcript_pane, conversation_pane), strict=True
-            ):
-                heading = self._find(f"#{pane}-{side}-heading", Static)
-                body = self._find(f"#{pane}-{side}-body", Static)
-                if pair is None:
-                    heading.update(Text("no session matches the filter", style="dim"))
-                    body.update("")
-                    continue
-                heading.update(detail_heading(found, name))
-                body.update(draw(found) if found is not None else "")
-                self._find(f"#{pane}-{side}-scroll", VerticalScroll).scroll_home(animate=False)
+        self._find("#detail", DetailTabs).show(self.selected_pair())
 
     # -- actions ----------------------------------------------------------------------------
 

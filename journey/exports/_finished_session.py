@@ -1,0 +1,76 @@
+"""A finished session read back from its run for export, or the reason it is skipped."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
+from journey.runs.rundir import SessionSummary, read_event_log
+from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME
+from journey.sessions.tree import ReasoningTree, TreeNode
+
+__all__ = ["FinishedSession", "SessionSkipped", "accepted_smoothed", "load_session"]
+
+
+@dataclass(frozen=True)
+class FinishedSession:
+    """A finished session's parts, read back from its run."""
+
+    summary: SessionSummary
+    folder: Path
+    events: list[SessionEvent]
+    tree: ReasoningTree
+    ended: SessionEnded
+    posed: ProblemPosed | None
+
+    @property
+    def answer_path(self) -> list[TreeNode]:
+        """The steps from the problem to the final answer; [] when the session has none."""
+        final = self.ended.final_node_id
+        return [] if final is None else self.tree.path(final)[1:]
+
+
+class SessionSkipped(Exception):
+    """A session is not exported; the message is the reason counted on the card."""
+
+
+def load_session(folder: Path, summary: SessionSummary) -> FinishedSession:
+    """Read a finished session's event log and tree back from its folder.
+
+    Args:
+        folder: The session's folder in its run.
+        summary: Its line in the run's index.
+
+    Raises:
+        SessionSkipped: no event log, no `session_ended`, a tree missing or unreadable.
+    """
+    events_path = folder / "events.jsonl"
+    if not events_path.is_file():
+        raise SessionSkipped("no event log")
+    log = read_event_log(events_path)
+    ended = log.events[-1] if log.events else None
+    if not isinstance(ended, SessionEnded):
+        raise SessionSkipped("no session_ended")
+    posed = next((e for e in log.events if isinstance(e, ProblemPosed)), None)
+    try:
+        tree = ReasoningTree.load(folder / "tree.json")
+    except FileNotFoundError:
+        raise SessionSkipped("no tree.json") from None
+    except (ValidationError, ValueError, OSError):
+        raise SessionSkipped("unreadable tree.json") from None
+    return FinishedSession(summary, folder, log.events, tree, ended, posed)
+
+
+def accepted_smoothed(folder: Path) -> str | None:
+    """The accepted smoothed rewrite of a session, if `journey smooth` made one."""
+    try:
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+        if record.get("accepted") is True:
+            return (folder / SMOOTHED_NAME).read_text(encoding="utf-8").strip() or None
+    except (OSError, ValueError, AttributeError):
+        pass  # not smoothed, or its record is damaged: the draft it is
+    return None

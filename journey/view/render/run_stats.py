@@ -1,0 +1,116 @@
+"""A run's numbers as a table, or two runs' side by side with their differences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePath
+
+from rich import box
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from journey.runs.stats import RunStats
+
+__all__ = ["render_run_stats", "run_names"]
+
+_Number = int | float | None
+
+
+def _stat_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
+    """(label, kind, value) per row; kind is "count", "rate" or "mean"."""
+    rows: list[tuple[str, str, _Number]] = [
+        ("sessions", "count", stats.sessions),
+        ("finished", "count", stats.finished),
+        ("unfinished", "count", stats.unfinished),
+        ("solved", "count", stats.solved),
+        ("yield (solved / finished without error)", "rate", stats.yield_rate),
+    ]
+    rows += [(f"outcome · {k}", "count", v) for k, v in stats.outcomes.items()]
+    rows += [(f"stop · {k.replace('_', ' ')}", "count", v) for k, v in stats.stop_reasons.items()]
+    rows += [
+        ("mean turns", "mean", stats.mean_turns),
+        ("mean backtracks", "mean", stats.mean_backtracks),
+        ("mean reflections", "mean", stats.mean_reflections),
+        ("mean violations", "mean", stats.mean_violations),
+    ]
+    rows += [(f'transcripts with "{k}"', "rate", v) for k, v in stats.keyword_rates.items()]
+    rows.append(("mean transcript chars", "mean", stats.mean_transcript_chars))
+    for role, used in stats.tokens.items():
+        rows += [
+            (f"tokens · {role} prompt", "count", used.prompt_tokens),
+            (f"tokens · {role} completion", "count", used.completion_tokens),
+            (f"tokens · {role} prompt / session", "mean", used.prompt_per_session),
+            (f"tokens · {role} completion / session", "mean", used.completion_per_session),
+        ]
+    rows += [
+        ("tokens / solved session", "mean", stats.tokens_per_solved),
+        ("completion tokens / solved session", "mean", stats.completion_tokens_per_solved),
+    ]
+    return rows
+
+
+def _stat_value(kind: str, value: _Number) -> str:
+    if value is None:
+        return "—"
+    if kind == "rate":
+        return f"{100 * value:.1f}%"
+    if kind == "mean":
+        return f"{value:,.2f}"
+    return f"{value:,}"
+
+
+def _stat_difference(kind: str, a: _Number, b: _Number) -> Text:
+    if a is None or b is None:
+        return Text("—", style="dim")
+    diff = b - a
+    if kind == "rate":
+        words = f"{100 * diff:+.1f} pp"
+    elif kind == "mean":
+        words = f"{diff:+,.2f}"
+    else:
+        words = f"{diff:+,}"
+    return Text(words, style="dim" if diff == 0 else "")
+
+
+def run_names(paths: Sequence[str]) -> list[str]:
+    """The shortest path endings that tell runs apart: ``run``, or ``a/run`` and ``b/run``."""
+    parts = [PurePath(p).parts for p in paths]
+    for k in range(1, max((len(p) for p in parts), default=1) + 1):
+        names = [str(PurePath(*p[-k:])) if p else "." for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return list(paths)
+
+
+def render_run_stats(stats: Sequence[RunStats]) -> Table:
+    """One run's numbers, or two runs side by side with the difference (second − first).
+
+    Args:
+        stats: One or two runs. A count only one run has (an outcome the other never
+            reached) is 0 for the other; a mean or rate it lacks is ``—``.
+
+    Returns:
+        A table with a row per number, a column per run (headed by the end of its path
+        that tells the runs apart): rates in percent, differences of rates in percentage points.
+    """
+    if not 1 <= len(stats) <= 2:
+        raise ValueError(f"render_run_stats takes one or two runs, got {len(stats)}")
+    per_run = [{label: (kind, value) for label, kind, value in _stat_rows(s)} for s in stats]
+    labels = list(dict.fromkeys(label for rows in per_run for label in rows))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("")
+    names = run_names([s.run for s in stats])
+    for name in names:
+        table.add_column(Text(name, overflow="fold"), justify="right")
+    if len(stats) == 2:
+        table.add_column("Δ", justify="right")
+    for label in labels:
+        kind = next(rows[label][0] for rows in per_run if label in rows)
+        missing = 0 if kind == "count" else None  # an outcome a run never reached: 0 times
+        values = [rows[label][1] if label in rows else missing for rows in per_run]
+        cells: list[RenderableType] = [Text(label), *(_stat_value(kind, v) for v in values)]
+        if len(stats) == 2:
+            cells.append(_stat_difference(kind, *values))
+        table.add_row(*cells)
+    return table
