@@ -274,9 +274,15 @@ def _screen_text(app: object) -> str:
 
 
 async def _settle(pilot: object, app: object) -> None:
-    """Wait for the workers (rates, search) and the delayed detail to finish."""
+    """Wait for the workers (rates, search) and the delayed detail to finish: as long
+    as it takes on a busy machine (up to 10 s), not a fixed pause."""
+    for _ in range(200):
+        await app.workers.wait_for_complete()  # type: ignore[attr-defined]
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+        if not app.detail_pending:  # type: ignore[attr-defined]
+            break
     await app.workers.wait_for_complete()  # type: ignore[attr-defined]
-    await pilot.pause(0.3)  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
 
 
 async def test_keys_move_sort_filter_and_open_panes(

@@ -242,6 +242,11 @@ class BrowseApp(App[None]):
             self._pending_timer.stop()
         self._pending_timer = self.set_timer(DETAIL_DELAY, self.show_detail)
 
+    @property
+    def detail_pending(self) -> bool:
+        """Whether the highlighted session's panes still wait for the pause to end."""
+        return self._pending_timer is not None
+
     def show_detail(self) -> None:
         """Fill the panes with the highlighted session (now, not after the pause)."""
         self._pending_timer = None
