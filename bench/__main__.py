@@ -10,7 +10,9 @@ Each ratio is against a baseline measured in the same run, on the same machine:
   (`max_batch_size=1`; this pair runs twice and keeps each one's best), with the
   prefix cache off, with one `generate` call per batch instead of continuous batching,
   with joining prompts prefilled in passes of their own (`prefill_in_step=false`), and
-  with plain linear layers instead of oneDNN-packed ones (`packed_weights=false`), and
+  with plain linear layers instead of oneDNN-packed ones (`packed_weights=false`): the
+  engine's decode-path switches, which only the benchmark's own model backend takes
+  (`bench._engine_switches`), and
   against raw batched `generate` at the same batch size on prompts as long as the
   synthesis's, its linear layers packed as well (`bench.bench_embedded`): what the
   orchestration costs over the model's own work. All decode greedily, so
@@ -81,6 +83,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     batching and without the prefix cache, and against raw batched `generate`."""
     import torch
 
+    from bench import _engine_switches
     from bench.bench_embedded import raw_generate
     from journey.agents.backends.transformers_client import AUTO_DTYPE
     from journey.problems import load_problems
@@ -102,13 +105,15 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
             report = asyncio.run(runner.run(Path(tmp) / "run", load_problems(dataset).records))
             return report.tokens_per_second, generation_prompt_tokens(Path(tmp) / "run")
 
+    _engine_switches.register()
+    switched = f"{_engine_switches.NAME}?temperature=0"
     dtype = getattr(torch, AUTO_DTYPE)
     synth, prompt_tokens = synthesis("embedded?temperature=0")
     unbatched, _ = synthesis("embedded?temperature=0&max_batch_size=1")
     uncached, _ = synthesis("embedded?temperature=0&prefix_cache_mb=0")
-    generate_calls, _ = synthesis("embedded?temperature=0&continuous_batching=false")
-    apart, _ = synthesis("embedded?temperature=0&prefill_in_step=false")
-    unpacked, _ = synthesis("embedded?temperature=0&packed_weights=false")
+    generate_calls, _ = synthesis(f"{switched}&continuous_batching=false")
+    apart, _ = synthesis(f"{switched}&prefill_in_step=false")
+    unpacked, _ = synthesis(f"{switched}&packed_weights=false")
     # The headline pair runs twice, at both ends of the part, and keeps each one's best:
     # this machine's speed drifts by up to 20% within minutes (docs/benchmarks.md).
     synth = max(synth, synthesis("embedded?temperature=0")[0])

@@ -109,18 +109,18 @@ def test_critic_score_mode_needs_log_probabilities() -> None:
         ),
         ("hf:/models/x", "hf", "/models/x", None, {}),
         (
-            "hf:/models/x?prefill_in_step=false&continuous_batching=true",
+            "hf:/models/x?prefix_cache_mb=0&max_batch_size=4",
             "hf",
             "/models/x",
             None,
-            {"prefill_in_step": False, "continuous_batching": True},
+            {"prefix_cache_mb": 0, "max_batch_size": 4},
         ),
         (
-            "embedded?packed_weights=false",
+            "embedded?dtype=bfloat16",
             "embedded",
             "",
             None,
-            {"packed_weights": False},
+            {"dtype": "bfloat16"},
         ),
         ("replay:r.json", "replay", "r.json", None, {}),
     ],
@@ -147,6 +147,7 @@ def test_model_specs_parse(text, backend, target, base_url, options) -> None:
         ("embedded?temperature=hot", "must be a float"),
         ("embedded?logprobs=true", "do not apply to embedded models"),
         ("openai:m?logprobs=maybe", "must be true or false"),
+        ("embedded?packed_weights=false", "packed_weights"),  # an engine switch, bench only
     ],
 )
 def test_bad_model_specs_say_what_is_wrong(text: str, message: str) -> None:

@@ -20,8 +20,9 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from journey.engine import _ragged_batch as ragged
-from journey.engine._ragged_batch import HEADROOM, RaggedBatch
+from journey.engine import _llama_forward as llama_forward
+from journey.engine._key_value_pool import HEADROOM
+from journey.engine._ragged_batch import RaggedBatch
 from journey.engine._running_batch import Row
 
 States = list[tuple[torch.Tensor, torch.Tensor]]
@@ -131,7 +132,7 @@ def test_biased_attention_of_qwen2_matches_decoding_alone() -> None:
     torch.manual_seed(2)
     model = Qwen2ForCausalLM(Qwen2Config(**TINY_DECODER)).eval()
     assert model.model.layers[0].self_attn.q_proj.bias is not None
-    assert ragged.supports(model)
+    assert llama_forward.supports(model)
     prompts = {"a": [5, 9, 3, 17], "b": [7, 1, 4, 4, 8, 2]}
     limits = {"a": 5, "b": 3}
     joins = {0: [("a", 0)], 1: [("b", 2)]}
@@ -184,19 +185,21 @@ def test_branches_are_scored_in_the_step_beside_decoding_rows(llama: LlamaForCau
 
 
 def test_only_the_llama_layout_is_run_ragged(llama: LlamaForCausalLM) -> None:
-    assert ragged.supports(llama)
+    assert llama_forward.supports(llama)
     sliding = Qwen2Config(**TINY_DECODER, use_sliding_window=True, sliding_window=16)
-    assert not ragged.supports(Qwen2ForCausalLM(sliding))
+    assert not llama_forward.supports(Qwen2ForCausalLM(sliding))
     gpt2 = GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=64)
-    assert not ragged.supports(GPT2LMHeadModel(gpt2))
+    assert not llama_forward.supports(GPT2LMHeadModel(gpt2))
 
 
-@pytest.mark.parametrize("rows", [1, 2, ragged.SMALL_PRODUCT_ROWS, 9])
+@pytest.mark.parametrize("rows", [1, 2, llama_forward.SMALL_PRODUCT_ROWS, 9])
 def test_linear_layers_compute_the_same_at_every_row_count(rows: int) -> None:
     torch.manual_seed(3)
     layer = torch.nn.Linear(24, 40)
     x = torch.randn(rows, 24)
-    torch.testing.assert_close(ragged._linear(x, layer), F.linear(x, layer.weight, layer.bias))
+    torch.testing.assert_close(
+        llama_forward._linear(x, layer), F.linear(x, layer.weight, layer.bias)
+    )
 
 
 def test_a_row_must_feed_a_token(llama: LlamaForCausalLM) -> None:

@@ -173,6 +173,14 @@ def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
         TransformersChatCompletionClient(tmp_path, model_name="m", max_batch_size=0)
     with pytest.raises(ConfigError, match="top_p"):
         TransformersChatCompletionClient(tmp_path, model_name="m", top_p=0.0)
+    with pytest.raises(ConfigError, match="'packed_weight'"):
+        TransformersChatCompletionClient(
+            tmp_path, model_name="m", engine_overrides={"packed_weight": False}
+        )
+    with pytest.raises(ConfigError, match="max_batch_size"):  # checked like the others
+        TransformersChatCompletionClient(
+            tmp_path, model_name="m", engine_overrides={"max_batch_size": 0}
+        )
 
 
 async def test_unsupported_requests_raise_before_loading(tmp_path: Path) -> None:
@@ -331,7 +339,7 @@ async def test_a_scoring_joins_the_running_batch_and_scores_as_a_padded_pass(
         model_name=EMBEDDED_MODEL_ID,
         temperature=0.0,
         prefix_cache_mb=0,
-        continuous_batching=False,
+        engine_overrides={"continuous_batching": False},
     )
     expected = await padded.score_labels(chat, labels, prefix="Answer: ")
     await padded.close()
@@ -395,9 +403,11 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
             model_name=EMBEDDED_MODEL_ID,
             temperature=0.0,
             prefix_cache_mb=prefix_cache_mb,
-            continuous_batching=continuous_batching,
-            prefill_in_step=prefill_in_step,
-            packed_weights=packed_weights,
+            engine_overrides={
+                "continuous_batching": continuous_batching,
+                "prefill_in_step": prefill_in_step,
+                "packed_weights": packed_weights,
+            },
         )
         chats = [_user("What is 12 + 30?"), _user("Name a prime number.")]
         replies = []
@@ -563,7 +573,8 @@ async def test_a_failing_scoring_step_fails_only_its_scoring(
         await asyncio.wait_for(client.score_labels(_user("Is ice cold?"), ["yes", "no"]), 30)
     assert not long_task.done()
     assert (await long_task).content == alone
-    pool = client._worker._pool
+    assert client._worker._loaded is not None
+    pool = client._worker._loaded.pool
     assert pool is not None
     # A reply is answered before its batch gives the slots back, so the worker must
     # have finished (close joins its thread) before the slots are counted.
@@ -580,13 +591,14 @@ async def test_ragged_batches_share_one_pool_and_give_every_slot_back(
     )
     args = {"max_tokens": 6}
     await client.create(_user("Name a colour."), extra_create_args=args)
-    pool = client._worker._pool
+    assert client._worker._loaded is not None
+    pool = client._worker._loaded.pool
     assert pool is not None and pool.slots == 4  # the batch's size at first use
     await asyncio.gather(
         *(client.create(_user(q), extra_create_args=args) for q in ("Hi.", "Name a fruit.")),
         client.score_labels(_user("Is fire hot?"), ["yes", "no"]),
     )
-    assert client._worker._pool is pool
+    assert client._worker._loaded.pool is pool
     await client.close()  # the worker's batches are over once its thread is joined
     assert pool.in_use == 0
 

@@ -5,6 +5,10 @@ store that fetches and caches the embedded default model.
 Callers build a `ModelWorker` with an `EngineConfig`, `submit` jobs (`GenerationJob`,
 `ScoringJob`) and wait on each job's future. The engine knows nothing of sessions,
 agents or AutoGen.
+
+Importing the engine imports neither torch nor transformers (tests/test_lazy_imports.py):
+a worker's thread imports them when it loads its model, so that everything that never
+loads one stays fast to import.
 """
 
 from journey.engine._model_worker import ModelWorker

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from journey.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["AUTO_DTYPE", "EngineConfig"]
 
@@ -23,20 +25,26 @@ batch and on whether its prompt came from the prefix cache: four of the tests th
 guard that guarantee fail in bfloat16. So "auto" keeps float32 everywhere, and
 `dtype=bfloat16` is the faster choice on AMX for a caller who can give it up."""
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
+_DTYPES = {  # names torch gives these dtypes, looked up only when a model loads
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
 }
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """How a `ModelWorker` loads, batches and samples; the defaults are the embedded
-    backend's."""
+    backend's.
+
+    `continuous_batching`, `prefill_in_step` and `packed_weights` choose among decode
+    paths that give the same replies at different speeds; they are for the benchmarks
+    that compare those paths (`python -m bench`, docs/benchmarks.md) and for tests, not
+    model spec options: a user has no reason to turn one off.
+    """
 
     dtype: str = field(
         default="auto",
@@ -64,24 +72,25 @@ class EngineConfig:
     continuous_batching: bool = field(
         default=True,
         metadata={
-            "help": "A request leaves the running batch the step it ends and queued ones "
-            "join between steps (models whose attention cache is one growing key/value "
-            "pair per layer); False runs each batch as one `generate` call."
+            "help": "Benchmarks only. A request leaves the running batch the step it "
+            "ends and queued ones join between steps (models whose attention cache is "
+            "one growing key/value pair per layer); False runs each batch as one "
+            "`generate` call."
         },
     )
     prefill_in_step: bool = field(
         default=True,
         metadata={
-            "help": "With continuous batching, a joining prompt is fed in the batch's next "
-            "step beside the other rows' tokens (Llama-family models), not in a pass of "
-            "its own."
+            "help": "Benchmarks only. With continuous batching, a joining prompt is fed "
+            "in the batch's next step beside the other rows' tokens (Llama-family "
+            "models), not in a pass of its own."
         },
     )
     packed_weights: bool = field(
         default=True,
         metadata={
-            "help": "A float32 Llama-family model's linear layers run on oneDNN over "
-            "weights packed once at load (faster, for more memory)."
+            "help": "Benchmarks only. A float32 Llama-family model's linear layers run "
+            "on oneDNN over weights packed once at load (faster, for more memory)."
         },
     )
 
@@ -100,6 +109,14 @@ class EngineConfig:
             raise ConfigError(f"prefix_cache_bytes must be >= 0, got {self.prefix_cache_bytes!r}")
 
     @property
-    def torch_dtype(self) -> torch.dtype:
-        """The dtype the model loads in ("auto" resolved)."""
+    def dtype_name(self) -> str:
+        """The name of the dtype the model loads in ("auto" resolved), e.g. "float32"."""
         return _DTYPES[AUTO_DTYPE if self.dtype == "auto" else self.dtype]
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The dtype the model loads in ("auto" resolved); imports torch."""
+        import torch
+
+        dtype: torch.dtype = getattr(torch, self.dtype_name)
+        return dtype

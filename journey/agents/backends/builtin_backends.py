@@ -58,9 +58,6 @@ LOCAL_OPTIONS = (
     Option("max_batch_size", int, "most requests run in one generate call", "8"),
     Option("num_threads", int, "torch CPU threads (process-wide)", "all cores"),
     Option("prefix_cache_mb", int, "memory for recent prompts' keys and values; 0: off", "1024"),
-    Option("continuous_batching", bool, "requests join and leave a running batch", "true"),
-    Option("prefill_in_step", bool, "a joining prompt is fed in the batch's next step", "true"),
-    Option("packed_weights", bool, "oneDNN over weights packed once at load", "true"),
     Option("dtype", str, "auto, float32, bfloat16 or float16", "auto"),
 )
 

@@ -1,8 +1,8 @@
 """An AutoGen model client for a local Hugging Face causal LM, the embedded model included.
 
-One worker thread owns the model (see `_model_worker`); the event loop only queues
-requests and awaits futures, so a debate's other sessions keep running while the
-model computes. Requests that arrive while the model is busy are run together as
+One worker thread owns the model (`journey.engine.ModelWorker`); the event loop only
+queues requests and awaits futures, so a debate's other sessions keep running while
+the model computes. Requests that arrive while the model is busy are run together as
 one batched `generate` (up to `max_batch_size`, grouped by temperature and top-p): on
 CPU a batch of 8 costs little more than one sequence. Label scoring goes through
 the same worker, so it never runs at the same time as generation.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -79,9 +80,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         max_batch_size: int = 8,
         num_threads: int | None = None,
         prefix_cache_mb: int = 1024,
-        continuous_batching: bool = True,
-        prefill_in_step: bool = True,
-        packed_weights: bool = True,
+        engine_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         """Build the client; the model loads in the worker thread on first use (or `load()`).
 
@@ -100,35 +99,30 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             prefix_cache_mb: Memory for the keys and values of recent prompts, so a prompt
                 that extends one (every turn of a session does) is encoded only past it;
                 0 turns the cache off.
-            continuous_batching: Let a request leave the running batch the step it ends
-                and queued ones join between steps (models whose attention cache is one
-                growing key/value pair per layer); False runs each batch as one
-                `generate` call until its longest row ends.
-            prefill_in_step: With continuous batching, feed a joining request's prompt
-                in the running batch's next step, beside the other rows' tokens, instead
-                of a forward pass of its own (Llama-family models; others prefill apart).
-            packed_weights: Compute a float32 Llama-family model's linear layers with
-                oneDNN over weights packed once at load (the embedded synthesis 1.6 to
-                1.8x faster on an AMD EPYC, 1.17x on an Intel Xeon with AMX), for 528 MB
-                more memory with the embedded model (a torch build without oneDNN keeps
-                the plain one, and so does False).
+            engine_overrides: For benchmarks and tests: `EngineConfig` fields to set over
+                the ones the settings above make, e.g. `{"packed_weights": False}`. The
+                decode-path switches the benchmarks compare (`continuous_batching`,
+                `prefill_in_step`, `packed_weights`) are set only this way.
 
         Raises:
-            ConfigError: A setting is out of range or the dtype is unknown.
+            ConfigError: A setting is out of range, the dtype is unknown, or an override
+                names no `EngineConfig` field.
         """
         _check_create_settings(max_new_tokens, temperature, top_p, error=ConfigError)
         if prefix_cache_mb < 0:
             raise ConfigError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb!r}")
-        self._config = EngineConfig(  # checks the other settings
+        overrides = dict(engine_overrides or {})
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(EngineConfig)})
+        if unknown:
+            raise ConfigError(f"engine_overrides names no EngineConfig field: {unknown!r}")
+        config = EngineConfig(  # checks the other settings
             dtype=dtype,
             seed=seed,
             max_batch_size=max_batch_size,
             num_threads=num_threads,
             prefix_cache_bytes=prefix_cache_mb * 2**20,
-            continuous_batching=continuous_batching,
-            prefill_in_step=prefill_in_step,
-            packed_weights=packed_weights,
         )
+        self._config = dataclasses.replace(config, **overrides)
         self._model_name = model_name
         self._max_new_tokens = max_new_tokens
         self._temperature = temperature
@@ -151,10 +145,9 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         return cls(embedded_model_dir, **kwargs)
 
     def __repr__(self) -> str:
-        dtype = str(self._config.torch_dtype).removeprefix("torch.")
         return (
-            f"{type(self).__name__}(model_name={self._model_name!r}, dtype={dtype!r}, "
-            f"stats={self.stats!r})"
+            f"{type(self).__name__}(model_name={self._model_name!r}, "
+            f"dtype={self._config.dtype_name!r}, stats={self.stats!r})"
         )
 
     @property
