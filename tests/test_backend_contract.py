@@ -43,6 +43,7 @@ from journey.agents.backends.registry import (
 from journey.agents.backends.spec import ModelSpec, create_client, parse_model_spec
 from journey.cli import app
 from journey.errors import ModelSpecError
+from journey.protocols import LabelScoring
 
 __all__ = ["fake_vllm", "openai_server"]  # the fixtures, imported so pytest finds them
 
@@ -170,6 +171,10 @@ async def test_the_request_limit_wrapper_forwards_what_jobs_read(live_spec: str)
             assert wrapper.retry_count == client.retry_count
         if isinstance(client, RecordingClient):
             assert wrapper.requests is client.requests and len(client.requests) == 1
+        if isinstance(client, LabelScoringClient):
+            # Every scorer says what its scores are, and the wrapper says the same.
+            assert client.label_scoring in LabelScoring
+            assert wrapper.label_scoring is client.label_scoring
     finally:
         await wrapper.close()
 

@@ -14,6 +14,7 @@ from journey.protocols import (
     Backtrack,
     Continue,
     CriticVerdictGiven,
+    LabelScoring,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
@@ -266,6 +267,7 @@ async def test_score_mode_critic_picks_labels_and_backtrack_target() -> None:
         "backtrack",
     }
     assert verdicts[2].verdict is StepVerdict.INCORRECT
+    assert all(v.label_scoring is LabelScoring.SEQUENCE for v in verdicts)
     assert result.ended.outcome is Outcome.SOLVED
 
 

@@ -30,6 +30,7 @@ from journey.agents.backends.openai_compat import (
     openai_client_from_spec,
 )
 from journey.errors import ConfigError, ModelUnavailableError
+from journey.protocols import LabelScoring
 
 __all__ = ["openai_server"]  # the fixture, imported so pytest finds it
 
@@ -309,6 +310,7 @@ async def test_score_labels(make_client: ClientFactory, openai_server: OpenAIStu
     openai_server.enqueue(Reply.logprobs(TOP))
     client = make_client(logprobs=True)
     assert isinstance(client, LabelScoringClient) and can_score_labels(client)
+    assert client.label_scoring is LabelScoring.FIRST_TOKEN  # one token's top log-probs
 
     scores = await client.score_labels(PROMPT, LABELS)
 

@@ -12,6 +12,7 @@ from journey.protocols import (
     Backtrack,
     Continue,
     CriticVerdictGiven,
+    LabelScoring,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
@@ -257,6 +258,8 @@ def test_a_beam_verdict_shows_its_reward_apart_from_the_label_scores() -> None:
     out = _text(SessionRenderer(_console()).renderable(verdict.model_copy(update={"reward": 0.25})))
     assert "reward 0.250" in out
     assert "(scored) backtrack -0.10 · reflect -2.25 · continue -4.50" in out
+    served = verdict.model_copy(update={"label_scoring": LabelScoring.FIRST_TOKEN})
+    assert "(first token) backtrack -0.10" in _text(SessionRenderer(_console()).renderable(served))
 
 
 def test_verifier_line() -> None:

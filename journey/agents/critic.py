@@ -51,6 +51,7 @@ from journey.protocols import (
     ActionName,
     Backtrack,
     Continue,
+    LabelScoring,
     LabelSource,
     ProtocolViolation,
     Reflect,
@@ -89,6 +90,8 @@ class CriticTurn:
     usage: TokenUsage
     latency: float
     label_scores: dict[str, float] | None = None
+    label_scoring: LabelScoring | None = None
+    """How `label_scores` were computed (the client's `label_scoring`)."""
     violations: tuple[ProtocolViolation, ...] = ()
     source: LabelSource = LabelSource.CRITIC
     """The evidence behind the verdict (`none` when it is unknown)."""
@@ -321,6 +324,7 @@ class CriticAgent(BaseChatAgent):
             usage=usage,
             latency=0.0,
             label_scores={str(k): v for k, v in scores.items()},
+            label_scoring=client.label_scoring,
             source=LabelSource.CRITIC_ACTION,
         )
 

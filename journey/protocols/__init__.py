@@ -6,6 +6,7 @@ from journey.protocols.answers import extract_final_answer, has_final_answer
 from journey.protocols.messages import (
     ActionApplied,
     CriticVerdictGiven,
+    LabelScoring,
     LabelSource,
     Outcome,
     PolicyStepProposed,
@@ -63,6 +64,7 @@ __all__ = [
     "Backtrack",
     "Continue",
     "CriticVerdictGiven",
+    "LabelScoring",
     "LabelSource",
     "Outcome",
     "ParsedStep",

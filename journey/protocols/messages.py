@@ -49,6 +49,19 @@ class LabelSource(StrEnum):
     """No evidence: the label is unknown."""
 
 
+class LabelScoring(StrEnum):
+    """How a backend scored the action labels of a verdict (its `label_scores`)."""
+
+    SEQUENCE = "sequence"
+    """The summed log-probability of every token of the label (local models, scripted
+    scorers): the model's probability of writing the whole label."""
+    FIRST_TOKEN = "first_token"
+    """The log-probability mass of the tokens that start the label, among the top
+    log-probabilities of one generated token (OpenAI-compatible servers, which return
+    no more); a label none of whose first tokens is among them scores -100. It equals
+    `sequence` where each label's first token decides it."""
+
+
 class StopReason(StrEnum):
     VERIFIED_ANSWER = "verified_answer"
     """The verifier accepted a final answer against the gold answer."""
@@ -155,6 +168,11 @@ class CriticVerdictGiven(_Event):
         default=None,
         description="Score per action label when the action was scored (log-probability, "
         "calibrated against a content-free step unless calibration was off).",
+    )
+    label_scoring: LabelScoring | None = Field(
+        default=None,
+        description="How `label_scores` were computed; None when the action was not "
+        "scored, and in logs written before it was recorded.",
     )
     reward: float | None = Field(
         default=None,

@@ -243,6 +243,7 @@ class BeamSearchSession(Session):
                     action=turn.action,
                     raw=turn.raw,
                     label_scores=turn.label_scores,
+                    label_scoring=turn.label_scoring,
                     reward=reward,
                     violations=list(turn.violations),
                     usage=turn.usage,

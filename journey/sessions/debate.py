@@ -276,6 +276,7 @@ class DebateSession(Session):
                 raw=turn.raw,
                 reasoning=turn.reasoning,
                 label_scores=turn.label_scores,
+                label_scoring=turn.label_scoring,
                 violations=[*turn.violations, *violations],
                 usage=turn.usage,
                 latency=turn.latency,

@@ -23,6 +23,7 @@ from journey.agents.backends._openai_completions import (
 )
 from journey.engine.plain_prompt import PlainPromptTemplate, message_role, message_text
 from journey.errors import ConfigError, ModelUnavailableError
+from journey.protocols import LabelScoring
 
 __all__ = ["LABEL_FLOOR_LOGPROB", "TOP_LOGPROBS", "OpenAILabelScoring", "label_score"]
 
@@ -57,6 +58,10 @@ class OpenAILabelScoring:
     @property
     def supports_label_scoring(self) -> bool:
         return self._logprobs
+
+    @property
+    def label_scoring(self) -> LabelScoring:
+        return LabelScoring.FIRST_TOKEN
 
     async def score_labels(
         self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""

@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 from autogen_core.models import ChatCompletionClient, LLMMessage
 
+from journey.protocols import LabelScoring
+
 
 @runtime_checkable
 class LabelScoringClient(Protocol):
@@ -19,6 +21,12 @@ class LabelScoringClient(Protocol):
 
     @property
     def supports_label_scoring(self) -> bool: ...
+
+    @property
+    def label_scoring(self) -> LabelScoring:
+        """What a label's score is: its whole sequence's log-probability, or its first
+        token's (recorded with every verdict scored this way)."""
+        ...
 
     async def score_labels(
         self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""

@@ -33,6 +33,7 @@ from journey.agents.backends.base import (
     RetryCounting,
     can_score_labels,
 )
+from journey.protocols import LabelScoring
 
 __all__ = ["DelegatingClient"]
 
@@ -115,6 +116,14 @@ class DelegatingClient(ChatCompletionClient):
     @property
     def supports_label_scoring(self) -> bool:
         return can_score_labels(self._inner)
+
+    @property
+    def label_scoring(self) -> LabelScoring:
+        if not isinstance(self._inner, LabelScoringClient):
+            # An AttributeError, so that `isinstance(wrapper, LabelScoringClient)` is
+            # False exactly where it is for the inner client.
+            raise AttributeError(f"{type(self._inner).__name__} cannot score labels")
+        return self._inner.label_scoring
 
     async def score_labels(
         self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""

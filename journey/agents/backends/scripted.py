@@ -25,6 +25,7 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 
 from journey.errors import ModelUnavailableError
+from journey.protocols import LabelScoring
 
 ReplyFunction = Callable[[Sequence[LLMMessage]], str | Awaitable[str]]
 LabelScoreFunction = Callable[[Sequence[LLMMessage], Sequence[str]], Mapping[str, float]]
@@ -118,6 +119,10 @@ class _ScriptedBase(ChatCompletionClient):
     @property
     def supports_label_scoring(self) -> bool:
         return self._label_scores is not None
+
+    @property
+    def label_scoring(self) -> LabelScoring:
+        return LabelScoring.SEQUENCE  # whatever the function says, taken as whole labels
 
     async def score_labels(
         self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""

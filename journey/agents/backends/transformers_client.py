@@ -51,6 +51,7 @@ from journey.engine.jobs import (
 )
 from journey.engine.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
 from journey.errors import ConfigError
+from journey.protocols import LabelScoring
 
 __all__ = ["AUTO_DTYPE", "GenerationStats", "TransformersChatCompletionClient"]
 
@@ -275,6 +276,10 @@ class TransformersChatCompletionClient(ChatCompletionClient):
     @property
     def supports_label_scoring(self) -> bool:
         return True
+
+    @property
+    def label_scoring(self) -> LabelScoring:
+        return LabelScoring.SEQUENCE
 
     async def score_labels(
         self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""

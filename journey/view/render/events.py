@@ -21,6 +21,7 @@ from journey.protocols import (
     Backtrack,
     Continue,
     CriticVerdictGiven,
+    LabelScoring,
     LabelSource,
     PolicyStepProposed,
     ProblemPosed,
@@ -176,7 +177,8 @@ def _critic_panel(event: CriticVerdictGiven, *, show_raw: bool) -> Panel:
     if event.label_scores:
         top = sorted(event.label_scores.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_SCORES]
         scores = " · ".join(f"{label} {score:.2f}" for label, score in top)
-        parts.append(Text(f"(scored) {scores}", style="dim"))
+        how = "scored" if event.label_scoring is not LabelScoring.FIRST_TOKEN else "first token"
+        parts.append(Text(f"({how}) {scores}", style="dim"))
     if event.reward is not None:
         parts.append(Text(f"reward {event.reward:.3f}", style="dim"))
     if event.violations:
