@@ -11,12 +11,14 @@ from autogen_core.models import CreateResult, LLMMessage, UserMessage
 
 from journey.agents.backends import FunctionChatCompletionClient, ScriptedChatCompletionClient
 from journey.agents.backends.cached_client import CachedClient, CacheMode
+from journey.agents.backends.reply_identity import reply_identity
 from journey.agents.backends.response_store import (
     CachedResponse,
     ResponseStore,
     merge_stores,
     request_key,
 )
+from journey.agents.backends.spec import parse_model_spec
 from journey.errors import ConfigError
 
 ASK = [UserMessage(content="What is 3 * 4?", source="user")]
@@ -190,3 +192,26 @@ def test_keys_are_versioned_and_canonical() -> None:
     assert request_key({"a": 1, "b": [1, 2]}) == request_key({"b": [1, 2], "a": 1})
     assert request_key({"a": 1}) != request_key({"a": 2})
     assert len(request_key({})) == 64
+
+
+def test_a_models_identity_keeps_what_shapes_replies_and_drops_the_rest(tmp_path: Path) -> None:
+    def identity(text: str) -> str:
+        return reply_identity(parse_model_spec(text))
+
+    base = identity("openai:m@http://a:8000/v1?temperature=0.7")
+    # Another endpoint of the same model, other timeouts and retries: the same answers.
+    assert identity("openai:m@http://b:9000/v1?temperature=0.7&timeout=5&max_retries=1") == base
+    assert identity("openai:m@http://a:8000/v1?temperature=0.7&max_tokens=99") == base
+    assert identity("openai:m@http://a:8000/v1?temperature=0.2") != base
+    assert identity("openai:other@http://a:8000/v1?temperature=0.7") != base
+    assert identity("embedded?num_threads=1&prefix_cache_mb=0") == identity("embedded")
+    assert identity("embedded?seed=3") != identity("embedded")
+
+    # A retrained model in the same directory is another model.
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+    before = identity(f"hf:{model}")
+    (model / "model.safetensors").write_bytes(b"new weights")
+    assert identity(f"hf:{model}") != before

@@ -42,8 +42,12 @@ MAX_TOKENS = Option(
 TEMPERATURE = Option("temperature", float, "sampling temperature; 0 decodes greedily")
 TOP_P = Option("top_p", float, "nucleus-sampling mass")
 SEED = Option("seed", int, "seeds sampling")
-TIMEOUT = Option("timeout", float, "seconds one HTTP request may take", default="60")
-MAX_RETRIES = Option("max_retries", int, "retries after a retryable fault", default="5")
+TIMEOUT = Option(
+    "timeout", float, "seconds one HTTP request may take", default="60", affects_replies=False
+)
+MAX_RETRIES = Option(
+    "max_retries", int, "retries after a retryable fault", default="5", affects_replies=False
+)
 LOGPROBS = Option(
     "logprobs", bool, "the server returns log-probs: the critic can score its labels", "false"
 )
@@ -55,9 +59,19 @@ LOCAL_OPTIONS = (
     replace(TEMPERATURE, default="0.7"),
     replace(TOP_P, default="0.95"),
     replace(SEED, default="0"),
-    Option("max_batch_size", int, "most requests run in one generate call", "8"),
-    Option("num_threads", int, "torch CPU threads (process-wide)", "all cores"),
-    Option("prefix_cache_mb", int, "memory for recent prompts' keys and values; 0: off", "1024"),
+    Option(
+        "max_batch_size", int, "most requests run in one generate call", "8", affects_replies=False
+    ),
+    Option(
+        "num_threads", int, "torch CPU threads (process-wide)", "all cores", affects_replies=False
+    ),
+    Option(
+        "prefix_cache_mb",
+        int,
+        "memory for recent prompts' keys and values; 0: off",
+        "1024",
+        affects_replies=False,
+    ),
     Option("dtype", str, "auto, float32, bfloat16 or float16", "auto"),
 )
 
@@ -159,7 +173,13 @@ register_backend(
             TIMEOUT,
             MAX_RETRIES,
             LOGPROBS,
-            Option("key_env", str, "the variable holding the API key", "OPENAI_API_KEY"),
+            Option(
+                "key_env",
+                str,
+                "the variable holding the API key",
+                "OPENAI_API_KEY",
+                affects_replies=False,
+            ),
             Option(
                 "reasoning",
                 bool,
@@ -196,12 +216,24 @@ register_backend(
                 str,
                 "the interpreter with vllm installed",
                 "$JOURNEY_VLLM_PYTHON, else vllm on PATH",
+                affects_replies=False,
             ),
             Option("tensor_parallel_size", int, "vLLM's --tensor-parallel-size"),
-            Option("gpu_memory_utilization", float, "vLLM's --gpu-memory-utilization"),
+            Option(
+                "gpu_memory_utilization",
+                float,
+                "vLLM's --gpu-memory-utilization",
+                affects_replies=False,
+            ),
             Option("max_model_len", int, "vLLM's --max-model-len"),
             Option("dtype", str, "vLLM's --dtype"),
-            Option("start_timeout", float, "seconds the server may take to be ready", "900"),
+            Option(
+                "start_timeout",
+                float,
+                "seconds the server may take to be ready",
+                "900",
+                affects_replies=False,
+            ),
         ),
         parse=_target,
         create=_create_vllm,

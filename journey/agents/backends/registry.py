@@ -64,6 +64,9 @@ class Option:
         choices: The only values allowed (str options).
         agent: Read by the agent that uses the model, not by the client (`max_tokens`):
             the client is built without it, so specs differing only in it share one.
+        affects_replies: False for an option that changes how a reply is fetched, not
+            what it says (timeouts, retries, threads, memory): the response cache
+            leaves it out of the model's identity, so changing it reuses the cache.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Option:
     minimum: int | float | None = None
     choices: tuple[str, ...] = ()
     agent: bool = False
+    affects_replies: bool = True
 
     def convert(self, raw: str, spec: str) -> Any:
         """The value of `raw` as this option's type.
