@@ -33,7 +33,7 @@ from journey.longthought.smoothing import (
 )
 from journey.runs import RunDirectory
 from journey.runs.jobs import NoProgress
-from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME, smooth_run
+from journey.runs.smoothing_job import MANIFEST_NAME, RECORD_NAME, SMOOTHED_NAME, smooth_run
 from journey.sessions import DebateSession
 
 runner = CliRunner()
@@ -249,6 +249,22 @@ async def test_smooth_run_keeps_faithful_rewrites_counts_the_rest_and_resumes(
     assert len(client.requests) == 1
 
 
+async def test_smoothing_again_with_another_model_is_refused_unless_forced(
+    tmp_path: Path,
+) -> None:
+    run = await fixture_run(tmp_path / "run")
+    client = FunctionChatCompletionClient(rewriter)
+    await smooth_run(run, Smoother(client), model="function:x")
+    assert json.loads((run.root / MANIFEST_NAME).read_text())["model"] == "function:x"
+    with pytest.raises(ConfigError, match=r"model: 'function:x' -> 'function:y'"):
+        await smooth_run(run, Smoother(client), model="function:y")
+    strict = Smoother(client, checker=FaithfulnessChecker(max_length_ratio=1.5))
+    with pytest.raises(ConfigError, match=r"max_length_ratio: 2\.0 -> 1\.5"):
+        await smooth_run(run, strict, model="function:x")
+    again = await smooth_run(run, Smoother(client), model="function:y", force=True)
+    assert again.skipped == 2 and again.errors == 1  # only the broken one tried again
+
+
 def test_cli_smooths_a_run_and_prints_counts(tmp_path: Path) -> None:
     import asyncio
 
@@ -261,6 +277,17 @@ def test_cli_smooths_a_run_and_prints_counts(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "smoothed before" in result.stdout and "answer changed" in result.stdout
+    # Another rewriter on the same run: refused in one line, then let through by --force.
+    other = ["smooth", str(tmp_path / "run"), "--model", "function:test_smoothing:other_rewriter"]
+    refused = runner.invoke(app, other)
+    assert refused.exit_code != 0 and "--force" in str(refused.exception) + refused.output
+    forced = runner.invoke(app, [*other, "--force", "--json"])
+    assert forced.exit_code == 0, forced.output
+
+
+def other_rewriter(messages: Sequence[LLMMessage]) -> str:
+    """A second rewriter (another model, for the manifest), writing what `rewriter` does."""
+    return rewriter(messages)
 
 
 def test_cli_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

@@ -31,6 +31,13 @@ def smooth(
     max_length: Annotated[
         float, typer.Option(help="Reject a rewrite longer than this multiple of its draft.")
     ] = 2.0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Go on although the run was smoothed before with another model or checker "
+            "settings (recorded in RUN/smooth.json)."
+        ),
+    ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the counts as JSON instead of a table.")
@@ -66,6 +73,7 @@ def smooth(
                 model=str(spec),
                 concurrency=concurrency,
                 limit=limit,
+                force=force,
                 progress=smoothing_progress(err_console, enabled=not no_progress),
             )
         finally:

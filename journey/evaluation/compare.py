@@ -13,7 +13,6 @@ while a bar in the plot (`journey eval compare --plot`) shows one run's accuracy
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from journey.errors import DatasetError
 from journey.evaluation.metrics import AccuracyBucket, EvalRecord, compute_metrics
-from journey.evaluation.runner import MANIFEST_FILE, load_records
+from journey.evaluation.runner import load_records, recorded_model
 
 __all__ = [
     "ComparedRun",
@@ -118,11 +117,7 @@ def _read_run(directory: Path) -> tuple[str, list[EvalRecord]]:
     records = load_records(directory)
     if not records:
         raise DatasetError(f"{directory} holds no evaluation records (records.jsonl)")
-    manifest = directory / MANIFEST_FILE
-    model = "?"
-    if manifest.is_file():
-        model = str(json.loads(manifest.read_text(encoding="utf-8")).get("model", "?"))
-    return model, records
+    return recorded_model(directory), records
 
 
 def compare_runs(

@@ -2,7 +2,8 @@
 
 Beside the pairs file `OUT` (e.g. `pairs.jsonl`) it keeps:
 
-    pairs.sampling.json   the model and sampling settings (a re-run with others is refused)
+    pairs.sampling.json   the manifest: model and sampling settings (a re-run with others
+                          is refused; `journey.runs.manifest`)
     pairs.samples.jsonl   one `ProblemSamples` per sampled problem, appended as each finishes
     pairs.card.json       the dataset card, rewritten with the pairs at the end
 
@@ -52,8 +53,9 @@ from journey.runs.endpoint_health import (
     EndpointDownError,
     ErrorStreak,
 )
-from journey.runs.files import check_settings, read_appended
+from journey.runs.files import read_appended
 from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.manifest import Manifest
 
 __all__ = ["Graded", "Grader", "PairsSampler", "load_samples"]
 
@@ -149,11 +151,8 @@ class PairsSampler:
         )
 
     def _check_manifest(self, out: Path) -> None:
-        check_settings(
-            manifest_path(out),
-            self.options.manifest(),
-            what=f"{samples_path(out)} holds samples",
-            force=self._force,
+        Manifest("pairs", self.options.manifest()).open(
+            manifest_path(out), subject=f"{samples_path(out)} holds samples", force=self._force
         )
 
     async def _sample_all(

@@ -2,7 +2,8 @@
 
 An evaluation directory holds:
 
-    eval.json       the model and generation settings (a re-run with others is refused)
+    eval.json       the manifest: model and generation settings (a re-run with others
+                    is refused; `journey.runs.manifest`)
     records.jsonl   one `EvalRecord` per graded problem, appended as each finishes
     metrics.json    `EvalMetrics` over the selected problems, rewritten at the end
 
@@ -45,10 +46,11 @@ from journey.runs.endpoint_health import (
     EndpointDownError,
     ErrorStreak,
 )
-from journey.runs.files import check_settings, read_appended, write_atomic
+from journey.runs.files import read_appended, write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
+from journey.runs.manifest import Manifest, read_manifest
 
-__all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records"]
+__all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records", "recorded_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ class EvalOptions:
             )
 
     def manifest(self, dataset: str) -> dict[str, object]:
-        """What must not change between an evaluation and its resumption."""
+        """What `eval.json` records; all but the dataset file must not change on resume."""
         return {
             "model": self.model,
             "dataset": dataset,
@@ -110,6 +112,12 @@ class EvalOptions:
         """The client the model spec names, batching up to `batch_size` requests locally."""
         spec = parse_model_spec(self.model).with_default("max_batch_size", self.batch_size)
         return create_client(spec)
+
+
+def recorded_model(directory: Path) -> str:
+    """The model spec an evaluation directory's latest run used ("?" when unrecorded)."""
+    manifest = read_manifest(directory / MANIFEST_FILE)
+    return "?" if manifest is None else str(manifest.current.get("model", "?"))
 
 
 def load_records(directory: Path) -> list[EvalRecord]:
@@ -194,13 +202,8 @@ class EvalRunner:
         return metrics
 
     def _check_manifest(self, out: Path, dataset: str) -> None:
-        check_settings(
-            out / MANIFEST_FILE,
-            self.options.manifest(dataset),
-            what=f"{out} holds an evaluation",
-            force=self._force,
-            free={"dataset"},
-        )
+        manifest = Manifest("eval", self.options.manifest(dataset), free={"dataset"})
+        manifest.open(out / MANIFEST_FILE, subject=f"{out} holds an evaluation", force=self._force)
 
     async def _generate_all(
         self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], out: Path

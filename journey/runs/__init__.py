@@ -1,6 +1,8 @@
 """Runs: run directories (event logs, trees, the index of finished sessions), the
-synthesis job that fills them, their stats, and merging."""
+synthesis job that fills them, their stats, and merging; the manifest and the job loop
+every resumable job shares."""
 
+from journey.runs.manifest import Manifest, ManifestFile, SettingChange, read_manifest
 from journey.runs.merge import MergeReport, merge_runs
 from journey.runs.rundir import (
     EventLog,
@@ -24,9 +26,12 @@ from journey.runs.synthesis import (
 __all__ = [
     "EventLog",
     "EventLogWriter",
+    "Manifest",
+    "ManifestFile",
     "MergeReport",
     "RunDirectory",
     "SessionSummary",
+    "SettingChange",
     "SmoothingRecord",
     "SmoothingTally",
     "SynthesisOptions",
@@ -34,6 +39,7 @@ __all__ = [
     "SynthesisRunner",
     "merge_runs",
     "read_event_log",
+    "read_manifest",
     "smooth_run",
     "smoothing_records",
 ]

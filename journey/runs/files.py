@@ -1,27 +1,23 @@
-"""Files that survive a kill: atomic rewrites, append-only record logs, settings checks.
+"""Files that survive a kill: atomic rewrites and append-only record logs.
 
 Long jobs (`journey eval`, `journey pairs`) append one JSON record per finished item
 and, at the end, rewrite their summaries whole. A kill can then leave at most a last
 line without its newline, which `read_appended` drops (cutting it from the file, so
 appending goes on cleanly), and never a half-written summary, since `write_atomic`
-renames a finished file into place. `check_settings` keeps a resumed job from mixing
-records made with other settings.
+renames a finished file into place. What keeps a resumed job from mixing records made
+with other settings is its manifest (`journey.runs.manifest`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from journey.errors import ConfigError
-
-__all__ = ["check_settings", "read_appended", "write_atomic"]
+__all__ = ["read_appended", "write_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,35 +55,3 @@ def read_appended(path: Path, model: type[RecordT]) -> list[RecordT]:
             else:
                 logger.warning("%s:%d: skipping an unreadable line", path, number)
     return records
-
-
-def check_settings(
-    path: Path,
-    wanted: Mapping[str, Any],
-    *,
-    what: str,
-    force: bool = False,
-    free: Collection[str] = (),
-) -> None:
-    """Refuse to resume with other settings than `path` records, then record `wanted`.
-
-    Args:
-        path: The JSON settings file beside the job's records.
-        wanted: This run's settings.
-        what: Names the records in the error ("eval/ holds an evaluation").
-        force: Resume anyway (the records then mix settings).
-        free: Settings that may change between runs.
-
-    Raises:
-        ConfigError: A setting outside `free` differs from the recorded one.
-    """
-    if path.is_file() and not force:
-        found = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in wanted if k not in free and found.get(k) != wanted[k])
-        if changed:
-            details = ", ".join(f"{k}: {found.get(k)!r} -> {wanted[k]!r}" for k in changed)
-            raise ConfigError(
-                f"{what} made with other settings ({details}); "
-                "use another --out, or --force to mix them"
-            )
-    write_atomic(path, json.dumps(wanted, indent=2) + "\n")

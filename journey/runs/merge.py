@@ -24,13 +24,11 @@ merge never writes into a run that a synthesis is writing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
@@ -39,16 +37,12 @@ from journey import __version__
 from journey.errors import ConfigError
 from journey.protocols import Outcome
 from journey.runs.files import write_atomic
-from journey.runs.rundir import SessionSummary
+from journey.runs.manifest import ManifestFile, read_manifest, setting_changes
+from journey.runs.rundir import RUN_LOCK, SessionSummary
 from journey.runs.stats import RunContents, read_run
+from journey.runs.synthesis_options import MATCHED_OPTIONS
 
 __all__ = ["MergeReport", "SourceCounts", "merge_runs"]
-
-MATCHED_OPTIONS = ("strategy", "models", "critic_mode")
-"""The `run.json` entries that must agree between merged runs."""
-
-SYNTH_LOCK = ".synth.lock"
-"""The lock file `SynthesisRunner` holds on a run while it writes it."""
 
 
 class SourceCounts(BaseModel):
@@ -81,22 +75,19 @@ class MergeReport(BaseModel):
     """Unfinished sessions in OUT after the merge."""
 
 
-def _read_meta(root: Path) -> dict[str, Any]:
-    path = root / "run.json"
-    if not path.is_file():
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read {path}: {error}") from None
-    return meta if isinstance(meta, dict) else {}
+def _read_meta(root: Path) -> ManifestFile | None:
+    return read_manifest(root / "run.json")
 
 
-def _differences(reference: dict[str, Any], meta: dict[str, Any], where: Path) -> list[str]:
+def _differences(
+    reference: ManifestFile | None, meta: ManifestFile | None, where: Path
+) -> list[str]:
+    """How the options of a run (its latest `run.json` entry) differ from the reference's."""
+    recorded = reference.current if reference is not None else {}
+    found = meta.current if meta is not None else {}
     return [
-        f"{where} has {key} {meta.get(key)!r} (not {reference.get(key)!r})"
-        for key in MATCHED_OPTIONS
-        if meta.get(key) != reference.get(key)
+        f"{where} has {change.name} {change.wanted!r} (not {change.recorded!r})"
+        for change in setting_changes(recorded, {key: found.get(key) for key in MATCHED_OPTIONS})
     ]
 
 
@@ -225,8 +216,8 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
     metas = [_read_meta(root) for root in roots]
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a directory")
-    existing_meta = _read_meta(out) if out.is_dir() else {}
-    reference = existing_meta or metas[0]
+    existing_meta = _read_meta(out) if out.is_dir() else None
+    reference = existing_meta if existing_meta is not None else metas[0]
     differences = [
         d
         for root, meta in zip(roots, metas, strict=True)
@@ -236,7 +227,7 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
         raise ConfigError(f"runs differ: {'; '.join(differences)}; use --force to merge anyway")
 
     (out / "sessions").mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out / SYNTH_LOCK), timeout=0)
+    lock = FileLock(str(out / RUN_LOCK), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -254,17 +245,18 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
             )
             merger.add(content)
         merger.write_index()
-        meta = dict(existing_meta or metas[0])
-        meta.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
-        meta.setdefault("journey_version", __version__)
-        meta.setdefault("merged", []).append(
+        meta = reference if reference is not None else ManifestFile.started({})
+        meta.created = meta.created or datetime.now(UTC).isoformat(timespec="seconds")
+        meta.journey_version = meta.journey_version or __version__
+        meta.add_entry(
+            "merged",
             {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "sources": [s.model_dump() for s in report.sources],
                 **({"forced": differences} if differences else {}),
-            }
+            },
         )
-        write_atomic(out / "run.json", json.dumps(meta, indent=2))
+        write_atomic(out / "run.json", meta.to_json())
     finally:
         lock.release()
     return report

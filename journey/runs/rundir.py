@@ -1,7 +1,9 @@
 """Run directories: where sessions are written, one event per line, as they happen.
 
     RUN/
-      run.json                  what made the run (command, models, version)
+      run.json                  what made the run (command, models, version): its
+                                manifest (`journey.runs.manifest`)
+      .synth.lock               held by the one process writing the run (`RUN_LOCK`)
       sessions.jsonl            one summary line per finished session (the index; a
                                 session run again is indexed again, its last line wins)
       sessions/<id>/events.jsonl  the event log, flushed after every event
@@ -16,15 +18,12 @@ files are written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from journey import __version__
 from journey.errors import DatasetError
 from journey.longthought.transcript import LongThoughtWriter
 from journey.longthought.writer import write_long_thought
@@ -37,8 +36,12 @@ from journey.protocols import (
     event_to_json,
 )
 from journey.runs.files import write_atomic
+from journey.runs.manifest import ManifestFile
 from journey.sessions.base import DebateResult
 from journey.sessions.tree import ReasoningTree
+
+RUN_LOCK = ".synth.lock"
+"""The lock file `journey synth` (and `journey merge`, into it) holds on a run it writes."""
 
 
 class SessionSummary(BaseModel):
@@ -171,17 +174,7 @@ class RunDirectory:
             raise DatasetError(f"run directory {str(self.root)!r} exists and is not a directory")
         self.sessions_root.mkdir(parents=True, exist_ok=True)
         if not self.meta_path.exists():
-            write_atomic(
-                self.meta_path,
-                json.dumps(
-                    {
-                        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "journey_version": __version__,
-                        **(meta or {}),
-                    },
-                    indent=2,
-                ),
-            )
+            write_atomic(self.meta_path, ManifestFile.started(meta or {}).to_json())
 
     @property
     def meta_path(self) -> Path:

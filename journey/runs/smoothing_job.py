@@ -1,7 +1,10 @@
 """The smoothing job: every solved session of a run rewritten once, resumably.
 
 Each session's accepted rewrite goes to `transcript.smoothed.md` and its record to
-`smoothing.json`; `journey export --transcript smoothed` reads them back.
+`smoothing.json`; `journey export --transcript smoothed` reads them back. The run's
+`smooth.json` is the job's manifest (`journey.runs.manifest`): the rewriter's model and
+the checker's settings, which a later run must share unless forced, so that one run's
+rewrites are all judged alike.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from journey.protocols import TokenUsage
 from journey.runs.endpoint_health import ErrorStreak
 from journey.runs.files import write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.manifest import Manifest
 from journey.runs.rundir import RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -25,6 +29,8 @@ SMOOTHED_NAME = "transcript.smoothed.md"
 """The accepted rewrite, beside the session's `transcript.md`."""
 RECORD_NAME = "smoothing.json"
 """What smoothing did to a session (accepted or why not, tokens); its presence marks it done."""
+MANIFEST_NAME = "smooth.json"
+"""The job's manifest, in the run directory: the model and checker settings."""
 
 
 class SmoothingRecord(BaseModel):
@@ -88,13 +94,15 @@ async def smooth_run(
     concurrency: int = 4,
     limit: int | None = None,
     progress: JobProgress | None = None,
+    force: bool = False,
 ) -> SmoothingTally:
     """Smooth every solved session of `run` not smoothed yet; resumable.
 
     Each session's accepted rewrite goes to `transcript.smoothed.md`, and its record
     (accepted, reasons, usage) to `smoothing.json`, both written atomically, the record
     last, so a session cut off between them is simply redone. A model error is
-    counted and logged and leaves the session to the next run.
+    counted and logged and leaves the session to the next run. `smooth.json` records
+    the model and checker settings; a run with others is refused unless forced.
 
     Args:
         run: The run directory.
@@ -103,9 +111,27 @@ async def smooth_run(
         concurrency: Sessions in flight at once.
         limit: Smooth at most this many sessions.
         progress: Told of each session done.
+        force: Go on with another model or checker settings than the run's earlier
+            smoothing (its sessions then mix them).
+
+    Raises:
+        ConfigError: `concurrency` is below 1, or the run was smoothed with other
+            settings (without `force`).
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
+    settings = {
+        "model": model,
+        "min_length_ratio": smoother.checker.min_length_ratio,
+        "max_length_ratio": smoother.checker.max_length_ratio,
+        "max_tokens": smoother.max_tokens,
+    }
+    Manifest("smooth", settings).open(
+        run.root / MANIFEST_NAME,
+        subject=f"{run.root} holds smoothing",
+        force=force,
+        remedy="use the same settings, or --force to mix them",
+    )
     todo, done = smoothing_records(run)
     tally = SmoothingTally(sessions=len(todo) + len(done), skipped=len(done))
     kinds: Counter[str] = Counter()

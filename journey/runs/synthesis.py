@@ -27,40 +27,34 @@ Running again on the same directory resumes:
 - a log cut mid-line loses only that line; a log that cannot be replayed is kept
   aside as `events.broken.jsonl` and the session starts again.
 
-`run.json` records the options; resuming with other models, critic mode or
-strategy is refused unless forced; concurrency limits may change, as they
-never change what a session says. A lock file keeps two processes off one run.
+`run.json` is the run's manifest (`journey.runs.manifest`): it records the options;
+resuming with other models, critic mode or strategy is refused unless forced;
+concurrency limits may change, as they never change what a session says. A lock file
+keeps two processes off one run.
+
+This module is the driver; the options are in `synthesis_options`, the work on one
+session in `_synthesis_session`, the resume bookkeeping in `_synthesis_resume`, the
+report in `synthesis_report`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
 
-from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, PolicyAgent
+from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ClientPool, LoadableClient, parse_model_spec, retry_causes
 from journey.errors import ConfigError
 from journey.problems.dataset import ProblemRecord
-from journey.protocols import (
-    CriticVerdictGiven,
-    Outcome,
-    PolicyStepProposed,
-    ProblemPosed,
-    Role,
-    SessionEnded,
-    SessionEvent,
-    StopReason,
-)
+from journey.protocols import Outcome, SessionEvent
+from journey.runs._synthesis_resume import SessionPlan, plan_sessions, repair_index
+from journey.runs._synthesis_session import SessionWork
 from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
@@ -68,11 +62,10 @@ from journey.runs.endpoint_health import (
     LastFailure,
     RoleClient,
 )
-from journey.runs.files import write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
-from journey.runs.rundir import RunDirectory, SessionSummary, read_event_log
-from journey.runs.synthesis_report import SynthesisReport, yield_text
-from journey.sessions.base import DebateLimits, DebateResult, RestoreError, Session
+from journey.runs.rundir import RUN_LOCK, RunDirectory
+from journey.runs.synthesis_options import SynthesisOptions, describe_change
+from journey.runs.synthesis_report import SynthesisReport, SynthesisTally
 from journey.sessions.strategies import strategy_session
 
 __all__ = [
@@ -85,145 +78,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_LOCK_NAME = ".synth.lock"
-
-
-@dataclass(frozen=True)
-class SynthesisOptions:
-    """What a synthesis run does with each problem; recorded in `run.json`."""
-
-    strategy: str = field(default="debate", metadata={"help": "How sessions are run."})
-    policy: str = field(default="embedded", metadata={"help": "Model spec of the policy."})
-    critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
-    critic_mode: str = field(
-        default="auto",
-        metadata={"help": "How the critic decides: auto, generate or score (log-probs)."},
-    )
-    concurrency: int = field(default=8, metadata={"help": "Sessions running at once."})
-    policy_concurrency: int | None = field(
-        default=None,
-        metadata={"help": "Policy requests in flight at once; None: only sessions bound them."},
-    )
-    critic_concurrency: int | None = field(
-        default=None,
-        metadata={"help": "Critic requests in flight at once; None: only sessions bound them."},
-    )
-    limits: DebateLimits = field(
-        default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
-    )
-    step_tokens: int = field(
-        default=160,
-        metadata={"help": "Generation limit for one policy step (max_tokens in --policy wins)."},
-    )
-    critic_tokens: int = field(
-        default=DEFAULT_CRITIC_TOKENS,
-        metadata={
-            "help": "Generation limit for one critic verdict, a reasoning critic's thoughts "
-            "included (max_tokens in --critic wins)."
-        },
-    )
-    critic_reasks: int = field(
-        default=1, metadata={"help": "How often an unreadable verdict is asked again."}
-    )
-    strategy_config: Mapping[str, Any] = field(
-        default_factory=dict,
-        metadata={"help": "Strategy settings given to every session, e.g. beam_width."},
-    )
-
-    def __post_init__(self) -> None:
-        # Raises on an unknown strategy, or on settings it refuses: checked once here,
-        # not in every session.
-        strategy_session(self.strategy).check_config(self.strategy_config, self.limits)
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
-        for role, limit in self.request_limits.items():
-            if limit is not None and limit < 1:
-                raise ConfigError(f"{role} concurrency must be at least 1, got {limit!r}")
-        for name in ("step_tokens", "critic_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        if self.critic_reasks < 0:
-            raise ConfigError(f"critic_reasks must be 0 or more, got {self.critic_reasks!r}")
-        try:
-            CriticMode(self.critic_mode)
-        except ValueError:
-            raise ConfigError(
-                f"critic mode {self.critic_mode!r} is not one of auto, generate, score"
-            ) from None
-
-    @property
-    def roles(self) -> tuple[Role, ...]:
-        """The roles the strategy asks, policy first (`propose-critique`: the policy alone)."""
-        asked = strategy_session(self.strategy).roles
-        return tuple(role for role in (Role.POLICY, Role.CRITIC) if role in asked)
-
-    @property
-    def models(self) -> dict[str, str]:
-        """Model spec per role the strategy asks, normalised (so `embedded?seed=1` and its
-        reordering match). A role the strategy never asks is neither built nor recorded.
-
-        Raises:
-            ModelSpecError: a spec names no backend.
-        """
-        specs = {Role.POLICY: self.policy, Role.CRITIC: self.critic}
-        return {role.value: str(parse_model_spec(specs[role])) for role in self.roles}
-
-    @property
-    def request_limits(self) -> dict[str, int | None]:
-        """Requests in flight allowed per role; None where only `concurrency` bounds them."""
-        return {"policy": self.policy_concurrency, "critic": self.critic_concurrency}
-
-    def record(self) -> dict[str, Any]:
-        """The options as `run.json` keeps them."""
-        return {
-            "strategy": self.strategy,
-            "models": self.models,
-            "critic_mode": self.critic_mode,
-            "concurrency": self.concurrency,
-            "policy_concurrency": self.policy_concurrency,
-            "critic_concurrency": self.critic_concurrency,
-            "limits": asdict(self.limits),
-            "step_tokens": self.step_tokens,
-            "critic_tokens": self.critic_tokens,
-            "critic_reasks": self.critic_reasks,
-            **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
-        }
-
-
-@dataclass
-class _Plan:
-    """What to do with one problem."""
-
-    record: ProblemRecord
-    events: list[SessionEvent] = field(default_factory=list)
-    """Logged events to restore from; empty for a fresh start."""
-    retry: bool = False
-    """The session ended as `model_error`: it starts again, its old log set aside."""
-
-
-@dataclass
-class _Tally:
-    """Live counts behind the progress bar and the report."""
-
-    outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
-    generated: int = 0
-    prompt: int = 0
-    ran: int = 0
-    crashed: int = 0
-
-    def count(self, summary: SessionSummary) -> None:
-        self.outcomes[Outcome(summary.outcome)] += 1
-
-    @property
-    def finished(self) -> int:
-        return sum(self.outcomes.values())
-
-    @property
-    def yield_text(self) -> str:
-        return yield_text(
-            self.outcomes[Outcome.SOLVED], self.finished, self.outcomes[Outcome.ERROR]
-        )
 
 
 class SynthesisRunner:
@@ -293,7 +147,7 @@ class SynthesisRunner:
         if root.exists() and not root.is_dir():
             raise ConfigError(f"run directory {str(root)!r} exists and is not a directory")
         root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(root / _LOCK_NAME), timeout=0)
+        lock = FileLock(str(root / RUN_LOCK), timeout=0)
         try:
             lock.acquire()
         except Timeout:
@@ -305,80 +159,12 @@ class SynthesisRunner:
         finally:
             lock.release()
 
-    # -- preparing -------------------------------------------------------------------------
-
     def _open(self, root: Path, dataset: Mapping[str, Any]) -> RunDirectory:
         """Open the run directory, checking and recording the options in `run.json`."""
-        meta_path = root / "run.json"
-        record = {**self.options.record(), "dataset": dict(dataset)}
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        if not meta_path.exists():
-            return RunDirectory(root, meta={"command": "synth", **record})
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"cannot read {meta_path}: {error}") from None
-        differences = self._differences(meta)
-        if differences and not self.force:
-            raise ConfigError(
-                f"{root} was made with {'; '.join(differences)}: "
-                "use the same options, another --out, or --force"
-            )
-        meta.setdefault("resumed", []).append(
-            {"at": now, **({"forced": differences} if differences else {}), **record}
+        self.options.manifest(dataset).open(
+            root / "run.json", subject=f"{root} was", force=self.force, describe=describe_change
         )
-        write_atomic(meta_path, json.dumps(meta, indent=2))
         return RunDirectory(root)
-
-    def _differences(self, meta: Mapping[str, Any]) -> list[str]:
-        if meta.get("command") != "synth":
-            return [f"'journey {meta.get('command', '?')}', not 'journey synth'"]
-        out = []
-        if meta.get("strategy") != self.options.strategy:
-            out.append(f"strategy {meta.get('strategy')!r} (now {self.options.strategy!r})")
-        recorded = meta.get("models", {})
-        for role, spec in self._models.items():
-            if recorded.get(role) != spec:
-                out.append(f"{role} {recorded.get(role)!r} (now {spec!r})")
-        critic_asked = Role.CRITIC in self.options.roles
-        if critic_asked and meta.get("critic_mode") != self.options.critic_mode:
-            out.append(
-                f"critic mode {meta.get('critic_mode')!r} (now {self.options.critic_mode!r})"
-            )
-        return out
-
-    def _plan(
-        self,
-        run: RunDirectory,
-        problems: Sequence[ProblemRecord],
-        report: SynthesisReport,
-        tally: _Tally,
-        done: list[tuple[ProblemRecord, list[SessionEvent]]],
-    ) -> list[_Plan]:
-        """Sort problems into done (skipped), ended-but-unindexed, unfinished and fresh.
-
-        A session indexed as `model_error` is not done while errors are retried: its log
-        decides, as for an unindexed one, except that a log ending in an error starts
-        again (a log cut short is a retry that was interrupted: it is resumed).
-        """
-        indexed = {s.session_id: s for s in run.summaries()}
-        plans: list[_Plan] = []
-        for record in problems:
-            summary = indexed.get(record.session_id)
-            errored = summary is not None and summary.outcome == Outcome.ERROR
-            if summary is not None and not (errored and self.retry_errors):
-                report.skipped += 1
-                tally.count(summary)
-                continue
-            events = _read_repaired(run, record, report)
-            ended = events[-1] if events and isinstance(events[-1], SessionEnded) else None
-            if ended is not None and ended.outcome is Outcome.ERROR and self.retry_errors:
-                plans.append(_Plan(record, retry=True))
-            elif ended is not None:
-                done.append((record, events))
-            else:  # no log: an indexed error whose log a stopped run had set aside already
-                plans.append(_Plan(record, events, retry=errored and not events))
-        return plans
 
     # -- running ---------------------------------------------------------------------------
 
@@ -390,7 +176,7 @@ class SynthesisRunner:
         dataset_issues: int,
     ) -> SynthesisReport:
         run = self._open(root, dataset)
-        _repair_index(run.index_path)
+        repair_index(run.index_path)
         run.compact_index()  # lines a killed run left superseded
         try:
             return await self._run_opened(run, problems, dataset_issues)
@@ -406,9 +192,11 @@ class SynthesisRunner:
             sessions=len(problems),
             dataset_issues=dataset_issues,
         )
-        tally = _Tally()
+        tally = SynthesisTally()
         ended_logs: list[tuple[ProblemRecord, list[SessionEvent]]] = []
-        plans = self._plan(run, problems, report, tally, ended_logs)
+        plans = plan_sessions(
+            run, problems, report, tally, ended_logs, retry_errors=self.retry_errors
+        )
         pool = ClientPool() if self._given_clients is None else None
         failures = LastFailure()
         stopped: str | None = None
@@ -436,16 +224,17 @@ class SynthesisRunner:
                 if "critic" in clients
                 else None
             )
+            work = SessionWork(
+                run, o, self._session_type, self._models, policy, critic, report, tally
+            )
             for record, events in ended_logs:
-                if not self._reindex(run, record, events, policy, critic, report, tally):
-                    plans.append(_Plan(record))
+                if not work.reindex(record, events):
+                    plans.append(SessionPlan(record))
             if plans:
                 await self._load(shared)
             retries_before = _retries(shared.values())
             started = time.monotonic()
-            stopped = await self._run_sessions(
-                run, plans, policy, critic, report, tally, started, failures
-            )
+            stopped = await self._run_sessions(work, plans, started, failures)
             report.wall_time = round(time.monotonic() - started, 3)
             retries_after = _retries(shared.values())
             report.retries_by_cause = {
@@ -479,30 +268,6 @@ class SynthesisRunner:
             raise ConfigError(f"no client given for {', '.join(missing)}")
         return {role: given[role] for role in roles}
 
-    def _reindex(
-        self,
-        run: RunDirectory,
-        record: ProblemRecord,
-        events: list[SessionEvent],
-        policy: PolicyAgent,
-        critic: CriticAgent | None,
-        report: SynthesisReport,
-        tally: _Tally,
-    ) -> bool:
-        """Save and index a session whose log ended before it was indexed.
-
-        Returns False when the log cannot be rebuilt: it is set aside, to be run again
-        rather than index something wrong.
-        """
-        try:
-            session = self._session_type.restore(events, policy=policy, critic=critic)
-        except RestoreError as error:
-            _restart(run, record, report, f"cannot rebuild its log ({error})")
-            return False
-        tally.count(run.save(DebateResult(session.session_id, session.tree, session.events)))
-        report.reindexed += 1
-        return True
-
     async def _load(self, clients: Mapping[str, ChatCompletionClient]) -> None:
         distinct = {id(c): c for c in clients.values()}.values()
         loaders = [c.load for c in distinct if isinstance(c, LoadableClient)]
@@ -513,17 +278,10 @@ class SynthesisRunner:
                 await load()
 
     async def _run_sessions(
-        self,
-        run: RunDirectory,
-        plans: list[_Plan],
-        policy: PolicyAgent,
-        critic: CriticAgent | None,
-        report: SynthesisReport,
-        tally: _Tally,
-        started: float,
-        failures: LastFailure,
+        self, work: SessionWork, plans: list[SessionPlan], started: float, failures: LastFailure
     ) -> str | None:
         """Run the planned sessions; returns None, or the line saying why the run stopped."""
+        run, report, tally = work.run, work.report, work.tally
 
         def fields() -> dict[str, str]:
             elapsed = max(time.monotonic() - started, 1e-9)
@@ -532,9 +290,9 @@ class SynthesisRunner:
         def refresh() -> None:
             self.progress.update(fields())
 
-        async def one(plan: _Plan) -> str | None:
+        async def one(plan: SessionPlan) -> str | None:
             try:
-                ended = await self._session(run, plan, policy, critic, report, tally, refresh)
+                ended = await work.run_session(plan, refresh)
             except Exception as error:  # one session's bug must not stop the others
                 tally.crashed += 1
                 line = f"{plan.record.session_id}: {type(error).__name__}: {error}"
@@ -571,70 +329,6 @@ class SynthesisRunner:
             f"again to resume {run.root}"
         )
 
-    async def _session(
-        self,
-        run: RunDirectory,
-        plan: _Plan,
-        policy: PolicyAgent,
-        critic: CriticAgent | None,
-        report: SynthesisReport,
-        tally: _Tally,
-        refresh: Callable[[], None],
-    ) -> SessionEnded:
-        """Run (or continue) one session and save it; returns how it ended."""
-        record = plan.record
-        if plan.retry:
-            _keep_error_log(run, record.session_id)
-            report.retried += 1
-        session: Session | None = None
-        posed = plan.events[0] if plan.events else None
-        if isinstance(posed, ProblemPosed) and (
-            posed.problem != record.problem or posed.gold_answer != record.answer
-        ):
-            _restart(run, record, report, "its log is about another problem or answer")
-        elif plan.events:
-            try:
-                session = self._session_type.restore(
-                    plan.events,
-                    policy=policy,
-                    critic=critic,
-                    limits=self.options.limits,
-                    models=self._models,
-                )
-                report.resumed += 1
-            except RestoreError as error:
-                _restart(run, record, report, f"cannot continue its log ({error})")
-        if session is None:
-            session = self._session_type(
-                record.problem,
-                gold_answer=record.answer,
-                policy=policy,
-                critic=critic,
-                limits=self.options.limits,
-                session_id=record.session_id,
-                models=self._models,
-                config={
-                    **self.options.strategy_config,
-                    "index": record.index,
-                    "meta": record.meta,
-                },
-            )
-        with run.event_log(record.session_id) as log:
-
-            def on_event(event: SessionEvent) -> None:
-                if isinstance(event, SessionEnded) and event.stop_reason is StopReason.CANCELLED:
-                    return  # interrupted, not ended: the log stays open for a resume
-                log.write(event)
-                if isinstance(event, PolicyStepProposed | CriticVerdictGiven):
-                    tally.generated += event.usage.completion_tokens
-                    tally.prompt += event.usage.prompt_tokens
-                    refresh()
-
-            result = await session.run(on_event)
-        tally.count(run.save(result))
-        tally.ran += 1
-        return result.ended
-
 
 def _retries(clients: Iterable[ChatCompletionClient]) -> dict[str, int]:
     """Retries so far per cause, summed over the distinct clients that count them."""
@@ -643,67 +337,3 @@ def _retries(clients: Iterable[ChatCompletionClient]) -> dict[str, int]:
         for cause, count in retry_causes(client).items():
             total[cause] = total.get(cause, 0) + count
     return total
-
-
-def _restart(run: RunDirectory, record: ProblemRecord, report: SynthesisReport, why: str) -> None:
-    """Set a session's log aside (as `events.broken.jsonl`) so it starts again."""
-    line = f"{record.session_id}: {why}; started again"
-    report.problems.append(line)
-    report.restarted += 1
-    logger.warning(line)
-    _set_aside(run.session_dir(record.session_id) / "events.jsonl")
-
-
-def _read_repaired(
-    run: RunDirectory, record: ProblemRecord, report: SynthesisReport
-) -> list[SessionEvent]:
-    """A session's logged events, with the file made safe to append to.
-
-    A last line cut mid-write is removed (a complete last line missing its newline gets
-    one); a log damaged elsewhere is set aside, and the session starts again.
-    """
-    path = run.session_dir(record.session_id) / "events.jsonl"
-    if not path.exists():
-        return []
-    log = read_event_log(path)
-    if log.bad_lines:
-        _restart(run, record, report, f"unreadable lines {log.bad_lines} in its log")
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as file:
-            if log.truncated:
-                file.truncate(data.rfind(b"\n") + 1)
-            else:
-                file.seek(0, os.SEEK_END)
-                file.write(b"\n")
-    return log.events
-
-
-def _repair_index(path: Path) -> None:
-    """Cut a half-written last line off `sessions.jsonl`, so the next line starts clean."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as file:
-            file.truncate(data.rfind(b"\n") + 1)
-
-
-def _set_aside(path: Path) -> None:
-    if path.exists():
-        os.replace(path, path.with_name("events.broken.jsonl"))
-
-
-def _keep_error_log(run: RunDirectory, session_id: str) -> None:
-    """Set a `model_error` session's log aside as `events.error-N.jsonl` (N = 1, 2...,
-    one per failed try) so that it runs again from the start. Its index line stays until
-    the new one supersedes it."""
-    folder = run.session_dir(session_id)
-    log = folder / "events.jsonl"
-    if log.exists():
-        number = 1
-        while (folder / f"events.error-{number}.jsonl").exists():
-            number += 1
-        os.replace(log, folder / f"events.error-{number}.jsonl")
-    (folder / "shortcut.md").unlink(missing_ok=True)

@@ -1,10 +1,16 @@
-"""What a synthesis run did: `SynthesisReport`, and its end-of-run summary table."""
+"""What a synthesis run did: `SynthesisReport`, the live counts behind it
+(`SynthesisTally`), and the yield as the progress line and the summary show it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from pydantic import BaseModel, computed_field
 
-__all__ = ["SynthesisReport", "yield_text"]
+from journey.protocols import Outcome
+from journey.runs.rundir import SessionSummary
+
+__all__ = ["SynthesisReport", "SynthesisTally", "yield_text"]
 
 
 class SynthesisReport(BaseModel):
@@ -72,3 +78,27 @@ def yield_text(solved: int, finished: int, errors: int, *, rate: bool = False) -
     if rate:
         text = f"{solved / judged if judged else 0.0:.1%} ({text})"
     return text + (f" · {errors} error{'' if errors == 1 else 's'}" if errors else "")
+
+
+@dataclass
+class SynthesisTally:
+    """Live counts behind the progress bar and the report."""
+
+    outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    generated: int = 0
+    prompt: int = 0
+    ran: int = 0
+    crashed: int = 0
+
+    def count(self, summary: SessionSummary) -> None:
+        self.outcomes[Outcome(summary.outcome)] += 1
+
+    @property
+    def finished(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def yield_text(self) -> str:
+        return yield_text(
+            self.outcomes[Outcome.SOLVED], self.finished, self.outcomes[Outcome.ERROR]
+        )

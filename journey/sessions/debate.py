@@ -52,6 +52,7 @@ from journey.protocols import (
     wrong_answer_note,
 )
 from journey.protocols.parsing import ParsedStep
+from journey.sessions.action_repairs import legalise_action
 from journey.sessions.base import (
     RestoreError,
     Session,
@@ -307,34 +308,8 @@ class DebateSession(Session):
     def _legalise(
         self, node: TreeNode, action: Action, verdict: StepVerdict
     ) -> tuple[Action, StepVerdict, list[ProtocolViolation]]:
-        """Check the critic's action against the tree; repair what is illegal, and say so."""
-        violations: list[ProtocolViolation] = []
-        if isinstance(action, Backtrack) and action.to_step >= node.depth:
-            violations.append(
-                ProtocolViolation(
-                    kind="illegal_backtrack_target",
-                    detail=f"backtrack to step {action.to_step} from step {node.depth}; "
-                    f"read as backtrack to step {node.depth - 1}",
-                    repaired=True,
-                )
-            )
-            action = Backtrack(to_step=node.depth - 1, critique=action.critique)
-        if isinstance(action, Terminate) and self.verifier is not None:
-            replacement: Action = (
-                Reflect(critique=action.reason or "")
-                if verdict is StepVerdict.INCORRECT
-                else Continue()
-            )
-            violations.append(
-                ProtocolViolation(
-                    kind="premature_terminate",
-                    detail="only the verifier ends a session with a gold answer; "
-                    f"read as {replacement.action}",
-                    repaired=True,
-                )
-            )
-            action = replacement
-        return action, verdict, violations
+        """The judge's action, with what the tree or the verifier forbids repaired."""
+        return legalise_action(node, action, verdict, has_verifier=self.verifier is not None)
 
     # -- applying actions --------------------------------------------------------------------
 

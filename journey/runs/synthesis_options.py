@@ -1,0 +1,149 @@
+"""What a synthesis run does with each problem: `SynthesisOptions`, and its manifest.
+
+The options are recorded in the run's `run.json` (`journey.runs.manifest`). A resume
+must keep the strategy, the model of each role the strategy asks and, when it asks a
+critic, the critic mode; everything else (concurrency, limits, token budgets) may
+change, as none of it changes what a session already logged says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from journey.agents import DEFAULT_CRITIC_TOKENS, CriticMode
+from journey.agents.backends import parse_model_spec
+from journey.errors import ConfigError
+from journey.protocols import Role
+from journey.runs.manifest import KIND_KEY, Manifest, SettingChange
+from journey.sessions.base import DebateLimits
+from journey.sessions.strategies import strategy_session
+
+__all__ = ["MATCHED_OPTIONS", "SYNTH_KIND", "SynthesisOptions", "describe_change"]
+
+SYNTH_KIND = "synth"
+"""The kind `run.json` records for a synthesis run."""
+
+MATCHED_OPTIONS = ("strategy", "models", "critic_mode")
+"""The `run.json` settings that a resume must keep (the critic mode only where the
+strategy asks a critic), and that runs merged into one must share."""
+
+_LABELS = {"critic_mode": "critic mode", "models.policy": "policy", "models.critic": "critic"}
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """What a synthesis run does with each problem; recorded in `run.json`."""
+
+    strategy: str = field(default="debate", metadata={"help": "How sessions are run."})
+    policy: str = field(default="embedded", metadata={"help": "Model spec of the policy."})
+    critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
+    critic_mode: str = field(
+        default="auto",
+        metadata={"help": "How the critic decides: auto, generate or score (log-probs)."},
+    )
+    concurrency: int = field(default=8, metadata={"help": "Sessions running at once."})
+    policy_concurrency: int | None = field(
+        default=None,
+        metadata={"help": "Policy requests in flight at once; None: only sessions bound them."},
+    )
+    critic_concurrency: int | None = field(
+        default=None,
+        metadata={"help": "Critic requests in flight at once; None: only sessions bound them."},
+    )
+    limits: DebateLimits = field(
+        default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
+    )
+    step_tokens: int = field(
+        default=160,
+        metadata={"help": "Generation limit for one policy step (max_tokens in --policy wins)."},
+    )
+    critic_tokens: int = field(
+        default=DEFAULT_CRITIC_TOKENS,
+        metadata={
+            "help": "Generation limit for one critic verdict, a reasoning critic's thoughts "
+            "included (max_tokens in --critic wins)."
+        },
+    )
+    critic_reasks: int = field(
+        default=1, metadata={"help": "How often an unreadable verdict is asked again."}
+    )
+    strategy_config: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Strategy settings given to every session, e.g. beam_width."},
+    )
+
+    def __post_init__(self) -> None:
+        # Raises on an unknown strategy, or on settings it refuses: checked once here,
+        # not in every session.
+        strategy_session(self.strategy).check_config(self.strategy_config, self.limits)
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
+        for role, limit in self.request_limits.items():
+            if limit is not None and limit < 1:
+                raise ConfigError(f"{role} concurrency must be at least 1, got {limit!r}")
+        for name in ("step_tokens", "critic_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.critic_reasks < 0:
+            raise ConfigError(f"critic_reasks must be 0 or more, got {self.critic_reasks!r}")
+        try:
+            CriticMode(self.critic_mode)
+        except ValueError:
+            raise ConfigError(
+                f"critic mode {self.critic_mode!r} is not one of auto, generate, score"
+            ) from None
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """The roles the strategy asks, policy first (`propose-critique`: the policy alone)."""
+        asked = strategy_session(self.strategy).roles
+        return tuple(role for role in (Role.POLICY, Role.CRITIC) if role in asked)
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Model spec per role the strategy asks, normalised (so `embedded?seed=1` and its
+        reordering match). A role the strategy never asks is neither built nor recorded.
+
+        Raises:
+            ModelSpecError: a spec names no backend.
+        """
+        specs = {Role.POLICY: self.policy, Role.CRITIC: self.critic}
+        return {role.value: str(parse_model_spec(specs[role])) for role in self.roles}
+
+    @property
+    def request_limits(self) -> dict[str, int | None]:
+        """Requests in flight allowed per role; None where only `concurrency` bounds them."""
+        return {"policy": self.policy_concurrency, "critic": self.critic_concurrency}
+
+    def record(self) -> dict[str, Any]:
+        """The options as `run.json` keeps them."""
+        return {
+            "strategy": self.strategy,
+            "models": self.models,
+            "critic_mode": self.critic_mode,
+            "concurrency": self.concurrency,
+            "policy_concurrency": self.policy_concurrency,
+            "critic_concurrency": self.critic_concurrency,
+            "limits": asdict(self.limits),
+            "step_tokens": self.step_tokens,
+            "critic_tokens": self.critic_tokens,
+            "critic_reasks": self.critic_reasks,
+            **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
+        }
+
+    def manifest(self, dataset: Mapping[str, Any]) -> Manifest:
+        """The run as `run.json` records it: the options and where the problems came from."""
+        record = {**self.record(), "dataset": dict(dataset)}
+        critic_asked = Role.CRITIC in self.roles
+        matched = {k for k in MATCHED_OPTIONS if k != "critic_mode" or critic_asked}
+        return Manifest(SYNTH_KIND, record, free=frozenset(record) - matched)
+
+
+def describe_change(change: SettingChange) -> str:
+    """A change as a refused synthesis resume names it: `critic mode 'generate' (now 'auto')`."""
+    if change.name == KIND_KEY:
+        return str(change)
+    label = _LABELS.get(change.name, change.name)
+    return f"{label} {change.recorded!r} (now {change.wanted!r})"
