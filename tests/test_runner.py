@@ -183,7 +183,7 @@ def test_every_problem_gets_one_finished_session_and_exact_report(tmp_path: Path
     assert outcome["stuck"].stop_reason == "max_turns" and outcome["stuck"].turns == 6
     generated = sum(u.completion_tokens for s in summaries.values() for u in s.usage.values())
     prompt = sum(u.prompt_tokens for s in summaries.values() for u in s.usage.values())
-    assert report.model_dump(exclude={"wall_time", "tokens_per_second"}) == {
+    assert report.model_dump(exclude={"wall_time", "tokens_per_second", "cache"}) == {
         "run_dir": str(tmp_path / "run"),
         "strategy": "debate",
         "sessions": 6,
@@ -208,6 +208,15 @@ def test_every_problem_gets_one_finished_session_and_exact_report(tmp_path: Path
         "yield_rate": 4 / 5,  # the model_error session is not in the yield
     }
     assert report.wall_time > 0 and report.tokens_per_second == generated / report.wall_time
+    # A cold cache: every request a miss, every answer stored but the one that raised.
+    events = [e for log in logs(tmp_path / "run").values() for e in log]
+    steps = sum(e["type"] == "policy_step" for e in events)
+    verdicts = sum(e["type"] == "critic_verdict" for e in events)
+    nothing_saved = {"hits": 0, "prompt_tokens_saved": 0, "completion_tokens_saved": 0}
+    assert report.cache == {
+        "policy": {**nothing_saved, "misses": steps + 1, "stored": steps},
+        "critic": {**nothing_saved, "misses": verdicts, "stored": verdicts},
+    }
     # The record's extra fields travel with the session.
     posed = read_event_log(run.session_dir(problems[0].session_id) / "events.jsonl").events[0]
     assert posed.config["index"] == 0 and posed.config["meta"] == {"level": 1}  # type: ignore[union-attr]

@@ -138,15 +138,31 @@ def synth(
             "end in model_error: an endpoint down, a wrong URL, a spent quota. 0: never."
         ),
     ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Response cache directory (default: cache/ in the run). Share one across runs "
+            "(e.g. ~/.cache/journey/responses) to pay for no request twice."
+        ),
+    ] = None,
+    cache_mode: Annotated[
+        str,
+        typer.Option(
+            help="readwrite: answer from the cache, store new replies; read: answer from it, "
+            "store nothing; write: always ask, store; off: no cache."
+        ),
+    ] = "readwrite",
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
     ] = False,
 ) -> None:
     """Run a debate on every problem of a dataset; run it again to resume."""
+    from journey.agents.backends.cached_client import CacheMode
     from journey.problems import Shard, load_problems
     from journey.problems.dataset import issue_lines
     from journey.runs import SynthesisOptions, SynthesisRunner
+    from journey.runs.response_cache import CacheSettings
     from journey.sessions import DebateLimits
     from journey.view.progress import synthesis_progress
     from journey.view.reports import render_synthesis_report
@@ -177,6 +193,7 @@ def synth(
         critic_tokens=critic_tokens,
         critic_reasks=critic_reasks,
         strategy_config=strategy_config,
+        cache=CacheSettings(mode=CacheMode.parse(cache_mode), directory=cache),
     )
     chosen_shard = Shard.parse(shard) if shard else None
     options.models  # noqa: B018  (validates the model specs now)

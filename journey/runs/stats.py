@@ -28,6 +28,7 @@ from journey.errors import DatasetError
 from journey.longthought.writer import write_long_thought
 from journey.protocols import Outcome, ProblemPosed, Role, TokenUsage
 from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS
+from journey.runs.response_cache import recorded_cache_stats
 from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index
 from journey.sessions.state import SessionState, StateError
 
@@ -269,6 +270,11 @@ class RunStats(BaseModel):
         default=None, description="The same with generated (completion) tokens only."
     )
     mean_transcript_chars: float | None
+    cache: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per role, what the response cache did over the run's invocations: "
+        "hits, misses, stored, tokens saved (empty when the run kept no counts).",
+    )
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:
@@ -335,4 +341,5 @@ def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -
         tokens_per_solved=everything / solved if solved else None,
         completion_tokens_per_solved=generated / solved if solved else None,
         mean_transcript_chars=_mean([s.transcript_chars for s in done]),
+        cache={role: stats.as_dict() for role, stats in recorded_cache_stats(run.root).items()},
     )

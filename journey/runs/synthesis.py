@@ -63,6 +63,7 @@ from journey.runs.endpoint_health import (
     RoleClient,
 )
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
+from journey.runs.response_cache import RunCache
 from journey.runs.rundir import RUN_LOCK, RunDirectory
 from journey.runs.synthesis_options import SynthesisOptions, describe_change
 from journey.runs.synthesis_report import SynthesisReport, SynthesisTally
@@ -198,16 +199,19 @@ class SynthesisRunner:
             run, problems, report, tally, ended_logs, retry_errors=self.retry_errors
         )
         pool = ClientPool() if self._given_clients is None else None
+        cache = RunCache(self.options.cache, run.root)
         failures = LastFailure()
         stopped: str | None = None
         try:
             shared = self._clients(pool)
-            # The agents talk through the role wrappers (limits, failures noted); loading
-            # and retry counts need the clients themselves (two wrappers over one model
-            # would load it twice).
+            # The agents talk through the role wrappers (the cache, limits, failures
+            # noted); loading and retry counts need the clients themselves (two wrappers
+            # over one model would load it twice).
             limits = self.options.request_limits
             clients = {
-                role: RoleClient(role, client, limits.get(role), failures)
+                role: RoleClient(
+                    role, cache.wrap(role, client, self._models[role]), limits.get(role), failures
+                )
                 for role, client in shared.items()
             }
             o = self.options
@@ -244,6 +248,9 @@ class SynthesisRunner:
             }
             report.retries = sum(report.retries_by_cause.values())
         finally:
+            report.cache = {role: stats.as_dict() for role, stats in cache.stats().items()}
+            cache.save()
+            cache.close()
             if pool is not None:
                 await pool.close()
         report.solved = tally.outcomes[Outcome.SOLVED]

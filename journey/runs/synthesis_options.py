@@ -17,6 +17,7 @@ from journey.agents.backends import parse_model_spec
 from journey.errors import ConfigError
 from journey.protocols import Role
 from journey.runs.manifest import KIND_KEY, Manifest, SettingChange
+from journey.runs.response_cache import CacheSettings
 from journey.sessions.base import DebateLimits
 from journey.sessions.strategies import strategy_session
 
@@ -72,6 +73,10 @@ class SynthesisOptions:
     strategy_config: Mapping[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Strategy settings given to every session, e.g. beam_width."},
+    )
+    cache: CacheSettings = field(
+        default_factory=CacheSettings,
+        metadata={"help": "Where the response cache is and whether it is read and written."},
     )
 
     def __post_init__(self) -> None:
@@ -131,6 +136,7 @@ class SynthesisOptions:
             "critic_tokens": self.critic_tokens,
             "critic_reasks": self.critic_reasks,
             **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
+            "cache": self.cache.record(),
         }
 
     def manifest(self, dataset: Mapping[str, Any]) -> Manifest:

@@ -48,6 +48,9 @@ class SynthesisReport(BaseModel):
     retries: int = 0
     """Requests the backends retried in this run (timeouts, 429, 5xx...)."""
     retries_by_cause: dict[str, int] = {}
+    cache: dict[str, dict[str, int]] = {}
+    """What each role's response cache did in this run: hits, misses, stored, tokens
+    saved (empty with the cache off)."""
     problems: list[str] = []
     """One line per crashed or restarted session."""
 

@@ -43,6 +43,13 @@ def _stat_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
             (f"tokens · {role} prompt / session", "mean", used.prompt_per_session),
             (f"tokens · {role} completion / session", "mean", used.completion_per_session),
         ]
+    for role, counts in stats.cache.items():
+        saved = counts.get("prompt_tokens_saved", 0) + counts.get("completion_tokens_saved", 0)
+        rows += [
+            (f"cache · {role} hits", "count", counts.get("hits", 0)),
+            (f"cache · {role} misses", "count", counts.get("misses", 0)),
+            (f"cache · {role} tokens saved", "count", saved),
+        ]
     rows += [
         ("tokens / solved session", "mean", stats.tokens_per_solved),
         ("completion tokens / solved session", "mean", stats.completion_tokens_per_solved),
