@@ -12,6 +12,7 @@ from rich.console import Console
 from test_runner import KINDS, dataset, synthesise
 from typer.testing import CliRunner
 
+from journey.agents.backends.response_store import ResponseStore
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
 from journey.exports.export import ExportOptions, export_runs
@@ -26,6 +27,10 @@ runner = CliRunner()
 def index_ids(run: Path) -> list[str]:
     lines = (run / "sessions.jsonl").read_text().splitlines()
     return [json.loads(line)["session_id"] for line in lines if line.strip()]
+
+
+def count_rows(cache: Path) -> int:
+    return len(ResponseStore(cache, writer=None))
 
 
 def unfinish(run: Path, session_id: str) -> None:
@@ -73,9 +78,13 @@ def test_shards_merge_into_one_run_like_an_unsharded_one(
     # model_error session, which runs again.
     card = export_runs([out], tmp_path / "sft.jsonl", ExportOptions(format="sft"))
     assert card.rows == 4
+    # The shards' response caches merge too: the merged run answers from them.
+    stored = sum(count_rows(shard / "cache") for shard in shards)
+    assert report.cached_responses == stored > 0 and count_rows(out / "cache") == stored
     resumed = synthesise(out, problems)
     assert (resumed.skipped, resumed.retried, resumed.ran) == (5, 1, 1)
     assert sorted(index_ids(out)) == sorted(p.session_id for p in problems)
+    assert merge_runs(shards, out).cached_responses == 0  # nothing new the second time
 
 
 def test_merging_again_adds_only_what_is_new(shards: list[Path], tmp_path: Path) -> None:

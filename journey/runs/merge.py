@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 from journey import __version__
+from journey.agents.backends.response_store import merge_stores
 from journey.errors import ConfigError
 from journey.protocols import Outcome
 from journey.runs.files import write_atomic
@@ -73,6 +74,8 @@ class MergeReport(BaseModel):
     """Finished sessions in OUT after the merge."""
     unfinished: int = 0
     """Unfinished sessions in OUT after the merge."""
+    cached_responses: int = 0
+    """Responses copied from the sources' caches (`RUN/cache/`) into OUT's, new ones only."""
 
 
 def _read_meta(root: Path) -> ManifestFile | None:
@@ -245,6 +248,9 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
             )
             merger.add(content)
         merger.write_index()
+        caches = [root / "cache" for root in roots if (root / "cache").is_dir()]
+        if caches:
+            report.cached_responses = merge_stores(caches, out / "cache")
         meta = reference if reference is not None else ManifestFile.started({})
         meta.created = meta.created or datetime.now(UTC).isoformat(timespec="seconds")
         meta.journey_version = meta.journey_version or __version__

@@ -180,6 +180,7 @@ def render_merge_report(report: MergeReport) -> Table:
         f"{report.duplicates} duplicates skipped" if report.duplicates else "",
         f"{report.missing} indexed but missing, not copied" if report.missing else "",
         f"forced past {len(report.forced)} differences" if report.forced else "",
+        f"{report.cached_responses} cached responses merged" if report.cached_responses else "",
     ]
     table.caption = " · ".join(n for n in notes if n)
     return table
