@@ -13,11 +13,14 @@ list is kept here under its own name, and how they relate is said next to each:
 - `REFLECTION_KEYWORDS` and `BACKTRACK_PHRASES` are what models themselves say when
   they reconsider or go back; they share "wait", "hmm" and some ways back with the
   writers' words, but are not bound to them.
+
+`phrase_pattern` matches any such list as whole words in any case, for whoever counts.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 __all__ = [
     "BACKTRACK_PHRASES",
@@ -26,7 +29,9 @@ __all__ = [
     "REFLECTION_MARKERS",
     "REFLECTION_OPENERS",
     "TRANSCRIPT_KEYWORDS",
+    "phrase_pattern",
 ]
+
 
 REFLECTION_OPENERS: tuple[str, ...] = ("Wait,", "Hmm,", "Hold on,")
 """How the long-thought writers open a reflection ("Wait, step 3 is wrong."): rotated
@@ -89,3 +94,19 @@ BACKTRACK_PHRASES: tuple[str, ...] = (
 """Phrases that mark a model abandoning a line of reasoning for an earlier point;
 counted by `journey eval`. They include the writers' ways back ("go back to step",
 "let me go back", "start over") and common ways models phrase the same move."""
+
+
+def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    """Any of `phrases` as a whole word or phrase, in any case; None when none is given.
+
+    A phrase's spaces match any run of whitespace ("let me" finds "Let\\nme"); the
+    longest phrase is tried first, so "let me go back" is one match, not "let me" and
+    more; a phrase is whole when no letter or digit touches either end ("re-check",
+    "wait," and "step 3:" work as well as plain words).
+    """
+    cleaned = {" ".join(p.split()) for p in phrases if p.strip()}
+    if not cleaned:
+        return None
+    ordered = sorted(cleaned, key=lambda p: (-len(p), p))
+    alternatives = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in ordered)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
