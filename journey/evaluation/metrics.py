@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from journey.protocols.vocabulary import BACKTRACK_PHRASES, REFLECTION_KEYWORDS
+from journey.protocols.vocabulary import BACKTRACK_PHRASES, REFLECTION_KEYWORDS, phrase_pattern
 
 __all__ = [
     "DEFAULT_BACKTRACK_PHRASES",
@@ -42,14 +42,8 @@ class PhraseCounter:
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        cleaned = [p.strip() for p in self.phrases if p.strip()]
-        if not cleaned:
-            object.__setattr__(self, "_pattern", None)
-            return
         # Longest first, so "let me go back" wins over a shorter phrase inside it.
-        alternatives = "|".join(re.escape(p) for p in sorted(cleaned, key=len, reverse=True))
-        pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_pattern", phrase_pattern(self.phrases))
 
     def count(self, text: str) -> int:
         """How many times any of the phrases occurs in `text`."""

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from journey.errors import DatasetError
+from journey.errors import ConfigError, DatasetError
 from journey.longthought.writer import write_long_thought
 from journey.protocols import Outcome, ProblemPosed, Role, TokenUsage
-from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS
+from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS, phrase_pattern
 from journey.runs.response_cache import recorded_cache_stats
 from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index
 from journey.sessions.state import SessionState, StateError
@@ -278,9 +278,16 @@ class RunStats(BaseModel):
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:
-    """A case-insensitive whole-word pattern; spaces in `keyword` match any whitespace."""
-    words = [re.escape(word) for word in keyword.split()]
-    return re.compile(r"\b" + r"\s+".join(words) + r"\b", re.IGNORECASE)
+    """A case-insensitive whole-word pattern; spaces in `keyword` match any whitespace
+    (`phrase_pattern`, as every count of words in journey).
+
+    Raises:
+        ConfigError: the keyword is blank.
+    """
+    pattern = phrase_pattern([keyword])
+    if pattern is None:
+        raise ConfigError("a keyword must have at least one non-blank character")
+    return pattern
 
 
 def _mean(values: Sequence[float]) -> float | None:
