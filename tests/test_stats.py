@@ -99,13 +99,17 @@ def test_a_transcript_missing_on_disk_is_written_from_the_log(
     assert stats.transcripts == 3 and stats.keyword_rates["hmm"] == 1 / 3
 
 
-def test_a_session_indexed_twice_counts_once(fixture_run: FixtureRun, tmp_path: Path) -> None:
+def test_a_session_indexed_twice_counts_once(
+    fixture_run: FixtureRun, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "run"
     shutil.copytree(fixture_run.root, root)
     index = root / "sessions.jsonl"
     lines = index.read_text().splitlines()
     index.write_text("\n".join([*lines, lines[0], '{"session_id": "cut sho']) + "\n")
-    run = read_run(root)
+    with caplog.at_level("WARNING"):
+        run = read_run(root)
+    assert "1 unreadable line(s) skipped" in caplog.text  # counted and said, not silent
     assert [s.session_id for s in run.finished] == [
         fixture_run.max_turns.session_id,
         fixture_run.journey.session_id,

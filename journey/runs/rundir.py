@@ -18,6 +18,7 @@ files are written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +40,8 @@ from journey.runs.files import write_atomic
 from journey.runs.manifest import ManifestFile
 from journey.sessions.base import DebateResult
 from journey.sessions.tree import ReasoningTree
+
+logger = logging.getLogger(__name__)
 
 RUN_LOCK = ".synth.lock"
 """The lock file `journey synth` (and `journey merge`, into it) holds on a run it writes."""
@@ -153,15 +156,24 @@ def read_index(path: Path) -> dict[str, SessionSummary]:
     by_id: dict[str, SessionSummary] = {}
     if not path.is_file():
         return by_id
+    unreadable = 0
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         try:
             summary = SessionSummary.model_validate_json(line)
         except ValidationError:
-            continue  # a line cut short by a crash; the session is re-indexed on resume
+            unreadable += 1  # a line cut short by a crash; the session is re-indexed on resume
+            continue
         by_id.pop(summary.session_id, None)
         by_id[summary.session_id] = summary
+    if unreadable:
+        logger.warning(
+            "%s: %d unreadable line(s) skipped; their sessions count as unfinished until "
+            "the run is resumed, which indexes them again",
+            path,
+            unreadable,
+        )
     return by_id
 
 
