@@ -284,5 +284,5 @@ def test_with_default_sets_an_option_only_where_the_backend_takes_it() -> None:
 
 def test_agent_options_are_left_out_of_the_client() -> None:
     agent_options = {o.name for b in backends() for o in b.options if o.agent}
-    assert agent_options == {"max_tokens"}
+    assert agent_options == {"max_tokens", "concurrency"}  # the agent's, the router's
     assert all(backend(name).agent_options <= agent_options for name in PARSE_EXAMPLES)

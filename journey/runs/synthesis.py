@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
 
 from journey.agents import CriticAgent, PolicyAgent
-from journey.agents.backends import ClientPool, LoadableClient, parse_model_spec, retry_causes
+from journey.agents.backends import ClientPool, LoadableClient, retry_causes
+from journey.agents.backends.role_endpoints import role_client, role_specs
+from journey.agents.backends.routed import RoutedClient
 from journey.errors import ConfigError
 from journey.problems.dataset import ProblemRecord
 from journey.protocols import Outcome, SessionEvent
@@ -202,6 +205,7 @@ class SynthesisRunner:
         cache = RunCache(self.options.cache, run.root)
         failures = LastFailure()
         stopped: str | None = None
+        shared: dict[str, ChatCompletionClient] = {}
         try:
             shared = self._clients(pool)
             # The agents talk through the role wrappers (the cache, limits, failures
@@ -216,13 +220,13 @@ class SynthesisRunner:
             }
             o = self.options
             policy = PolicyAgent(
-                clients["policy"], max_tokens=parse_model_spec(o.policy).reply_tokens(o.step_tokens)
+                clients["policy"], max_tokens=role_specs(o.policy)[0].reply_tokens(o.step_tokens)
             )
             critic = (
                 CriticAgent(
                     clients["critic"],
                     mode=o.critic_mode,
-                    max_tokens=parse_model_spec(o.critic).reply_tokens(o.critic_tokens),
+                    max_tokens=role_specs(o.critic)[0].reply_tokens(o.critic_tokens),
                     max_reasks=o.critic_reasks,
                 )
                 if "critic" in clients
@@ -248,6 +252,11 @@ class SynthesisRunner:
             }
             report.retries = sum(report.retries_by_cause.values())
         finally:
+            report.endpoints = {
+                role: [asdict(stats) for stats in client.stats()]
+                for role, client in shared.items()
+                if isinstance(client, RoutedClient)
+            }
             report.cache = {role: stats.as_dict() for role, stats in cache.stats().items()}
             cache.save()
             cache.close()
@@ -268,7 +277,7 @@ class SynthesisRunner:
         roles = [role.value for role in self.options.roles]
         if pool is not None:
             specs = {"policy": self.options.policy, "critic": self.options.critic}
-            return {role: pool.get(specs[role]) for role in roles}
+            return {role: role_client(specs[role], pool) for role in roles}
         given = self._given_clients or {}
         missing = [role for role in roles if role not in given]
         if missing:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, CriticMode
-from journey.agents.backends import parse_model_spec
+from journey.agents.backends.role_endpoints import role_spec_text
 from journey.errors import ConfigError
 from journey.protocols import Role
 from journey.runs.manifest import KIND_KEY, Manifest, SettingChange
@@ -115,7 +115,7 @@ class SynthesisOptions:
             ModelSpecError: a spec names no backend.
         """
         specs = {Role.POLICY: self.policy, Role.CRITIC: self.critic}
-        return {role.value: str(parse_model_spec(specs[role])) for role in self.roles}
+        return {role.value: role_spec_text(specs[role]) for role in self.roles}
 
     @property
     def request_limits(self) -> dict[str, int | None]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, computed_field
 
@@ -48,6 +49,9 @@ class SynthesisReport(BaseModel):
     retries: int = 0
     """Requests the backends retried in this run (timeouts, 429, 5xx...)."""
     retries_by_cause: dict[str, int] = {}
+    endpoints: dict[str, list[dict[str, Any]]] = {}
+    """Per role with several endpoints, what each did: requests, failures, whether it
+    was in the rotation at the end, its last fault."""
     cache: dict[str, dict[str, int]] = {}
     """What each role's response cache did in this run: hits, misses, stored, tokens
     saved (empty with the cache off)."""

@@ -48,6 +48,15 @@ TIMEOUT = Option(
 MAX_RETRIES = Option(
     "max_retries", int, "retries after a retryable fault", default="5", affects_replies=False
 )
+ENDPOINT_CONCURRENCY = Option(
+    "concurrency",
+    int,
+    "requests in flight to this endpoint at once, when a role has several (A,B or @FILE)",
+    default="no limit of its own",
+    minimum=1,
+    agent=True,  # read by the role's router, not by the client
+    affects_replies=False,
+)
 LOGPROBS = Option(
     "logprobs", bool, "the server returns log-probs: the critic can score its labels", "false"
 )
@@ -173,6 +182,7 @@ register_backend(
             TIMEOUT,
             MAX_RETRIES,
             LOGPROBS,
+            ENDPOINT_CONCURRENCY,
             Option(
                 "key_env",
                 str,
@@ -211,6 +221,7 @@ register_backend(
             TIMEOUT,
             MAX_RETRIES,
             LOGPROBS,
+            ENDPOINT_CONCURRENCY,
             Option(
                 "python",
                 str,
@@ -299,7 +310,10 @@ register_backend(
         "replay",
         "replies from a JSON list (or JSONL) of strings, in order",
         "replay:FILE",
-        (Option("cycle", bool, "start again from the first reply when they run out", "false"),),
+        (
+            Option("cycle", bool, "start again from the first reply when they run out", "false"),
+            ENDPOINT_CONCURRENCY,
+        ),
         parse=_target,
         create=_create_replay,
     )
@@ -309,7 +323,7 @@ register_backend(
         "function",
         "replies from a Python function of the messages (sync or async), e.g. a test fake",
         "function:MODULE:NAME",
-        (),
+        (ENDPOINT_CONCURRENCY,),
         parse=_parse_function,
         create=_create_function,
     )

@@ -62,7 +62,8 @@ class Option:
             real one (an option the spec leaves out is not passed at all).
         minimum: Values below it are refused.
         choices: The only values allowed (str options).
-        agent: Read by the agent that uses the model, not by the client (`max_tokens`):
+        agent: Read by what uses the client, not by the client: the agent (`max_tokens`)
+            or the router of a role's endpoints (`concurrency`):
             the client is built without it, so specs differing only in it share one.
         affects_replies: False for an option that changes how a reply is fetched, not
             what it says (timeouts, retries, threads, memory): the response cache
