@@ -1,11 +1,16 @@
-"""The verifier: checks a final answer against the gold answer with math-verify (no LLM)."""
+"""The verifier: checks a final answer against the gold answer (no LLM).
+
+By default with math-verify; a dataset that knows better what a right answer is (a
+reasoning-gym task scores sequences, words, puzzles) gives its own scorer, and an
+answer is correct when that scorer gives it full marks."""
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import Response
@@ -13,6 +18,7 @@ from autogen_agentchat.messages import BaseChatMessage, TextMessage
 from autogen_core import CancellationToken
 from math_verify import parse, verify
 
+from journey.problems.procedural import VERIFIER_KEY, dataset_scorer
 from journey.protocols.answers import extract_final_answer
 
 _SPACE = re.compile(r"\s+")
@@ -26,6 +32,10 @@ class Verification:
     predicted: str
     gold: str
     correct: bool
+    score: float | None = None
+    """The dataset scorer's score (0 to 1) where one checked; None: math-verify did."""
+    scorer: str | None = None
+    """The dataset scorer's name (e.g. `rg:basic_arithmetic`); None: math-verify."""
 
 
 def _normalise(answer: str) -> str:
@@ -64,14 +74,44 @@ class AnswerVerifier(BaseChatAgent):
     "correct" or "incorrect".
     """
 
-    def __init__(self, gold_answer: str | None = None, *, name: str = "verifier") -> None:
-        super().__init__(name, "Checks a final answer against the gold answer with math-verify.")
+    def __init__(
+        self,
+        gold_answer: str | None = None,
+        *,
+        name: str = "verifier",
+        scorer: Callable[[str], float] | None = None,
+        scorer_name: str | None = None,
+    ) -> None:
+        """
+        Args:
+            gold_answer: The answer final answers are checked against.
+            name: The agent's name in a team.
+            scorer: The dataset's own scorer of an answer to this problem (0 to 1), used
+                instead of math-verify; full marks (1) is correct.
+            scorer_name: What the scorer is, for the log (e.g. `rg:basic_arithmetic`).
+        """
+        super().__init__(name, "Checks a final answer against the gold answer.")
         self.gold_answer = gold_answer
+        self.scorer = scorer
+        self.scorer_name = scorer_name or ("dataset" if scorer is not None else None)
+
+    @classmethod
+    def for_problem(cls, gold_answer: str, meta: Mapping[str, Any]) -> AnswerVerifier:
+        """The verifier of one dataset problem: its dataset's own scorer where `meta`
+        names one (a reasoning-gym task), else math-verify against `gold_answer`."""
+        scorer = dataset_scorer(meta)
+        if scorer is None:
+            return cls(gold_answer)
+        name = str(meta[VERIFIER_KEY]).partition("?")[0]  # rg:TASK
+        return cls(gold_answer, scorer=scorer, scorer_name=name)
 
     def check(self, predicted: str, gold: str | None = None) -> Verification:
         gold = self.gold_answer if gold is None else gold
         if gold is None:
             raise ValueError("the verifier needs a gold answer")
+        if self.scorer is not None and gold == self.gold_answer:
+            score = self.scorer(predicted)
+            return Verification(predicted, gold, score >= 1.0, score, self.scorer_name)
         return Verification(predicted=predicted, gold=gold, correct=answers_match(predicted, gold))
 
     @property

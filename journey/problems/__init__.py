@@ -1,5 +1,5 @@
-"""Problems: datasets of problems with gold answers, from files or the Hugging Face
-hub cache, validated line by line and split into shards."""
+"""Problems: datasets of problems with gold answers, and of step-labelled solutions,
+from files or the Hugging Face hub cache, validated line by line and split into shards."""
 
 from journey.problems.dataset import (
     DatasetIssue,
@@ -9,12 +9,24 @@ from journey.problems.dataset import (
     load_problems,
 )
 from journey.problems.ids import session_id_for
+from journey.problems.step_labels import (
+    LabelledSolution,
+    LabelledSolutions,
+    load_labelled_solutions,
+)
+from journey.problems.step_layouts import LAYOUTS, StepLabelLayout, parse_field_map
 
 __all__ = [
+    "LAYOUTS",
     "DatasetIssue",
+    "LabelledSolution",
+    "LabelledSolutions",
     "ProblemDataset",
     "ProblemRecord",
     "Shard",
+    "StepLabelLayout",
+    "load_labelled_solutions",
     "load_problems",
+    "parse_field_map",
     "session_id_for",
 ]

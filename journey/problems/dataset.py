@@ -10,7 +10,8 @@ logged and skipped, or raised as a `DatasetError` with `strict=True`.
 A source that is not a file, `hf:NAME[:CONFIG][@SPLIT]` or a Hub id such as
 `HuggingFaceH4/MATH-500`, is loaded with `datasets` (see `dataset_source` for the
 rules); each row is checked like a line, and its issues name `source row N`
-(0-based, as `dataset[N]`).
+(0-based, as `dataset[N]`). `rg:TASK?size=N&seed=S&...` generates reasoning-gym
+problems, each with the task's own verifier in `meta["verifier"]` (see `procedural`).
 
 Each record gets a stable session id: the hash of its problem
 (`session_id_for`), with the record's index appended when the same problem came
@@ -21,13 +22,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from journey.errors import ConfigError, DatasetError
 from journey.problems.ids import session_id_for
+from journey.problems.procedural import (
+    VERIFIER_KEY,
+    ProceduralSource,
+    load_procedural,
+    parse_procedural_source,
+)
 from journey.problems.source import DatasetSource, load_hf_rows, parse_dataset_source
 
 __all__ = [
@@ -35,7 +42,10 @@ __all__ = [
     "ProblemDataset",
     "ProblemRecord",
     "Shard",
+    "issue_lines",
+    "json_type",
     "load_problems",
+    "read_json_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,7 +132,7 @@ class ProblemDataset:
     """The JSONL file; for a Hugging Face dataset, its name or directory as a path."""
     records: list[ProblemRecord]
     issues: list[DatasetIssue]
-    source: DatasetSource | None = None
+    source: DatasetSource | ProceduralSource | None = None
     """Where the records came from, with the split that was loaded; None: the file `path`."""
 
     def __len__(self) -> int:
@@ -176,6 +186,15 @@ def load_problems(
             (with `strict`) a line is bad; the message names `file:line` (or
             `source row N`).
     """
+    procedural = parse_procedural_source(str(path))
+    if procedural is not None:
+        if split is not None:
+            raise ConfigError(f"--split does not apply to a reasoning-gym dataset ({path})")
+        generated = (
+            (p.index, (p.question, p.answer, {VERIFIER_KEY: p.verifier, "task": p.metadata}))
+            for p in load_procedural(procedural)
+        )
+        return _collect(procedural, Path(str(procedural)), generated, unit="row", strict=strict)
     source = parse_dataset_source(path, split=split)
     if source.kind == "hf":
         rows, source = load_hf_rows(source)
@@ -184,6 +203,22 @@ def load_problems(
         )
         return _collect(source, Path(source.name), parsed, unit="row", strict=strict)
     file = Path(source.name)
+    lines = (
+        (number, error if error is not None else _parse_value(value, problem_field, answer_field))
+        for number, value, error in read_json_lines(file)
+    )
+    return _collect(source, file, lines, unit="line", strict=strict)
+
+
+def read_json_lines(file: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """The non-blank lines of a JSONL file, decoded: `(number, value, None)` for a line
+    that is JSON, `(number, None, what is wrong)` for one that is not UTF-8 or not JSON.
+
+    Numbers are 1-based; CRLF endings and a byte-order mark are allowed.
+
+    Raises:
+        DatasetError: the file does not exist, is a directory, or cannot be read.
+    """
     if not file.is_file():
         what = (
             f"is a directory (for a Hugging Face dataset folder, use hf:{file})"
@@ -197,23 +232,24 @@ def load_problems(
         raise DatasetError(f"cannot read dataset file {str(file)!r}: {error.strerror}") from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
-    lines = (
-        (number, _parse_line(raw, problem_field, answer_field))
-        for number, raw in _numbered_lines(data)
-    )
-    return _collect(source, file, lines, unit="line", strict=strict)
-
-
-def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
-    """The non-blank lines with their 1-based numbers (CRLF endings allowed)."""
     for number, raw in enumerate(data.split(b"\n"), 1):
         raw = raw.rstrip(b"\r")
-        if raw.strip():
-            yield number, raw
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            bad = raw[error.start : error.start + 1].hex()
+            yield number, None, f"not UTF-8 (byte 0x{bad} at column {error.start + 1})"
+            continue
+        try:
+            yield number, json.loads(text), None
+        except json.JSONDecodeError as error:
+            yield number, None, f"not valid JSON: {error.msg} at column {error.colno}"
 
 
 def _collect(
-    source: DatasetSource,
+    source: DatasetSource | ProceduralSource,
     path: Path,
     parsed: Iterable[tuple[int, _Parsed]],
     *,
@@ -256,20 +292,6 @@ MAX_ANSWER_CHARS = 1_000
 spends its whole 5 s timeout on a parse of ~10,000."""
 
 
-def _parse_line(raw: bytes, problem_field: str, answer_field: str) -> _Parsed:
-    """The problem, answer and meta of one line, or what is wrong with it."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        bad = raw[error.start : error.start + 1].hex()
-        return f"not UTF-8 (byte 0x{bad} at column {error.start + 1})"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        return f"not valid JSON: {error.msg} at column {error.colno}"
-    return _parse_value(value, problem_field, answer_field)
-
-
 def _parse_row(row: object, problem_field: str, answer_field: str) -> _Parsed:
     """A Hugging Face row, checked like a line. Its meta is made JSON-safe (dates, bytes,
     images become text) because it travels in the session log."""
@@ -283,7 +305,7 @@ def _parse_row(row: object, problem_field: str, answer_field: str) -> _Parsed:
 def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parsed:
     """The problem, answer and meta of one parsed object, or what is wrong with it."""
     if not isinstance(value, dict):
-        return f"expected a JSON object, got {_json_type(value)}"
+        return f"expected a JSON object, got {json_type(value)}"
     fields: list[str] = []
     for name in (problem_field, answer_field):
         if name not in value:
@@ -292,7 +314,7 @@ def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parse
         if isinstance(content, int | float) and not isinstance(content, bool):
             content = str(content)
         if not isinstance(content, str):
-            return f"{name!r} must be a string, got {_json_type(content)}"
+            return f"{name!r} must be a string, got {json_type(content)}"
         if not content.strip():
             return f"{name!r} is empty"
         fields.append(content.strip())
@@ -305,7 +327,8 @@ def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parse
     return fields[0], fields[1], meta
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """How a JSON value's type is named in an issue: `an object`, `null`, `a number`..."""
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
     if value is None:
         return "null"

@@ -213,6 +213,14 @@ class VerifierChecked(_Event):
     predicted: str
     gold: str
     correct: bool
+    score: float | None = Field(
+        default=None, description="The dataset scorer's score (0 to 1); None: math-verify."
+    )
+    scorer: str | None = Field(
+        default=None,
+        description="What checked the answer: the dataset's scorer (e.g. "
+        "rg:basic_arithmetic); None: math-verify, as in every log before this field.",
+    )
 
 
 def wrong_answer_note(answer: str | None) -> str:

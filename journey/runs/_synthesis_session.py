@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from journey.agents import CriticAgent, PolicyAgent
+from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent
 from journey.problems.dataset import ProblemRecord
 from journey.protocols import (
     CriticVerdictGiven,
@@ -85,6 +85,7 @@ class SessionWork:
                     policy=policy,
                     critic=critic,
                     limits=self.options.limits,
+                    verifier=AnswerVerifier.for_problem(record.answer, record.meta),
                     models=self.models,
                 )
                 report.resumed += 1
@@ -94,6 +95,7 @@ class SessionWork:
             session = self.session_type(
                 record.problem,
                 gold_answer=record.answer,
+                verifier=AnswerVerifier.for_problem(record.answer, record.meta),
                 policy=policy,
                 critic=critic,
                 limits=self.options.limits,

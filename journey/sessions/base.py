@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent
+from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, Verification
 from journey.errors import ConfigError
 from journey.problems import session_id_for
 from journey.protocols import (
@@ -26,6 +26,7 @@ from journey.protocols import (
     SessionEnded,
     SessionEvent,
     StopReason,
+    VerifierChecked,
 )
 from journey.sessions.state import SessionState
 from journey.sessions.stop_conditions import MaxDepth, MaxTokens, MaxTurns, StopCondition
@@ -108,6 +109,8 @@ class Session:
         critic: The critic agent (None only for a strategy whose `roles` lack it).
         gold_answer: When given, the verifier checks final answers against it.
         limits: Turn, depth and token limits.
+        verifier: Checks final answers; by default math-verify against `gold_answer`
+            (a dataset with its own scorer gives one built with it).
         stop_when: When the session stops if no answer ends it; by default the
             strategy's reading of `limits` (`default_stop_condition`). Not logged: a
             restore that should keep it passes it again.
@@ -133,6 +136,7 @@ class Session:
         critic: CriticAgent | None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
+        verifier: AnswerVerifier | None = None,
         stop_when: StopCondition | None = None,
         session_id: str | None = None,
         models: dict[str, str] | None = None,
@@ -142,7 +146,9 @@ class Session:
         self.policy = policy
         self.critic = critic
         self.gold_answer = gold_answer
-        self.verifier = AnswerVerifier(gold_answer) if gold_answer is not None else None
+        if verifier is None and gold_answer is not None:
+            verifier = AnswerVerifier(gold_answer)
+        self.verifier = verifier
         self.limits = limits or DebateLimits()
         self.stop_when = stop_when
         self.session_id = session_id or session_id_for(problem)
@@ -204,6 +210,7 @@ class Session:
         policy: PolicyAgent,
         critic: CriticAgent | None,
         limits: DebateLimits | None = None,
+        verifier: AnswerVerifier | None = None,
         stop_when: StopCondition | None = None,
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
@@ -221,6 +228,7 @@ class Session:
             policy: The policy agent that goes on with the session.
             critic: The critic agent.
             limits: Limits from here on; by default those recorded in the log.
+            verifier: The verifier from here on (see the constructor).
             stop_when: The stop condition from here on (see the constructor).
             models: Model spec per role (recorded in the log only at the start).
             config: Extra settings (likewise).
@@ -238,6 +246,7 @@ class Session:
             critic=critic,
             gold_answer=posed.gold_answer,
             limits=limits or DebateLimits.logged(posed.config),
+            verifier=verifier,
             stop_when=stop_when,
             session_id=posed.session_id,
             models=models or dict(posed.models),
@@ -324,6 +333,19 @@ class Session:
             "turn": self.state.turn if turn is None else turn,
             "time": round(time.monotonic() - self._started, 4),
         }
+
+    @staticmethod
+    def _verified(node_id: int, result: Verification, stamp: Mapping[str, Any]) -> VerifierChecked:
+        """The event that logs the verifier's `result` on a node."""
+        return VerifierChecked(
+            **stamp,
+            node_id=node_id,
+            predicted=result.predicted,
+            gold=result.gold,
+            correct=result.correct,
+            score=result.score,
+            scorer=result.scorer,
+        )
 
     def _emit(self, event: SessionEvent) -> None:
         self._fold(event)

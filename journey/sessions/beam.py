@@ -60,7 +60,6 @@ from journey.protocols import (
     SessionEvent,
     StopReason,
     TokenUsage,
-    VerifierChecked,
 )
 from journey.sessions.base import DebateLimits, Session, SessionStop
 from journey.sessions.beam_sampling import distinct_samples, path_dialogue
@@ -254,13 +253,7 @@ class BeamSearchSession(Session):
             else:
                 assert self.verifier is not None
                 result = self.verifier.check(self.tree[node_id].final_answer or "")
-                check = VerifierChecked(
-                    **stamp,
-                    node_id=node_id,
-                    predicted=result.predicted,
-                    gold=result.gold,
-                    correct=result.correct,
-                )
+                check = self._verified(node_id, result, stamp)
                 self._state.record_verification(round_, check)
                 self._emit(check)
 

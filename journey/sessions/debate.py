@@ -228,15 +228,7 @@ class DebateSession(Session):
     def _verify(self, node: TreeNode) -> None:
         assert self.verifier is not None and node.final_answer is not None
         result = self.verifier.check(node.final_answer)
-        self._emit(
-            VerifierChecked(
-                **self._stamp(),
-                node_id=node.id,
-                predicted=result.predicted,
-                gold=result.gold,
-                correct=result.correct,
-            )
-        )
+        self._emit(self._verified(node.id, result, self._stamp()))
         self._apply(node, self._verifier_action(node, result.correct), Role.VERIFIER)
 
     def _verifier_action(self, node: TreeNode, correct: bool) -> Action:

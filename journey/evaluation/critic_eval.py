@@ -1,0 +1,316 @@
+"""`CriticEvalRunner`: a critic judges step-labelled solutions, step by step; resumable.
+
+The critic is the debate's own: the same `CriticAgent` (prompt, parser, re-asks, label
+scoring when the backend has log-probabilities and the mode is `auto` or `score`), shown
+each step as a debate shows it (`StepUnderReview`: the problem, the steps before, the
+newest step). A gold answer is never shown; as in a synthesis run with gold answers,
+`terminate` is not among the actions offered. Judging stops at the first step judged
+incorrect, as ProcessBench does; an unreadable verdict keeps the step, as a debate does
+(its `continue` fallback), and is counted (`journey.evaluation.critic_metrics`).
+
+A critic evaluation directory holds:
+
+    critic-eval.json       the manifest: the critic and how it judges (a re-run with
+                           another is refused unless forced; `journey.runs.manifest`)
+    judgements.jsonl       one `CriticRecord` per solution, appended as each finishes
+    critic-metrics.json    `CriticEvalMetrics` over the selected solutions, at the end
+
+A re-run skips the solutions that already have a record; a solution whose judging
+failed (a request error) gets none, is counted, and runs again next time. After
+`max_consecutive_errors` failures in a row the run stops (`EndpointDownError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autogen_core.models import ChatCompletionClient
+
+from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, StepUnderReview
+from journey.agents.backends import create_client, ensure_loaded, parse_model_spec
+from journey.errors import ConfigError, DatasetError, error_line
+from journey.evaluation.critic_metrics import (
+    CriticEvalMetrics,
+    CriticRecord,
+    StepJudgement,
+    compute_critic_metrics,
+)
+from journey.problems.step_labels import LabelledSolution
+from journey.problems.step_layouts import StepLabelLayout
+from journey.protocols import StepVerdict
+from journey.runs.endpoint_health import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    EndpointDownError,
+    ErrorStreak,
+)
+from journey.runs.files import read_appended, write_atomic
+from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.manifest import Manifest, read_manifest
+
+__all__ = [
+    "CRITIC_EVAL_KIND",
+    "CriticEvalOptions",
+    "CriticEvalRunner",
+    "load_critic_records",
+    "recorded_critic",
+]
+
+logger = logging.getLogger(__name__)
+
+CRITIC_EVAL_KIND = "eval critic"
+MANIFEST_FILE = "critic-eval.json"
+RECORDS_FILE = "judgements.jsonl"
+METRICS_FILE = "critic-metrics.json"
+
+
+@dataclass(frozen=True)
+class CriticEvalOptions:
+    """The critic under evaluation and how it judges; recorded in `critic-eval.json`."""
+
+    critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
+    critic_mode: str = field(
+        default="auto",
+        metadata={"help": "How the critic decides: auto, generate or score (log-probs)."},
+    )
+    critic_tokens: int = field(
+        default=DEFAULT_CRITIC_TOKENS,
+        metadata={
+            "help": "Generation limit for one critic verdict, a reasoning critic's thoughts "
+            "included (max_tokens in --critic wins)."
+        },
+    )
+    critic_reasks: int = field(
+        default=1, metadata={"help": "How often an unreadable verdict is asked again."}
+    )
+    calibrate: bool = field(
+        default=False,
+        metadata={"help": "Score mode: calibrate label scores on a content-free step."},
+    )
+    concurrency: int = field(default=8, metadata={"help": "Solutions judged at once."})
+    layout: StepLabelLayout = field(
+        default_factory=StepLabelLayout,
+        metadata={"help": "Where the parts of a solution lie in a dataset line."},
+    )
+
+    def __post_init__(self) -> None:
+        parse_model_spec(self.critic)  # raises ModelSpecError on a bad spec
+        try:
+            CriticMode(self.critic_mode)
+        except ValueError:
+            raise ConfigError(
+                f"critic mode {self.critic_mode!r} is not one of auto, generate, score"
+            ) from None
+        if self.critic_tokens < 1:
+            raise ConfigError(f"critic_tokens must be at least 1, got {self.critic_tokens!r}")
+        if self.critic_reasks < 0:
+            raise ConfigError(f"critic_reasks must be 0 or more, got {self.critic_reasks!r}")
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
+
+    def manifest(self, dataset: str) -> Manifest:
+        """The run as `critic-eval.json` records it; only the dataset file and the
+        concurrency may change on resume."""
+        settings: dict[str, Any] = {
+            "critic": str(parse_model_spec(self.critic)),
+            "critic_mode": self.critic_mode,
+            "critic_tokens": self.critic_tokens,
+            "critic_reasks": self.critic_reasks,
+            "calibrate": self.calibrate,
+            "layout": self.layout.record(),
+            "dataset": dataset,
+            "concurrency": self.concurrency,
+        }
+        return Manifest(CRITIC_EVAL_KIND, settings, free={"dataset", "concurrency"})
+
+    def client(self) -> ChatCompletionClient:
+        """The client the spec names, batching a local model's requests by `concurrency`."""
+        spec = parse_model_spec(self.critic).with_default("max_batch_size", self.concurrency)
+        return create_client(spec)
+
+    def agent(self, client: ChatCompletionClient) -> CriticAgent:
+        return CriticAgent(
+            client,
+            mode=self.critic_mode,
+            calibrate=self.calibrate,
+            max_tokens=parse_model_spec(self.critic).reply_tokens(self.critic_tokens),
+            max_reasks=self.critic_reasks,
+        )
+
+
+def recorded_critic(directory: Path) -> str:
+    """The critic spec a critic evaluation's latest run used.
+
+    Raises:
+        DatasetError: `directory` holds no critic evaluation.
+    """
+    manifest = read_manifest(directory / MANIFEST_FILE)
+    if manifest is None or manifest.command != CRITIC_EVAL_KIND:
+        raise DatasetError(f"{directory} holds no critic evaluation ({MANIFEST_FILE})")
+    return str(manifest.current.get("critic", "?"))
+
+
+def load_critic_records(directory: Path) -> list[CriticRecord]:
+    """The records of a critic evaluation directory, in file order (a line cut off by a
+    kill is dropped, as `read_appended` does)."""
+    return read_appended(directory / RECORDS_FILE, CriticRecord)
+
+
+async def judge_solution(critic: CriticAgent, solution: LabelledSolution) -> CriticRecord:
+    """The critic's judgement of each step, in order, until its first rejection."""
+    started = time.perf_counter()
+    judgements: list[StepJudgement] = []
+    for number, text in enumerate(solution.steps, 1):
+        review = StepUnderReview(
+            problem=solution.problem,
+            previous_steps=solution.steps[: number - 1],
+            step_number=number,
+            text=text,
+        )
+        turn = await critic.judge(review)
+        judgements.append(
+            StepJudgement(
+                step=number,
+                verdict=turn.verdict,
+                source=str(turn.source),
+                action=str(turn.action.action),
+                reason=turn.reason,
+                raw=turn.raw,
+                prompt_tokens=turn.usage.prompt_tokens,
+                completion_tokens=turn.usage.completion_tokens,
+                label_scores=turn.label_scores,
+                violations=[v.kind for v in turn.violations],
+            )
+        )
+        if turn.verdict is StepVerdict.INCORRECT:
+            break
+    return CriticRecord(
+        id=solution.id,
+        index=solution.index,
+        line=solution.line,
+        type=solution.type,
+        steps=len(solution.steps),
+        first_error=solution.first_error,
+        judgements=judgements,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+class CriticEvalRunner:
+    """Judges a critic on step-labelled solutions into a resumable directory.
+
+    Args:
+        options: The critic and how it judges.
+        client: Use this client instead of building one from `options.critic` (tests);
+            it is not closed.
+        progress: Told of each solution judged (`journey.view.progress` draws it).
+        force: Resume a directory made with another critic or other settings.
+        max_consecutive_errors: Stop when this many solutions in a row fail; 0 never.
+    """
+
+    def __init__(
+        self,
+        options: CriticEvalOptions,
+        *,
+        client: ChatCompletionClient | None = None,
+        progress: JobProgress | None = None,
+        force: bool = False,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ) -> None:
+        self.options = options
+        self._client = client
+        self._progress = progress or NoProgress()
+        self._force = force
+        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
+
+    async def run(
+        self, out: Path, solutions: Sequence[LabelledSolution], *, dataset: str
+    ) -> CriticEvalMetrics:
+        """Judge every solution without a record in `out`, then write the metrics.
+
+        Returns:
+            Metrics over `solutions` (records of earlier runs included).
+
+        Raises:
+            ConfigError: `out` holds an evaluation of another critic (without force), or
+                the critic mode needs log-probabilities the backend lacks.
+            EndpointDownError: `max_consecutive_errors` solutions in a row failed.
+        """
+        started = time.perf_counter()
+        out.mkdir(parents=True, exist_ok=True)
+        done = {record.id: record for record in load_critic_records(out)}
+        todo = [s for s in solutions if s.id not in done]
+        errors = 0
+        client = (self._client or self.options.client()) if todo else None
+        try:
+            # Built before the manifest is written: a mode the backend cannot do (score
+            # without log-probabilities) is refused with nothing recorded.
+            critic = self.options.agent(client) if client is not None else None
+            self.options.manifest(dataset).open(
+                out / MANIFEST_FILE, subject=f"{out} holds a critic evaluation", force=self._force
+            )
+            if critic is not None:
+                with self._progress.loading():
+                    await ensure_loaded(critic.model_client)
+                new, errors = await self._judge_all(critic, todo, out, len(solutions) - len(todo))
+                done.update((record.id, record) for record in new)
+        finally:
+            if client is not None and self._client is None:
+                await client.close()
+        metrics = compute_critic_metrics(
+            [done[s.id] for s in solutions if s.id in done],
+            critic=str(parse_model_spec(self.options.critic)),
+            dataset=dataset,
+            errors=errors,
+            wall_seconds=round(time.perf_counter() - started, 3),
+        )
+        write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
+        return metrics
+
+    async def _judge_all(
+        self, critic: CriticAgent, todo: Sequence[LabelledSolution], out: Path, finished: int
+    ) -> tuple[list[CriticRecord], int]:
+        records: list[CriticRecord] = []
+        errors = 0
+
+        def note() -> dict[str, str]:
+            if not records:
+                return {"accuracy": ""}
+            hits = sum(r.first_error_hit for r in records)
+            return {"accuracy": f"first error {hits}/{len(records)} right"}
+
+        with (out / RECORDS_FILE).open("a", encoding="utf-8") as sink:
+
+            async def one(solution: LabelledSolution) -> str | None:
+                nonlocal errors
+                try:
+                    record = await judge_solution(critic, solution)
+                except Exception as error:  # a failed request: counted, retried next run
+                    errors += 1
+                    logger.warning("solution %s failed: %s", solution.id, error)
+                    return error_line(error)
+                records.append(record)
+                sink.write(record.model_dump_json() + "\n")  # one write: a whole line
+                sink.flush()
+                return None
+
+            with self._progress.running(len(todo) + finished, finished, note()):
+                stop = await run_each(
+                    todo,
+                    one,
+                    concurrency=self.options.concurrency,
+                    streak=ErrorStreak(self._streak_limit),
+                    progress=self._progress,
+                    fields=note,
+                )
+        if stop is not None:
+            raise EndpointDownError(
+                f"stopped after {stop.count} solutions in a row failed: the critic "
+                f"{self.options.critic} failed with {stop.error}; fix it and run the same "
+                f"command again to resume {out}"
+            )
+        return records, errors

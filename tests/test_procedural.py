@@ -1,0 +1,116 @@
+"""reasoning-gym datasets: `rg:` specs, generated problems, and their own verifiers in a run."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from autogen_core.models import LLMMessage
+from rich.console import Console
+from test_runner import fake_critic
+
+from journey.agents import AnswerVerifier
+from journey.errors import ConfigError
+from journey.problems import load_problems
+from journey.problems.procedural import parse_procedural_source, procedural_score
+from journey.protocols import VerifierChecked
+from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner
+from journey.runs.rundir import read_event_log
+from journey.sessions import DebateLimits
+from journey.view.progress import synthesis_progress
+
+SPEC = "rg:basic_arithmetic?size=6&seed=3"
+
+
+def test_a_spec_parses_round_trips_and_refuses_what_is_wrong() -> None:
+    source = parse_procedural_source("rg:chain_sum?seed=2&size=4&min_terms=2&max_terms=3")
+    assert source is not None
+    assert (source.task, source.size, source.seed) == ("chain_sum", 4, 2)
+    assert dict(source.config) == {"min_terms": 2, "max_terms": 3}
+    assert str(source) == "rg:chain_sum?max_terms=3&min_terms=2&seed=2&size=4"
+    assert parse_procedural_source(str(source)) == source
+    assert parse_procedural_source("data/math500.jsonl") is None
+    for bad, why in [
+        ("rg:", "names no reasoning-gym task"),
+        ("rg:chain_sum?size", "bad option 'size'"),
+        ("rg:chain_sum?size=0", "size must be at least 1"),
+        ("rg:chain_sum?seed=x", "seed must be a whole number"),
+    ]:
+        with pytest.raises(ConfigError, match=why):
+            parse_procedural_source(bad)
+    with pytest.raises(ConfigError, match="no task 'chain_summ'; did you mean chain_sum"):
+        load_problems("rg:chain_summ?size=2")
+    with pytest.raises(ConfigError, match="reasoning-gym refused"):
+        load_problems("rg:chain_sum?size=2&no_such_setting=1")
+
+
+def test_generated_problems_are_the_same_every_time_and_carry_their_verifier() -> None:
+    first, again = load_problems(SPEC), load_problems(SPEC)
+    assert [r.problem for r in first.records] == [r.problem for r in again.records]
+    assert len(first) == 6 and not first.issues
+    record = first.records[2]
+    assert record.meta["verifier"] == "rg:basic_arithmetic?seed=3&size=6#2"
+    assert record.meta["task"]["source_dataset"] == "basic_arithmetic"
+    assert first.source is not None and first.source.record()["spec"] == str(
+        parse_procedural_source(SPEC)
+    )
+    with pytest.raises(ConfigError, match="--split does not apply"):
+        load_problems(SPEC, split="test")
+
+
+def test_the_tasks_own_scorer_checks_answers_and_says_so() -> None:
+    record = load_problems(SPEC).records[0]
+    verifier = AnswerVerifier.for_problem(record.answer, record.meta)
+    right = verifier.check(record.answer)
+    assert right.correct and right.score == 1.0 and right.scorer == "rg:basic_arithmetic"
+    wrong = verifier.check(str(int(record.answer) + 1))
+    assert not wrong.correct and wrong.score == 0.0
+    assert procedural_score(record.meta["verifier"], record.answer) == 1.0
+    with pytest.raises(ConfigError, match="not a reasoning-gym verifier"):
+        procedural_score("rg:basic_arithmetic", "1")
+    # A math problem keeps math-verify.
+    plain = AnswerVerifier.for_problem("1/2", {"subject": "Algebra"}).check("0.5")
+    assert plain.correct and plain.score is None and plain.scorer is None
+
+
+def arithmetic_policy(messages: Sequence[LLMMessage]) -> str:
+    """Works the sum out, wrongly for odd results' first attempt (so the verifier says no)."""
+    start = max(i for i, m in enumerate(messages) if str(m.content).startswith("Problem:"))
+    problem = str(messages[start].content)
+    found = re.search(r"Calculate (.+?)\.\s*$", problem, re.MULTILINE)
+    assert found is not None, problem
+    expression = found.group(1)
+    assert re.fullmatch(r"[\d\s()+\-*/]+", expression)
+    value = int(eval(expression))  # digits and operators only, checked above
+    tried = sum(1 for m in messages[start:] if "\\boxed" in str(m.content))
+    answer = value + 1 if value % 2 and tried == 0 else value
+    return f"Step 1: {expression} = {answer}, so the answer is \\boxed{{{answer}}}."
+
+
+def test_a_run_on_a_reasoning_gym_task_is_checked_by_the_task(tmp_path: Path) -> None:
+    data = load_problems(SPEC)
+    options = SynthesisOptions(
+        policy="function:test_procedural:arithmetic_policy",
+        critic="function:test_runner:fake_critic",
+        critic_mode="generate",
+        limits=DebateLimits(max_turns=4),
+    )
+    runner = SynthesisRunner(options, progress=synthesis_progress(Console(file=io.StringIO())))
+    report = asyncio.run(runner.run(tmp_path / "run", data.records, dataset=data.source.record()))  # type: ignore[union-attr]
+    assert report.solved == 6 and report.errors == 0
+    checks = [
+        event
+        for folder in (tmp_path / "run" / "sessions").iterdir()
+        for event in read_event_log(folder / "events.jsonl").events
+        if isinstance(event, VerifierChecked)
+    ]
+    assert {c.scorer for c in checks} == {"rg:basic_arithmetic"}
+    assert {c.score for c in checks if c.correct} == {1.0}
+    wrong = [c for c in checks if not c.correct]
+    assert wrong and all(c.score == 0.0 for c in wrong)  # the odd sums' first tries
+    assert len(RunDirectory(tmp_path / "run").summaries()) == 6
+    assert fake_critic  # the critic judges the steps that are not final answers
