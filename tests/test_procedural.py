@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 from autogen_core.models import LLMMessage
 from rich.console import Console
 from test_runner import fake_critic
+from typer.testing import CliRunner
 
 from journey.agents import AnswerVerifier
+from journey.cli import app
 from journey.errors import ConfigError
 from journey.problems import load_problems
 from journey.problems.procedural import parse_procedural_source, procedural_score
@@ -114,3 +117,40 @@ def test_a_run_on_a_reasoning_gym_task_is_checked_by_the_task(tmp_path: Path) ->
     assert wrong and all(c.score == 0.0 for c in wrong)  # the odd sums' first tries
     assert len(RunDirectory(tmp_path / "run").summaries()) == 6
     assert fake_critic  # the critic judges the steps that are not final answers
+
+
+def sum_answer(messages: Sequence[LLMMessage]) -> str:
+    """A one-shot model for `journey eval` / `journey pairs`: right on even sums only."""
+    text = str(messages[-1].content)
+    found = re.search(r"Calculate (.+?)\.\s*$", text, re.MULTILINE)
+    assert found is not None and re.fullmatch(r"[\d\s()+\-*/]+", found.group(1))
+    value = int(eval(found.group(1)))  # digits and operators only, checked above
+    return f"The answer is \\boxed{{{value if value % 2 == 0 else value + 1}}}."
+
+
+def test_eval_and_pairs_grade_with_the_tasks_own_scorer(tmp_path: Path) -> None:
+    records = load_problems(SPEC).records
+    even = sum(int(r.answer) % 2 == 0 for r in records)
+    runner = CliRunner()
+    model = "function:test_procedural:sum_answer"
+    result = runner.invoke(
+        app,
+        ["eval", "--model", model, "--dataset", SPEC, "--out", str(tmp_path / "eval"),
+         "--no-progress", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["problems"] == 6 and metrics["correct"] == even
+    result = runner.invoke(
+        app,
+        ["pairs", "--model", model, "--dataset", SPEC, "--out", str(tmp_path / "pairs.jsonl"),
+         "--samples", "2", "--no-progress", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    samples = [
+        json.loads(line) for line in (tmp_path / "pairs.samples.jsonl").read_text().splitlines()
+    ]
+    graded = {s["id"]: {x["correct"] for x in s["samples"]} for s in samples}
+    assert sorted(graded.values(), key=str) == sorted(
+        [{int(r.answer) % 2 == 0} for r in records], key=str
+    )

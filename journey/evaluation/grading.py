@@ -12,6 +12,7 @@ normalised-string fallback). This module only adds the normalisations that
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from journey.agents.verifier import answers_match
@@ -48,12 +49,15 @@ def same_answer(predicted: str, gold: str) -> bool:
     return answers_match(cleaned_predicted, cleaned_gold)
 
 
-def grade_output(output: str, gold: str) -> Grade:
+def grade_output(output: str, gold: str, scorer: Callable[[str], float] | None = None) -> Grade:
     """Extract the final answer `output` marks and compare it with `gold`.
 
     Args:
         output: The model's whole reply.
         gold: The dataset's gold answer.
+        scorer: The dataset's own scorer for this problem (a reasoning-gym task's,
+            `journey.problems.procedural.dataset_scorer`): full marks is correct. None
+            compares with `gold` (math-verify).
 
     Returns:
         The extracted answer (None when there is none, which grades as wrong) and
@@ -63,4 +67,6 @@ def grade_output(output: str, gold: str) -> Grade:
     predicted = extract_final_answer(split_reasoning(output).answer)
     if predicted is None:
         return Grade(predicted=None, correct=False)
+    if scorer is not None:
+        return Grade(predicted=predicted, correct=scorer(predicted) >= 1.0)
     return Grade(predicted=predicted, correct=same_answer(predicted, gold))

@@ -48,6 +48,7 @@ from journey.evaluation.pairs import (
 )
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
+from journey.problems.procedural import dataset_scorer
 from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
@@ -72,8 +73,14 @@ class Graded(Protocol):
     def correct(self) -> bool: ...
 
 
-Grader = Callable[[str, str], Graded]
-"""Grades a model output against the gold answer: `grade(output, gold)`."""
+class Grader(Protocol):
+    """Grades a model output against the gold answer, or with the dataset's own scorer
+    where it has one: `grade(output, gold, scorer)` (`grade_output` is one)."""
+
+    def __call__(
+        self, output: str, gold: str, scorer: Callable[[str], float] | None = None
+    ) -> Graded: ...
+
 
 _Reply = tuple[str, str, int]
 """A reply's text, finish reason and completion tokens."""
@@ -241,7 +248,7 @@ class PairsSampler:
     ) -> ProblemSamples:
         samples: list[Sample] = []
         for (text, finish_reason, tokens), seed in zip(replies, seeds, strict=True):
-            grade = self._grade(text, problem.answer)
+            grade = self._grade(text, problem.answer, dataset_scorer(problem.meta))
             samples.append(
                 Sample(
                     text=text,

@@ -41,6 +41,7 @@ from journey.evaluation.metrics import (
 )
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
+from journey.problems.procedural import dataset_scorer
 from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     EndpointDownError,
@@ -262,7 +263,7 @@ class EvalRunner:
             },
         )
         output = result.content if isinstance(result.content, str) else str(result.content)
-        grade = grade_output(output, problem.answer)
+        grade = grade_output(output, problem.answer, dataset_scorer(problem.meta))
         level = problem.meta.get("level")
         subject = problem.meta.get("subject")
         return EvalRecord(
