@@ -1,0 +1,82 @@
+"""Synthesis on a local Ray cluster: units on worker actors, a killed worker, the merge."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from autogen_core.models import LLMMessage
+from test_runner import _asked, dataset, fake_policy, logs, options, synthesise
+
+from journey.runs import RunDirectory
+from journey.runs.ray_synthesis import RayOptions, run_on_ray, unit_dirs
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+
+TESTS = Path(__file__).parent
+KILL_MARKER = "JOURNEY_TEST_KILL_MARKER"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local cluster for the module (it takes seconds to start); workers import the
+    tests' fake models, and find the kill marker in the environment."""
+    marker = tmp_path_factory.mktemp("marker") / "killed-once"
+    path = os.pathsep.join([str(TESTS), str(TESTS.parent), *sys.path])
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, KILL_MARKER: str(marker)}},
+    )
+    yield marker
+    ray.shutdown()
+
+
+def killing_policy(messages: Sequence[LLMMessage]) -> str:
+    """The fake policy, but its worker process dies the first time problem 3 reaches step 2."""
+    k, _, step, _ = _asked(messages)
+    marker = Path(os.environ[KILL_MARKER])
+    if k == 3 and step == 2 and not marker.exists():
+        marker.write_text("killed")
+        os._exit(1)  # the worker dies mid-session, as a preempted node would
+    return fake_policy(messages)
+
+
+def test_units_on_workers_merge_into_the_run_a_single_process_writes(
+    cluster: Path, tmp_path: Path
+) -> None:
+    problems = dataset(tmp_path / "d.jsonl", ["plain", "reflect", "backtrack", "wrongfinal"] * 2)
+    report = run_on_ray(
+        options(),
+        problems,
+        tmp_path / "ray",
+        RayOptions(workers=2, units=4),
+        dataset={"path": "d.jsonl"},
+    )
+    assert report.solved == 8 and report.ran == 8 and not report.problems
+    assert sorted(p.name for p in unit_dirs(tmp_path / "ray", 4)) == sorted(
+        p.name for p in (tmp_path / "ray" / "units").iterdir()
+    )
+    synthesise(tmp_path / "single", problems)
+    assert logs(tmp_path / "ray") == logs(tmp_path / "single")
+    # Again: every unit resumes as done, the merge adds nothing.
+    again = run_on_ray(options(), problems, tmp_path / "ray", RayOptions(workers=2, units=4))
+    assert again.skipped == 8 and again.ran == 0
+
+
+def test_a_killed_worker_is_replaced_and_its_unit_resumes(cluster: Path, tmp_path: Path) -> None:
+    problems = dataset(tmp_path / "d.jsonl", ["plain", "reflect", "plain", "backtrack"])
+    settings = options(policy="function:test_ray_synthesis:killing_policy")
+    report = run_on_ray(settings, problems, tmp_path / "ray", RayOptions(workers=2, units=2))
+    assert cluster.exists(), "the worker was killed once"
+    assert report.solved == 4 and not report.problems
+    assert report.resumed == 1  # problem 3's session went on from its log
+    ids = [json.loads(line)["session_id"] for line in (tmp_path / "ray/sessions.jsonl").open()]
+    assert sorted(ids) == sorted(p.session_id for p in problems)  # nothing twice
+    summaries = {s.session_id: s for s in RunDirectory(tmp_path / "ray").summaries()}
+    assert all(s.outcome == "solved" for s in summaries.values())
