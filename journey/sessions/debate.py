@@ -21,6 +21,13 @@ that dialogue is the journey the transcript writer turns into a long thought.
 A session cut short (a crash, a kill) is continued with `DebateSession.restore`:
 its logged events are replayed into the tree, the dialogue, the usage and the
 counters, and `run()` goes on from the last logged event.
+
+A strategy that is a debate with another judge (propose-critique: the policy judges
+its own steps) subclasses this one and changes three hooks, all about judging:
+`_judge(node)` (how a step is judged and acted on), `_replay_one(event)` (what a logged
+judgement means when restoring) and `_continue_restored()` (finishing a judgement the
+log was cut in). Everything else (turns, limits, tree moves, the verifier, feedback,
+the fold) is the debate's.
 """
 
 from __future__ import annotations
