@@ -284,5 +284,6 @@ def test_with_default_sets_an_option_only_where_the_backend_takes_it() -> None:
 
 def test_agent_options_are_left_out_of_the_client() -> None:
     agent_options = {o.name for b in backends() for o in b.options if o.agent}
-    assert agent_options == {"max_tokens", "concurrency"}  # the agent's, the router's
+    # The agent's, the router's, the run's (prices) and the pool's (rate limits).
+    assert agent_options == {"max_tokens", "concurrency", "price_in", "price_out", "rpm", "tpm"}
     assert all(backend(name).agent_options <= agent_options for name in PARSE_EXAMPLES)

@@ -27,7 +27,7 @@ from journey.agents.backends import FunctionChatCompletionClient
 from journey.cli import app
 from journey.errors import ConfigError
 from journey.problems import ProblemRecord, load_problems
-from journey.protocols import SessionEnded, StopReason
+from journey.protocols import Role, SessionEnded, StopReason
 from journey.runs import (
     RunDirectory,
     SynthesisOptions,
@@ -183,6 +183,18 @@ def test_every_problem_gets_one_finished_session_and_exact_report(tmp_path: Path
     assert outcome["stuck"].stop_reason == "max_turns" and outcome["stuck"].turns == 6
     generated = sum(u.completion_tokens for s in summaries.values() for u in s.usage.values())
     prompt = sum(u.prompt_tokens for s in summaries.values() for u in s.usage.values())
+    # Every request reached a model (a cold cache); the one that raised has no usage.
+    spend = {
+        role.value: {
+            "prompt_tokens": sum(s.usage[role].prompt_tokens for s in summaries.values()),
+            "completion_tokens": sum(s.usage[role].completion_tokens for s in summaries.values()),
+            "usd": None,
+            "price": None,
+            "missing": f"no price for the {role.value} (test_runner:fake_{role.value}): give "
+            "its spec price_in and price_out, or --prices FILE",
+        }
+        for role in (Role.POLICY, Role.CRITIC)
+    }
     assert report.model_dump(exclude={"wall_time", "tokens_per_second", "cache"}) == {
         "run_dir": str(tmp_path / "run"),
         "strategy": "debate",
@@ -203,6 +215,10 @@ def test_every_problem_gets_one_finished_session_and_exact_report(tmp_path: Path
         "dataset_issues": 0,
         "retries": 0,  # scripted clients never retry; the flaky-server test counts real ones
         "retries_by_cause": {},
+        "endpoints": {},
+        "spend": spend,
+        "cost_usd": None,
+        "stopped": None,
         "problems": [],
         "finished": 6,
         "yield_rate": 4 / 5,  # the model_error session is not in the yield

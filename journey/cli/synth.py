@@ -27,7 +27,9 @@ from journey.errors import ConfigError
 STRATEGY_HELP = (
     "debate: the policy proposes each step, a critic judges it and picks the action; "
     "propose-critique: the policy proposes each step and checks it itself (no critic); "
-    "beam: several steps sampled per node, the critic's score as reward."
+    "beam: several steps sampled per node, the critic's score as reward; "
+    "expand: the policy expands a reference solution into a long thought whose wrong turns "
+    "are corrected, checked against the reference."
 )
 
 
@@ -38,7 +40,9 @@ STRATEGY_HELP = (
     "    journey synth --dataset math500.jsonl --out runs/m500-s0 --shard 0/4 "
     "--concurrency 16 --policy openai:Qwen2.5-7B-Instruct@http://localhost:8000/v1 "
     "--policy-concurrency 4\n\n"
-    "    journey synth --dataset HuggingFaceH4/MATH-500 --split test --out runs/m500-hf"
+    "    journey synth --dataset HuggingFaceH4/MATH-500 --split test --out runs/m500-hf\n\n"
+    "    journey synth --dataset math500.jsonl --out runs/m500-4o --policy "
+    "'openai:gpt-4o-mini?rpm=500' --critic openai:gpt-4o-mini --budget-usd 5"
 )
 def synth(
     dataset: Annotated[
@@ -152,6 +156,27 @@ def synth(
             "store nothing; write: always ask, store; off: no cache."
         ),
     ] = "readwrite",
+    budget_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop the run once this invocation's model requests have used this many "
+            "tokens, prompt + generated (cache hits are free); resumable."
+        ),
+    ] = None,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop the run once this invocation's model requests cost this many US "
+            "dollars (every role needs a price); resumable."
+        ),
+    ] = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            help="Prices of models by name (a YAML or JSON file: model -> {in, out}, USD "
+            "per million tokens), over journey's dated table; a spec's price_in/price_out win."
+        ),
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
@@ -162,7 +187,9 @@ def synth(
     from journey.problems import Shard, load_problems
     from journey.problems.dataset import issue_lines
     from journey.runs import SynthesisOptions, SynthesisRunner
+    from journey.runs.prices import load_prices
     from journey.runs.response_cache import CacheSettings
+    from journey.runs.spend import RunBudget
     from journey.sessions import DebateLimits
     from journey.view.progress import synthesis_progress
     from journey.view.reports import render_synthesis_report
@@ -194,6 +221,8 @@ def synth(
         critic_reasks=critic_reasks,
         strategy_config=strategy_config,
         cache=CacheSettings(mode=CacheMode.parse(cache_mode), directory=cache),
+        prices=load_prices(prices) if prices is not None else {},
+        budget=RunBudget(tokens=budget_tokens, usd=budget_usd),
     )
     chosen_shard = Shard.parse(shard) if shard else None
     options.models  # noqa: B018  (validates the model specs now)
@@ -235,3 +264,5 @@ def synth(
     console.print(render_synthesis_report(report))
     for line in report.problems:
         warn("note", line, sep=" ")
+    if report.stopped:
+        warn("stopped", report.stopped)

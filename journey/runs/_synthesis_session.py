@@ -3,8 +3,9 @@
 `SessionWork` holds what every session of a run shares (the run directory, the
 strategy's session class, the agents, the report and the live counts); `run` starts a
 session afresh or restores it from its log, appends each event as it happens, and
-saves the finished session; `reindex` saves a session whose log ended before it was
-indexed.
+saves the finished session (one the run's budget cut at a turn boundary is left
+unsaved, its log open, and raises `LeftForLater`); `reindex` saves a session whose log
+ended before it was indexed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent
 from journey.problems.dataset import ProblemRecord
 from journey.protocols import (
     CriticVerdictGiven,
+    ExpansionRejected,
     PolicyStepProposed,
     ProblemPosed,
     SessionEnded,
@@ -23,10 +25,12 @@ from journey.protocols import (
     StopReason,
 )
 from journey.runs._synthesis_resume import SessionPlan, keep_error_log, restart
+from journey.runs.jobs import LeftForLater
 from journey.runs.rundir import RunDirectory
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.runs.synthesis_report import SynthesisReport, SynthesisTally
 from journey.sessions.base import DebateResult, RestoreError, Session
+from journey.sessions.stop_conditions import StopRequested
 
 __all__ = ["SessionWork"]
 
@@ -44,6 +48,9 @@ class SessionWork:
     critic: CriticAgent | None
     report: SynthesisReport
     tally: SynthesisTally
+    halted: Callable[[], bool] = lambda: False
+    """True once the run stops spending (a budget): sessions stop at their next turn
+    boundary, their logs left open for the next run."""
 
     def reindex(self, record: ProblemRecord, events: list[SessionEvent]) -> bool:
         """Save and index a session whose log ended before it was indexed.
@@ -107,18 +114,22 @@ class SessionWork:
                     "meta": record.meta,
                 },
             )
+        # After the session's own limits, so one that reached them ends for that reason.
+        session.stop_when = session.stop_condition() | StopRequested(self.halted)
         with run.event_log(record.session_id) as log:
 
             def on_event(event: SessionEvent) -> None:
                 if isinstance(event, SessionEnded) and event.stop_reason is StopReason.CANCELLED:
                     return  # interrupted, not ended: the log stays open for a resume
                 log.write(event)
-                if isinstance(event, PolicyStepProposed | CriticVerdictGiven):
+                if isinstance(event, PolicyStepProposed | CriticVerdictGiven | ExpansionRejected):
                     tally.generated += event.usage.completion_tokens
                     tally.prompt += event.usage.prompt_tokens
                     refresh()
 
             result = await session.run(on_event)
+        if result.ended.stop_reason is StopReason.CANCELLED:
+            raise LeftForLater(record.session_id)  # cut by the budget: resumed next run
         tally.count(run.save(result))
         tally.ran += 1
         return result.ended

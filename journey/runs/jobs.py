@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from journey.runs.endpoint_health import ErrorStreak, raise_unexpected
 
-__all__ = ["JobProgress", "NoProgress", "StreakStop", "run_each"]
+__all__ = ["JobProgress", "LeftForLater", "NoProgress", "StreakStop", "run_each"]
 
 ItemT = TypeVar("ItemT")
 
@@ -81,6 +81,12 @@ class StreakStop:
     error: str
 
 
+class LeftForLater(Exception):
+    """Raised by a job's work on an item it stopped short of finishing, on purpose (a
+    budget spent): what it saved is left for the next run; the item is neither done nor
+    a failure."""
+
+
 async def run_each(
     items: Iterable[ItemT],
     work: Callable[[ItemT], Awaitable[str | None]],
@@ -89,6 +95,7 @@ async def run_each(
     streak: ErrorStreak,
     progress: JobProgress,
     fields: Callable[[], Fields] = dict,
+    halted: Callable[[], bool] = lambda: False,
 ) -> StreakStop | None:
     """Run `work` on every item, at most `concurrency` at once (None: no limit).
 
@@ -98,7 +105,9 @@ async def run_each(
     without a model's fault (a crash in journey's own code) returns None. After each
     item the progress advances with `fields()`. When the streak reaches its limit, the
     items in flight are cancelled (each leaves what it saved so far for the next run)
-    and the stop is returned, for the job to report in one line.
+    and the stop is returned, for the job to report in one line. Once `halted()` is
+    true no item starts (a budget is spent); an item whose work raises `LeftForLater`
+    is not counted done.
 
     Raises:
         Exception: The first error `work` raised (a bug, not a model's fault), once every
@@ -111,7 +120,12 @@ async def run_each(
     async def one(item: ItemT) -> None:
         nonlocal stop
         async with gate if gate is not None else nullcontext():
-            failure = await work(item)
+            if halted():
+                return  # never started: left to the next run
+            try:
+                failure = await work(item)
+            except LeftForLater:
+                return
         progress.advance(fields())
         if streak.add(failure is not None) and stop is None and failure is not None:
             stop = StreakStop(streak.count, failure)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,9 @@ from journey.errors import ConfigError, DatasetError
 from journey.longthought.writer import write_long_thought
 from journey.protocols import Outcome, ProblemPosed, Role, TokenUsage
 from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS, phrase_pattern
+from journey.runs.prices import ModelPrice
 from journey.runs.response_cache import recorded_cache_stats
+from journey.runs.run_cost import RunCost, run_cost
 from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index
 from journey.sessions.state import SessionState, StateError
 
@@ -275,6 +277,11 @@ class RunStats(BaseModel):
         description="Per role, what the response cache did over the run's invocations: "
         "hits, misses, stored, tokens saved (empty when the run kept no counts).",
     )
+    cost: RunCost | None = Field(
+        default=None,
+        description="What the finished sessions cost in USD, per role, per action and per "
+        "solved one, and what the run paid (`journey.runs.run_cost`).",
+    )
 
 
 def keyword_pattern(keyword: str) -> re.Pattern[str]:
@@ -294,12 +301,18 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -> RunStats:
+def run_stats(
+    run: RunContents,
+    *,
+    keywords: Sequence[str] = DEFAULT_KEYWORDS,
+    prices: Mapping[str, ModelPrice] | None = None,
+) -> RunStats:
     """Sum a run up.
 
     Args:
         run: What `read_run` found.
         keywords: Words or phrases whose rate in the transcripts is counted.
+        prices: Prices by model name, over those the run was given (`run_cost`).
 
     Returns:
         Counts over all sessions; means, token totals and keyword rates over finished ones.
@@ -349,4 +362,5 @@ def run_stats(run: RunContents, *, keywords: Sequence[str] = DEFAULT_KEYWORDS) -
         completion_tokens_per_solved=generated / solved if solved else None,
         mean_transcript_chars=_mean([s.transcript_chars for s in done]),
         cache={role: stats.as_dict() for role, stats in recorded_cache_stats(run.root).items()},
+        cost=run_cost(run.root, done, prices=prices),
     )

@@ -12,7 +12,9 @@ is reported and leaves its log to be resumed, never stopping the others. When
 `max_consecutive_errors` sessions in a row end as `model_error` (an endpoint is
 down, a URL is wrong, a quota is spent), the run stops instead of failing the rest:
 sessions in flight are cancelled, their logs left open, and `EndpointDownError`
-names the role's model spec and its last error.
+names the role's model spec and its last error. A spent budget (`options.budget`,
+`journey.runs.spend`) stops the run too: no session starts, those in flight stop at a
+turn boundary, and the report says why (`SynthesisReport.stopped`); it resumes as well.
 
 Running again on the same directory resumes:
 
@@ -65,9 +67,10 @@ from journey.runs.endpoint_health import (
     LastFailure,
     RoleClient,
 )
-from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
+from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, StreakStop, run_each
 from journey.runs.response_cache import RunCache
 from journey.runs.rundir import RUN_LOCK, RunDirectory
+from journey.runs.spend import SpendMeter, cost_text
 from journey.runs.synthesis_options import SynthesisOptions, describe_change
 from journey.runs.synthesis_report import SynthesisReport, SynthesisTally
 from journey.sessions.strategies import strategy_session
@@ -103,7 +106,8 @@ class SynthesisRunner:
             sessions in a row end as `model_error`; 0 never stops.
 
     Raises:
-        ConfigError: `max_consecutive_errors` is negative.
+        ConfigError: `max_consecutive_errors` is negative, or a USD budget is given where a
+            role has no price.
     """
 
     def __init__(
@@ -124,6 +128,8 @@ class SynthesisRunner:
         self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._models = options.models
         self._session_type = strategy_session(options.strategy)
+        self._prices = options.role_prices()
+        SpendMeter(self._prices, options.budget)  # a USD budget needs every role's price
 
     async def run(
         self,
@@ -201,6 +207,7 @@ class SynthesisRunner:
         plans = plan_sessions(
             run, problems, report, tally, ended_logs, retry_errors=self.retry_errors
         )
+        meter = SpendMeter(self._prices, self.options.budget)
         pool = ClientPool() if self._given_clients is None else None
         cache = RunCache(self.options.cache, run.root)
         failures = LastFailure()
@@ -209,12 +216,16 @@ class SynthesisRunner:
         try:
             shared = self._clients(pool)
             # The agents talk through the role wrappers (the cache, limits, failures
-            # noted); loading and retry counts need the clients themselves (two wrappers
-            # over one model would load it twice).
+            # noted, and under the cache the meter of what reaches a model); loading and
+            # retry counts need the clients themselves (two wrappers over one model would
+            # load it twice).
             limits = self.options.request_limits
             clients = {
                 role: RoleClient(
-                    role, cache.wrap(role, client, self._models[role]), limits.get(role), failures
+                    role,
+                    cache.wrap(role, meter.wrap(role, client), self._models[role]),
+                    limits.get(role),
+                    failures,
                 )
                 for role, client in shared.items()
             }
@@ -233,7 +244,15 @@ class SynthesisRunner:
                 else None
             )
             work = SessionWork(
-                run, o, self._session_type, self._models, policy, critic, report, tally
+                run,
+                o,
+                self._session_type,
+                self._models,
+                policy,
+                critic,
+                report,
+                tally,
+                halted=lambda: meter.spent() is not None,
             )
             for record, events in ended_logs:
                 if not work.reindex(record, events):
@@ -242,7 +261,7 @@ class SynthesisRunner:
                 await self._load(shared)
             retries_before = _retries(shared.values())
             started = time.monotonic()
-            stopped = await self._run_sessions(work, plans, started, failures)
+            stopped = await self._run_sessions(work, plans, started, failures, meter)
             report.wall_time = round(time.monotonic() - started, 3)
             retries_after = _retries(shared.values())
             report.retries_by_cause = {
@@ -258,6 +277,8 @@ class SynthesisRunner:
                 if isinstance(client, RoutedClient)
             }
             report.cache = {role: stats.as_dict() for role, stats in cache.stats().items()}
+            report.spend, report.cost_usd = meter.report(), meter.cost
+            meter.save(run.root)
             cache.save()
             cache.close()
             if pool is not None:
@@ -268,6 +289,13 @@ class SynthesisRunner:
         report.errors = tally.outcomes[Outcome.ERROR]
         report.ran, report.crashed = tally.ran, tally.crashed
         report.generated_tokens, report.prompt_tokens = tally.generated, tally.prompt
+        spent = meter.spent()
+        if spent is not None and report.finished < report.sessions:
+            left = report.sessions - report.finished
+            report.stopped = (
+                f"{spent}; {left} session{'' if left == 1 else 's'} left: run the same "
+                f"command again to resume {run.root}"
+            )
         if stopped is not None:
             raise EndpointDownError(stopped, report)
         return report
@@ -294,14 +322,24 @@ class SynthesisRunner:
                 await load()
 
     async def _run_sessions(
-        self, work: SessionWork, plans: list[SessionPlan], started: float, failures: LastFailure
+        self,
+        work: SessionWork,
+        plans: list[SessionPlan],
+        started: float,
+        failures: LastFailure,
+        meter: SpendMeter,
     ) -> str | None:
-        """Run the planned sessions; returns None, or the line saying why the run stopped."""
+        """Run the planned sessions; returns None, or the line saying why the run stopped
+        (an endpoint down; a spent budget stops sessions without a line here)."""
         run, report, tally = work.run, work.report, work.tally
 
         def fields() -> dict[str, str]:
             elapsed = max(time.monotonic() - started, 1e-9)
-            return {"yield_text": tally.yield_text, "speed": f"{tally.generated / elapsed:.1f}"}
+            return {
+                "yield_text": tally.yield_text,
+                "speed": f"{tally.generated / elapsed:.1f}",
+                "cost": f"cost {cost_text(meter.cost)}",
+            }
 
         def refresh() -> None:
             self.progress.update(fields())
@@ -309,6 +347,8 @@ class SynthesisRunner:
         async def one(plan: SessionPlan) -> str | None:
             try:
                 ended = await work.run_session(plan, refresh)
+            except LeftForLater:
+                raise  # the budget cut it: neither done nor a failure
             except Exception as error:  # one session's bug must not stop the others
                 tally.crashed += 1
                 line = f"{plan.record.session_id}: {type(error).__name__}: {error}"
@@ -326,6 +366,7 @@ class SynthesisRunner:
                 streak=ErrorStreak(self._streak_limit),
                 progress=self.progress,
                 fields=fields,
+                halted=work.halted,
             )
         return None if stop is None else self._stop_line(stop, failures, run)
 

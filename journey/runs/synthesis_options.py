@@ -2,8 +2,8 @@
 
 The options are recorded in the run's `run.json` (`journey.runs.manifest`). A resume
 must keep the strategy, the model of each role the strategy asks and, when it asks a
-critic, the critic mode; everything else (concurrency, limits, token budgets) may
-change, as none of it changes what a session already logged says.
+critic, the critic mode; everything else (concurrency, limits, token budgets, prices,
+the run's budget) may change, as none of it changes what a session already logged says.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from journey.agents.backends.role_endpoints import role_spec_text
 from journey.errors import ConfigError
 from journey.protocols import Role
 from journey.runs.manifest import KIND_KEY, Manifest, SettingChange
+from journey.runs.prices import ModelPrice, PriceTable, RolePrice, prices_record
 from journey.runs.response_cache import CacheSettings
+from journey.runs.spend import RunBudget
 from journey.sessions.base import DebateLimits
 from journey.sessions.strategies import strategy_session
 
@@ -78,6 +80,17 @@ class SynthesisOptions:
         default_factory=CacheSettings,
         metadata={"help": "Where the response cache is and whether it is read and written."},
     )
+    prices: Mapping[str, ModelPrice] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Prices of models by name (a YAML or JSON file: model -> {in, out}, USD "
+            "per million tokens), over journey's dated table; a spec's price_in/price_out win."
+        },
+    )
+    budget: RunBudget = field(
+        default_factory=RunBudget,
+        metadata={"help": "When this invocation stops spending: tokens or US dollars."},
+    )
 
     def __post_init__(self) -> None:
         # Raises on an unknown strategy, or on settings it refuses: checked once here,
@@ -122,6 +135,10 @@ class SynthesisOptions:
         """Requests in flight allowed per role; None where only `concurrency` bounds them."""
         return {"policy": self.policy_concurrency, "critic": self.critic_concurrency}
 
+    def role_prices(self) -> dict[str, RolePrice]:
+        """The price of each role the strategy asks (or why it has none)."""
+        return PriceTable(self.prices).for_roles(self.models)
+
     def record(self) -> dict[str, Any]:
         """The options as `run.json` keeps them."""
         return {
@@ -137,6 +154,8 @@ class SynthesisOptions:
             "critic_reasks": self.critic_reasks,
             **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
             "cache": self.cache.record(),
+            **({"prices": prices_record(self.prices)} if self.prices else {}),
+            **({"budget": self.budget.record()} if self.budget.given else {}),
         }
 
     def manifest(self, dataset: Mapping[str, Any]) -> Manifest:

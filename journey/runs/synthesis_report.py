@@ -55,6 +55,13 @@ class SynthesisReport(BaseModel):
     cache: dict[str, dict[str, int]] = {}
     """What each role's response cache did in this run: hits, misses, stored, tokens
     saved (empty with the cache off)."""
+    spend: dict[str, dict[str, Any]] = {}
+    """Per role, what reached its model in this run (cache hits are free): prompt and
+    completion tokens, the cost in USD (None: no price), the price and its source."""
+    cost_usd: float | None = None
+    """Every role's cost in this run; None when a role has no price."""
+    stopped: str | None = None
+    """Why the run stopped before every session finished (a budget spent), in one line."""
     problems: list[str] = []
     """One line per crashed or restarted session."""
 

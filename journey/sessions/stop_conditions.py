@@ -15,6 +15,7 @@ depth; beam search counts expansions and the best beam node's depth.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from journey.protocols import StopReason
@@ -27,6 +28,7 @@ __all__ = [
     "MaxTurns",
     "SessionProgress",
     "StopCondition",
+    "StopRequested",
 ]
 
 
@@ -103,6 +105,19 @@ class MaxDepth(StopCondition):
 
     def check(self, progress: SessionProgress) -> StopReason | None:
         return StopReason.MAX_DEPTH if progress.depth >= self.limit else None
+
+
+@dataclass(frozen=True)
+class StopRequested(StopCondition):
+    """Stop as interrupted (`cancelled`) once `requested()` is true: not an end, so a
+    runner leaves the session's log open and a later run continues it (a run's budget
+    spent). Put it after the limits (`limits | StopRequested(...)`), so that a session
+    that has reached one ends for that reason instead."""
+
+    requested: Callable[[], bool]
+
+    def check(self, progress: SessionProgress) -> StopReason | None:
+        return StopReason.CANCELLED if self.requested() else None
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,18 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from journey.runs.jobs import Fields, JobProgress, NoProgress
 
 __all__ = [
+    "OptionalField",
     "ProgressBar",
     "evaluation_progress",
     "pairs_progress",
@@ -68,6 +71,18 @@ class ProgressBar:
         return self.console.status("Loading models…", spinner="dots")
 
 
+class OptionalField(ProgressColumn):
+    """A job's field where the job reports it, nothing where it does not (a job that
+    shares a bar, such as synthesis's, need not report every field of it)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get(self.name, "")))
+
+
 def _task_fields(fields: Fields) -> dict[str, Any]:
     """A job's fields as the extra task fields rich takes (`**fields: Any`)."""
     return dict(fields)
@@ -78,7 +93,8 @@ def _bar(console: Console, enabled: bool, columns: tuple[str | ProgressColumn, .
 
 
 def synthesis_progress(console: Console, *, enabled: bool = True) -> JobProgress:
-    """`journey synth`: sessions finished, the yield and the generation speed, an ETA."""
+    """`journey synth`: sessions finished, the yield, the generation speed, what the run
+    has cost so far ("—" while a role has no price), an ETA."""
     return _bar(
         console,
         enabled and console.is_terminal,
@@ -88,6 +104,7 @@ def synthesis_progress(console: Console, *, enabled: bool = True) -> JobProgress
             MofNCompleteColumn(),
             TextColumn("yield {task.fields[yield_text]}"),
             TextColumn("{task.fields[speed]} tok/s"),
+            OptionalField("cost"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),

@@ -13,6 +13,7 @@ from rich.text import Text
 from journey.evaluation.compare import Comparison
 from journey.evaluation.metrics import AccuracyBucket, EvalMetrics
 from journey.runs.merge import MergeReport
+from journey.runs.spend import cost_text
 from journey.runs.synthesis_report import SynthesisReport, yield_text
 
 __all__ = [
@@ -138,6 +139,10 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
         ("wall time", f"{report.wall_time:.1f}s"),
         ("tokens/s", f"{report.tokens_per_second:.1f}"),
     ]
+    if report.spend:
+        rows.append(("cost", _cost_text(report)))
+    if report.stopped:
+        rows.append(("stopped", report.stopped))
     if report.retries:
         causes = ", ".join(f"{cause}: {n}" for cause, n in report.retries_by_cause.items())
         rows.append(("retries", f"{report.retries} ({causes})"))
@@ -146,6 +151,14 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
     for name, value in rows:
         table.add_row(name, Text(value))  # the run path is the user's: never markup
     return table
+
+
+def _cost_text(report: SynthesisReport) -> str:
+    """This run's cost, each role's beside it, and the roles that have no price."""
+    roles = " · ".join(f"{role} {cost_text(spent['usd'])}" for role, spent in report.spend.items())
+    missing = [spent["missing"] for spent in report.spend.values() if spent.get("missing")]
+    text = f"{cost_text(report.cost_usd)} ({roles})"
+    return text + "".join(f"; {line}" for line in missing)
 
 
 def _sessions_text(report: SynthesisReport) -> str:

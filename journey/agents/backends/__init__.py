@@ -15,6 +15,7 @@ from journey.agents.backends.base import (
     retry_causes,
 )
 from journey.agents.backends.limited import ConcurrencyLimitedClient, limit_requests
+from journey.agents.backends.rate_limited import RateLimitedClient, RateWindow
 from journey.agents.backends.scripted import (
     FunctionChatCompletionClient,
     ScriptedChatCompletionClient,
@@ -38,6 +39,8 @@ __all__ = [
     "LoadableClient",
     "ModelSpec",
     "PlainPromptTemplate",
+    "RateLimitedClient",
+    "RateWindow",
     "RecordingClient",
     "RetryCounting",
     "ScriptExhaustedError",

@@ -2,13 +2,15 @@
 
 A retryable fault (`_openai_faults.is_retryable`) is tried again after an exponential
 backoff with jitter, or after the wait the server asked for (`Retry-After`), either
-capped at `max_backoff`. A transport fault that ends the attempts, retryable or not,
-becomes one `ModelUnavailableError` naming the model, the base URL and the fault,
-never the API key; any other exception passes through as it was raised.
+capped at `max_backoff`. A request whose server said a rate-limit count is spent waits
+for its reset first (`_openai_rate_headers`). A transport fault that ends the attempts,
+retryable or not, becomes one `ModelUnavailableError` naming the model, the base URL and
+the fault, never the API key; any other exception passes through as it was raised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -22,6 +24,7 @@ from journey.agents.backends._openai_faults import (
     is_transport_fault,
     retry_after,
 )
+from journey.agents.backends._openai_rate_headers import ServerRateLimits
 from journey.errors import ModelUnavailableError
 
 __all__ = ["RetriedRequests"]
@@ -42,6 +45,7 @@ class RetriedRequests:
     _secret: str
     retry_count: int
     retries_by_cause: dict[str, int]
+    server_limits: ServerRateLimits
 
     async def _before_request(self) -> None:
         """Runs before every request; a subclass that starts its own server waits here
@@ -49,6 +53,8 @@ class RetriedRequests:
 
     async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
         await self._before_request()
+        if (pause := self.server_limits.delay()) > 0:  # the server said a count is spent
+            await asyncio.sleep(pause)
         attempts = 0
         try:
             async for attempt in AsyncRetrying(

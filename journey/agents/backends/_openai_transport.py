@@ -19,7 +19,7 @@ for them with `collect_stream_thoughts`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -32,6 +32,10 @@ __all__ = ["REASONING_FIELDS", "collect_stream_thoughts", "openai_client", "reas
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 """Where servers put a reply's thoughts, in the order they are looked for."""
+
+ResponseHook = Callable[[Any], Awaitable[None]]
+"""A response hook of the SDK's HTTP client: called with each response before its body
+is read."""
 
 _stream_thoughts: ContextVar[list[str] | None] = ContextVar("_stream_thoughts", default=None)
 
@@ -120,10 +124,17 @@ def openai_client(
     base_url: str,
     timeout: float,
     http_client: openai.DefaultAsyncHttpxClient | None = None,
+    on_response: ResponseHook | None = None,
 ) -> openai.AsyncOpenAI:
     """An SDK client with no retries of its own (journey retries, honouring
     Retry-After) whose chat completions send their messages as given; `http_client`
-    sends its requests when given (the SDK's own otherwise)."""
+    sends its requests when given (the SDK's own otherwise); `on_response` sees every
+    response's headers before its body (the server's rate-limit headers)."""
+    if on_response is not None:
+        if http_client is None:
+            http_client = openai.DefaultAsyncHttpxClient()
+        hooks = http_client.event_hooks
+        http_client.event_hooks = {**hooks, "response": [*hooks.get("response", []), on_response]}
     client = openai.AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,

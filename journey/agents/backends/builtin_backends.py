@@ -60,6 +60,31 @@ ENDPOINT_CONCURRENCY = Option(
 LOGPROBS = Option(
     "logprobs", bool, "the server returns log-probs: the critic can score its labels", "false"
 )
+# Read by the run, never by the client (`agent=True`), and no part of the cache identity.
+PRICES = tuple(
+    Option(
+        f"price_{kind}",
+        float,
+        f"USD per million {tokens} tokens, for cost reports and --budget-usd",
+        "from --prices, else journey's dated table, journey/runs/prices.yaml",
+        minimum=0,
+        agent=True,
+        affects_replies=False,
+    )
+    for kind, tokens in (("in", "prompt"), ("out", "completion"))
+)
+RATE_LIMITS = tuple(
+    Option(
+        name,
+        int,
+        f"{what} per minute to this endpoint at most (a sliding 60 s window)",
+        "no limit of its own",
+        minimum=1,
+        agent=True,
+        affects_replies=False,
+    )
+    for name, what in (("rpm", "requests"), ("tpm", "prompt + completion tokens"))
+)
 
 # --- embedded and hf: one local transformers client ---------------------------------------
 
@@ -82,6 +107,7 @@ LOCAL_OPTIONS = (
         affects_replies=False,
     ),
     Option("dtype", str, "auto, float32, bfloat16 or float16", "auto"),
+    *PRICES,
 )
 
 
@@ -183,6 +209,8 @@ register_backend(
             MAX_RETRIES,
             LOGPROBS,
             ENDPOINT_CONCURRENCY,
+            *PRICES,
+            *RATE_LIMITS,
             Option(
                 "key_env",
                 str,
@@ -222,6 +250,8 @@ register_backend(
             MAX_RETRIES,
             LOGPROBS,
             ENDPOINT_CONCURRENCY,
+            *PRICES,
+            *RATE_LIMITS,
             Option(
                 "python",
                 str,
@@ -313,6 +343,8 @@ register_backend(
         (
             Option("cycle", bool, "start again from the first reply when they run out", "false"),
             ENDPOINT_CONCURRENCY,
+            *PRICES,
+            *RATE_LIMITS,
         ),
         parse=_target,
         create=_create_replay,
@@ -323,7 +355,7 @@ register_backend(
         "function",
         "replies from a Python function of the messages (sync or async), e.g. a test fake",
         "function:MODULE:NAME",
-        (ENDPOINT_CONCURRENCY,),
+        (ENDPOINT_CONCURRENCY, *PRICES, *RATE_LIMITS),
         parse=_parse_function,
         create=_create_function,
     )

@@ -56,6 +56,7 @@ from journey.agents.backends._openai_options import (
     endpoint_from_env,
     is_reasoning_client,
 )
+from journey.agents.backends._openai_rate_headers import ServerRateLimits
 from journey.agents.backends._openai_retries import RetriedRequests
 from journey.agents.backends._openai_transport import collect_stream_thoughts, openai_client
 from journey.agents.backends._openai_usage import OpenAIUsage
@@ -168,9 +169,15 @@ class OpenAICompatibleClient(
         self._own_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._prompt_tokens = PromptTokenCounts()
 
+        self.server_limits = ServerRateLimits()
+        """The server's rate-limit headers, as last seen; requests wait out its pauses."""
         # One SDK client for generation and scoring, sharing its connections.
         self._sdk = openai_client(
-            api_key=api_key, base_url=self._base_url, timeout=timeout, http_client=http_client
+            api_key=api_key,
+            base_url=self._base_url,
+            timeout=timeout,
+            http_client=http_client,
+            on_response=self.server_limits.on_response,
         )
         self._inner = autogen_client(
             self._sdk, model=model, create_defaults=create_defaults, model_info=model_info

@@ -13,6 +13,10 @@
 Options follow a `?`, as `key=value` pairs joined by `&`, for example
 `openai:Qwen2.5-7B@http://localhost:8000/v1?temperature=0.7&logprobs=true`.
 
+Every backend takes `price_in=X` and `price_out=Y`: USD per million prompt and
+completion tokens, for cost reports and budgets (read by the run, not the client;
+without them a --prices file, then journey's dated table of common API models).
+
 Every generating backend (embedded, hf, openai, vllm) takes `max_tokens=N` (N >= 1):
 the most tokens one reply of this role may have, read by the agent that uses the
 model (`policy` steps, `critic` verdicts); the client itself is the same with or
@@ -20,6 +24,9 @@ without it, so roles that differ only in `max_tokens` share one model.
 
 OpenAI-compatible servers (`openai:`):
     logprobs=true        the server returns log-probs: the critic can score its labels
+    rpm=N, tpm=N         at most N requests, or N prompt + completion tokens, per minute
+                         to this endpoint (a sliding window); the server's own
+                         x-ratelimit-* headers are obeyed with or without them
     reasoning=true       an OpenAI reasoning model: `max_completion_tokens` is sent for
                          `max_tokens`, and temperature, top_p, stop and logprobs, which
                          it refuses, are not sent; on by default for o1, o3, o4-mini
@@ -57,6 +64,7 @@ from journey.agents.backends.builtin_backends import (
     load_replies,
     load_reply_function,
 )
+from journey.agents.backends.rate_limited import RateLimitedClient, RateWindow
 from journey.errors import ModelSpecError
 
 __all__ = [
@@ -181,28 +189,51 @@ def create_client(spec: ModelSpec) -> ChatCompletionClient:
     """Build the client a spec names, with its backend's factory (which imports heavy
     modules only when used).
 
-    Options the agents read (`max_tokens`) are not the client's and are left out.
+    Options the agents read (`max_tokens`) are not the client's and are left out; `rpm`
+    and `tpm` put it behind a `RateLimitedClient` of its own (`ClientPool` shares one
+    window among the roles on an endpoint).
     """
-    return registry.backend(spec.backend).create(client_spec(spec))
+    client = registry.backend(spec.backend).create(client_spec(spec))
+    return _rate_limited(client, spec)
+
+
+def _rate_limited(client: ChatCompletionClient, spec: ModelSpec) -> ChatCompletionClient:
+    rpm, tpm = spec.options.get("rpm"), spec.options.get("tpm")
+    if rpm is None and tpm is None:
+        return client
+    return RateLimitedClient(client, RateWindow(rpm, tpm))
 
 
 class ClientPool:
     """Hands out one client per distinct spec, so two roles on one local model share it
     (one copy in memory, and their requests batch together). Specs that differ only in
     options their agents read (`max_tokens`) get the same client; `vllm:` specs that
-    differ only in client options (temperature, logprobs...) also share one server."""
+    differ only in client options (temperature, logprobs...) also share one server.
+
+    A spec with `rpm` or `tpm` gets the client behind a `RateLimitedClient`, one window
+    per endpoint and limits, so every role and session on that endpoint shares it."""
 
     def __init__(self) -> None:
         self._clients: dict[str, ChatCompletionClient] = {}
+        self._limited: dict[tuple[str, int | None, int | None], RateLimitedClient] = {}
 
     def get(self, spec: ModelSpec | str) -> ChatCompletionClient:
-        parsed = client_spec(parse_model_spec(spec) if isinstance(spec, str) else spec)
+        given = parse_model_spec(spec) if isinstance(spec, str) else spec
+        parsed = client_spec(given)
         key = str(parsed)
         if key not in self._clients:
             self._clients[key] = create_client(parsed)
-        return self._clients[key]
+        rpm, tpm = given.options.get("rpm"), given.options.get("tpm")
+        if rpm is None and tpm is None:
+            return self._clients[key]
+        if (key, rpm, tpm) not in self._limited:
+            self._limited[key, rpm, tpm] = RateLimitedClient(
+                self._clients[key], RateWindow(rpm, tpm)
+            )
+        return self._limited[key, rpm, tpm]
 
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+        self._limited.clear()

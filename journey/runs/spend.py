@@ -1,0 +1,238 @@
+"""What a run spends: tokens sent to models per role, their cost, and the run's budget.
+
+Each role's client in a run sits behind a `MeteredClient` under the response cache, so
+the `SpendMeter` counts exactly the requests that reached a model in this invocation
+(a cache hit costs nothing). The meter prices them with the roles' prices
+(`journey.runs.prices`) and says when a `RunBudget` is spent: the run then starts no
+new session, and sessions in flight stop at their next turn boundary, resumable.
+What every invocation spent is added up in `RUN/spend.json`, which `journey stats` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from autogen_core import CancellationToken
+from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+from journey.agents.backends.delegating import DelegatingClient
+from journey.errors import ConfigError
+from journey.protocols import TokenUsage
+from journey.runs.files import write_atomic
+from journey.runs.prices import RolePrice, total_cost
+
+__all__ = [
+    "SPEND_FILE",
+    "MeteredClient",
+    "RunBudget",
+    "SpendMeter",
+    "cost_text",
+    "recorded_spend",
+]
+
+logger = logging.getLogger(__name__)
+
+SPEND_FILE = "spend.json"
+"""In the run directory: each role's tokens sent to its model, summed over invocations."""
+
+
+def cost_text(usd: float | None) -> str:
+    """A cost as reports show it: `$0.0123`, `$12.35`, or `—` when unknown."""
+    if usd is None:
+        return "—"
+    return f"${usd:,.2f}" if usd >= 10 else f"${usd:.4f}"
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    """When a run stops spending: tokens or dollars of this invocation's model requests."""
+
+    tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop the run once this invocation's model requests have used this many "
+            "tokens, prompt + generated (cache hits are free); resumable."
+        },
+    )
+    usd: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop the run once this invocation's model requests cost this many US "
+            "dollars (every role needs a price); resumable."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.tokens is not None and self.tokens < 1:
+            raise ConfigError(f"the token budget must be at least 1, got {self.tokens!r}")
+        if self.usd is not None and not self.usd > 0:
+            raise ConfigError(f"the USD budget must be more than 0, got {self.usd!r}")
+
+    @property
+    def given(self) -> bool:
+        return self.tokens is not None or self.usd is not None
+
+    def record(self) -> dict[str, Any]:
+        """The budget as a manifest records it (only what was given)."""
+        return {k: v for k, v in (("tokens", self.tokens), ("usd", self.usd)) if v is not None}
+
+
+class SpendMeter:
+    """Tokens each role sent to its model in this invocation, their cost, the budget.
+
+    Args:
+        prices: Each role's price (or why it has none).
+        budget: When to stop spending.
+
+    Raises:
+        ConfigError: a USD budget where a role has no price.
+    """
+
+    def __init__(self, prices: Mapping[str, RolePrice], budget: RunBudget | None = None) -> None:
+        self.prices = dict(prices)
+        self.budget = budget or RunBudget()
+        missing = [p.missing for p in self.prices.values() if p.missing is not None]
+        if self.budget.usd is not None and missing:
+            raise ConfigError(f"--budget-usd needs every role's price: {'; '.join(missing)}")
+        self.usage: dict[str, TokenUsage] = {role: TokenUsage() for role in self.prices}
+
+    def wrap(self, role: str, client: ChatCompletionClient) -> MeteredClient:
+        """`client`, its answers counted as `role`'s."""
+        self.usage.setdefault(role, TokenUsage())
+        return MeteredClient(client, self, role)
+
+    def add(self, role: str, prompt_tokens: int, completion_tokens: int) -> None:
+        self.usage[role] = self.usage.get(role, TokenUsage()) + TokenUsage(
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+
+    @property
+    def tokens(self) -> int:
+        """Prompt + completion tokens of every role."""
+        return sum(used.total for used in self.usage.values())
+
+    def role_cost(self, role: str) -> float | None:
+        price = self.prices.get(role)
+        return None if price is None else price.cost(self.usage.get(role, TokenUsage()))
+
+    @property
+    def cost(self) -> float | None:
+        """Every role's cost in USD; None when a role has no price."""
+        return total_cost(self.role_cost(role) for role in self.usage)
+
+    def spent(self) -> str | None:
+        """Why the budget is spent ("budget: 10,000 tokens spent"), or None while it is not."""
+        limit = self.budget
+        if limit.tokens is not None and self.tokens >= limit.tokens:
+            return f"budget: {limit.tokens:,} tokens spent ({self.tokens:,} used)"
+        cost = self.cost
+        if limit.usd is not None and cost is not None and cost >= limit.usd:
+            return f"budget: {cost_text(limit.usd)} spent ({cost_text(cost)} used)"
+        return None
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """Per role: tokens sent to the model, the cost (None: no price), the price used."""
+        out: dict[str, dict[str, Any]] = {}
+        for role, used in self.usage.items():
+            price = self.prices.get(role)
+            out[role] = {
+                "prompt_tokens": used.prompt_tokens,
+                "completion_tokens": used.completion_tokens,
+                "usd": self.role_cost(role),
+                "price": None
+                if price is None or price.price is None
+                else {**price.price.record(), "source": price.price.source},
+                **({"missing": price.missing} if price is not None and price.missing else {}),
+            }
+        return out
+
+    def save(self, run_root: Path) -> None:
+        """Add this invocation's tokens to the run's `spend.json` (0 for a run that asked
+        nothing: it paid nothing)."""
+        if not self.usage:
+            return
+        totals = recorded_spend(run_root)
+        for role, used in self.usage.items():
+            totals[role] = totals.get(role, TokenUsage()) + used
+        text = {role: used.model_dump() for role, used in sorted(totals.items())}
+        write_atomic(run_root / SPEND_FILE, json.dumps(text, indent=2) + "\n")
+
+
+def recorded_spend(run_root: Path) -> dict[str, TokenUsage]:
+    """Each role's tokens sent to its model over the run's invocations; empty when none
+    were recorded."""
+    path = run_root / SPEND_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw: Mapping[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return {role: TokenUsage.model_validate(used) for role, used in raw.items()}
+    except (ValueError, TypeError, AttributeError) as error:
+        logger.warning("%s is damaged (%s): its spend counts start again", path, error)
+        return {}
+
+
+class MeteredClient(DelegatingClient):
+    """`inner`, the usage of each answer it gives counted on `meter` for `role`."""
+
+    def __init__(self, inner: ChatCompletionClient, meter: SpendMeter, role: str) -> None:
+        super().__init__(inner)
+        self._meter, self._role = meter, role
+
+    def _count(self, result: CreateResult) -> None:
+        if not result.cached:
+            self._meter.add(self._role, result.usage.prompt_tokens, result.usage.completion_tokens)
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        result = await super().create(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+        self._count(result)
+        return result
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        stream = super().create_stream(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+        try:
+            async for chunk in stream:
+                if isinstance(chunk, CreateResult):
+                    self._count(chunk)
+                yield chunk
+        finally:
+            await stream.aclose()
