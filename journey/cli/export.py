@@ -148,6 +148,8 @@ def export(
         table.add_row("skipped", f"{count} {reason}")
     for reason, count in card.rows_dropped.items():
         table.add_row("rows dropped", f"{count} {reason}")
+    for reason, count in card.dropped_upstream.items():
+        table.add_row("dropped by the run", f"{count} {reason}")
     for source, counts in card.labels.items():
         table.add_row(
             f"labels · {source}", ", ".join(f"{n} {label}" for label, n in counts.items())

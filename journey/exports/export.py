@@ -60,7 +60,8 @@ from journey.exports.token_counts import (
     count_tokens_cheaply,
     embedded_token_counter,
 )
-from journey.protocols import ProblemPosed
+from journey.protocols import ExpansionRejected, ProblemPosed, SessionEvent
+from journey.protocols.expansion import rejection_kind
 from journey.runs.files import write_atomic
 from journey.runs.stats import read_run
 
@@ -76,6 +77,10 @@ __all__ = [
 ]
 
 
+REJECTED = "expansion attempts rejected"
+"""The card's `dropped_upstream` key counting rejected expansions (`REJECTED: kind` by kind)."""
+
+
 class EmptyExportError(DatasetError):
     """No row was left to write; the message says why (the card's counts)."""
 
@@ -86,6 +91,7 @@ class _Exporter:
         self.card = card
         self.selection = RowSelection(options, count)
         self.skipped: Counter[str] = Counter()
+        self.upstream: Counter[str] = Counter()
         self.strategies: set[str] = set()
         self.settings: dict[str, set[str]] = {}
         self.models: dict[str, set[str]] = {}
@@ -114,6 +120,7 @@ class _Exporter:
                     continue
                 try:
                     session = load_session(root / "sessions" / summary.session_id, summary)
+                    self._note_rejections(session.events)
                     rows = self.selection.rows(session)
                 except SessionSkipped as skip:
                     self.skipped[str(skip)] += 1
@@ -130,6 +137,7 @@ class _Exporter:
                 self.card.session_ids.append(summary.session_id)
         self.card.skipped = dict(sorted(self.skipped.items()))
         self.card.rows_dropped = {k: v for k, v in sorted(self.selection.dropped.items()) if v}
+        self.card.dropped_upstream = dict(sorted(self.upstream.items()))
         labels: dict[str, dict[str, int]] = {}
         for (source, label), count in sorted(self.selection.labels.items()):
             labels.setdefault(source, {})[label] = count
@@ -150,16 +158,36 @@ class _Exporter:
             if key.startswith(prefix):
                 self.settings.setdefault(key, set()).add(json.dumps(value))
 
+    def _note_rejections(self, events: Sequence[SessionEvent]) -> None:
+        """Count a session's rejected expansion attempts, in total and by kind."""
+        for event in events:
+            if isinstance(event, ExpansionRejected):
+                self.upstream[REJECTED] += 1
+                for kind in sorted({rejection_kind(reason) for reason in event.reasons}):
+                    self.upstream[f"{REJECTED}: {kind}"] += 1
+
     def _note_run_meta(self, root: Path) -> None:
         try:
             meta = json.loads((root / "run.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # run.json is informative here; a run without one still exports
         if isinstance(meta, dict):
+            self._note_left_out(meta)
             if isinstance(meta.get("strategy"), str):
                 self.strategies.add(meta["strategy"])
             if isinstance(meta.get("models"), dict):
                 self._note_models(meta["models"])
+
+    def _note_left_out(self, meta: dict[str, Any]) -> None:
+        """Count the problems an expand run left out, as its latest run recorded them."""
+        resumed = meta.get("resumed")
+        latest = resumed[-1] if isinstance(resumed, list) and resumed else meta
+        dataset = latest.get("dataset") if isinstance(latest, dict) else None
+        left_out = dataset.get("without_reference") if isinstance(dataset, dict) else None
+        if isinstance(left_out, dict):
+            for reason, count in left_out.items():
+                if isinstance(count, int) and count:
+                    self.upstream[f"problem without a reference solution: {reason}"] += count
 
 
 def _why_empty(card: ExportCard) -> str:

@@ -185,6 +185,11 @@ class ExportCard(BaseModel):
     """Sessions not exported, by reason."""
     rows_dropped: dict[str, int] = Field(default_factory=dict)
     """Rows of exported sessions left out, by reason (a PRM path with an unknown step...)."""
+    dropped_upstream: dict[str, int] = Field(default_factory=dict)
+    """What the runs dropped before any session could be exported, by reason: expansion
+    attempts rejected by their checks (`journey expand`; in total and by kind, an
+    attempt counting under each of its kinds) in the sessions read, and the problems
+    an expand run left out for want of a reference solution (from its `run.json`)."""
     labels: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Step labels in the rows, by source then label: sft and shortcut count the path to
     the answer, dpo the chosen path and the rejected branch, prm every labelled step."""

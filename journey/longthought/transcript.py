@@ -73,6 +73,10 @@ class LongThoughtWriter:
     """Rotate "Wait," / "Hmm," / "Hold on," so reflections do not all start alike."""
     include_reasoning: bool = False
     """Put the policy's thoughts (a reasoning model's) before each of its steps."""
+    own_reflections: bool = False
+    """Write a reflect or backtrack the policy applied with its critique as it is: the
+    critique is already the solver's own reflection (an expansion's "Wait, step 2 is
+    wrong: ..."), so no opener or "step k is wrong" is added to it."""
 
     def write(self, events: Sequence[SessionEvent]) -> str:
         """The long thought of one session, from its event log in dialogue order."""
@@ -88,6 +92,10 @@ class LongThoughtWriter:
             elif isinstance(event, ActionApplied) and isinstance(event.action, Reflect | Backtrack):
                 step = steps.get(event.node_id)
                 if step is None:
+                    continue
+                critique = getattr(event.action, "critique", "")
+                if self.own_reflections and event.source is Role.POLICY and critique:
+                    lines.append(critique)
                     continue
                 opener = reflection_opener(reflections, vary=self.vary_openers)
                 reflections += 1

@@ -1,7 +1,8 @@
 """The long thought of a session: one source for the run directory, replay, browse and export.
 
 A dialogue (debate, propose-critique) is its own journey: `LongThoughtWriter` writes it in
-the order it happened. A searched tree (beam) has no such order: its long thought is the
+the order it happened; an expansion (expand) too, its reflections in its own words
+(`OWN_REFLECTIONS`). A searched tree (beam) has no such order: its long thought is the
 seed's depth-first walk (`TreeWalkWriter`) to the shallowest verified answer, and the
 dialogue order only when the search found none. Every place that shows or exports a long
 thought calls `write_long_thought`, so they never disagree.
@@ -20,10 +21,13 @@ from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
 from journey.sessions.beam_select import walk_trials_from_config
 from journey.sessions.tree import ReasoningTree
 
-__all__ = ["SEARCHED_TREES", "LongThoughtOptions", "write_long_thought"]
+__all__ = ["OWN_REFLECTIONS", "SEARCHED_TREES", "LongThoughtOptions", "write_long_thought"]
 
 SEARCHED_TREES = frozenset({"beam"})
 """Strategies whose long thought is walked from the tree rather than the dialogue."""
+
+OWN_REFLECTIONS = frozenset({"expand"})
+"""Strategies whose reflections are the policy's own words, written as they are."""
 
 
 @dataclass(frozen=True)
@@ -75,4 +79,7 @@ def write_long_thought(
         )
         if walked is not None:
             return walked
-    return LongThoughtWriter(include_reasoning=options.include_reasoning).write(events)
+    own = posed is not None and posed.strategy in OWN_REFLECTIONS
+    return LongThoughtWriter(
+        include_reasoning=options.include_reasoning, own_reflections=own
+    ).write(events)

@@ -6,6 +6,7 @@ from journey.protocols.answers import extract_final_answer, has_final_answer
 from journey.protocols.messages import (
     ActionApplied,
     CriticVerdictGiven,
+    ExpansionRejected,
     LabelScoring,
     LabelSource,
     Outcome,
@@ -64,6 +65,7 @@ __all__ = [
     "Backtrack",
     "Continue",
     "CriticVerdictGiven",
+    "ExpansionRejected",
     "LabelScoring",
     "LabelSource",
     "Outcome",

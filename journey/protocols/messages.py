@@ -42,6 +42,12 @@ class LabelSource(StrEnum):
     """The policy's own check of its step (propose-critique), read from its action."""
     VERIFIER = "verifier"
     """A final answer checked against the gold answer."""
+    EXPANSION = "expansion"
+    """A step of an accepted expansion of a reference solution (`journey expand`):
+    incorrect when the expansion itself names the step wrong and writes it again;
+    correct when it stands, never questioned, on the expansion's path to the verified
+    answer, a path that carries the reference's key results. Weaker than a critic's
+    verdict: no one judged the step on its own."""
     VERIFIED_PATH = "verified_path"
     """Only in exports, by the opt-in rule `credit_verified_path`: a step with no
     evidence of its own, on the path to a verified answer."""
@@ -229,6 +235,23 @@ def wrong_answer_note(answer: str | None) -> str:
     return f"the final answer {answer} is incorrect."
 
 
+class ExpansionRejected(_Event):
+    """An expansion of the reference solution that failed its checks (`journey expand`):
+    logged with every reason, counted, and tried again while attempts are left."""
+
+    type: Literal["expansion_rejected"] = "expansion_rejected"
+    attempt: int = Field(ge=1, description="Which attempt of the session, from 1.")
+    reasons: list[str] = Field(
+        description="Each failed check as `kind: detail`, e.g. `wrong answer: 13, not 12`."
+    )
+    raw: str = Field(description="The model's reply, verbatim.")
+    reasoning: str = Field(
+        default="", description="The model's thoughts before its answer (a reasoning model)."
+    )
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    latency: float = 0.0
+
+
 class ActionApplied(_Event):
     type: Literal["action_applied"] = "action_applied"
     node_id: int = Field(description="The node the action was decided on.")
@@ -257,6 +280,7 @@ SessionEvent = Annotated[
     | CriticVerdictGiven
     | VerifierChecked
     | ActionApplied
+    | ExpansionRejected
     | SessionEnded,
     Field(discriminator="type"),
 ]

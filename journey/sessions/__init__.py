@@ -1,7 +1,7 @@
 """Sessions: the kernel every strategy shares (`Session`, whose events fold into one
 `SessionState`), the reasoning tree, and the strategies that grow it (debate,
-propose-critique, beam search), registered by name, and the stop conditions that end
-a session no answer has ended."""
+propose-critique, beam search, expand), registered by name, and the stop conditions
+that end a session no answer has ended."""
 
 from journey.sessions.base import (
     DebateLimits,
@@ -13,6 +13,7 @@ from journey.sessions.base import (
 )
 from journey.sessions.beam import BeamSearchSession
 from journey.sessions.debate import DebateSession
+from journey.sessions.expand import ExpandSession
 from journey.sessions.propose_critique import ProposeCritiqueSession
 from journey.sessions.state import SessionState, StateError
 from journey.sessions.stop_conditions import (
@@ -23,6 +24,7 @@ from journey.sessions.stop_conditions import (
     MaxTurns,
     SessionProgress,
     StopCondition,
+    StopRequested,
 )
 from journey.sessions.strategies import STRATEGIES, strategy_session
 from journey.sessions.tree import IllegalBacktrackError, NodeLabel, ReasoningTree, TreeNode
@@ -36,6 +38,7 @@ __all__ = [
     "DebateResult",
     "DebateSession",
     "EventSink",
+    "ExpandSession",
     "IllegalBacktrackError",
     "MaxDepth",
     "MaxTokens",
@@ -50,6 +53,7 @@ __all__ = [
     "SessionStop",
     "StateError",
     "StopCondition",
+    "StopRequested",
     "TreeNode",
     "strategy_session",
 ]

@@ -11,6 +11,7 @@ from journey.agents import AnswerVerifier
 from journey.protocols import (
     ActionApplied,
     CriticVerdictGiven,
+    ExpansionRejected,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
@@ -210,6 +211,8 @@ class BeamState:
         if isinstance(event, PolicyStepProposed):
             self._replay_step(event)
             return
+        if isinstance(event, ExpansionRejected):
+            raise RestoreError(f"{event.type} has no place in a beam search")
         round_ = self.round
         if round_ is None or event.node_id not in round_.nodes:
             raise RestoreError(f"{event.type} on node {event.node_id}, not a step of this round")

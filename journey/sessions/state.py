@@ -16,6 +16,7 @@ from journey.protocols import (
     ActionApplied,
     Backtrack,
     CriticVerdictGiven,
+    ExpansionRejected,
     PolicyStepProposed,
     ProblemPosed,
     Reflect,
@@ -145,6 +146,8 @@ class SessionState:
                 tree[event.node_id].reason = wrong_answer_note(tree[event.node_id].final_answer)
         elif isinstance(event, ActionApplied):
             self._move(tree[event.node_id], event)
+        elif isinstance(event, ExpansionRejected):
+            self.usage[Role.POLICY] += event.usage  # a rejected attempt's tokens were spent
         elif isinstance(event, SessionEnded):
             self.ended = event
 

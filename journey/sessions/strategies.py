@@ -8,7 +8,7 @@ A new strategy subclasses `Session` and is registered here, in one place.
 
 Each class names the roles it asks (`roles`): a runner builds, loads and records only
 those, so `propose-critique` (the policy judges its own steps) never loads a critic and
-is given `critic=None`.
+is given `critic=None`; nor does `expand` (the policy expands a reference solution).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from journey.errors import ConfigError
 from journey.sessions.base import Session
 from journey.sessions.beam import BeamSearchSession
 from journey.sessions.debate import DebateSession
+from journey.sessions.expand import ExpandSession
 from journey.sessions.propose_critique import ProposeCritiqueSession
 
 __all__ = ["STRATEGIES", "strategies_help", "strategy_session"]
@@ -25,6 +26,7 @@ _SESSIONS: dict[str, type[Session]] = {
     "debate": DebateSession,
     "propose-critique": ProposeCritiqueSession,
     "beam": BeamSearchSession,
+    "expand": ExpandSession,
 }
 
 STRATEGIES = tuple(_SESSIONS)

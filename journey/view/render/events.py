@@ -21,6 +21,7 @@ from journey.protocols import (
     Backtrack,
     Continue,
     CriticVerdictGiven,
+    ExpansionRejected,
     LabelScoring,
     LabelSource,
     PolicyStepProposed,
@@ -201,6 +202,22 @@ def _verifier_line(event: VerifierChecked) -> Text:
     return line
 
 
+def _rejection_panel(event: ExpansionRejected, *, show_raw: bool) -> Panel:
+    """A rejected expansion (`journey expand`): each failed check, the reply with `--raw`."""
+    parts: list[RenderableType] = [Text(f"✗ {reason}", style="red") for reason in event.reasons]
+    if show_raw:
+        parts.append(_raw_text(event.raw))
+    subtitle = Text(f"{event.usage.total} tokens · {event.latency:.1f}s", style="dim")
+    return Panel(
+        Group(*parts),
+        title=Text(f"Expansion · attempt {event.attempt} rejected", style="bold"),
+        title_align="left",
+        subtitle=subtitle,
+        subtitle_align="right",
+        border_style="red",
+    )
+
+
 def _action_rule(event: ActionApplied) -> RenderableType | None:
     if isinstance(event.action, Continue) and event.source is Role.CRITIC:
         return None  # the critic's panel already shows its badge
@@ -242,6 +259,8 @@ class SessionRenderer:
             return _verifier_line(event)
         if isinstance(event, ActionApplied):
             return _action_rule(event)
+        if isinstance(event, ExpansionRejected):
+            return _rejection_panel(event, show_raw=self.show_raw)
         if isinstance(event, SessionEnded):
             return render_session_summary(event)
         return None
