@@ -26,7 +26,10 @@ from journey.evaluation.pairs import PairsOptions
 from journey.evaluation.runner import EvalOptions
 from journey.exports.options import ExportOptions
 from journey.longthought.smoothing import FaithfulnessChecker
+from journey.protocols.expansion import CHECK_KEYS, ExpansionChecks
 from journey.runs.endpoint_health import ErrorStreak
+from journey.runs.expansion import ExpandOptions
+from journey.runs.spend import RunBudget
 from journey.runs.synthesis import SynthesisOptions
 from journey.sessions.base import DebateLimits
 from journey.sessions.beam_select import BeamOptions
@@ -51,9 +54,12 @@ class Mapped:
 
 
 BUILT = [  # field_option/field_default: the config module is light
-    Mapped(command, option, JourneyTrainingFields, name)
-    for command in ("train sft", "train dpo")
-    for option, name in (("model", "model_spec"), ("lora", "lora"), ("lora_rank", "lora_rank"))
+    *(
+        Mapped(command, option, JourneyTrainingFields, name)
+        for command in ("train sft", "train dpo")
+        for option, name in (("model", "model_spec"), ("lora", "lora"), ("lora_rank", "lora_rank"))
+    ),
+    *(Mapped("expand", name, ExpansionChecks, name) for name in CHECK_KEYS),
 ]
 
 SYNTH = SynthesisOptions
@@ -72,6 +78,9 @@ TYPED = [  # repeated by hand: the config's module imports torch
     Mapped("synth", "policy_concurrency", SYNTH, "policy_concurrency", same_help=False),
     Mapped("synth", "critic_concurrency", SYNTH, "critic_concurrency", same_help=False),
     Mapped("synth", "max_turns", DebateLimits, "max_turns"),
+    Mapped("synth", "budget_tokens", RunBudget, "tokens"),
+    Mapped("synth", "budget_usd", RunBudget, "usd"),
+    Mapped("synth", "prices", SYNTH, "prices", same_default=False),  # a file, not the table
     *(
         Mapped(command, name, DebateLimits, name)
         for command in ("synth", "debate")
@@ -120,6 +129,13 @@ TYPED = [  # repeated by hand: the config's module imports torch
             "limit",
         )
     ),
+    *(
+        Mapped("expand", name, ExpandOptions, name)
+        for name in ("solution_field", "answer_field", "attempts", "expansion_tokens")
+    ),
+    Mapped("expand", "concurrency", ExpandOptions, "concurrency"),
+    *(Mapped("expand", name, ExpandOptions, name, same_help=False) for name in ("model", "prompt")),
+    Mapped("expand", "max_consecutive_errors", ErrorStreak, "limit", same_help=False),
     Mapped("smooth", "min_length", FaithfulnessChecker, "min_length_ratio"),
     Mapped("smooth", "max_length", FaithfulnessChecker, "max_length_ratio"),
 ]

@@ -179,8 +179,12 @@ def test_two_runs_side_by_side(fixture_run: FixtureRun, small_run: Path) -> None
     assert "mean turns 3.33 2.00 -1.33" in lines
     assert 'transcripts with "hmm" 33.3% 0.0% -33.3 pp' in lines
     assert "mean violations 0.00 0.00 +0.00" in lines
-    with pytest.raises(ValueError, match="one or two runs, got 3"):
-        render_run_stats([big, big, big])
+    out = _text(render_run_stats([big, small, small]))
+    three = [" ".join(line.split()) for line in out.splitlines()]
+    assert "Δ last−first" in out
+    assert "sessions 4 1 1 -3" in three  # the last minus the first
+    with pytest.raises(ValueError, match="at least one run"):
+        render_run_stats([])
 
 
 def test_the_stats_command(fixture_run: FixtureRun, small_run: Path) -> None:
@@ -191,6 +195,11 @@ def test_the_stats_command(fixture_run: FixtureRun, small_run: Path) -> None:
     result = runner.invoke(app, ["stats", str(fixture_run.root), str(small_run)])
     assert result.exit_code == 0, result.output
     assert "Δ" in result.output and "+33.3 pp" in result.output
+
+    runs = [str(fixture_run.root), str(small_run), str(fixture_run.root)]
+    result = runner.invoke(app, ["stats", *runs, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [item["sessions"] for item in json.loads(result.output)] == [4, 1, 4]
 
 
 def test_stats_as_json(fixture_run: FixtureRun, small_run: Path) -> None:

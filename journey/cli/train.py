@@ -13,13 +13,8 @@ from journey.cli._app import app, console
 from journey.cli._options import field_default, field_option
 from journey.errors import ConfigError, DatasetError
 from journey.training.fields import JourneyTrainingFields
-from journey.training.recipe import (
-    PhaseSpec,
-    TrainPhase,
-    config_settings,
-    load_train_file,
-    plan_phases,
-)
+from journey.training.phases import TrainKind, train_phases
+from journey.training.recipe import PhaseSpec, TrainPhase, load_train_file, plan_phases
 
 train_app = typer.Typer(
     help="Train a local model (the embedded one by default) with TRL: SFT or DPO.",
@@ -142,12 +137,19 @@ def _plan(
     return values, phases
 
 
-def _announce(number: int, phase: TrainPhase, count: int) -> None:
-    if count > 1:
-        console.print(
-            f"phase {number}/{count}: {phase.data} from {phase.model} into {phase.out}",
-            highlight=False,
-        )
+def _train(kind: TrainKind, phases: list[TrainPhase], values: dict[str, Any]) -> None:
+    """Train the phases in order, each announced (when several) and summed up."""
+
+    def announce(number: int, phase: TrainPhase) -> None:
+        if len(phases) > 1:
+            console.print(
+                f"phase {number}/{len(phases)}: {phase.data} from {phase.model} into {phase.out}",
+                highlight=False,
+            )
+
+    train_phases(
+        kind, phases, values, log=console.print, on_phase=announce, on_summary=_print_summary
+    )
 
 
 @train_app.command(
@@ -187,17 +189,7 @@ def sft(
 ) -> None:
     """Supervised fine-tuning; the loss falls on the (last) assistant reply of each row."""
     values, phases = _plan(ctx, sft, config, "sft")
-    from journey.training import SFTTrainingConfig, train_sft
-
-    for number, phase in enumerate(phases, 1):
-        _announce(number, phase, len(phases))
-        training_config = SFTTrainingConfig(
-            output_dir=str(phase.out),
-            model_spec=phase.model,
-            data_file=str(phase.data),
-            **config_settings({**values, **phase.settings}),
-        )
-        _print_summary(train_sft(training_config, log=console.print))
+    _train("sft", phases, values)
 
 
 @train_app.command(
@@ -227,14 +219,4 @@ def dpo(
 ) -> None:
     """Direct preference optimisation on chosen/rejected pairs (float32 on CPU)."""
     values, phases = _plan(ctx, dpo, config, "dpo")
-    from journey.training import DPOTrainingConfig, train_dpo
-
-    for number, phase in enumerate(phases, 1):
-        _announce(number, phase, len(phases))
-        training_config = DPOTrainingConfig(
-            output_dir=str(phase.out),
-            model_spec=phase.model,
-            data_file=str(phase.data),
-            **config_settings({**values, **phase.settings}),
-        )
-        _print_summary(train_dpo(training_config, log=console.print))
+    _train("dpo", phases, values)

@@ -10,22 +10,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from journey.training.data import load_dpo_rows, load_sft_rows
+from journey.training.phases import train_phases
 
 if TYPE_CHECKING:
-    from journey.training._common import TrainingSummary, model_directory
+    from journey.training._common import TrainingSummary
     from journey.training.config import DPOTrainingConfig, SFTTrainingConfig, gpu_supports_bf16
     from journey.training.dpo import train_dpo
+    from journey.training.local_models import check_trainable, model_directory
     from journey.training.sft import train_sft
 
 __all__ = [
     "DPOTrainingConfig",
     "SFTTrainingConfig",
     "TrainingSummary",
+    "check_trainable",
     "gpu_supports_bf16",
     "load_dpo_rows",
     "load_sft_rows",
     "model_directory",
     "train_dpo",
+    "train_phases",
     "train_sft",
 ]
 
@@ -34,7 +38,8 @@ _LAZY = {
     "SFTTrainingConfig": "config",
     "gpu_supports_bf16": "config",
     "TrainingSummary": "_common",
-    "model_directory": "_common",
+    "check_trainable": "local_models",
+    "model_directory": "local_models",
     "train_dpo": "dpo",
     "train_sft": "sft",
 }

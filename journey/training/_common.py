@@ -11,11 +11,9 @@ import torch
 from pydantic import BaseModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from journey.agents.backends.registry import backend, backends
-from journey.agents.backends.spec import parse_model_spec
 from journey.engine.quiet import quiet_loading
-from journey.errors import ConfigError
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
+from journey.training.local_models import model_directory
 
 TrainingConfig = SFTTrainingConfig | DPOTrainingConfig
 Log = Callable[[str], None]
@@ -41,31 +39,6 @@ class TrainingSummary(BaseModel):
     seconds_per_step: float
     wall_seconds: float
     config: dict[str, Any]
-
-
-def model_directory(spec_text: str) -> Path:
-    """The local directory of a trainable model spec (embedded, hf:DIR or a directory).
-
-    Raises:
-        ConfigError: the spec names a server or a fake, which cannot be trained.
-        ModelSpecError: the spec is malformed or the directory is missing.
-    """
-    spec = parse_model_spec(spec_text)
-    local_weights = backend(spec.backend).local_weights
-    if local_weights is not None:
-        return local_weights(spec)
-    raise ConfigError(
-        f"cannot train {spec_text!r}: training needs local weights ({_trainable_specs()})"
-    )
-
-
-def _trainable_specs() -> str:
-    """The specs with local weights, e.g. "embedded, hf:DIR or a directory"."""
-    forms: list[str] = []
-    for each in backends():
-        if each.local_weights is not None:
-            forms += [each.syntax, each.claims_hint] if each.claims_hint else [each.syntax]
-    return f"{', '.join(forms[:-1])} or {forms[-1]}" if len(forms) > 1 else "".join(forms)
 
 
 def load_model_and_tokenizer(config: TrainingConfig) -> tuple[Any, Any]:

@@ -1,4 +1,4 @@
-"""A run's numbers as a table, or two runs' side by side with their differences."""
+"""A run's numbers as a table, or several runs' side by side with their difference."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from journey.runs.spend import cost_text
 from journey.runs.stats import RunStats
 
 __all__ = ["render_run_stats", "run_names"]
@@ -54,12 +55,39 @@ def _stat_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
         ("tokens / solved session", "mean", stats.tokens_per_solved),
         ("completion tokens / solved session", "mean", stats.completion_tokens_per_solved),
     ]
+    return rows + _cost_rows(stats)
+
+
+def _cost_rows(stats: RunStats) -> list[tuple[str, str, _Number]]:
+    """Each role's cost; per action and what was paid only where some role has a price."""
+    cost = stats.cost
+    if cost is None:
+        return []
+    rows: list[tuple[str, str, _Number]] = [
+        (f"cost · {role}", "usd", usd) for role, usd in cost.roles.items()
+    ]
+    if any(price is not None for price in cost.prices.values()):
+        rows += [
+            (f"cost · {bucket} {'tokens' if bucket == 'other' else 'turns'}", "usd", usd)
+            for bucket, usd in cost.actions.items()
+        ]
+    rows += [
+        ("cost · all roles", "usd", cost.total),
+        ("cost / solved session", "usd", cost.per_solved),
+    ]
+    if cost.paid:
+        rows += [
+            (f"paid · {role} (cache hits free)", "usd", usd) for role, usd in cost.paid.items()
+        ]
+        rows.append(("paid · all roles", "usd", cost.paid_total))
     return rows
 
 
 def _stat_value(kind: str, value: _Number) -> str:
     if value is None:
         return "—"
+    if kind == "usd":
+        return cost_text(value)
     if kind == "rate":
         return f"{100 * value:.1f}%"
     if kind == "mean":
@@ -71,7 +99,9 @@ def _stat_difference(kind: str, a: _Number, b: _Number) -> Text:
     if a is None or b is None:
         return Text("—", style="dim")
     diff = b - a
-    if kind == "rate":
+    if kind == "usd":
+        words = ("-" if diff < 0 else "+") + cost_text(abs(diff))
+    elif kind == "rate":
         words = f"{100 * diff:+.1f} pp"
     elif kind == "mean":
         words = f"{diff:+,.2f}"
@@ -91,18 +121,20 @@ def run_names(paths: Sequence[str]) -> list[str]:
 
 
 def render_run_stats(stats: Sequence[RunStats]) -> Table:
-    """One run's numbers, or two runs side by side with the difference (second − first).
+    """One run's numbers, or several side by side with the difference (last − first).
 
     Args:
-        stats: One or two runs. A count only one run has (an outcome the other never
-            reached) is 0 for the other; a mean or rate it lacks is ``—``.
+        stats: One run or more (the rounds of an iteration, in order). A count only some
+            runs have (an outcome another never reached) is 0 for the others; a mean or
+            rate a run lacks is ``—``.
 
     Returns:
         A table with a row per number, a column per run (headed by the end of its path
-        that tells the runs apart): rates in percent, differences of rates in percentage points.
+        that tells the runs apart), and with several runs a Δ column: the last run minus
+        the first, rates in percentage points.
     """
-    if not 1 <= len(stats) <= 2:
-        raise ValueError(f"render_run_stats takes one or two runs, got {len(stats)}")
+    if not stats:
+        raise ValueError("render_run_stats needs at least one run")
     per_run = [{label: (kind, value) for label, kind, value in _stat_rows(s)} for s in stats]
     labels = list(dict.fromkeys(label for rows in per_run for label in rows))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
@@ -110,14 +142,22 @@ def render_run_stats(stats: Sequence[RunStats]) -> Table:
     names = run_names([s.run for s in stats])
     for name in names:
         table.add_column(Text(name, overflow="fold"), justify="right")
-    if len(stats) == 2:
-        table.add_column("Δ", justify="right")
+    compared = len(stats) > 1
+    if compared:
+        table.add_column("Δ" if len(stats) == 2 else "Δ last−first", justify="right")
     for label in labels:
         kind = next(rows[label][0] for rows in per_run if label in rows)
         missing = 0 if kind == "count" else None  # an outcome a run never reached: 0 times
         values = [rows[label][1] if label in rows else missing for rows in per_run]
         cells: list[RenderableType] = [Text(label), *(_stat_value(kind, v) for v in values)]
-        if len(stats) == 2:
-            cells.append(_stat_difference(kind, *values))
+        if compared:
+            cells.append(_stat_difference(kind, values[0], values[-1]))
         table.add_row(*cells)
+    unpriced = [
+        f"{name}: {line}" if compared else line
+        for name, one in zip(names, stats, strict=True)
+        for line in (one.cost.missing if one.cost is not None else [])
+    ]
+    if unpriced:
+        table.caption = Text("cost —: " + "; ".join(unpriced), style="dim")
     return table

@@ -1,0 +1,236 @@
+"""The report of `journey iterate` (`OUT/report.json`): rounds and arms compared.
+
+Per round: the synthesis (yield, tokens per verified long thought, reflections), the
+rows of each set, the models trained, and every evaluation on the held-out problems:
+accuracy with its 95% Wilson interval, the difference from the round's starting policy
+on the problems both answered with its 95% paired-bootstrap interval, reflection and
+backtrack rates, output length. `gaps` compares the arms with the first one (journey
+against shortcut, with the default arms) the same way. Everything is read back from
+the round's folders, with the helpers `journey stats` and `journey eval compare` use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from journey.evaluation.compare import compare_runs, wilson_interval
+from journey.evaluation.metrics import compute_metrics
+from journey.evaluation.runner import load_records, recorded_model
+from journey.exports.export import card_path, load_card
+from journey.runs.stats import read_run, run_stats
+from journey.training.iterate_round import RoundRecord
+from journey.training.iterate_settings import BASE
+
+__all__ = [
+    "RESAMPLES",
+    "EvalRow",
+    "Gap",
+    "IterateReport",
+    "ModelRow",
+    "RoundReport",
+    "SetRow",
+    "SynthRow",
+    "build_report",
+]
+
+RESAMPLES = 2000
+"""Bootstrap resamples of each difference (seed 0), as `journey eval compare`."""
+
+
+class SynthRow(BaseModel):
+    """A round's synthesis, as `journey stats` sums it up."""
+
+    run: str
+    sessions: int
+    finished: int
+    solved: int
+    yield_rate: float | None
+    tokens_per_solved: float | None
+    """Prompt and completion tokens of every role per verified long thought."""
+    completion_tokens_per_solved: float | None
+    mean_reflections: float | None
+    mean_backtracks: float | None
+
+
+class SetRow(BaseModel):
+    """A training set a round exported (or pairs it sampled), from its card."""
+
+    name: str
+    file: str
+    rows: int
+    sessions: int
+    """Sessions (for pairs: problems) that gave rows."""
+
+
+class ModelRow(BaseModel):
+    """A model a round trained."""
+
+    name: str
+    kind: str
+    spec: str
+    directory: str
+    start: str
+    data: list[str]
+
+
+class EvalRow(BaseModel):
+    """One model on the held-out problems."""
+
+    name: str
+    """`base` (the round's starting policy), an arm, or ARM-dpo."""
+    model: str
+    directory: str
+    problems: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    difference: float | None = None
+    """Accuracy minus the base's on the problems both answered (None for the base)."""
+    diff_low: float | None = None
+    diff_high: float | None = None
+    reflection_rate: float
+    backtrack_rate: float
+    mean_output_tokens: float
+    no_answer_rate: float
+
+
+class Gap(BaseModel):
+    """A model's accuracy minus the reference arm's, paired on shared problems."""
+
+    name: str
+    reference: str
+    shared: int
+    difference: float
+    low: float
+    high: float
+
+
+class RoundReport(BaseModel):
+    round: int
+    policy: str
+    critic: str | None
+    synth: SynthRow
+    sets: list[SetRow]
+    pairs: list[SetRow]
+    models: list[ModelRow]
+    evals: list[EvalRow]
+    gaps: list[Gap]
+    notes: list[str]
+
+
+class IterateReport(BaseModel):
+    """What `journey iterate --json` prints and `OUT/report.json` holds."""
+
+    out: str
+    rounds: list[RoundReport]
+    resamples: int = RESAMPLES
+    seed: int = 0
+
+
+def _synth_row(run: Path) -> SynthRow:
+    stats = run_stats(read_run(run), keywords=())
+    return SynthRow(
+        run=str(run),
+        sessions=stats.sessions,
+        finished=stats.finished,
+        solved=stats.solved,
+        yield_rate=stats.yield_rate,
+        tokens_per_solved=stats.tokens_per_solved,
+        completion_tokens_per_solved=stats.completion_tokens_per_solved,
+        mean_reflections=stats.mean_reflections,
+        mean_backtracks=stats.mean_backtracks,
+    )
+
+
+def _set_row(name: str, file: Path) -> SetRow:
+    card = load_card(card_path(file))
+    return SetRow(name=name, file=str(file), rows=card.rows, sessions=card.sessions_exported)
+
+
+def _eval_row(name: str, directory: Path) -> EvalRow:
+    records = load_records(directory)
+    model = recorded_model(directory)
+    metrics = compute_metrics(records, model=model, dataset="")
+    low, high = wilson_interval(metrics.correct, metrics.problems)
+    return EvalRow(
+        name=name,
+        model=model,
+        directory=str(directory),
+        problems=metrics.problems,
+        correct=metrics.correct,
+        accuracy=metrics.accuracy,
+        ci_low=low,
+        ci_high=high,
+        reflection_rate=metrics.reflection_rate,
+        backtrack_rate=metrics.backtrack_rate,
+        mean_output_tokens=metrics.mean_output_tokens,
+        no_answer_rate=metrics.no_answer_rate,
+    )
+
+
+def _evals(record: RoundRecord) -> list[EvalRow]:
+    rows = {name: _eval_row(name, directory) for name, directory in record.evals.items()}
+    if BASE in record.evals and len(record.evals) > 1:
+        names = [name for name in record.evals if name != BASE]
+        directories = [record.evals[BASE], *(record.evals[name] for name in names)]
+        compared = compare_runs(directories, resamples=RESAMPLES, seed=0)
+        for name, run in zip(names, compared.runs[1:], strict=True):
+            rows[name].difference = run.difference
+            rows[name].diff_low, rows[name].diff_high = run.ci_low, run.ci_high
+    return list(rows.values())
+
+
+def _gaps(record: RoundRecord) -> list[Gap]:
+    names = [name for name in record.evals if name != BASE]
+    if len(names) < 2:
+        return []
+    reference = names[0]
+    compared = compare_runs([record.evals[n] for n in names], resamples=RESAMPLES, seed=0)
+    gaps = []
+    for name, run in zip(names[1:], compared.runs[1:], strict=True):
+        assert run.difference is not None and run.ci_low is not None and run.ci_high is not None
+        gaps.append(
+            Gap(
+                name=name,
+                reference=reference,
+                shared=run.shared,
+                difference=run.difference,
+                low=run.ci_low,
+                high=run.ci_high,
+            )
+        )
+    return gaps
+
+
+def round_report(record: RoundRecord) -> RoundReport:
+    """One round's numbers, read from its folders."""
+    return RoundReport(
+        round=record.number,
+        policy=record.policy.spec,
+        critic=record.critic.spec if "critic" in record.roles else None,
+        synth=_synth_row(record.synth),
+        sets=[_set_row(name, file) for name, file in record.sets.items()],
+        pairs=[_set_row(f"pairs {arm}", file) for arm, file in record.pairs.items()],
+        models=[
+            ModelRow(
+                name=model.name,
+                kind=model.kind,
+                spec=model.ref.spec,
+                directory=str(model.out),
+                start=model.start,
+                data=list(model.data),
+            )
+            for model in record.models.values()
+        ],
+        evals=_evals(record),
+        gaps=_gaps(record),
+        notes=list(record.notes),
+    )
+
+
+def build_report(records: list[RoundRecord], out: Path) -> IterateReport:
+    """The report of an iteration's rounds."""
+    return IterateReport(out=str(out), rounds=[round_report(record) for record in records])

@@ -1,0 +1,68 @@
+"""Train a recipe's phases one after the other: what `journey train sft|dpo` does, and
+`journey iterate` with it.
+
+torch and TRL are imported when the first phase starts, not with this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from journey.training.recipe import TrainPhase, config_settings
+
+if TYPE_CHECKING:
+    from journey.training._common import TrainingSummary
+
+__all__ = ["TrainKind", "train_phases"]
+
+TrainKind = Literal["sft", "dpo"]
+Log = Callable[[str], None]
+
+
+def train_phases(
+    kind: TrainKind,
+    phases: Sequence[TrainPhase],
+    values: Mapping[str, Any],
+    *,
+    log: Log | None = None,
+    on_phase: Callable[[int, TrainPhase], None] | None = None,
+    on_summary: Callable[[TrainingSummary], None] | None = None,
+) -> list[TrainingSummary]:
+    """Train each phase from the model the one before saved (`plan_phases`).
+
+    Args:
+        kind: sft or dpo.
+        phases: The phases, in order.
+        values: `journey train` option values (`lr`, `epochs`...); a phase's own
+            settings win over them.
+        log: Where the trainers say what they do.
+        on_phase: Told of each phase (its number from 1) before it trains.
+        on_summary: Told of each phase's summary once its model is saved.
+
+    Raises:
+        DatasetError: a data file is missing, empty or has a bad line.
+        ConfigError: a setting is refused, or the model cannot be trained.
+    """
+    from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
+    from journey.training.dpo import train_dpo
+    from journey.training.sft import train_sft
+
+    summaries = []
+    for number, phase in enumerate(phases, 1):
+        if on_phase is not None:
+            on_phase(number, phase)
+        where: dict[str, Any] = {
+            "output_dir": str(phase.out),
+            "model_spec": phase.model,
+            "data_file": str(phase.data),
+        }
+        settings = config_settings({**values, **phase.settings})
+        if kind == "sft":
+            summary = train_sft(SFTTrainingConfig(**where, **settings), log=log)
+        else:
+            summary = train_dpo(DPOTrainingConfig(**where, **settings), log=log)
+        if on_summary is not None:
+            on_summary(summary)
+        summaries.append(summary)
+    return summaries
