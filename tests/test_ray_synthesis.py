@@ -80,3 +80,37 @@ def test_a_killed_worker_is_replaced_and_its_unit_resumes(cluster: Path, tmp_pat
     assert sorted(ids) == sorted(p.session_id for p in problems)  # nothing twice
     summaries = {s.session_id: s for s in RunDirectory(tmp_path / "ray").summaries()}
     assert all(s.outcome == "solved" for s in summaries.values())
+
+
+def test_the_cli_runs_on_ray_and_refuses_a_budget_there(cluster: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from journey.cli import app
+
+    dataset(tmp_path / "d.jsonl", ["plain", "reflect", "plain"])
+    args = [
+        "synth",
+        "--dataset",
+        str(tmp_path / "d.jsonl"),
+        "--out",
+        str(tmp_path / "run"),
+        "--policy",
+        "function:test_runner:fake_policy",
+        "--critic",
+        "function:test_runner:fake_critic",
+        "--critic-mode",
+        "generate",
+        "--ray",
+        "auto",  # the cluster the fixture started; joined, not started again
+        "--ray-workers",
+        "2",
+        "--no-progress",
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["solved"] == 3
+    assert len(RunDirectory(tmp_path / "run").summaries()) == 3
+    refused = CliRunner().invoke(app, [*args, "--budget-tokens", "100"])
+    assert refused.exit_code != 0
+    assert "do not apply with --ray" in str(refused.exception)

@@ -177,6 +177,23 @@ def synth(
             "per million tokens), over journey's dated table; a spec's price_in/price_out win."
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on a Ray cluster (the ray extra): local (start one here), auto (the "
+            "one 'ray start' made) or ray://HOST:10001. Units of problems run on worker "
+            "actors into OUT/units/, merged into OUT at the end.",
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int, typer.Option(help="With --ray: worker actors (each loads its models once).")
+    ] = 2,
+    ray_units: Annotated[
+        int | None,
+        typer.Option(help="With --ray: units the problems are cut into (default 4 per worker)."),
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
@@ -235,13 +252,12 @@ def synth(
     if not problems:
         warn(f"no problems in shard {chosen_shard}", "nothing to do")
         return
-    runner = SynthesisRunner(
-        options,
-        progress=synthesis_progress(err_console, enabled=not no_progress),
-        force=force,
-        retry_errors=not no_retry_errors,
-        max_consecutive_errors=max_consecutive_errors,
-    )
+    settings = {
+        "force": force,
+        "retry_errors": not no_retry_errors,
+        "max_consecutive_errors": max_consecutive_errors,
+    }
+    progress = synthesis_progress(err_console, enabled=not no_progress)
     source = {
         **(data.source.record() if data.source else {"path": dataset}),
         "problem_field": problem_field,
@@ -252,9 +268,33 @@ def synth(
         "problems": len(problems),
     }
     try:
-        report = asyncio.run(
-            runner.run(out, problems, dataset=source, dataset_issues=len(data.issues))
-        )
+        if ray is not None:
+            if budget_tokens is not None or budget_usd is not None:
+                raise ConfigError("--budget-tokens and --budget-usd do not apply with --ray yet")
+            from journey.runs.ray_synthesis import RayOptions, run_on_ray
+
+            ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
+            report = run_on_ray(
+                options,
+                problems,
+                out,
+                ray_options,
+                dataset=source,
+                dataset_issues=len(data.issues),
+                progress=progress,
+                runner_settings=settings,
+            )
+        else:
+            runner = SynthesisRunner(
+                options,
+                progress=progress,
+                force=force,
+                retry_errors=not no_retry_errors,
+                max_consecutive_errors=max_consecutive_errors,
+            )
+            report = asyncio.run(
+                runner.run(out, problems, dataset=source, dataset_issues=len(data.issues))
+            )
     except KeyboardInterrupt:
         warn("interrupted", f"run the same command again to resume {out}")
         raise typer.Exit(130) from None
