@@ -28,15 +28,17 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Replace SFT and DPO training with a recorder of the configs they receive."""
     pytest.importorskip("trl")
     import journey.cli.train
-    import journey.training
+    import journey.training.dpo
+    import journey.training.sft
 
     configs: list[Any] = []
 
     def record(config: Any, log: Any = None) -> None:
         configs.append(config)
 
-    monkeypatch.setattr(journey.training, "train_sft", record)
-    monkeypatch.setattr(journey.training, "train_dpo", record)
+    # `journey train` runs its phases through `journey.training.phases`, which calls these.
+    monkeypatch.setattr(journey.training.sft, "train_sft", record)
+    monkeypatch.setattr(journey.training.dpo, "train_dpo", record)
     monkeypatch.setattr(journey.cli.train, "_print_summary", lambda summary: None)
     return configs
 
