@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from journey.cli._app import app, console, err_console, warn
+from journey.cli._dataset import select_problems
 from journey.cli._options import field_default, field_option
 from journey.protocols.expansion import ExpansionChecks
 
@@ -101,8 +102,6 @@ def expand(
     rejected one is tried again and counted by reason. The run is a normal run
     (strategy expand): export, replay, browse and stats take it. Run it again to resume.
     """
-    from journey.problems import Shard, load_problems
-    from journey.problems.dataset import issue_lines
     from journey.runs.expansion import ExpandOptions, run_expand
     from journey.view.expansion_report import render_expansion_report
     from journey.view.progress import synthesis_progress
@@ -123,25 +122,19 @@ def expand(
         concurrency=concurrency,
     )
     options.synthesis()  # a bad spec, setting or prompt file fails before the dataset is read
-    chosen_shard = Shard.parse(shard) if shard else None
-    data = load_problems(
-        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
+    selection = select_problems(
+        dataset,
+        split=split,
+        problem_field=problem_field,
+        answer_field=answer_field,
+        strict=strict,
+        offset=offset,
+        limit=limit,
+        shard=shard,
     )
-    for line in issue_lines(data.issues):
-        warn("skipped", line, sep=" ")
-    problems = data.select(offset=offset, limit=limit, shard=chosen_shard)
-    if not problems:
-        warn(f"no problems in shard {chosen_shard}", "nothing to do")
+    if selection is None:
         return
-    source = {
-        **(data.source.record() if data.source else {"path": dataset}),
-        "problem_field": problem_field,
-        "answer_field": answer_field,
-        "offset": offset,
-        "limit": limit,
-        "shard": str(chosen_shard) if chosen_shard else None,
-        "problems": len(problems),
-    }
+    problems, source = selection.problems, selection.source
     try:
         report = asyncio.run(
             run_expand(
@@ -149,7 +142,7 @@ def expand(
                 out,
                 problems,
                 dataset=source,
-                dataset_issues=len(data.issues),
+                dataset_issues=selection.issues,
                 progress=synthesis_progress(err_console, enabled=not no_progress),
                 force=force,
                 max_consecutive_errors=max_consecutive_errors,

@@ -22,6 +22,7 @@ from journey.cli._app import (
     err_console,
     warn,
 )
+from journey.cli._dataset import select_problems
 from journey.errors import ConfigError
 
 STRATEGY_HELP = (
@@ -201,8 +202,6 @@ def synth(
 ) -> None:
     """Run a debate on every problem of a dataset; run it again to resume."""
     from journey.agents.backends.cached_client import CacheMode
-    from journey.problems import Shard, load_problems
-    from journey.problems.dataset import issue_lines
     from journey.runs import SynthesisOptions, SynthesisRunner
     from journey.runs.prices import load_prices
     from journey.runs.response_cache import CacheSettings
@@ -241,32 +240,26 @@ def synth(
         prices=load_prices(prices) if prices is not None else {},
         budget=RunBudget(tokens=budget_tokens, usd=budget_usd),
     )
-    chosen_shard = Shard.parse(shard) if shard else None
     options.models  # noqa: B018  (validates the model specs now)
-    data = load_problems(
-        dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
+    selection = select_problems(
+        dataset,
+        split=split,
+        problem_field=problem_field,
+        answer_field=answer_field,
+        strict=strict,
+        offset=offset,
+        limit=limit,
+        shard=shard,
     )
-    for line in issue_lines(data.issues):
-        warn("skipped", line, sep=" ")
-    problems = data.select(offset=offset, limit=limit, shard=chosen_shard)
-    if not problems:
-        warn(f"no problems in shard {chosen_shard}", "nothing to do")
+    if selection is None:
         return
+    problems, source = selection.problems, selection.source
     settings = {
         "force": force,
         "retry_errors": not no_retry_errors,
         "max_consecutive_errors": max_consecutive_errors,
     }
     progress = synthesis_progress(err_console, enabled=not no_progress)
-    source = {
-        **(data.source.record() if data.source else {"path": dataset}),
-        "problem_field": problem_field,
-        "answer_field": answer_field,
-        "offset": offset,
-        "limit": limit,
-        "shard": str(chosen_shard) if chosen_shard else None,
-        "problems": len(problems),
-    }
     try:
         if ray is not None:
             if budget_tokens is not None or budget_usd is not None:
@@ -280,7 +273,7 @@ def synth(
                 out,
                 ray_options,
                 dataset=source,
-                dataset_issues=len(data.issues),
+                dataset_issues=selection.issues,
                 progress=progress,
                 runner_settings=settings,
             )
@@ -293,7 +286,7 @@ def synth(
                 max_consecutive_errors=max_consecutive_errors,
             )
             report = asyncio.run(
-                runner.run(out, problems, dataset=source, dataset_issues=len(data.issues))
+                runner.run(out, problems, dataset=source, dataset_issues=selection.issues)
             )
     except KeyboardInterrupt:
         warn("interrupted", f"run the same command again to resume {out}")
