@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Protocol
 
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import Response
@@ -45,6 +46,7 @@ from autogen_core.models import (
 from journey.agents._usage import to_usage
 from journey.agents.backends.base import LabelScoringClient, can_score_labels
 from journey.agents.prompt_sets import PromptSet, load_prompts
+from journey.agents.verifier import AnswerVerifier
 from journey.errors import ConfigError
 from journey.protocols import (
     Action,
@@ -55,6 +57,7 @@ from journey.protocols import (
     LabelSource,
     ProtocolViolation,
     Reflect,
+    RolloutTally,
     StepVerdict,
     Terminate,
     TokenUsage,
@@ -97,6 +100,11 @@ class CriticTurn:
     """The evidence behind the verdict (`none` when it is unknown)."""
     reasoning: str = ""
     """The critic's thoughts before the reply that was kept (a reasoning model)."""
+    reward: float | None = None
+    """The judge's own estimate of the step's worth in [0, 1] (a rollout judge's share
+    of completions that reached the answer); None: the strategy derives one."""
+    rollouts: RolloutTally | None = None
+    """The completions behind a rollout judge's verdict."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,17 @@ class StepUnderReview:
     final_answer: str | None = None
     may_terminate: bool = False
     """True when `terminate` is a legal action (accepting a final answer with no gold)."""
+    verifier: AnswerVerifier | None = None
+    """The problem's verifier, for a judge that checks answers (rollouts); a critic
+    never sees the gold answer."""
+
+
+class StepJudge(Protocol):
+    """What a session asks to judge a step: the critic agent, or the rollout judge."""
+
+    async def judge(
+        self, review: StepUnderReview, cancellation_token: CancellationToken | None = None
+    ) -> CriticTurn: ...
 
 
 class CriticAgent(BaseChatAgent):

@@ -48,6 +48,11 @@ class LabelSource(StrEnum):
     correct when it stands, never questioned, on the expansion's path to the verified
     answer, a path that carries the reference's key results. Weaker than a critic's
     verdict: no one judged the step on its own."""
+    ROLLOUT = "rollout"
+    """Math-Shepherd's estimate: the solution was completed from the step several times
+    and the answers checked; correct when any completion reached the gold answer. The
+    share that did is the verdict's `reward` and its `rollouts` tally. It says the step
+    can still lead to the answer, not that a reader would call it right."""
     VERIFIED_PATH = "verified_path"
     """Only in exports, by the opt-in rule `credit_verified_path`: a step with no
     evidence of its own, on the path to a verified answer."""
@@ -156,6 +161,29 @@ class PolicyStepProposed(_Event):
 _LEGACY_REWARD_LABEL = "reward"
 
 
+class RolloutTally(BaseModel):
+    """How many completions from a step reached the gold answer (Math-Shepherd)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    samples: int = Field(ge=0)
+    correct: int = Field(ge=0)
+    """Completions whose final answer the verifier accepted."""
+    unanswered: int = Field(default=0, ge=0)
+    """Completions that gave no final answer (or failed): counted in `samples`, never correct."""
+
+    @model_validator(mode="after")
+    def _within_samples(self) -> RolloutTally:
+        if self.correct + self.unanswered > self.samples:
+            raise ValueError("a rollout tally counts more completions than it sampled")
+        return self
+
+    @property
+    def value(self) -> float | None:
+        """The soft estimate: the share of completions that reached the answer."""
+        return round(self.correct / self.samples, 6) if self.samples else None
+
+
 class CriticVerdictGiven(_Event):
     type: Literal["critic_verdict"] = "critic_verdict"
     node_id: int
@@ -185,7 +213,10 @@ class CriticVerdictGiven(_Event):
         ge=0.0,
         le=1.0,
         description="The step's reward in [0, 1], where the strategy ranks steps by one "
-        "(beam search); None where it does not.",
+        "(beam search) or the judge estimates one (rollouts); None where neither does.",
+    )
+    rollouts: RolloutTally | None = Field(
+        default=None, description="The completions behind a rollout judge's verdict."
     )
     violations: list[ProtocolViolation] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent
+from journey.agents import AnswerVerifier, PolicyAgent, StepJudge
 from journey.problems.dataset import ProblemRecord
 from journey.protocols import (
     CriticVerdictGiven,
@@ -45,7 +45,7 @@ class SessionWork:
     models: dict[str, str]
     """Model spec per role the strategy asks, as the logs record them."""
     policy: PolicyAgent
-    critic: CriticAgent | None
+    critic: StepJudge | None
     report: SynthesisReport
     tally: SynthesisTally
     halted: Callable[[], bool] = lambda: False

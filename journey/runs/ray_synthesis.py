@@ -112,9 +112,8 @@ class _UnitWorker:
         self._options = options
         self._settings = dict(runner_settings)
         self._pool = ClientPool()
-        specs = {"policy": options.policy, "critic": options.critic}
-        roles = [role.value for role in options.roles]
-        self._clients = {role: role_client(specs[role], self._pool) for role in roles}
+        specs = options.client_models
+        self._clients = {role: role_client(spec, self._pool) for role, spec in specs.items()}
 
     def run_unit(
         self, problems: Sequence[ProblemRecord], root: str, dataset: Mapping[str, Any]

@@ -51,9 +51,8 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
 
-from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ClientPool, LoadableClient, retry_causes
-from journey.agents.backends.role_endpoints import role_client, role_specs
+from journey.agents.backends.role_endpoints import role_client
 from journey.agents.backends.routed import RoutedClient
 from journey.errors import ConfigError
 from journey.problems.dataset import ProblemRecord
@@ -69,6 +68,7 @@ from journey.runs.endpoint_health import (
 )
 from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, StreakStop, run_each
 from journey.runs.response_cache import RunCache
+from journey.runs.run_agents import policy_agent, step_judge
 from journey.runs.rundir import RUN_LOCK, RunDirectory
 from journey.runs.spend import SpendMeter, cost_text
 from journey.runs.synthesis_options import SynthesisOptions, describe_change
@@ -127,6 +127,7 @@ class SynthesisRunner:
         self.retry_errors = retry_errors
         self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._models = options.models
+        self._client_models = options.client_models
         self._session_type = strategy_session(options.strategy)
         self._prices = options.role_prices()
         SpendMeter(self._prices, options.budget)  # a USD budget needs every role's price
@@ -223,26 +224,15 @@ class SynthesisRunner:
             clients = {
                 role: RoleClient(
                     role,
-                    cache.wrap(role, meter.wrap(role, client), self._models[role]),
+                    cache.wrap(role, meter.wrap(role, client), self._client_models[role]),
                     limits.get(role),
                     failures,
                 )
                 for role, client in shared.items()
             }
             o = self.options
-            policy = PolicyAgent(
-                clients["policy"], max_tokens=role_specs(o.policy)[0].reply_tokens(o.step_tokens)
-            )
-            critic = (
-                CriticAgent(
-                    clients["critic"],
-                    mode=o.critic_mode,
-                    max_tokens=role_specs(o.critic)[0].reply_tokens(o.critic_tokens),
-                    max_reasks=o.critic_reasks,
-                )
-                if "critic" in clients
-                else None
-            )
+            policy = policy_agent(o, clients["policy"])
+            critic = step_judge(o, clients["critic"]) if "critic" in clients else None
             work = SessionWork(
                 run,
                 o,
@@ -304,7 +294,7 @@ class SynthesisRunner:
         """The client of each role the strategy asks, from the pool or as given."""
         roles = [role.value for role in self.options.roles]
         if pool is not None:
-            specs = {"policy": self.options.policy, "critic": self.options.critic}
+            specs = self.options.client_models
             return {role: role_client(specs[role], pool) for role in roles}
         given = self._given_clients or {}
         missing = [role for role in roles if role not in given]

@@ -9,10 +9,10 @@ the run's budget) may change, as none of it changes what a session already logge
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from journey.agents import DEFAULT_CRITIC_TOKENS, CriticMode
+from journey.agents import DEFAULT_CRITIC_TOKENS, CriticMode, RolloutSpec, parse_rollout_spec
 from journey.agents.backends.role_endpoints import role_spec_text
 from journey.errors import ConfigError
 from journey.protocols import Role
@@ -41,7 +41,13 @@ class SynthesisOptions:
 
     strategy: str = field(default="debate", metadata={"help": "How sessions are run."})
     policy: str = field(default="embedded", metadata={"help": "Model spec of the policy."})
-    critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
+    critic: str = field(
+        default="embedded",
+        metadata={
+            "help": "Model spec of the critic, or rollout:SPEC?n=8 to judge each step by "
+            "finishing the solution from it n times with SPEC (Math-Shepherd)."
+        },
+    )
     critic_mode: str = field(
         default="auto",
         metadata={"help": "How the critic decides: auto, generate or score (log-probs)."},
@@ -106,6 +112,7 @@ class SynthesisOptions:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.critic_reasks < 0:
             raise ConfigError(f"critic_reasks must be 0 or more, got {self.critic_reasks!r}")
+        self.rollout  # noqa: B018 -- a malformed rollout spec is refused here, not mid-run
         try:
             CriticMode(self.critic_mode)
         except ValueError:
@@ -127,8 +134,27 @@ class SynthesisOptions:
         Raises:
             ModelSpecError: a spec names no backend.
         """
-        specs = {Role.POLICY: self.policy, Role.CRITIC: self.critic}
+        models = self.client_models
+        rollout = self.rollout
+        if rollout is not None and "critic" in models:
+            models["critic"] = str(replace(rollout, model=models["critic"]))
+        return models
+
+    @property
+    def client_models(self) -> dict[str, str]:
+        """The model spec each asked role's client is built from, normalised: `models`,
+        less a rollout judge's settings (the cache and prices know models, not judges)."""
+        rollout = self.rollout
+        specs = {
+            Role.POLICY: self.policy,
+            Role.CRITIC: self.critic if rollout is None else rollout.model,
+        }
         return {role.value: role_spec_text(specs[role]) for role in self.roles}
+
+    @property
+    def rollout(self) -> RolloutSpec | None:
+        """The rollout judge `critic` names (`rollout:SPEC?n=8`); None: a critic agent."""
+        return parse_rollout_spec(self.critic)
 
     @property
     def request_limits(self) -> dict[str, int | None]:
@@ -137,7 +163,7 @@ class SynthesisOptions:
 
     def role_prices(self) -> dict[str, RolePrice]:
         """The price of each role the strategy asks (or why it has none)."""
-        return PriceTable(self.prices).for_roles(self.models)
+        return PriceTable(self.prices).for_roles(self.client_models)
 
     def record(self) -> dict[str, Any]:
         """The options as `run.json` keeps them."""

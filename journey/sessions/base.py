@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from journey.agents import AnswerVerifier, CriticAgent, PolicyAgent, Verification
+from journey.agents import AnswerVerifier, PolicyAgent, StepJudge, Verification
 from journey.errors import ConfigError
 from journey.problems import session_id_for
 from journey.protocols import (
@@ -133,7 +133,7 @@ class Session:
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: CriticAgent | None,
+        critic: StepJudge | None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
         verifier: AnswerVerifier | None = None,
@@ -208,7 +208,7 @@ class Session:
         events: Sequence[SessionEvent],
         *,
         policy: PolicyAgent,
-        critic: CriticAgent | None,
+        critic: StepJudge | None,
         limits: DebateLimits | None = None,
         verifier: AnswerVerifier | None = None,
         stop_when: StopCondition | None = None,

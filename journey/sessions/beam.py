@@ -233,17 +233,24 @@ class BeamSearchSession(Session):
             stamp = self._stamp(self._state.turn_of(round_, node_id))
             if node_id in verdicts:
                 turn = verdicts[node_id]
-                reward = step_reward(turn.verdict, turn.label_scores)
+                reward = (
+                    turn.reward
+                    if turn.reward is not None
+                    else step_reward(turn.verdict, turn.label_scores)
+                )
                 verdict = CriticVerdictGiven(
                     **stamp,
                     node_id=node_id,
                     verdict=turn.verdict,
+                    source=turn.source,
                     reason=turn.reason,
                     action=turn.action,
                     raw=turn.raw,
+                    reasoning=turn.reasoning,
                     label_scores=turn.label_scores,
                     label_scoring=turn.label_scoring,
                     reward=reward,
+                    rollouts=turn.rollouts,
                     violations=list(turn.violations),
                     usage=turn.usage,
                     latency=turn.latency,
@@ -266,6 +273,7 @@ class BeamSearchSession(Session):
             text=node.text,
             final_answer=node.final_answer,
             may_terminate=self.verifier is None,
+            verifier=self.verifier,
         )
         assert self.critic is not None  # a strategy that asks the critic is given one
         return await self.critic.judge(review)

@@ -256,6 +256,7 @@ class DebateSession(Session):
             text=node.text,
             final_answer=node.final_answer,
             may_terminate=self.verifier is None,
+            verifier=self.verifier,
         )
         assert self.critic is not None  # a strategy that asks the critic is given one
         try:
@@ -277,6 +278,8 @@ class DebateSession(Session):
                 reasoning=turn.reasoning,
                 label_scores=turn.label_scores,
                 label_scoring=turn.label_scoring,
+                reward=turn.reward,
+                rollouts=turn.rollouts,
                 violations=[*turn.violations, *violations],
                 usage=turn.usage,
                 latency=turn.latency,

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from journey.agents import CriticAgent, PolicyAgent
+from journey.agents import PolicyAgent, StepJudge
 from journey.agents.expander import ExpansionReply, ExpansionWriter, expansion_prompts
 from journey.agents.prompt_sets import PromptSet
 from journey.errors import ConfigError, error_line
@@ -142,7 +142,7 @@ class ExpandSession(Session):
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: CriticAgent | None = None,
+        critic: StepJudge | None = None,
         models: dict[str, str] | None = None,
         **settings: Any,
     ) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from journey.agents import CriticAgent, PolicyAgent
+from journey.agents import PolicyAgent, StepJudge
 from journey.agents.self_critique import SelfCritiquePolicy
 from journey.protocols import (
     Action,
@@ -81,7 +81,7 @@ class ProposeCritiqueSession(DebateSession):
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: CriticAgent | None = None,
+        critic: StepJudge | None = None,
         models: dict[str, str] | None = None,
         **settings: Any,
     ) -> None:
