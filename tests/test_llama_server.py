@@ -30,7 +30,7 @@ from journey.agents.backends.llama_server import (
     find_llama_server,
 )
 from journey.agents.backends.openai_compat import LABEL_FLOOR_LOGPROB, OpenAICompatibleClient
-from journey.agents.critic import CriticAgent, StepUnderReview
+from journey.agents import CriticAgent, StepUnderReview
 from journey.errors import ModelUnavailableError
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner

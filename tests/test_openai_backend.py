@@ -456,7 +456,7 @@ async def test_critic_scores_labels_with_the_servers_token_count(
 ):
     # `journey debate --critic "openai:M@URL?logprobs=true"` ended its first critic turn in
     # model_error: the critic counts its scoring prompt, and the count went to tiktoken.
-    from journey.agents.critic import CriticAgent, StepUnderReview
+    from journey.agents import CriticAgent, StepUnderReview
 
     openai_server.enqueue(
         Reply(content="continue", top_logprobs=TOP, prompt_tokens=57, completion_tokens=1),

@@ -4,9 +4,6 @@ from journey.agents.critic import (
     DEFAULT_CRITIC_TOKENS,
     CriticAgent,
     CriticMode,
-    CriticTurn,
-    StepJudge,
-    StepUnderReview,
     step_under_judgement,
 )
 from journey.agents.policy import PolicyAgent, PolicyTurn
@@ -17,6 +14,7 @@ from journey.agents.rollout_judge import (
     RolloutSpec,
     parse_rollout_spec,
 )
+from journey.agents.step_judge import CriticTurn, StepJudge, StepUnderReview
 from journey.agents.verifier import AnswerVerifier, Verification, answers_match
 
 __all__ = [

@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
-from typing import Protocol
 
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import Response
@@ -46,18 +45,16 @@ from autogen_core.models import (
 from journey.agents._usage import to_usage
 from journey.agents.backends.base import LabelScoringClient, can_score_labels
 from journey.agents.prompt_sets import PromptSet, load_prompts
-from journey.agents.verifier import AnswerVerifier
+from journey.agents.step_judge import CriticTurn, StepUnderReview
 from journey.errors import ConfigError
 from journey.protocols import (
     Action,
     ActionName,
     Backtrack,
     Continue,
-    LabelScoring,
     LabelSource,
     ProtocolViolation,
     Reflect,
-    RolloutTally,
     StepVerdict,
     Terminate,
     TokenUsage,
@@ -80,55 +77,6 @@ class CriticMode(StrEnum):
     AUTO = "auto"
     GENERATE = "generate"
     SCORE = "score"
-
-
-@dataclass(frozen=True)
-class CriticTurn:
-    """The critic's judgement of one step."""
-
-    verdict: StepVerdict
-    action: Action
-    reason: str
-    raw: str
-    usage: TokenUsage
-    latency: float
-    label_scores: dict[str, float] | None = None
-    label_scoring: LabelScoring | None = None
-    """How `label_scores` were computed (the client's `label_scoring`)."""
-    violations: tuple[ProtocolViolation, ...] = ()
-    source: LabelSource = LabelSource.CRITIC
-    """The evidence behind the verdict (`none` when it is unknown)."""
-    reasoning: str = ""
-    """The critic's thoughts before the reply that was kept (a reasoning model)."""
-    reward: float | None = None
-    """The judge's own estimate of the step's worth in [0, 1] (a rollout judge's share
-    of completions that reached the answer); None: the strategy derives one."""
-    rollouts: RolloutTally | None = None
-    """The completions behind a rollout judge's verdict."""
-
-
-@dataclass(frozen=True)
-class StepUnderReview:
-    """What the critic is shown: the problem, the path so far and the newest step."""
-
-    problem: str
-    previous_steps: Sequence[str]
-    step_number: int
-    text: str
-    final_answer: str | None = None
-    may_terminate: bool = False
-    """True when `terminate` is a legal action (accepting a final answer with no gold)."""
-    verifier: AnswerVerifier | None = None
-    """The problem's verifier, for a judge that checks answers (rollouts); a critic
-    never sees the gold answer."""
-
-
-class StepJudge(Protocol):
-    """What a session asks to judge a step: the critic agent, or the rollout judge."""
-
-    async def judge(
-        self, review: StepUnderReview, cancellation_token: CancellationToken | None = None
-    ) -> CriticTurn: ...
 
 
 class CriticAgent(BaseChatAgent):

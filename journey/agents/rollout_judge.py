@@ -27,8 +27,8 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, LLMMessage, SystemMessage, UserMessage
 
 from journey.agents._usage import to_usage
-from journey.agents.critic import CriticTurn, StepUnderReview
 from journey.agents.prompt_sets import PromptSet, load_prompts
+from journey.agents.step_judge import CriticTurn, StepUnderReview
 from journey.agents.verifier import AnswerVerifier
 from journey.errors import ModelSpecError
 from journey.protocols import (

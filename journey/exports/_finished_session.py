@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
+from journey.protocols import ProblemPosed, RolloutTally, SessionEnded, SessionEvent
 from journey.runs.rundir import SessionSummary, read_event_log
 from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME
 from journey.sessions.tree import ReasoningTree, TreeNode
@@ -26,6 +27,10 @@ class FinishedSession:
     tree: ReasoningTree
     ended: SessionEnded
     posed: ProblemPosed | None
+    rollouts: Mapping[int, RolloutTally] = field(default_factory=dict)
+    """Rollout estimates of its steps (`journey label`), by node id."""
+    rollout_judge: str | None = None
+    """The judge that made them."""
 
     @property
     def answer_path(self) -> list[TreeNode]:

@@ -43,6 +43,8 @@ class RowSelection:
         self.dropped: Counter[str] = Counter()
         self.labels: Counter[tuple[str, str]] = Counter()
         self.transcripts: Counter[str] = Counter()
+        self.rollouts: Counter[str] = Counter()
+        """PRM steps carrying a rollout estimate, per judge."""
 
     def _long_thought(self, s: FinishedSession) -> tuple[str, str]:
         """The session's long thought and which text it is (smoothed or draft)."""
@@ -123,10 +125,20 @@ class RowSelection:
                 raise SessionSkipped("too long" if built else "no dpo rows")
             return rows
         unknown = UnknownSteps(o.prm_unknown)  # already one: `ExportOptions` checks it
-        built_prm = stepwise_rows(s.tree, labels, unknown=unknown, dropped=self.dropped)
+        built_prm = stepwise_rows(
+            s.tree,
+            labels,
+            unknown=unknown,
+            dropped=self.dropped,
+            rollouts=s.rollouts,
+            rollout_judge=s.rollout_judge,
+        )
         rows = [r for r in built_prm if not self._row_too_long(r)]
         self.dropped["too long"] += len(built_prm) - len(rows)
         for row in rows:
+            if s.rollout_judge is not None:
+                carried = sum(1 for estimate in row["rollouts"] if estimate is not None)
+                self.rollouts[s.rollout_judge] += carried
             for source, label in zip(row["label_sources"], row["labels"], strict=True):
                 name = "unknown" if label is None else ("correct" if label else "incorrect")
                 self.labels[(source, name)] += 1

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ from journey.exports.token_counts import (
 from journey.protocols import ExpansionRejected, ProblemPosed, SessionEvent
 from journey.protocols.expansion import rejection_kind
 from journey.runs.files import write_atomic
+from journey.runs.rollout_labels import read_rollouts
 from journey.runs.stats import read_run
 
 __all__ = [
@@ -106,6 +108,7 @@ class _Exporter:
         limit = self.options.limit
         for root in runs:
             contents = read_run(root)
+            rollouts = read_rollouts(root)
             self._note_run_meta(root)
             self.card.sessions_seen += len(contents.finished) + len(contents.unfinished)
             if contents.unfinished:
@@ -120,6 +123,11 @@ class _Exporter:
                     continue
                 try:
                     session = load_session(root / "sessions" / summary.session_id, summary)
+                    session = replace(
+                        session,
+                        rollouts=rollouts.sessions.get(summary.session_id, {}),
+                        rollout_judge=rollouts.judge,
+                    )
                     self._note_rejections(session.events)
                     rows = self.selection.rows(session)
                 except SessionSkipped as skip:
@@ -143,6 +151,7 @@ class _Exporter:
             labels.setdefault(source, {})[label] = count
         self.card.labels = labels
         self.card.transcripts = dict(sorted(self.selection.transcripts.items()))
+        self.card.rollouts = dict(sorted(self.selection.rollouts.items()))
         self.card.strategies = sorted(self.strategies)
         self.card.strategy_settings = {
             key: [json.loads(v) for v in sorted(values)]

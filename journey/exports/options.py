@@ -195,6 +195,8 @@ class ExportCard(BaseModel):
     the answer, dpo the chosen path and the rejected branch, prm every labelled step."""
     transcripts: dict[str, int] = Field(default_factory=dict)
     """sft: long thoughts exported as the smoothed rewrite or as the draft."""
+    rollouts: dict[str, int] = Field(default_factory=dict)
+    """prm: steps carrying a rollout estimate (`journey label`), by the judge that made it."""
     writer: dict[str, Any] = Field(default_factory=dict)
     """How the long thoughts were written (policy reasoning, tree-walk trials)."""
     source_runs: list[str] = Field(default_factory=list)

@@ -11,8 +11,9 @@ reads back:
 - **dpo** (conversational preference): `{"prompt", "chosen", "rejected"}`, pairs taken
   from sibling branches of the tree; the rule is in `preference_pairs`.
 - **prm** (standard stepwise supervision): `{"prompt": str, "completions": [str],
-  "labels": [bool], "label_sources": [str]}`, one row per labelled root-to-leaf path;
-  see `stepwise_rows`.
+  "labels": [bool], "label_sources": [str]}`, one row per labelled root-to-leaf path,
+  plus `rollouts` and `rollout_judge` when the run has rollout estimates; see
+  `stepwise_rows`.
 
 Labels are read through `StepLabels`: each step's own evidence (critic, critic_action,
 self_check, verifier) and nothing else, unless the opt-in `credit_verified_path` rule
@@ -23,11 +24,12 @@ labels steps with no evidence on the path to a verified answer correct (source
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from journey.protocols import LabelSource, step_paragraphs
+from journey.protocols import LabelSource, RolloutTally, step_paragraphs
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
 __all__ = [
@@ -212,6 +214,8 @@ def stepwise_rows(
     *,
     unknown: UnknownSteps = UnknownSteps.DROP,
     dropped: Counter[str] | None = None,
+    rollouts: Mapping[int, RolloutTally] | None = None,
+    rollout_judge: str | None = None,
 ) -> list[dict[str, Any]]:
     """PRM rows (TRL stepwise supervision): one per labelled root-to-leaf path.
 
@@ -225,6 +229,10 @@ def stepwise_rows(
         labels: How labels are read; default: each step's own evidence.
         unknown: What to do with a step whose label is unknown.
         dropped: Counts the paths that gave no row, by reason.
+        rollouts: Rollout estimates by node id (`journey label`). With them, each row
+            carries `rollouts` beside its labels, one per step (`{"correct", "samples",
+            "value"}`, or None for a step with none), and `rollout_judge`, their source.
+        rollout_judge: The judge that made `rollouts`.
     """
     labels = labels or StepLabels(tree)
     rows: list[dict[str, Any]] = []
@@ -258,6 +266,22 @@ def stepwise_rows(
                     for label, _ in judged
                 ],
                 "label_sources": [source.value for _, source in judged],
+                **_rollout_columns(steps, rollouts, rollout_judge),
             }
         )
     return rows
+
+
+def _rollout_columns(
+    steps: list[TreeNode], rollouts: Mapping[int, RolloutTally] | None, judge: str | None
+) -> dict[str, Any]:
+    if judge is None or rollouts is None:
+        return {}
+    estimates = [rollouts.get(n.id) for n in steps]
+    return {
+        "rollouts": [
+            None if t is None else {"correct": t.correct, "samples": t.samples, "value": t.value}
+            for t in estimates
+        ],
+        "rollout_judge": judge,
+    }

@@ -48,8 +48,8 @@ from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from journey.agents import StepUnderReview
-from journey.agents.critic import CriticTurn
 from journey.agents.policy import PolicyTurn
+from journey.agents.step_judge import CriticTurn
 from journey.errors import error_line
 from journey.protocols import (
     ActionApplied,

@@ -142,6 +142,15 @@ def pairs_progress(console: Console, *, enabled: bool = True) -> JobProgress:
     )
 
 
+def labelling_progress(console: Console, *, enabled: bool = True) -> JobProgress:
+    """`journey label`: steps rolled out."""
+    return _bar(
+        console,
+        enabled and console.is_terminal,
+        (TextColumn("rolling out steps"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()),
+    )
+
+
 def smoothing_progress(console: Console, *, enabled: bool = True) -> JobProgress:
     """`journey smooth`: sessions rewritten."""
     return _bar(
