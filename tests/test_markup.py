@@ -93,7 +93,7 @@ def test_bracketed_help_text_is_shown() -> None:
     assert "Policy turns before the session stops [default: 16; 8 with --demo]." in _help("debate")
     assert "hf:NAME[:CONFIG][@SPLIT] or OWNER/NAME" in _help("eval")
     assert "dataset: hf:NAME[:CONFIG][@SPLIT] (NAME" in _help("synth")
-    assert "[RUN2]" in _help("browse")
+    assert "<list[Path]>" in _help("browse")
 
 
 def _commands(command: Any, path: str = "journey") -> Iterator[tuple[str, Any]]:

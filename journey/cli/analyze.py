@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from journey.cli._app import app, console, warn
+from journey.errors import ConfigError
 
 
 @app.command(
@@ -17,7 +18,8 @@ from journey.cli._app import app, console, warn
     "    journey analyze data/sft.jsonl evals/journey --png plots/\n\n"
     "    journey analyze o1-thoughts.jsonl --column response.text --keyword wait "
     "--keyword 'let me check'\n\n"
-    "    journey analyze runs/m500 --tokenizer embedded --limit 200 --json"
+    "    journey analyze runs/m500 --tokenizer embedded --limit 200 --json\n\n"
+    "    journey analyze runs/m500 --thought draft    # the drafts, not the smoothed rewrites"
 )
 def analyze(
     sources: Annotated[
@@ -66,22 +68,37 @@ def analyze(
     limit: Annotated[
         int | None, typer.Option(help="Read at most this many thoughts per source.")
     ] = None,
+    thought: Annotated[
+        str,
+        typer.Option(
+            help="Which long thought of a run's sessions: smoothed (the rewrite 'journey "
+            "smooth' accepted, where there is one; else the draft) or draft "
+            "(transcript.md). The table counts how many of each every run gave; exports "
+            "and eval records are read as they are."
+        ),
+    ] = "smoothed",
 ) -> None:
     """Measure long thoughts: tokens, lines, steps, keywords, reflections and backtracks.
 
     Compares N sources side by side, as the seed compared o1's thoughts and its own
     iterations: per-source distributions of tokens (mean, median, p90), lines and
     steps per thought, each keyword, reflection and backtrack per thousand tokens, and
-    the share of thoughts with a reflection or a backtrack. Malformed JSONL lines are
+    the share of thoughts with a reflection or a backtrack. A smoothed run is read by
+    its smoothed rewrites (--thought draft reads the drafts). Malformed JSONL lines are
     skipped and counted.
     """
     from journey.evaluation.thought_analysis import (
         DEFAULT_KEYWORDS,
+        ThoughtVersion,
         analyse_sources,
         analysis_document,
         token_counter,
     )
 
+    try:
+        version = ThoughtVersion(thought.strip().lower())
+    except ValueError:
+        raise ConfigError(f"--thought takes smoothed or draft; got {thought!r}") from None
     count_tokens = token_counter(tokenizer)
     name = "embedded" if tokenizer == "embedded" else "heuristic"
     analyses = analyse_sources(
@@ -90,6 +107,7 @@ def analyze(
         keywords=tuple(keyword) if keyword else DEFAULT_KEYWORDS,
         column=column,
         limit=limit,
+        thought=version,
     )
     for analysis in analyses:
         source = analysis.source
@@ -103,13 +121,13 @@ def analyze(
 
         written = plot_token_histograms(analyses, png, tokenizer=name)
     if json_output:
-        document = analysis_document(analyses, tokenizer=name)
+        document = analysis_document(analyses, tokenizer=name, thought=version)
         if written:
             document["png"] = [str(path) for path in written]
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return
     from journey.view.analysis_report import render_thought_analysis
 
-    console.print(render_thought_analysis(analyses, tokenizer=name))
+    console.print(render_thought_analysis(analyses, tokenizer=name, thought=version))
     if written:
         console.print(f"histograms: {', '.join(str(path) for path in written)}", soft_wrap=True)

@@ -1,8 +1,10 @@
 """`journey analyze`: long thoughts of N sources measured and summed up side by side.
 
-Each source (a run, an export, eval records, a JSONL column; `thought_sources`) is read,
-every text measured (`journey.longthought.thought_metrics`) with one token counter, and
-summed up as distributions and rates per thousand tokens. `analysis_document` is the
+Each source (a run, an export, eval records, a JSONL column; `thought_sources`) is read
+(a run's sessions by the rewrite `journey smooth` accepted where there is one, unless
+the draft is asked for; how many of each were read is counted and shown), every text
+measured (`journey.longthought.thought_metrics`) with one token counter, and summed up
+as distributions and rates per thousand tokens. `analysis_document` is the
 JSON that `journey analyze --json` prints: no NaN in it, a number that has no value
 (a source with no thoughts) is null.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from journey.errors import ConfigError
-from journey.evaluation.thought_sources import ThoughtSource, read_thought_source
+from journey.evaluation.thought_sources import ThoughtSource, ThoughtVersion, read_thought_source
 from journey.exports.token_counts import TokenCounter, count_tokens_cheaply, embedded_token_counter
 from journey.longthought.thought_metrics import (
     DEFAULT_KEYWORDS,
@@ -30,6 +32,7 @@ __all__ = [
     "DEFAULT_KEYWORDS",
     "TOKENIZERS",
     "SourceAnalysis",
+    "ThoughtVersion",
     "analyse_sources",
     "analysis_document",
     "token_counter",
@@ -80,6 +83,7 @@ def analyse_sources(
     keywords: Sequence[str] = DEFAULT_KEYWORDS,
     column: str | None = None,
     limit: int | None = None,
+    thought: ThoughtVersion = ThoughtVersion.SMOOTHED,
 ) -> list[SourceAnalysis]:
     """Read, measure and sum up each source, in the order given.
 
@@ -89,6 +93,8 @@ def analyse_sources(
         keywords: Words or phrases rated per thousand tokens.
         column: The text field of plain JSONL sources.
         limit: Read at most this many texts per source.
+        thought: Which long thought of a run's sessions is read (see `ThoughtVersion`);
+            each run source counts how many of each it read.
 
     Raises:
         ConfigError: no source, no keyword, or a limit below 1.
@@ -101,7 +107,7 @@ def analyse_sources(
     words = tuple(dict.fromkeys(k for k in keywords if k.strip()))
     if not words:
         raise ConfigError(f"give at least one non-empty keyword, got {list(keywords)!r}")
-    sources = [read_thought_source(p, column=column, limit=limit) for p in paths]
+    sources = [read_thought_source(p, column=column, limit=limit, thought=thought) for p in paths]
     _distinct_names(sources)
     return [
         SourceAnalysis(
@@ -122,8 +128,17 @@ def _numbers(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _number(v) if isinstance(v, float) else v for k, v in values.items()}
 
 
-def analysis_document(analyses: Sequence[SourceAnalysis], *, tokenizer: str) -> dict[str, Any]:
-    """The analysis as one JSON-ready document; numbers without a value are None."""
+def analysis_document(
+    analyses: Sequence[SourceAnalysis],
+    *,
+    tokenizer: str,
+    thought: ThoughtVersion = ThoughtVersion.SMOOTHED,
+) -> dict[str, Any]:
+    """The analysis as one JSON-ready document; numbers without a value are None.
+
+    `thought` is the version asked for; each source's `thought_versions` counts the
+    texts of each version it read (empty for sources other than runs).
+    """
     keywords = list(analyses[0].summary.keywords_per_1k) if analyses else []
     sources = []
     for analysis in analyses:
@@ -134,6 +149,7 @@ def analysis_document(analyses: Sequence[SourceAnalysis], *, tokenizer: str) -> 
                 "kind": source.kind.value,
                 "path": str(source.path),
                 "thoughts": summary.thoughts,
+                "thought_versions": source.versions,
                 "tokens": _numbers(asdict(summary.tokens)),
                 "lines": _numbers(asdict(summary.lines)),
                 "steps": _numbers(asdict(summary.steps)),
@@ -149,6 +165,7 @@ def analysis_document(analyses: Sequence[SourceAnalysis], *, tokenizer: str) -> 
         )
     return {
         "tokenizer": _ALIASES.get(tokenizer, tokenizer),
+        "thought": thought.value,
         "keywords": keywords,
         "sources": sources,
     }

@@ -3,8 +3,11 @@
 `read_thought_source` tells a source's kind from what it finds and reads its texts:
 
 - `run`: a run directory (`sessions.jsonl`, `sessions/`): the long thought of every
-  finished session, its `transcript.md` (written from its event log where that file is
-  missing), as `journey stats` reads them; unfinished sessions are counted, not read.
+  finished session. By default (`ThoughtVersion.SMOOTHED`) that is the rewrite `journey
+  smooth` accepted where there is one, as `journey export` exports it, else the draft;
+  the draft is its `transcript.md` (written from its event log where that file is
+  missing), as `journey stats` reads it. How many texts of each version were read is
+  counted (`ThoughtSource.versions`); unfinished sessions are counted, not read.
 - `eval`: a `journey eval` directory, or its `records.jsonl`: each record's `output`.
 - `export`: a `journey export` sft or shortcut JSONL: each row's assistant turn (the
   `completion`, or the last assistant message of `messages`).
@@ -34,9 +37,10 @@ from pydantic import ValidationError
 
 from journey.errors import DatasetError
 from journey.evaluation.metrics import EvalRecord
+from journey.runs.smoothing_job import accepted_smoothed
 from journey.runs.stats import read_run
 
-__all__ = ["SourceKind", "ThoughtSource", "read_thought_source", "text_at"]
+__all__ = ["SourceKind", "ThoughtSource", "ThoughtVersion", "read_thought_source", "text_at"]
 
 RECORDS_FILE = "records.jsonl"
 """An evaluation directory's records (`journey.evaluation.runner`)."""
@@ -54,6 +58,15 @@ class SourceKind(StrEnum):
     COLUMN = "column"
 
 
+class ThoughtVersion(StrEnum):
+    """Which long thought of a run's session is read."""
+
+    SMOOTHED = "smoothed"
+    """The rewrite `journey smooth` accepted, where there is one; else the draft."""
+    DRAFT = "draft"
+    """The draft: `transcript.md`, as the session wrote it."""
+
+
 @dataclass
 class ThoughtSource:
     """The texts of one source, and what was not read from it."""
@@ -68,6 +81,9 @@ class ThoughtSource:
     """The first few malformed lines, as ``line N: why``."""
     skipped: dict[str, int] = field(default_factory=dict)
     """Rows or sessions that gave no text, by reason."""
+    versions: dict[str, int] = field(default_factory=dict)
+    """A run's texts by the version read (`smoothed`, `draft`); empty for other kinds,
+    whose texts are whatever their file holds."""
 
     def _malformed(self, number: int, why: str) -> None:
         self.malformed_lines += 1
@@ -186,14 +202,26 @@ class _Reader:
         self.source.skipped = dict(sorted(self.skipped.items()))
         return self.source
 
-    def run(self, root: Path) -> None:
+    def run(self, root: Path, thought: ThoughtVersion) -> None:
         contents = read_run(root)
         if contents.unfinished:
             self.skipped["unfinished session"] += len(contents.unfinished)
+        read: Counter[ThoughtVersion] = Counter()
         for summary in contents.finished:
             if self.full:
-                return
-            self.take(contents.transcript(summary.session_id), "no transcript")
+                break
+            folder = contents.events_path(summary.session_id).parent
+            if thought is ThoughtVersion.SMOOTHED:
+                smoothed = accepted_smoothed(folder)
+                if smoothed is not None:
+                    read[ThoughtVersion.SMOOTHED] += 1
+                    self.source.texts.append(smoothed)
+                    continue
+            draft = contents.transcript(summary.session_id)
+            if draft is not None:
+                read[ThoughtVersion.DRAFT] += 1
+            self.take(draft, "no transcript")
+        self.source.versions = {version.value: read[version] for version in ThoughtVersion}
 
     def eval_records(self, path: Path) -> None:
         if not path.is_file():
@@ -241,7 +269,11 @@ def _first_row(path: Path) -> dict[str, Any] | None:
 
 
 def read_thought_source(
-    path: Path, *, column: str | None = None, limit: int | None = None
+    path: Path,
+    *,
+    column: str | None = None,
+    limit: int | None = None,
+    thought: ThoughtVersion = ThoughtVersion.SMOOTHED,
 ) -> ThoughtSource:
     """Read the texts of one source, telling its kind from what is there.
 
@@ -251,6 +283,9 @@ def read_thought_source(
         column: The text field of JSONL files (a dotted path allowed): a file whose
             first row has it is read as a column; other files and directories by kind.
         limit: Read at most this many texts.
+        thought: Which long thought of a run's sessions is read: the accepted smoothed
+            rewrite where there is one (else the draft), or always the draft. Other
+            kinds of source are read as they are.
 
     Raises:
         DatasetError: `path` does not exist, is a directory of neither kind, or is a
@@ -264,7 +299,7 @@ def read_thought_source(
             reader.source.kind = SourceKind.EVAL
             reader.eval_records(path / RECORDS_FILE)
         elif (path / "sessions.jsonl").is_file() or (path / "sessions").is_dir():
-            reader.run(path)
+            reader.run(path, thought)
         else:
             raise DatasetError(
                 f"{str(path)!r} is neither a run directory (sessions.jsonl, sessions/) nor "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +10,9 @@ from pydantic import ValidationError
 
 from journey.protocols import ProblemPosed, RolloutTally, SessionEnded, SessionEvent
 from journey.runs.rundir import SessionSummary, read_event_log
-from journey.runs.smoothing_job import RECORD_NAME, SMOOTHED_NAME
 from journey.sessions.tree import ReasoningTree, TreeNode
 
-__all__ = ["FinishedSession", "SessionSkipped", "accepted_smoothed", "load_session"]
+__all__ = ["FinishedSession", "SessionSkipped", "load_session"]
 
 
 @dataclass(frozen=True)
@@ -68,14 +66,3 @@ def load_session(folder: Path, summary: SessionSummary) -> FinishedSession:
     except (ValidationError, ValueError, OSError):
         raise SessionSkipped("unreadable tree.json") from None
     return FinishedSession(summary, folder, log.events, tree, ended, posed)
-
-
-def accepted_smoothed(folder: Path) -> str | None:
-    """The accepted smoothed rewrite of a session, if `journey smooth` made one."""
-    try:
-        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
-        if record.get("accepted") is True:
-            return (folder / SMOOTHED_NAME).read_text(encoding="utf-8").strip() or None
-    except (OSError, ValueError, AttributeError):
-        pass  # not smoothed, or its record is damaged: the draft it is
-    return None

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from journey.exports._finished_session import FinishedSession, SessionSkipped, accepted_smoothed
+from journey.exports._finished_session import FinishedSession, SessionSkipped
 from journey.exports.options import ExportFormat, ExportOptions
 from journey.exports.rows import (
     StepLabels,
@@ -24,6 +24,7 @@ from journey.exports.token_counts import TokenCounter
 from journey.longthought.transcript import LongThoughtWriter
 from journey.longthought.writer import write_long_thought
 from journey.protocols import Outcome
+from journey.runs.smoothing_job import accepted_smoothed
 
 __all__ = ["RowSelection"]
 

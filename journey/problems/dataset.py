@@ -2,7 +2,10 @@
 read honestly.
 
 One JSON object per line, MATH-style by default (`problem`, `answer`; MATH500's
-`solution`, `subject`, `level`, `unique_id` are kept in `meta`). Bad input is
+`solution`, `subject`, `level`, `unique_id` are kept in `meta`). A GSM8K-style answer,
+a rationale whose last line is `#### 72`, gives the gold answer `72`; the rationale
+is kept in `meta` under the answer field's name, the reference solution `journey
+expand --solution-field answer` reads (`journey.problems.reference`). Bad input is
 never dropped silently: a line that is not UTF-8, not JSON, not an object, or
 lacks a problem or an answer becomes a `DatasetIssue` naming `file:line`. It is
 logged and skipped, or raised as a `DatasetError` with `strict=True`.
@@ -35,6 +38,7 @@ from journey.problems.procedural import (
     load_procedural,
     parse_procedural_source,
 )
+from journey.problems.reference import calculator_annotations, split_answer_line
 from journey.problems.source import DatasetSource, load_hf_rows, parse_dataset_source
 
 __all__ = [
@@ -318,13 +322,45 @@ def _parse_value(value: object, problem_field: str, answer_field: str) -> _Parse
         if not content.strip():
             return f"{name!r} is empty"
         fields.append(content.strip())
-    if len(fields[1]) > MAX_ANSWER_CHARS:
-        return (
-            f"{answer_field!r} is {len(fields[1]):,} characters long; a gold answer over "
-            f"{MAX_ANSWER_CHARS:,} is refused (the grader would time out on it)"
-        )
+    gold = _gold_answer(fields[1], answer_field)
+    if isinstance(gold, str):
+        return gold
+    answer, rationale = gold
     meta = {k: v for k, v in value.items() if k not in (problem_field, answer_field)}
-    return fields[0], fields[1], meta
+    if rationale is not None:
+        meta[answer_field] = rationale  # the reference solution `journey expand` reads
+    return fields[0], answer, meta
+
+
+def _gold_answer(content: str, answer_field: str) -> tuple[str, str | None] | str:
+    """The gold answer an answer field gives and the GSM8K rationale it came from (None
+    for a plain answer), or what is wrong with it.
+
+    A rationale's gold is its `####` answer. One without that line is refused when its
+    calculator annotations show what it is, rather than graded as a whole (it would
+    never match); any answer too long to grade is refused too.
+    """
+    split = split_answer_line(content)
+    rationale: str | None = None
+    if split is not None:
+        gold, rationale = split[1], content
+        if not gold:
+            return f"{answer_field!r} has an empty '####' line: no gold answer"
+    else:
+        gold = content
+        annotations = calculator_annotations(content)
+        if annotations:
+            return (
+                f"{answer_field!r} is a GSM8K-style rationale (calculator annotation "
+                f"{annotations[0]}) without the '#### N' line that marks its gold answer"
+            )
+    if len(gold) > MAX_ANSWER_CHARS:
+        hint = "" if rationale is not None else "; a rationale must end in a '#### N' line"
+        return (
+            f"{answer_field!r} is {len(gold):,} characters long; a gold answer over "
+            f"{MAX_ANSWER_CHARS:,} is refused (the grader would time out on it){hint}"
+        )
+    return gold, rationale
 
 
 def json_type(value: object) -> str:

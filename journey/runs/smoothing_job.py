@@ -9,8 +9,10 @@ rewrites are all judged alike.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
+from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -62,6 +64,18 @@ class SmoothingTally(BaseModel):
     error_messages: list[str] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     """Tokens spent by this run."""
+
+
+def accepted_smoothed(folder: Path) -> str | None:
+    """A session's rewrite that `journey smooth` accepted; None when there is none (not
+    smoothed, rejected, or its record damaged: the draft is the long thought then)."""
+    try:
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+        if record.get("accepted") is True:
+            return (folder / SMOOTHED_NAME).read_text(encoding="utf-8").strip() or None
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
 
 
 def smoothing_records(run: RunDirectory) -> tuple[list[str], dict[str, SmoothingRecord]]:

@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from journey.evaluation.thought_analysis import SourceAnalysis
+from journey.evaluation.thought_analysis import SourceAnalysis, ThoughtVersion
 
 __all__ = ["render_thought_analysis"]
 
@@ -35,11 +35,18 @@ def _skipped(reason: str) -> Callable[[SourceAnalysis], int]:
     return lambda a: a.source.skipped.get(reason, 0)
 
 
+def _read_as(version: ThoughtVersion) -> Callable[[SourceAnalysis], float | int]:
+    """How many of a run's thoughts were read in this version; no value for other kinds."""
+    return lambda a: a.source.versions.get(version.value, math.nan)
+
+
 def _rows(analyses: Sequence[SourceAnalysis]) -> list[_Row]:
     keywords = list(dict.fromkeys(k for a in analyses for k in a.summary.keywords_per_1k))
     reasons = list(dict.fromkeys(r for a in analyses for r in a.source.skipped))
-    rows: list[_Row] = [
-        ("thoughts", lambda a: a.summary.thoughts, "count"),
+    rows: list[_Row] = [("thoughts", lambda a: a.summary.thoughts, "count")]
+    if any(a.source.versions for a in analyses):  # say which long thought each run gave
+        rows += [(f"thoughts · {v.value}", _read_as(v), "count") for v in ThoughtVersion]
+    rows += [
         ("tokens · mean", lambda a: a.summary.tokens.mean, "mean"),
         ("tokens · median", lambda a: a.summary.tokens.median, "mean"),
         ("tokens · p90", lambda a: a.summary.tokens.p90, "mean"),
@@ -61,26 +68,35 @@ def _rows(analyses: Sequence[SourceAnalysis]) -> list[_Row]:
 
 
 def render_thought_analysis(
-    analyses: Sequence[SourceAnalysis], *, tokenizer: str = "heuristic"
+    analyses: Sequence[SourceAnalysis],
+    *,
+    tokenizer: str = "heuristic",
+    thought: ThoughtVersion = ThoughtVersion.SMOOTHED,
 ) -> Table:
     """The sources' numbers side by side.
 
     Args:
         analyses: What `analyse_sources` returned, one column each, in order.
         tokenizer: How tokens were counted, said in the caption.
+        thought: The version of runs' long thoughts asked for, said in the caption
+            when a source is a run.
 
     Returns:
-        A table with a row per number: counts, means and quantiles of tokens, lines
-        and steps per thought, keyword, reflection and backtrack rates per thousand
-        tokens, the shares of thoughts with a reflection or a backtrack, and what was
-        skipped. A number a source has no value for (no thoughts) is ``—``.
+        A table with a row per number: counts (with runs, how many thoughts were read
+        smoothed and how many as drafts), means and quantiles of tokens, lines and
+        steps per thought, keyword, reflection and backtrack rates per thousand tokens,
+        the shares of thoughts with a reflection or a backtrack, and what was skipped.
+        A number a source has no value for (no thoughts, or no run) is ``—``.
     """
+    caption = f"tokens: {tokenizer}"
+    if any(a.source.versions for a in analyses):
+        caption += f" · run thoughts: {thought.value}"  # smoothed: where there is one
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
         header_style="bold",
-        caption=f"tokens: {tokenizer}",
+        caption=caption,
         caption_justify="left",
     )
     table.add_column("")

@@ -1,4 +1,4 @@
-"""`journey browse`: an interactive terminal browser over one run or two runs side by side.
+"""`journey browse`: an interactive terminal browser over one run or several side by side.
 
 `model` holds the rows, filters and sorting, `search` the transcript search, `detail`
 one session's files, `panes` their rich renderables (none of these imports Textual);
@@ -8,6 +8,7 @@ browser starts.
 
 from journey.view.browse.detail import SessionDetail, load_detail
 from journey.view.browse.model import (
+    MAX_RUNS,
     OutcomeClass,
     RunIndex,
     SessionFilter,
@@ -16,12 +17,14 @@ from journey.view.browse.model import (
     load_run,
     outcome_class,
     pair_runs,
+    run_label,
     sort_pairs,
     visible_pairs,
 )
 from journey.view.browse.search import TranscriptSearch, compile_search
 
 __all__ = [
+    "MAX_RUNS",
     "OutcomeClass",
     "RunIndex",
     "SessionDetail",
@@ -34,6 +37,7 @@ __all__ = [
     "load_run",
     "outcome_class",
     "pair_runs",
+    "run_label",
     "sort_pairs",
     "visible_pairs",
 ]

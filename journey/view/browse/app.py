@@ -1,8 +1,9 @@
 """The Textual app of `journey browse`: a session table over a detail pane, all by keys.
 
-The table holds one row per problem: one run's session, or two runs' sessions side by
-side (matched by session id, a hash of the problem). Filters and sorting look at one
-run (`a` switches which in a comparison). The detail pane (`detail_tabs`: tree,
+The table holds one row per problem: one run's session, or the sessions of several runs
+side by side (iterations 1..4 of a run, say; matched by session id, a hash of the
+problem), each run named by a letter. Filters and sorting look at one run (`a` moves
+on to the next in a comparison). The detail pane (`detail_tabs`: tree,
 transcript, conversation) is read from disk only when a row is highlighted, after a
 short pause so scrolling through the table reads nothing; the run rates and transcript
 searches run in worker threads so a 10,000-session run never freezes the screen.
@@ -29,12 +30,14 @@ from journey.runs.stats import RunStats
 from journey.view.browse.detail_tabs import PANES, DetailTabs
 from journey.view.browse.help import HelpScreen
 from journey.view.browse.model import (
+    MAX_RUNS,
     OutcomeClass,
     RunIndex,
     SessionFilter,
     SessionPair,
     SortKey,
     pair_runs,
+    run_label,
     sort_pairs,
     visible_pairs,
 )
@@ -55,20 +58,20 @@ OUTCOME_CYCLE: tuple[OutcomeClass | None, ...] = (None, *OutcomeClass)
 
 
 class BrowseApp(App[None]):
-    """Browse one run, or two side by side."""
+    """Browse one run, or several side by side."""
 
     TITLE = "journey browse"
     ENABLE_COMMAND_PALETTE = False
     CSS = """
-    #rates { height: auto; }
+    #rates { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     #status { height: 1; background: $boost; }
     #header { height: 1; }
     #sessions { height: 1fr; }
     #detail { height: 1fr; }
     #search { dock: bottom; display: none; }
-    .side { width: 1fr; }
-    .side:first-of-type { margin-right: 1; }
-    .heading { height: 1; }
+    .side { width: 1fr; margin-right: 1; }
+    .side:last-of-type { margin-right: 0; }
+    .heading { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     Screen.table-only #detail { display: none; }
     Screen.detail-only #sessions, Screen.detail-only #header { display: none; }
     """
@@ -83,7 +86,7 @@ class BrowseApp(App[None]):
         Binding("B", "backtracks(-1)", "back-", show=False),
         Binding("slash", "search", "search", key_display="/"),
         Binding("x", "clear_filters", "clear", show=False),
-        Binding("a", "switch_side", "run A/B", show=False),
+        Binding("a", "switch_side", "next run", show=False),
         Binding("1", "pane('tree')", "tree"),
         Binding("2", "pane('transcript')", "text"),
         Binding("3", "pane('conversation')", "talk"),
@@ -98,24 +101,30 @@ class BrowseApp(App[None]):
         where: SessionFilter | None = None,
         sort: SortKey = SortKey.INDEX,
         descending: bool = False,
+        side: int = 0,
     ) -> None:
         """
         Args:
-            runs: One run, or two to compare (from `load_run`).
+            runs: One run, or up to `MAX_RUNS` to compare (from `load_run`).
             where: The filter to start with.
             sort: The column to sort by first.
             descending: Sort from the largest value.
+            side: The run (0-based) that filters and sorting look at first.
         """
         super().__init__()
-        if not 1 <= len(runs) <= 2:
-            raise ValueError(f"BrowseApp takes one or two runs, got {len(runs)}")
+        if not 1 <= len(runs) <= MAX_RUNS:
+            raise ValueError(f"BrowseApp takes 1 to {MAX_RUNS} runs, got {len(runs)}")
+        if not 0 <= side < len(runs):
+            raise ValueError(f"side must be 0 to {len(runs) - 1} (a run's index), got {side}")
         self.runs = list(runs)
         self.names = run_names([str(run.root) for run in self.runs])
-        self.pairs = pair_runs(self.runs[0].rows, self.runs[1].rows if len(runs) == 2 else None)
+        if len(self.runs) > 1:  # the letters of the table's header, on rates and panes
+            self.names = [f"{run_label(i)} {name}" for i, name in enumerate(self.names)]
+        self.pairs = pair_runs(*(run.rows for run in self.runs))
         self.where = where or SessionFilter()
         self.sort_key = sort
         self.descending = descending
-        self.side = 0
+        self.side = side
         self.view_layout = "split"
         self.shown: list[SessionPair] = []
         self.stats: list[RunStats | None] = [None] * len(self.runs)
@@ -202,8 +211,8 @@ class BrowseApp(App[None]):
         status = Text(f" {len(self.shown):,} of {len(self.pairs):,}", style="bold")
         status.append(f" · filter: {self.where.describe()}")
         status.append(f" · sort: {self.sort_key.value} {arrow}")
-        if len(self.runs) == 2:
-            status.append(f" · by run {'AB'[self.side]}", style="bold")
+        if len(self.runs) > 1:
+            status.append(f" · by run {run_label(self.side)}", style="bold")
         if self.searching is not None:
             status.append(f" · {self.searching}", style="yellow")
         bad = sum(len(run.bad_lines) for run in self.runs)
@@ -213,8 +222,7 @@ class BrowseApp(App[None]):
 
     def _show_rates(self) -> None:
         lines = [
-            stats_line(f"{'AB'[side]} {name}" if len(self.runs) == 2 else name, stats)
-            for side, (name, stats) in enumerate(zip(self.names, self.stats, strict=True))
+            stats_line(name, stats) for name, stats in zip(self.names, self.stats, strict=True)
         ]
         self._find("#rates", Static).update(Text("\n").join(lines))
 
@@ -292,8 +300,9 @@ class BrowseApp(App[None]):
         self.refresh_table()
 
     def action_switch_side(self) -> None:
-        if len(self.runs) == 2:
-            self.side = 1 - self.side
+        """Filter and sort by the next run (A, B, C, then A again)."""
+        if len(self.runs) > 1:
+            self.side = (self.side + 1) % len(self.runs)
             if self.where.search:
                 self._start_search(self.where.search)
             self.refresh_table()

@@ -1,6 +1,6 @@
 """The browser's detail pane: a tab per view of the highlighted session (tree,
-transcript, conversation), one column per run, each read from disk on first use and
-kept in a small cache so going back and forth reads nothing."""
+transcript, conversation), one column per run compared, each read from disk on first
+use and kept in a small cache so going back and forth reads nothing."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class DetailTabs(TabbedContent):
     ) -> None:
         """
         Args:
-            runs: One run, or two side by side.
+            runs: One run, or several side by side.
             names: What each run's headings call it.
             id: The widget's id.
         """

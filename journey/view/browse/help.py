@@ -21,7 +21,7 @@ _HELP = """\
   b / B           at least one more / one fewer backtrack
   /               search the transcripts: a word (wait, hmm) or a regex
   x               clear every filter
-  a               two runs: filter and sort by the other run
+  a               several runs: filter and sort by the next run
   1 2 3           tree, transcript, conversation pane
   z               table and detail / table only / detail only
   tab             move the focus (scroll a pane with the arrows)

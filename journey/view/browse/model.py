@@ -1,4 +1,4 @@
-"""What `journey browse` shows, without Textual: rows, filters, sorting, two-run pairing.
+"""What `journey browse` shows, without Textual: rows, filters, sorting, matching N runs.
 
 A run is opened from its index (`sessions.jsonl`) alone, so a run of 10,000 sessions
 opens in a fraction of a second; event logs, trees and transcripts are read only when a
@@ -30,6 +30,7 @@ from journey.runs.stats import (
 )
 
 __all__ = [
+    "MAX_RUNS",
     "OutcomeClass",
     "RunIndex",
     "SessionFilter",
@@ -38,11 +39,14 @@ __all__ = [
     "load_run",
     "outcome_class",
     "pair_runs",
+    "run_label",
     "sort_pairs",
     "visible_pairs",
 ]
 
 UNFINISHED = "unfinished"
+MAX_RUNS = 26
+"""Most runs browsed side by side: each is named by a letter, A to Z."""
 
 
 class OutcomeClass(StrEnum):
@@ -206,51 +210,71 @@ def _sort_value(row: SessionOverview, key: SortKey) -> int:
     return int(getattr(row, key.value))
 
 
+def run_label(side: int) -> str:
+    """The letter that names run `side` (0-based) in a comparison: A, B, C..."""
+    if not 0 <= side < MAX_RUNS:
+        raise ValueError(f"runs are labelled A to Z; there is no run {side + 1}")
+    return chr(ord("A") + side)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionPair:
-    """The sessions of one problem in each run (one side may miss it); `b` is None for one run."""
+    """One problem's sessions, one per run, matched by session id; a side is None where
+    that run has no session for the problem. (A pair for two runs, hence the name.)"""
 
     index: int
-    """Position in the unsorted listing (first run's order, then sessions only the second has)."""
-    a: SessionOverview | None
-    b: SessionOverview | None = None
+    """Position in the unsorted listing (the first run's order, then sessions only later
+    runs have, in the order they come)."""
+    sides: tuple[SessionOverview | None, ...]
+    """The session of each run, in the order the runs were given."""
+
+    @property
+    def a(self) -> SessionOverview | None:
+        return self.sides[0]
+
+    @property
+    def b(self) -> SessionOverview | None:
+        return self.side(1)
 
     @property
     def session_id(self) -> str:
-        row = self.a or self.b
-        assert row is not None
-        return row.session_id
+        return self._any().session_id
 
     @property
     def problem(self) -> str:
-        row = self.a or self.b
-        assert row is not None
-        return row.problem
+        return self._any().problem
+
+    def _any(self) -> SessionOverview:
+        return next(row for row in self.sides if row is not None)
 
     def side(self, which: int) -> SessionOverview | None:
-        return self.a if which == 0 else self.b
+        return self.sides[which] if which < len(self.sides) else None
 
 
-def pair_runs(
-    a: Sequence[SessionOverview], b: Sequence[SessionOverview] | None = None
-) -> list[SessionPair]:
-    """Pair the two runs' sessions by session id (a hash of the problem).
+def pair_runs(*runs: Sequence[SessionOverview]) -> list[SessionPair]:
+    """Match the runs' sessions by session id (a hash of the problem).
 
     Args:
-        a: The first run's rows.
-        b: The second run's rows, or None for a single run.
+        runs: Each run's rows, one run or more (iterations 1, 2, 3...).
 
     Returns:
-        The first run's sessions in order, each with its match in `b`, then the sessions
-        only `b` has.
+        One `SessionPair` per problem: the first run's sessions in order, each with its
+        match in every other run, then the sessions only later runs have, in the order
+        they come. A session id a run holds twice (never from `load_run`) gets a second
+        pair rather than hiding one of them.
     """
-    if b is None:
-        return [SessionPair(i, row) for i, row in enumerate(a)]
-    by_id = {row.session_id: row for row in b}
-    pairs = [SessionPair(i, row, by_id.pop(row.session_id, None)) for i, row in enumerate(a)]
-    start = len(pairs)
-    pairs += [SessionPair(start + i, None, row) for i, row in enumerate(by_id.values())]
-    return pairs
+    if not runs:
+        raise ValueError("pair_runs needs at least one run")
+    sides: list[list[SessionOverview | None]] = []
+    at: dict[str, int] = {}
+    for side, rows in enumerate(runs):
+        for row in rows:
+            found = at.get(row.session_id)
+            if found is None or sides[found][side] is not None:
+                found = at[row.session_id] = len(sides)
+                sides.append([None] * len(runs))
+            sides[found][side] = row
+    return [SessionPair(index, tuple(row)) for index, row in enumerate(sides)]
 
 
 def sort_pairs(
@@ -278,7 +302,7 @@ def visible_pairs(
     Args:
         pairs: All pairs.
         where: The filter.
-        side: Which run the filter looks at (0 first, 1 second).
+        side: Which run the filter looks at (0 first, 1 second...).
         matches: The ids whose transcript matches `where.search` (from `TranscriptSearch`);
             ignored when the filter has no search.
     """

@@ -14,14 +14,23 @@ from rich.text import Text
 
 from journey.runs.stats import RunStats, SessionOverview
 from journey.view.browse.detail import SessionDetail
-from journey.view.browse.model import OutcomeClass, SessionPair, SortKey, outcome_class
+from journey.view.browse.model import (
+    OutcomeClass,
+    SessionPair,
+    SortKey,
+    outcome_class,
+    run_label,
+)
 from journey.view.render import SessionRenderer, render_tree
 
 __all__ = [
+    "MIN_PROBLEM_CHARS",
     "OUTCOME_CELL",
     "conversation_pane",
     "detail_heading",
     "header_text",
+    "outcome_cell",
+    "outcome_mark",
     "row_text",
     "stats_line",
     "transcript_pane",
@@ -45,6 +54,12 @@ def outcome_cell(row: SessionOverview | None) -> Text:
     if row.outcome == "error":
         words = "✗ error"
     return Text(words, style=style)
+
+
+def outcome_mark(row: SessionOverview | None) -> Text:
+    """The outcome as one sign (✓ ✗ ? …), for tables where many runs share the width."""
+    cell = outcome_cell(row)
+    return cell[:1] if row is not None else cell
 
 
 def _note(words: str) -> Text:
@@ -129,7 +144,9 @@ def stats_line(name: str, stats: RunStats | None) -> Text:
 # -- table rows -----------------------------------------------------------------------------
 
 _ID_CHARS = 8
-_COLUMNS: list[tuple[str, int, SortKey | None]] = [
+_Column = tuple[str, int, SortKey | None]
+"""(header, width, sort key) of one of each run's columns."""
+_COLUMNS: list[_Column] = [
     ("outcome", 8, SortKey.OUTCOME),
     ("turn", 4, SortKey.TURNS),
     ("dep", 3, SortKey.DEPTH),
@@ -138,18 +155,35 @@ _COLUMNS: list[tuple[str, int, SortKey | None]] = [
     ("tokens", 6, SortKey.TOKENS),
     ("chars", 6, SortKey.THOUGHT),
 ]
-"""(header, width, sort key) of each run's columns in the table of one run."""
-_COMPARE_COLUMNS = [c for c in _COLUMNS if c[0] in ("outcome", "turn", "bt", "chars")]
-"""The narrower set each run gets when two runs share the 80 columns."""
+"""Each column of the table of one run."""
+_MARK: _Column = ("mark", 2, SortKey.OUTCOME)
+"""The outcome as a sign; its header is the run's letter."""
+_COMPARE_TIERS: list[list[_Column]] = [
+    [c for c in _COLUMNS if c[0] in ("outcome", "turn", "bt", "chars")],
+    [_MARK, *(c for c in _COLUMNS if c[0] in ("turn", "chars"))],
+    [_MARK, *(c for c in _COLUMNS if c[0] == "chars")],
+    [_MARK],
+]
+"""The column sets each run gets when runs are compared, widest first: two runs fit the
+first in 80 columns, three the second, four the third; many runs only show outcomes."""
+MIN_PROBLEM_CHARS = 12
+"""The problem column is never squeezed below this while a narrower column set fits."""
 
 
-def _columns(runs: int) -> list[tuple[str, int, SortKey | None]]:
-    return _COLUMNS if runs == 1 else _COMPARE_COLUMNS
+def _columns(width: int, runs: int) -> list[_Column]:
+    """Each run's columns: all for one run; for several, the widest set that leaves the
+    problem `MIN_PROBLEM_CHARS`, so a comparison of any number of runs fits `width`."""
+    if runs == 1:
+        return _COLUMNS
+    for columns in _COMPARE_TIERS:
+        if _problem_width(width, runs, columns) >= MIN_PROBLEM_CHARS:
+            return columns
+    return _COMPARE_TIERS[-1]
 
 
-def _problem_width(width: int, runs: int) -> int:
-    fixed = _ID_CHARS + 1 + runs * sum(w + 1 for _, w, _ in _columns(runs))
-    return max(8, width - fixed - 1)
+def _problem_width(width: int, runs: int, columns: list[_Column]) -> int:
+    fixed = _ID_CHARS + 1 + runs * sum(w + 1 for _, w, _ in columns)
+    return width - fixed - 1
 
 
 def _short_number(value: int) -> str:
@@ -180,15 +214,17 @@ def _fit(words: str, width: int) -> str:
 
 def row_text(pair: SessionPair, width: int, runs: int) -> Text:
     """One table line: id, problem (cut to fit `width`), then each run's columns."""
+    columns = _columns(width, runs)
+    problem = max(8, _problem_width(width, runs, columns))
     line = Text(no_wrap=True, overflow="crop")
     line.append(pair.session_id[:_ID_CHARS].ljust(_ID_CHARS) + " ", style="dim")
-    line.append(_fit(pair.problem, _problem_width(width, runs)).ljust(_problem_width(width, runs)))
+    line.append(_fit(pair.problem, problem).ljust(problem))
     for side in range(runs):
         row = pair.side(side)
-        for header, cells, _ in _columns(runs):
+        for header, cells, _ in columns:
             line.append(" ")
-            if header == "outcome":
-                outcome = outcome_cell(row)
+            if header in ("outcome", "mark"):
+                outcome = outcome_cell(row) if header == "outcome" else outcome_mark(row)
                 outcome.pad_right(cells - outcome.cell_len)
                 line.append_text(outcome)
             elif row is None:
@@ -200,15 +236,24 @@ def row_text(pair: SessionPair, width: int, runs: int) -> Text:
 
 def header_text(width: int, runs: int, sort: SortKey, *, descending: bool, side: int) -> Text:
     """The table's header line, with ↑ or ↓ on the sorted column of the run sorted by."""
+    columns = _columns(width, runs)
+    problem = max(8, _problem_width(width, runs, columns))
     line = Text(no_wrap=True, overflow="crop", style="bold")
     line.append("session".ljust(_ID_CHARS) + " ")
-    problem = "problem" if runs == 1 else "problem   (A | B)"
-    line.append(_fit(problem, _problem_width(width, runs)).ljust(_problem_width(width, runs)))
+    words = "problem"
+    if runs > 1:
+        words += "   (" + " | ".join(run_label(run) for run in range(runs)) + ")"
+    line.append(_fit(words, problem).ljust(problem))
+    arrow = "↓" if descending else "↑"
     for run in range(runs):
-        for header, cells, key in _columns(runs):
-            name = header
-            if key is sort and run == side:
-                name = ("↓" if descending else "↑") + header[: cells - 1]
+        for header, cells, key in columns:
+            sorted_here = key is sort and run == side
+            if header == "mark":  # the run's letter, then the arrow
+                name = run_label(run) + (arrow if sorted_here else "")
+                line.append(" ")
+                line.append(name.ljust(cells), style="reverse" if sorted_here else "")
+                continue
+            name = arrow + header[: cells - 1] if sorted_here else header
             line.append(" ")
-            line.append(name[:cells].rjust(cells), style="reverse" if name != header else "")
+            line.append(name[:cells].rjust(cells), style="reverse" if sorted_here else "")
     return line
