@@ -324,7 +324,7 @@ async def test_a_cut_off_last_line_is_dropped_and_resampled(tmp_path: Path) -> N
     assert len(load_samples(path)) == 3
     again = SeededClient()
     card = await sample(tmp_path, again, out)
-    assert len(again.requests) == 20 and card.problems_sampled == 4
+    assert again.requests == [] and card.cache["model"]["hits"] == 20 and card.problems_sampled == 4
     assert len(path.read_text().splitlines()) == 4 and out.read_text() == whole
 
 
@@ -343,7 +343,12 @@ async def test_failed_requests_are_counted_and_their_problem_retried(tmp_path: P
     assert len(load_samples(samples_path(out))) == 3
     retry = CountingClient()
     card = await sample(tmp_path, retry, out)
-    assert len(retry.requests) == 20 and card.rows == 5 and NOT_SAMPLED not in card.skipped
+    assert (
+        len(retry.requests) == 1
+        and card.cache["model"]["hits"] == 19
+        and card.rows == 5
+        and NOT_SAMPLED not in card.skipped
+    )
     assert card.failed_requests == 0
 
 

@@ -11,15 +11,25 @@ as TRL builds its command line from its configs:
 Two calls, because typer reads a default from the signature, never from the option.
 Validation stays in the config's `__post_init__`. The config's module is imported with
 the CLI, for `journey --help` too, so it must not import torch or the sessions.
+
+Below them, the options `journey synth`, `eval` and `pairs` share: the response cache,
+prices and budgets of their requests (`journey.runs.spend.SpendSettings`). That config's
+module imports the sessions, so these repeat its fields' help by hand (as the options in
+`_app.py` do; tests/test_cli_options.py and tests/test_spend_options.py keep them
+equal) and `spend_settings` builds it only when a command runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from journey.runs.spend import SpendSettings
 
 
 def config_field(config: type[Any], name: str) -> dataclasses.Field[Any]:
@@ -71,3 +81,69 @@ def field_option(config: type[Any], name: str, *param_decls: str, **settings: An
     """
     # Help is rich markup on the command line and plain text in a config.
     return typer.Option(*param_decls, help=escape(field_help(config, name)), **settings)
+
+
+# -- the requests' cache, prices and budgets (synth, eval, pairs) -----------------------------
+
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Response cache directory (default: the one kept with --out: cache/ in a run or "
+        "evaluation directory, NAME.cache/ beside a pairs file NAME.jsonl). Share one across "
+        "runs (e.g. ~/.cache/journey/responses) to pay for no request twice."
+    ),
+]
+CacheModeOption = Annotated[
+    str,
+    typer.Option(
+        help="readwrite: answer from the cache, store new replies; read: answer from it, "
+        "store nothing; write: always ask, store; off: no cache."
+    ),
+]
+CACHE_MODE_DEFAULT = "readwrite"
+BudgetTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Stop the run once this invocation's model requests have used this many "
+        "tokens, prompt + generated (cache hits are free); resumable."
+    ),
+]
+BudgetUsdOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop the run once this invocation's model requests cost this many US "
+        "dollars (every role needs a price); resumable."
+    ),
+]
+PricesOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Prices of models by name (a YAML or JSON file: model -> {in, out}, USD "
+        "per million tokens), over journey's dated table; a spec's price_in/price_out win."
+    ),
+]
+
+
+def spend_settings(
+    *,
+    cache: Path | None,
+    cache_mode: str,
+    prices: Path | None,
+    budget_tokens: int | None,
+    budget_usd: float | None,
+) -> SpendSettings:
+    """The settings the options above give (imported here: the command is running).
+
+    Raises:
+        ConfigError: an unknown cache mode, an unreadable prices file, a budget not above 0.
+    """
+    from journey.agents.backends.cached_client import CacheMode
+    from journey.runs.prices import load_prices
+    from journey.runs.response_cache import CacheSettings
+    from journey.runs.spend import RunBudget, SpendSettings
+
+    return SpendSettings(
+        cache=CacheSettings(mode=CacheMode.parse(cache_mode), directory=cache),
+        prices=load_prices(prices) if prices is not None else {},
+        budget=RunBudget(tokens=budget_tokens, usd=budget_usd),
+    )

@@ -7,8 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from journey.cli._app import app, console, err_console, warn
+from journey.cli._options import (
+    CACHE_MODE_DEFAULT,
+    BudgetTokensOption,
+    BudgetUsdOption,
+    CacheModeOption,
+    CacheOption,
+    PricesOption,
+    spend_settings,
+)
 from journey.errors import ConfigError
 
 eval_app = typer.Typer(
@@ -16,6 +27,8 @@ eval_app = typer.Typer(
     "Examples:\n\n"
     "    journey eval --dataset math500.jsonl --out evals/base --limit 50\n\n"
     "    journey eval --model hf:runs/sft-journey --dataset math500.jsonl --out evals/journey\n\n"
+    "    journey eval --model 'openai:gpt-4o-mini' --dataset math500.jsonl --out evals/4o "
+    "--budget-usd 2\n\n"
     "    journey eval compare evals/base evals/journey",
     invoke_without_command=True,
     rich_markup_mode="rich",
@@ -76,6 +89,11 @@ def evaluate(
             "endpoint down, a wrong URL, a spent quota. 0: never."
         ),
     ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
+    cache: CacheOption = None,
+    cache_mode: CacheModeOption = CACHE_MODE_DEFAULT,
+    budget_tokens: BudgetTokensOption = None,
+    budget_usd: BudgetUsdOption = None,
+    prices: PricesOption = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the metrics as JSON instead of tables.")
@@ -89,6 +107,7 @@ def evaluate(
     from journey.evaluation import EvalOptions, EvalRunner
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
     from journey.problems.dataset import issue_lines, load_problems
+    from journey.runs.run_cost import spend_rows
     from journey.view.progress import evaluation_progress
     from journey.view.reports import render_metrics
 
@@ -99,6 +118,13 @@ def evaluate(
         temperature=temperature,
         reflection_keywords=tuple(reflection_keyword or DEFAULT_REFLECTION_KEYWORDS),
         backtrack_phrases=tuple(backtrack_phrase or DEFAULT_BACKTRACK_PHRASES),
+        spending=spend_settings(
+            cache=cache,
+            cache_mode=cache_mode,
+            prices=prices,
+            budget_tokens=budget_tokens,
+            budget_usd=budget_usd,
+        ),
     )
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
@@ -121,7 +147,16 @@ def evaluate(
         print(metrics.model_dump_json(indent=2))
         return
     console.print(render_metrics(metrics))
+    spend = Table(title="requests", title_justify="left", show_header=False)
+    spend.add_column("metric")
+    spend.add_column("value")
+    for name, value in spend_rows(metrics):
+        spend.add_row(name, Text(value))  # paths and model names: never markup
+    if spend.row_count:
+        console.print(spend)
     console.print(f"records and metrics in {out}", highlight=False, soft_wrap=True)
+    if metrics.stopped:
+        warn("stopped", metrics.stopped)
 
 
 @eval_app.command(

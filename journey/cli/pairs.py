@@ -9,8 +9,18 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from journey.cli._app import app, console, err_console, warn
+from journey.cli._options import (
+    CACHE_MODE_DEFAULT,
+    BudgetTokensOption,
+    BudgetUsdOption,
+    CacheModeOption,
+    CacheOption,
+    PricesOption,
+    spend_settings,
+)
 
 
 @app.command(
@@ -19,7 +29,7 @@ from journey.cli._app import app, console, err_console, warn
     "    journey pairs --dataset math500.jsonl --out data/pairs.jsonl --limit 50 "
     "--samples 8 --pairs-per-problem 2\n\n"
     "    journey pairs --model openai:Qwen2.5-7B@http://localhost:8000/v1 "
-    "--dataset train.jsonl --out data/pairs.jsonl --batch-size 64"
+    "--dataset train.jsonl --out data/pairs.jsonl --batch-size 64 --budget-tokens 2000000"
 )
 def pairs(
     dataset: Annotated[
@@ -70,6 +80,11 @@ def pairs(
             "request fail: an endpoint down, a wrong URL, a spent quota. 0: never."
         ),
     ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
+    cache: CacheOption = None,
+    cache_mode: CacheModeOption = CACHE_MODE_DEFAULT,
+    budget_tokens: BudgetTokensOption = None,
+    budget_usd: BudgetUsdOption = None,
+    prices: PricesOption = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the dataset card as JSON instead of a table.")
@@ -81,6 +96,7 @@ def pairs(
     from journey.evaluation.pairs_sampling import PairsSampler
     from journey.exports.export import card_path
     from journey.problems.dataset import issue_lines, load_problems
+    from journey.runs.run_cost import spend_rows
     from journey.view.progress import pairs_progress
 
     options = PairsOptions(
@@ -92,6 +108,13 @@ def pairs(
         max_new_tokens=max_new_tokens,
         seed=seed,
         batch_size=batch_size,
+        spending=spend_settings(
+            cache=cache,
+            cache_mode=cache_mode,
+            prices=prices,
+            budget_tokens=budget_tokens,
+            budget_usd=budget_usd,
+        ),
     )
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
@@ -131,11 +154,15 @@ def pairs(
         )
         if card.failed_requests:
             table.add_row("failed", f"{card.failed_requests} requests (problems retried next run)")
+        for name, value in spend_rows(card):
+            table.add_row(name, Text(value))  # paths and model names: never markup
         console.print(table)
     if card.failed_requests:
         warn(
             f"{card.failed_requests} requests failed",
             "run the same command again to retry their problems",
         )
+    if card.stopped:
+        warn("stopped", card.stopped)
     if not card.rows:
         warn("no pairs written", "see the reasons above")

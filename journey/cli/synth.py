@@ -23,6 +23,15 @@ from journey.cli._app import (
     warn,
 )
 from journey.cli._dataset import select_problems
+from journey.cli._options import (
+    CACHE_MODE_DEFAULT,
+    BudgetTokensOption,
+    BudgetUsdOption,
+    CacheModeOption,
+    CacheOption,
+    PricesOption,
+    spend_settings,
+)
 from journey.errors import ConfigError
 
 STRATEGY_HELP = (
@@ -143,41 +152,11 @@ def synth(
             "end in model_error: an endpoint down, a wrong URL, a spent quota. 0: never."
         ),
     ] = 20,  # DEFAULT_MAX_CONSECUTIVE_ERRORS; the work is imported only when run
-    cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Response cache directory (default: cache/ in the run). Share one across runs "
-            "(e.g. ~/.cache/journey/responses) to pay for no request twice."
-        ),
-    ] = None,
-    cache_mode: Annotated[
-        str,
-        typer.Option(
-            help="readwrite: answer from the cache, store new replies; read: answer from it, "
-            "store nothing; write: always ask, store; off: no cache."
-        ),
-    ] = "readwrite",
-    budget_tokens: Annotated[
-        int | None,
-        typer.Option(
-            help="Stop the run once this invocation's model requests have used this many "
-            "tokens, prompt + generated (cache hits are free); resumable."
-        ),
-    ] = None,
-    budget_usd: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop the run once this invocation's model requests cost this many US "
-            "dollars (every role needs a price); resumable."
-        ),
-    ] = None,
-    prices: Annotated[
-        Path | None,
-        typer.Option(
-            help="Prices of models by name (a YAML or JSON file: model -> {in, out}, USD "
-            "per million tokens), over journey's dated table; a spec's price_in/price_out win."
-        ),
-    ] = None,
+    cache: CacheOption = None,
+    cache_mode: CacheModeOption = CACHE_MODE_DEFAULT,
+    budget_tokens: BudgetTokensOption = None,
+    budget_usd: BudgetUsdOption = None,
+    prices: PricesOption = None,
     ray: Annotated[
         str | None,
         typer.Option(
@@ -201,11 +180,7 @@ def synth(
     ] = False,
 ) -> None:
     """Run a debate on every problem of a dataset; run it again to resume."""
-    from journey.agents.backends.cached_client import CacheMode
     from journey.runs import SynthesisOptions, SynthesisRunner
-    from journey.runs.prices import load_prices
-    from journey.runs.response_cache import CacheSettings
-    from journey.runs.spend import RunBudget
     from journey.sessions import DebateLimits
     from journey.view.progress import synthesis_progress
     from journey.view.reports import render_synthesis_report
@@ -223,6 +198,13 @@ def synth(
     if strategy_config and strategy != "beam":
         given = ", ".join("--" + key.replace("_", "-") for key in strategy_config)
         raise ConfigError(f"{given} only apply to --strategy beam, not {strategy!r}")
+    spending = spend_settings(
+        cache=cache,
+        cache_mode=cache_mode,
+        prices=prices,
+        budget_tokens=budget_tokens,
+        budget_usd=budget_usd,
+    )
     options = SynthesisOptions(
         strategy=strategy,
         policy=policy,
@@ -236,9 +218,9 @@ def synth(
         critic_tokens=critic_tokens,
         critic_reasks=critic_reasks,
         strategy_config=strategy_config,
-        cache=CacheSettings(mode=CacheMode.parse(cache_mode), directory=cache),
-        prices=load_prices(prices) if prices is not None else {},
-        budget=RunBudget(tokens=budget_tokens, usd=budget_usd),
+        cache=spending.cache,
+        prices=spending.prices,
+        budget=spending.budget,
     )
     options.models  # noqa: B018  (validates the model specs now)
     selection = select_problems(

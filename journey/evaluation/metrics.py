@@ -2,7 +2,8 @@
 
 A record is written for every problem as soon as it is graded (`records.jsonl`);
 `EvalMetrics` is a pure function of the records (`compute_metrics`), so metrics can
-be recomputed from a finished or half-finished run at any time.
+be recomputed from a finished or half-finished run at any time; only what the requests
+cost (its `SpendReport` fields) comes from the run that wrote it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from journey.protocols.vocabulary import BACKTRACK_PHRASES, REFLECTION_KEYWORDS, phrase_pattern
+from journey.runs.spend import SpendReport
 
 __all__ = [
     "DEFAULT_BACKTRACK_PHRASES",
@@ -81,8 +83,10 @@ class AccuracyBucket(BaseModel):
     accuracy: float
 
 
-class EvalMetrics(BaseModel):
-    """Summary of an evaluation run (`metrics.json`)."""
+class EvalMetrics(SpendReport):
+    """Summary of an evaluation run (`metrics.json`): the metrics over its records, and
+    what this invocation's requests cost (`SpendReport`'s fields; `compute_metrics`
+    leaves them empty, the runner fills them)."""
 
     model: str
     dataset: str

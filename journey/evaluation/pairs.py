@@ -22,7 +22,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,14 +33,17 @@ from pydantic import BaseModel, Field
 
 from journey.agents.backends.spec import create_client, parse_model_spec
 from journey.errors import ConfigError
+from journey.evaluation.runner import MODEL_ROLE
 from journey.exports.export import ExportCard, card_path
 from journey.exports.rows import DEFAULT_INSTRUCTION
 from journey.problems.dataset import ProblemRecord
 from journey.runs.files import write_atomic
+from journey.runs.spend import SpendReport, SpendSettings
 
 __all__ = [
     "ALL_CORRECT",
     "ALL_WRONG",
+    "LEFT_FOR_LATER",
     "NOT_SAMPLED",
     "NO_ANSWER",
     "NO_PAIR_REASONS",
@@ -52,6 +55,7 @@ __all__ = [
     "draw_pairs",
     "manifest_path",
     "samples_path",
+    "spend_prefix",
     "write_pairs",
 ]
 
@@ -59,7 +63,8 @@ ALL_CORRECT = "all correct"
 ALL_WRONG = "all wrong"
 NO_ANSWER = "no extractable answer"
 NOT_SAMPLED = "not sampled (requests failed)"
-NO_PAIR_REASONS = (ALL_CORRECT, ALL_WRONG, NO_ANSWER, NOT_SAMPLED)
+LEFT_FOR_LATER = "not sampled yet (budget spent)"
+NO_PAIR_REASONS = (ALL_CORRECT, ALL_WRONG, NO_ANSWER, NOT_SAMPLED, LEFT_FOR_LATER)
 """Why a problem gave no pair, as counted on the card's `skipped`."""
 
 
@@ -88,9 +93,14 @@ class PairsOptions:
     instruction: str = field(
         default=DEFAULT_INSTRUCTION, metadata={"help": "Appended to the problem in the user turn."}
     )
+    spending: SpendSettings = field(
+        default_factory=SpendSettings,
+        metadata={"help": "The response cache, the prices and the budget of the requests."},
+    )
 
     def __post_init__(self) -> None:
         parse_model_spec(self.model)  # raises ModelSpecError on a bad spec
+        self.spending.meter({MODEL_ROLE: self.model})  # a USD budget needs the model's price
         if self.samples < 2:
             raise ConfigError(f"samples must be at least 2, got {self.samples!r}")
         for name in ("pairs_per_problem", "max_new_tokens", "batch_size"):
@@ -102,7 +112,8 @@ class PairsOptions:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
     def manifest(self) -> dict[str, object]:
-        """What must not change between a sampling run and its resumption."""
+        """What must not change between a sampling run and its resumption (the spending
+        may: the sampler records it beside)."""
         return {
             "model": self.model,
             "samples": self.samples,
@@ -146,8 +157,9 @@ class ProblemSamples(BaseModel):
     samples: list[Sample]
 
 
-class PairsCard(ExportCard):
-    """The dataset card beside a pairs file: an `ExportCard` (format dpo) with the sampling.
+class PairsCard(ExportCard, SpendReport):
+    """The dataset card beside a pairs file: an `ExportCard` (format dpo) with the sampling,
+    and what the run that wrote it spent (`SpendReport`: the cache, cost, budget stop).
 
     `sessions_seen` counts the selected problems, `sessions_exported` those that gave a
     pair, `skipped` the others by reason (`NO_PAIR_REASONS`).
@@ -175,6 +187,12 @@ def samples_path(out: Path) -> Path:
 def manifest_path(out: Path) -> Path:
     """Where the sampling settings go: `pairs.jsonl` → `pairs.sampling.json`."""
     return out.with_name(f"{out.stem}.sampling.json")
+
+
+def spend_prefix(out: Path) -> str:
+    """What goes before the names of the cache and spend files beside a pairs file:
+    `pairs.jsonl` → `pairs.` (`pairs.cache/`, `pairs.cache.json`, `pairs.spend.json`)."""
+    return f"{out.stem}."
 
 
 def derived_seed(seed: int, *parts: object) -> int:
@@ -238,6 +256,8 @@ def write_pairs(
     *,
     dataset: str,
     failed_requests: int = 0,
+    spend: SpendReport | None = None,
+    left_for_later: Collection[str] = (),
 ) -> PairsCard:
     """Draw the pairs of `problems` from their samples; write them and the card atomically.
 
@@ -248,6 +268,9 @@ def write_pairs(
         options: The pair count, seed and the sampling settings the card records.
         dataset: The dataset file, as the card names it.
         failed_requests: Requests that failed in this run, for the card.
+        spend: What this run's requests did and cost, and why it stopped, for the card.
+        left_for_later: Ids of the problems the budget cut short (counted apart from
+            those whose requests failed).
 
     Returns:
         The card, as written.
@@ -266,12 +289,13 @@ def write_pairs(
         sampling=options.manifest(),
         failed_requests=failed_requests,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        **dict(spend or SpendReport()),
     )
     for problem in problems:
         card.sessions_seen += 1
         record = records.get(problem.session_id)
         if record is None:
-            skipped[NOT_SAMPLED] += 1
+            skipped[LEFT_FOR_LATER if problem.session_id in left_for_later else NOT_SAMPLED] += 1
             continue
         card.problems_sampled += 1
         card.samples += len(record.samples)

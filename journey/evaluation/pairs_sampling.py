@@ -6,11 +6,21 @@ Beside the pairs file `OUT` (e.g. `pairs.jsonl`) it keeps:
                           is refused; `journey.runs.manifest`)
     pairs.samples.jsonl   one `ProblemSamples` per sampled problem, appended as each finishes
     pairs.card.json       the dataset card, rewritten with the pairs at the end
+    pairs.cache/          the response cache, unless `--cache` names another
+    pairs.cache.json      what the cache did, and
+    pairs.spend.json      the tokens that reached the model, summed over invocations
 
 A problem's line is written only once all its samples are in, so a killed run loses at
 most the problems in flight; a re-run skips the problems already sampled (a last line
 cut off mid-write is dropped and redone). A request that fails is logged and counted,
 its problem gets no line and is retried on the next run; the run itself goes on.
+
+**Nothing paid twice.** Requests go through the response cache and are metered
+(`journey.runs.spend.RequestAccounts`): a problem cut short (a kill, a failed request,
+a budget) keeps the answers it got in the cache, so the next run pays only for those
+it lacks, and sampling again into a new file on a warm cache asks the model nothing.
+Once the budget is spent no request goes out: problems in flight get no line, the pairs
+are drawn from the problems done, and the card says why the run stopped (`stopped`).
 
 **Reproducibility.** Every request carries a seed of its own, derived from `--seed`, the
 problem id and the sample's position, so a re-run, or a resumed run, asks for the same
@@ -44,8 +54,10 @@ from journey.evaluation.pairs import (
     derived_seed,
     manifest_path,
     samples_path,
+    spend_prefix,
     write_pairs,
 )
+from journey.evaluation.runner import MODEL_ROLE
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
@@ -55,8 +67,9 @@ from journey.runs.endpoint_health import (
     ErrorStreak,
 )
 from journey.runs.files import read_appended
-from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, run_each
 from journey.runs.manifest import Manifest
+from journey.runs.spend import SPEND_SETTINGS, RequestAccounts
 
 __all__ = ["Graded", "Grader", "PairsSampler", "load_samples"]
 
@@ -144,28 +157,66 @@ class PairsSampler:
         done = load_samples(samples_path(out))
         todo = [p for p in problems if p.session_id not in done]
         failed = 0
-        if todo:
-            client = self._client or self.options.client()
-            try:
-                await ensure_loaded(client)
-                new, failed = await self._sample_all(client, todo, samples_path(out))
-            finally:
-                if self._client is None:
-                    await client.close()
-            done.update((record.id, record) for record in new)
+        models = {MODEL_ROLE: self.options.model}
+        accounts = RequestAccounts(
+            self.options.spending, models, out.parent, prefix=spend_prefix(out)
+        )
+        cut: set[str] = set()
+        try:
+            if todo:
+                new, failed = await self._sample(accounts, todo, samples_path(out), cut)
+                done.update((record.id, record) for record in new)
+        finally:
+            accounts.close()
+        left = sum(p.session_id not in done for p in problems)
         return write_pairs(
-            out, problems, done, self.options, dataset=dataset, failed_requests=failed
+            out,
+            problems,
+            done,
+            self.options,
+            dataset=dataset,
+            failed_requests=failed,
+            spend=accounts.report(left, "problem", out),
+            left_for_later=cut,
         )
 
     def _check_manifest(self, out: Path) -> None:
-        Manifest("pairs", self.options.manifest()).open(
+        settings = {**self.options.manifest(), **self.options.spending.record()}
+        Manifest("pairs", settings, free=SPEND_SETTINGS).open(
             manifest_path(out), subject=f"{samples_path(out)} holds samples", force=self._force
         )
 
-    async def _sample_all(
-        self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], sink_path: Path
+    async def _sample(
+        self,
+        accounts: RequestAccounts,
+        todo: Sequence[ProblemRecord],
+        sink_path: Path,
+        cut: set[str],
     ) -> tuple[list[ProblemSamples], int]:
-        """Sample `todo`, appending each problem's line; returns them and the failed requests."""
+        """Load the model and sample `todo` through the cache and the meter; the ids of
+        the problems the budget cuts short go into `cut`."""
+        model = self._client or self.options.client()
+        try:
+            await ensure_loaded(model)
+            client = accounts.wrap(MODEL_ROLE, model)
+            return await self._sample_all(client, todo, sink_path, accounts.halted, cut)
+        finally:
+            if self._client is None:
+                await model.close()
+
+    async def _sample_all(
+        self,
+        client: ChatCompletionClient,
+        todo: Sequence[ProblemRecord],
+        sink_path: Path,
+        halted: Callable[[], bool],
+        cut: set[str],
+    ) -> tuple[list[ProblemSamples], int]:
+        """Sample `todo`, appending each problem's line; returns them and the failed requests.
+
+        Once `halted()` no request goes out: a problem short of answers then goes into
+        `cut`, without a line (its answers are in the cache, if it is on).
+        """
         options = self.options
         gate = asyncio.Semaphore(options.batch_size)  # requests in flight
         records: list[ProblemSamples] = []
@@ -182,6 +233,8 @@ class PairsSampler:
             if seed is not None:
                 args["seed"] = seed
             async with gate:
+                if halted():  # the budget is spent: the problem is left for the next run
+                    raise LeftForLater
                 result = await client.create(
                     [UserMessage(content=prompt, source="user")], extra_create_args=args
                 )
@@ -198,9 +251,13 @@ class PairsSampler:
             answers = await asyncio.gather(
                 *(ask(prompt, seed) for seed in seeds), return_exceptions=True
             )
-            errors = [a for a in answers if isinstance(a, BaseException)]
+            failures = [a for a in answers if isinstance(a, BaseException)]
+            errors = [a for a in failures if not isinstance(a, LeftForLater)]
+            failed_requests += len(errors)
+            if len(errors) < len(failures):
+                cut.add(problem.session_id)
+                raise LeftForLater  # cut by the budget: neither done nor a failure
             if errors:  # the problem gets no line and is retried on the next run
-                failed_requests += len(errors)
                 logger.warning(
                     "problem %s: %d of %d requests failed (first: %s); retried next run",
                     problem.session_id,
@@ -222,7 +279,7 @@ class PairsSampler:
             sink_path.open("a", encoding="utf-8") as sink,
             self._progress.running(len(todo), 0, note()),
         ):
-            # No limit on problems at once: the gate counts requests.
+            # No limit on problems at once: the gate counts requests, and checks the budget.
             stop = await run_each(
                 todo, one, concurrency=None, streak=streak, progress=self._progress, fields=note
             )

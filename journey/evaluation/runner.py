@@ -3,9 +3,12 @@
 An evaluation directory holds:
 
     eval.json       the manifest: model and generation settings (a re-run with others
-                    is refused; `journey.runs.manifest`)
+                    is refused; `journey.runs.manifest`), the cache, prices and budget
     records.jsonl   one `EvalRecord` per graded problem, appended as each finishes
     metrics.json    `EvalMetrics` over the selected problems, rewritten at the end
+    cache/          the response cache, unless `--cache` names another
+    cache.json      what the cache did, summed over invocations
+    spend.json      the tokens that reached the model, summed over invocations
 
 Requests go to the model client concurrently (up to `batch_size` at once): the
 embedded/HF client batches concurrent requests into one `generate` call, and an
@@ -15,13 +18,19 @@ whose generation failed gets no record, is counted, and is retried next time. Wh
 `max_consecutive_errors` problems in a row fail (the endpoint is down, its URL wrong,
 a quota spent), the evaluation stops with `EndpointDownError` instead of failing
 every problem left, and resumes when run again.
+
+The model's requests go through the response cache and are metered
+(`journey.runs.spend.RequestAccounts`, as synthesis's roles; the one role here is
+`model`): an evaluation started again in a new directory on a warm cache asks the model
+nothing. A spent budget starts no new problem; those in flight finish and are recorded,
+and the metrics say why the run stopped (`stopped`); running again does the rest.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +59,16 @@ from journey.runs.endpoint_health import (
 from journey.runs.files import read_appended, write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
 from journey.runs.manifest import Manifest, read_manifest
+from journey.runs.spend import SPEND_SETTINGS, RequestAccounts, SpendSettings
 
-__all__ = ["DEFAULT_PROMPT_TEMPLATE", "EvalOptions", "EvalRunner", "load_records", "recorded_model"]
+__all__ = [
+    "DEFAULT_PROMPT_TEMPLATE",
+    "MODEL_ROLE",
+    "EvalOptions",
+    "EvalRunner",
+    "load_records",
+    "recorded_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +77,9 @@ DEFAULT_PROMPT_TEMPLATE = user_prompt("{problem}")
 RECORDS_FILE = "records.jsonl"
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "eval.json"
+MODEL_ROLE = "model"
+"""The role of the one model `journey eval` and `journey pairs` ask, as their cost, cache
+counts and `spend.json` name it."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +105,14 @@ class EvalOptions:
     backtrack_phrases: tuple[str, ...] = field(
         default=DEFAULT_BACKTRACK_PHRASES, metadata={"help": "Counted as backtracking."}
     )
+    spending: SpendSettings = field(
+        default_factory=SpendSettings,
+        metadata={"help": "The response cache, the prices and the budget of the requests."},
+    )
 
     def __post_init__(self) -> None:
         parse_model_spec(self.model)  # raises ModelSpecError on a bad spec
+        self.spending.meter({MODEL_ROLE: self.model})  # a USD budget needs the model's price
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens!r}")
         if self.batch_size < 1:
@@ -182,15 +207,13 @@ class EvalRunner:
         done = {record.id: record for record in load_records(out)}
         todo = [p for p in problems if p.session_id not in done]
         errors = 0
-        if todo:
-            client = self._client or self.options.client()
-            try:
-                await ensure_loaded(client)
-                new, errors = await self._generate_all(client, todo, out)
-            finally:
-                if self._client is None:
-                    await client.close()
-            done.update((record.id, record) for record in new)
+        accounts = RequestAccounts(self.options.spending, {MODEL_ROLE: self.options.model}, out)
+        try:
+            if todo:
+                new, errors = await self._generate(accounts, todo, out)
+                done.update((record.id, record) for record in new)
+        finally:
+            accounts.close()
         selected = [done[p.session_id] for p in problems if p.session_id in done]
         metrics = compute_metrics(
             selected,
@@ -199,15 +222,36 @@ class EvalRunner:
             errors=errors,
             wall_seconds=time.perf_counter() - started,
         )
+        spend = accounts.report(len(problems) - len(selected), "problem", out)
+        metrics = metrics.model_copy(update=dict(spend))
         write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
         return metrics
 
     def _check_manifest(self, out: Path, dataset: str) -> None:
-        manifest = Manifest("eval", self.options.manifest(dataset), free={"dataset"})
+        settings = {**self.options.manifest(dataset), **self.options.spending.record()}
+        manifest = Manifest("eval", settings, free={"dataset", *SPEND_SETTINGS})
         manifest.open(out / MANIFEST_FILE, subject=f"{out} holds an evaluation", force=self._force)
 
+    async def _generate(
+        self, accounts: RequestAccounts, todo: Sequence[ProblemRecord], out: Path
+    ) -> tuple[list[EvalRecord], int]:
+        """Load the model and grade `todo` through the cache and the meter."""
+        model = self._client or self.options.client()
+        try:
+            await ensure_loaded(model)
+            client = accounts.wrap(MODEL_ROLE, model)
+            return await self._generate_all(client, todo, out, halted=accounts.halted)
+        finally:
+            if self._client is None:
+                await model.close()
+
     async def _generate_all(
-        self, client: ChatCompletionClient, todo: Sequence[ProblemRecord], out: Path
+        self,
+        client: ChatCompletionClient,
+        todo: Sequence[ProblemRecord],
+        out: Path,
+        *,
+        halted: Callable[[], bool],
     ) -> tuple[list[EvalRecord], int]:
         records: list[EvalRecord] = []
         errors = 0
@@ -239,6 +283,7 @@ class EvalRunner:
                     streak=ErrorStreak(self._streak_limit),
                     progress=self._progress,
                     fields=accuracy,
+                    halted=halted,
                 )
         if stop is not None:
             raise EndpointDownError(self._stop_line(stop, out))

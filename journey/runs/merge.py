@@ -16,10 +16,17 @@ Merging again into the same OUT adds only what is new: it is idempotent.
 
 `OUT/run.json` starts as a copy of the first source's (so `journey synth` accepts OUT
 as a run of the same options) and records every merge under `merged`: the sources
-with their session counts. Runs whose `run.json` records another strategy, other
-models or another critic mode are refused unless forced; the differences are then
-recorded as `forced`. OUT is locked with the same lock file as `journey synth`, so a
-merge never writes into a run that a synthesis is writing.
+with their session counts and what their `spend.json` and `cache.json` held. Runs
+whose `run.json` records another strategy, other models or another critic mode are
+refused unless forced; the differences are then recorded as `forced`. OUT is locked
+with the same lock file as `journey synth`, so a merge never writes into a run that a
+synthesis is writing.
+
+What the sources paid is summed into OUT: each role's tokens in `spend.json` (so
+`journey stats OUT` prices what the merged run paid, per role) and each role's cache
+counts in `cache.json`. A source adds only what it spent since OUT last merged it (the
+counts recorded under `merged`), so merging again adds nothing twice; a source whose
+counts went down was made again, and adds them all.
 """
 
 from __future__ import annotations
@@ -34,16 +41,23 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 from journey import __version__
+from journey.agents.backends.cached_client import CacheStats
 from journey.agents.backends.response_store import merge_stores
 from journey.errors import ConfigError
-from journey.protocols import Outcome
+from journey.protocols import Outcome, TokenUsage
 from journey.runs.files import write_atomic
 from journey.runs.manifest import ManifestFile, read_manifest, setting_changes
+from journey.runs.response_cache import CACHE_STATS_FILE, recorded_cache_stats, write_cache_stats
 from journey.runs.rundir import RUN_LOCK, SessionSummary
+from journey.runs.spend import SPEND_FILE, recorded_spend, write_spend
 from journey.runs.stats import RunContents, read_run
 from journey.runs.synthesis_options import MATCHED_OPTIONS
 
 __all__ = ["MergeReport", "SourceCounts", "merge_runs"]
+
+
+Counts = dict[str, dict[str, int]]
+"""Per role, named counts: what `spend.json` (tokens) or `cache.json` (hits...) holds."""
 
 
 class SourceCounts(BaseModel):
@@ -52,6 +66,10 @@ class SourceCounts(BaseModel):
     path: str
     finished: int
     unfinished: int
+    spend: Counts = Field(default_factory=dict)
+    """Its `spend.json` when merged: the tokens each role sent to its model."""
+    cache: Counts = Field(default_factory=dict)
+    """Its `cache.json` when merged: what each role's response cache did."""
 
 
 class MergeReport(BaseModel):
@@ -76,10 +94,78 @@ class MergeReport(BaseModel):
     """Unfinished sessions in OUT after the merge."""
     cached_responses: int = 0
     """Responses copied from the sources' caches (`RUN/cache/`) into OUT's, new ones only."""
+    spend_added: Counts = Field(default_factory=dict)
+    """Per role, the tokens this merge added to OUT's `spend.json`: what the sources
+    spent since OUT last merged them."""
 
 
 def _read_meta(root: Path) -> ManifestFile | None:
     return read_manifest(root / "run.json")
+
+
+def _spend(root: Path) -> Counts:
+    return {role: used.model_dump() for role, used in recorded_spend(root).items()}
+
+
+def _cache_counts(root: Path) -> Counts:
+    return {role: stats.as_dict() for role, stats in recorded_cache_stats(root).items()}
+
+
+def _merged_before(meta: ManifestFile | None) -> dict[Path, SourceCounts]:
+    """Each source OUT merged before, by resolved path, as its latest merge recorded it."""
+    found: dict[Path, SourceCounts] = {}
+    for entry in meta.settings.get("merged", []) if meta is not None else []:
+        for source in entry.get("sources", []):
+            counts = SourceCounts.model_validate(source)
+            found[Path(counts.path).resolve()] = counts
+    return found
+
+
+def _since(now: Counts, before: Counts) -> Counts:
+    """What counts grew by since `before`; all of `now` when any went down (the source
+    was made again), or when nothing was recorded."""
+    grown = {
+        role: {name: value - before.get(role, {}).get(name, 0) for name, value in counts.items()}
+        for role, counts in now.items()
+    }
+    shrunk = any(v < 0 for counts in grown.values() for v in counts.values())
+    return now if shrunk or set(before) - set(now) else grown
+
+
+def _add(total: Counts, more: Counts) -> None:
+    for role, counts in more.items():
+        into = total.setdefault(role, {})
+        for name, value in counts.items():
+            into[name] = into.get(name, 0) + value
+
+
+def _sum_accounts(
+    out: Path, sources: list[SourceCounts], before: dict[Path, SourceCounts]
+) -> Counts:
+    """Add what each source spent (and its cache did) since OUT last merged it to OUT's
+    `spend.json` and `cache.json`; returns the tokens added per role."""
+    spend: Counts = {}
+    cache: Counts = {}
+    seen: set[Path] = set()
+    for source in sources:
+        where = Path(source.path).resolve()
+        if where in seen:  # named twice in one merge: its counts are added once
+            continue
+        seen.add(where)
+        earlier = before.get(where)
+        _add(spend, _since(source.spend, earlier.spend if earlier else {}))
+        _add(cache, _since(source.cache, earlier.cache if earlier else {}))
+    spend = {role: c for role, c in spend.items() if any(c.values())}
+    cache = {role: c for role, c in cache.items() if any(c.values())}
+    if spend:
+        totals = _spend(out)
+        _add(totals, spend)
+        write_spend(out / SPEND_FILE, {r: TokenUsage(**c) for r, c in totals.items()})
+    if cache:
+        counts = _cache_counts(out)
+        _add(counts, cache)
+        write_cache_stats(out / CACHE_STATS_FILE, {r: CacheStats(**c) for r, c in counts.items()})
+    return spend
 
 
 def _differences(
@@ -244,10 +330,13 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
                     path=str(content.root),
                     finished=len(content.finished),
                     unfinished=len(content.unfinished),
+                    spend=_spend(content.root),
+                    cache=_cache_counts(content.root),
                 )
             )
             merger.add(content)
         merger.write_index()
+        report.spend_added = _sum_accounts(out, report.sources, _merged_before(existing_meta))
         caches = [root / "cache" for root in roots if (root / "cache").is_dir()]
         if caches:
             report.cached_responses = merge_stores(caches, out / "cache")

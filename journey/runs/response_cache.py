@@ -6,6 +6,10 @@ resumed with a warm cache makes no model call it made before. A cache shared acr
 runs (`--cache ~/.cache/journey/responses`) lets a user change prompts or exports and
 pay only for what changed. What each role's cache did is added up across every
 invocation of the run in `RUN/cache.json`, which `journey stats` reads.
+
+A job whose output is one file (`journey pairs`'s `pairs.jsonl`) keeps the same beside
+it, each name with the file's stem before it (`prefix`): `pairs.cache/`,
+`pairs.cache.json`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from journey.agents.backends.response_store import WRITER_FILE, ResponseStore
 from journey.agents.backends.role_endpoints import role_specs
 from journey.runs.files import write_atomic
 
-__all__ = ["CACHE_STATS_FILE", "CacheSettings", "RunCache", "recorded_cache_stats"]
+__all__ = [
+    "CACHE_STATS_FILE",
+    "CacheSettings",
+    "RunCache",
+    "recorded_cache_stats",
+    "write_cache_stats",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +57,9 @@ class CacheSettings:
     """The file this process writes in the cache directory (one per worker across
     machines; all are read)."""
 
-    def location(self, run_root: Path) -> Path:
-        return self.directory if self.directory is not None else run_root / "cache"
+    def location(self, run_root: Path, prefix: str = "") -> Path:
+        """The cache directory: the one given, else `cache/` in the run (after `prefix`)."""
+        return self.directory if self.directory is not None else run_root / f"{prefix}cache"
 
     def record(self) -> dict[str, Any]:
         """The settings as a run's manifest keeps them."""
@@ -61,16 +72,19 @@ class RunCache:
 
     Args:
         settings: Where the cache is and what it may do (mode off: nothing is wrapped).
-        run_root: The run directory.
+        run_root: The run directory (or the folder of a job's output file).
+        prefix: Put before the names of the default cache and of its counts file
+            ("pairs." beside `pairs.jsonl`; nothing in a run directory).
     """
 
-    def __init__(self, settings: CacheSettings, run_root: Path) -> None:
+    def __init__(self, settings: CacheSettings, run_root: Path, *, prefix: str = "") -> None:
         self.settings = settings
         self.run_root = run_root
+        self.prefix = prefix
         self._store = (
             None
             if settings.mode is CacheMode.OFF
-            else ResponseStore(settings.location(run_root), writer=_writer(settings))
+            else ResponseStore(settings.location(run_root, prefix), writer=_writer(settings))
         )
         self._clients: dict[str, CachedClient] = {}
 
@@ -96,17 +110,14 @@ class RunCache:
         """Add this invocation's counts to the run's `cache.json`."""
         if not self._clients:
             return
-        path = self.run_root / CACHE_STATS_FILE
-        totals = recorded_cache_stats(self.run_root)
+        path = self.run_root / f"{self.prefix}{CACHE_STATS_FILE}"
+        totals = recorded_cache_stats(self.run_root, prefix=self.prefix)
         for role, stats in self.stats().items():
             before = totals.get(role, CacheStats())
             totals[role] = CacheStats(
                 **{k: getattr(before, k) + v for k, v in stats.as_dict().items()}
             )
-        write_atomic(
-            path,
-            json.dumps({role: s.as_dict() for role, s in sorted(totals.items())}, indent=2) + "\n",
-        )
+        write_cache_stats(path, totals)
 
     def close(self) -> None:
         if self._store is not None:
@@ -117,9 +128,16 @@ def _writer(settings: CacheSettings) -> str | None:
     return settings.writer if settings.mode.writes else None
 
 
-def recorded_cache_stats(run_root: Path) -> dict[str, CacheStats]:
-    """Each role's cache counts over the run's invocations; empty when it kept none."""
-    path = run_root / CACHE_STATS_FILE
+def write_cache_stats(path: Path, totals: Mapping[str, CacheStats]) -> None:
+    """Write a cache counts file: each role's counts, roles sorted."""
+    text = {role: stats.as_dict() for role, stats in sorted(totals.items())}
+    write_atomic(path, json.dumps(text, indent=2) + "\n")
+
+
+def recorded_cache_stats(run_root: Path, *, prefix: str = "") -> dict[str, CacheStats]:
+    """Each role's cache counts over the run's invocations; empty when it kept none
+    (`prefix`: as `RunCache`'s)."""
+    path = run_root / f"{prefix}{CACHE_STATS_FILE}"
     if not path.is_file():
         return {}
     try:

@@ -19,6 +19,8 @@ stats` are:
 
 A role with no price has no cost (None, shown as "—"), never 0, and `missing` says why;
 a role that used no tokens costs 0 with or without one.
+
+`spend_rows` words what one invocation of a job spent (`SpendReport`) for a summary.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ from journey.protocols import (
 from journey.runs.manifest import ManifestFile, read_manifest
 from journey.runs.prices import ModelPrice, PriceTable, RolePrice, parse_prices, total_cost
 from journey.runs.rundir import SessionSummary, read_event_log
-from journey.runs.spend import recorded_spend
+from journey.runs.spend import SpendReport, cost_text, recorded_spend
 
-__all__ = ["ACTION_BUCKETS", "RunCost", "run_cost"]
+__all__ = ["ACTION_BUCKETS", "RunCost", "run_cost", "spend_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,3 +213,23 @@ def run_cost(
         paid=paid,
         paid_total=total_cost(paid.values()) if paid else None,
     )
+
+
+def spend_rows(report: SpendReport) -> list[tuple[str, str]]:
+    """A job's spend as a summary's rows: this invocation's cost per role (and the roles
+    without a price), all it paid, what the cache did, why it stopped."""
+    rows: list[tuple[str, str]] = []
+    if report.spend:
+        roles = " · ".join(f"{role} {cost_text(s['usd'])}" for role, s in report.spend.items())
+        missing = "".join(f"; {s['missing']}" for s in report.spend.values() if s.get("missing"))
+        tokens = sum(s["prompt_tokens"] + s["completion_tokens"] for s in report.spend.values())
+        rows.append(("cost", f"{cost_text(report.cost_usd)} ({roles}; {tokens:,} tokens){missing}"))
+    if report.paid:
+        tokens = sum(p["prompt_tokens"] + p["completion_tokens"] for p in report.paid.values())
+        rows.append(("paid, every run", f"{cost_text(report.paid_usd)} ({tokens:,} tokens)"))
+    for role, counts in report.cache.items():
+        did = f"{counts['hits']} hits · {counts['misses']} misses · {counts['stored']} stored"
+        rows.append((f"cache · {role}", did))
+    if report.stopped:
+        rows.append(("stopped", report.stopped))
+    return rows
