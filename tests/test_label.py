@@ -176,3 +176,21 @@ def test_the_command_labels_a_run_and_prints_the_counts(run_dir: Path) -> None:
     missing = CliRunner().invoke(app, ["label", str(run_dir / "nope")])
     assert isinstance(missing.exception, DatasetError)
     assert "not a run directory" in str(missing.exception)
+
+
+policy = ScriptedPolicy(SOLVED)
+"""For the CLI, as `function:test_label:policy`."""
+
+
+def test_a_debate_on_the_command_line_can_be_judged_by_rollouts(tmp_path: Path) -> None:
+    args = ["debate", "What is 3 + 4?", "--answer", "7", "--out", str(tmp_path / "run")]
+    models = ["--policy", "function:test_label:policy"]
+    models += ["--critic", "rollout:function:test_label:completer?n=2"]
+    result = CliRunner().invoke(app, [*args, *models, "--json"])
+    assert result.exit_code == 0, result.output
+    run = RunDirectory(tmp_path / "run")
+    events = (run.session_dir(run.summaries()[0].session_id) / "events.jsonl").read_text()
+    verdicts = [json.loads(line) for line in events.splitlines() if '"critic_verdict"' in line]
+    assert verdicts and all(v["rollouts"]["samples"] == 2 for v in verdicts)
+    posed = json.loads(events.splitlines()[0])
+    assert posed["models"]["critic"].startswith("rollout:function:test_label:completer?n=2")

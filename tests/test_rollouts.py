@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from autogen_core.models import LLMMessage, UserMessage
 from test_beam import SOLVED, ScriptedPolicy
+from test_critic_eval import SOLUTIONS, write_dataset
 
 from journey.agents import (
     AnswerVerifier,
@@ -29,8 +30,10 @@ from journey.agents import (
 )
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.errors import ModelSpecError
+from journey.evaluation.critic_eval import CriticEvalOptions, CriticEvalRunner, load_critic_records
 from journey.exports import ExportOptions, export_runs
 from journey.problems import load_problems
+from journey.problems.step_labels import load_labelled_solutions
 from journey.protocols import (
     Backtrack,
     Continue,
@@ -241,3 +244,33 @@ def test_a_synthesis_run_judged_by_rollouts_exports_prm_labels_with_their_source
     sources = {source for row in rows for source in row["label_sources"]}
     assert "rollout" in sources
     assert sources <= {"rollout", "verifier"}
+
+
+# -- judging the rollout judge: `journey eval critic --critic rollout:...` ----------------
+
+
+def oracle_completer(messages: Sequence[LLMMessage]) -> str:
+    """Finishes right from a path that holds no wrong step yet, wrong from one that does:
+    the perfect model a rollout judge could ask."""
+    prompt = str([m for m in messages if isinstance(m, UserMessage)][-1].content)
+    problem = prompt.split("Problem: ", 1)[1].split("\n\n", 1)[0]
+    shown = prompt.count("\nStep ") + prompt.startswith("Step ")
+    solution = next(s for s in SOLUTIONS if s["question"] == problem)
+    first_error = solution["first_error_step"]
+    wrong = first_error is not None and shown >= first_error
+    return f"So the answer is \\boxed{{{'-1' if wrong else solution['gold_answer']}}}."
+
+
+async def test_a_rollout_judge_with_a_perfect_completer_scores_perfectly(tmp_path: Path) -> None:
+    data = load_labelled_solutions(write_dataset(tmp_path / "steps.jsonl"))
+    options = CriticEvalOptions(critic="rollout:embedded?n=2")
+    assert options.critic_name == "rollout:embedded?n=2&temperature=0.8&tokens=512"
+    client = FunctionChatCompletionClient(oracle_completer)
+    metrics = await CriticEvalRunner(options, client=client).run(
+        tmp_path / "out", data.solutions, dataset="steps.jsonl"
+    )
+    assert metrics.critic == options.critic_name
+    assert metrics.overall.f1 == 1.0
+    records = load_critic_records(tmp_path / "out")
+    sources = {j.source for r in records for j in r.judgements}
+    assert sources == {"rollout"}

@@ -72,7 +72,9 @@ def debate(
     ] = False,
 ) -> None:
     """Run one policy/critic debate on a problem and show it live."""
-    from journey.agents import CriticAgent, PolicyAgent
+    from dataclasses import replace
+
+    from journey.agents import CriticAgent, PolicyAgent, RolloutJudge, parse_rollout_spec
     from journey.agents.backends import ClientPool, ensure_loaded, parse_model_spec
     from journey.problems import session_id_for
     from journey.protocols import SessionEnded
@@ -88,7 +90,14 @@ def debate(
         # The demo should finish in a couple of minutes on a laptop CPU.
         max_turns = DEMO_MAX_TURNS if demo else DebateLimits.max_turns
     limits = DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens)
-    specs = {"policy": parse_model_spec(policy), "critic": parse_model_spec(critic)}
+    rollout = parse_rollout_spec(critic)
+    specs = {
+        "policy": parse_model_spec(policy),
+        "critic": parse_model_spec(critic if rollout is None else rollout.model),
+    }
+    models = {role: str(s) for role, s in specs.items()}
+    if rollout is not None:
+        models["critic"] = str(replace(rollout, model=models["critic"]))
     if out is not None:  # two debates of one problem would share one event log
         folder = out / "sessions" / session_id_for(problem)
         if (folder / "events.jsonl").exists():
@@ -97,7 +106,7 @@ def debate(
             )
     run = RunDirectory(
         out or default_run_dir("debate"),
-        meta={"command": "debate", "models": {role: str(s) for role, s in specs.items()}},
+        meta={"command": "debate", "models": models},
     )
     show = not (quiet or json_output)
     renderer = SessionRenderer(console, show_raw=raw)
@@ -115,15 +124,19 @@ def debate(
                 policy=PolicyAgent(
                     clients["policy"], max_tokens=specs["policy"].reply_tokens(step_tokens)
                 ),
-                critic=CriticAgent(
-                    clients["critic"],
-                    mode=critic_mode,
-                    calibrate=calibrate,
-                    max_tokens=specs["critic"].reply_tokens(critic_tokens),
-                    max_reasks=critic_reasks,
+                critic=(
+                    RolloutJudge(clients["critic"], rollout.settings)
+                    if rollout is not None
+                    else CriticAgent(
+                        clients["critic"],
+                        mode=critic_mode,
+                        calibrate=calibrate,
+                        max_tokens=specs["critic"].reply_tokens(critic_tokens),
+                        max_reasks=critic_reasks,
+                    )
                 ),
                 limits=limits,
-                models={role: str(s) for role, s in specs.items()},
+                models=models,
             )
             with run.event_log(session.session_id) as log:
 

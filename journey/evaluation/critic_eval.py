@@ -25,13 +25,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 
-from journey.agents import DEFAULT_CRITIC_TOKENS, CriticAgent, CriticMode, StepUnderReview
+from journey.agents import (
+    DEFAULT_CRITIC_TOKENS,
+    AnswerVerifier,
+    CriticAgent,
+    CriticMode,
+    RolloutJudge,
+    RolloutSpec,
+    StepJudge,
+    StepUnderReview,
+    parse_rollout_spec,
+)
 from journey.agents.backends import create_client, ensure_loaded, parse_model_spec
 from journey.errors import ConfigError, DatasetError, error_line
 from journey.evaluation.critic_metrics import (
@@ -72,7 +82,13 @@ METRICS_FILE = "critic-metrics.json"
 class CriticEvalOptions:
     """The critic under evaluation and how it judges; recorded in `critic-eval.json`."""
 
-    critic: str = field(default="embedded", metadata={"help": "Model spec of the critic."})
+    critic: str = field(
+        default="embedded",
+        metadata={
+            "help": "Model spec of the critic, or rollout:SPEC?n=8 to judge each step by "
+            "finishing the solution from it n times (needs gold answers)."
+        },
+    )
     critic_mode: str = field(
         default="auto",
         metadata={"help": "How the critic decides: auto, generate or score (log-probs)."},
@@ -98,7 +114,7 @@ class CriticEvalOptions:
     )
 
     def __post_init__(self) -> None:
-        parse_model_spec(self.critic)  # raises ModelSpecError on a bad spec
+        parse_model_spec(self.model)  # raises ModelSpecError on a bad spec
         try:
             CriticMode(self.critic_mode)
         except ValueError:
@@ -116,7 +132,7 @@ class CriticEvalOptions:
         """The run as `critic-eval.json` records it; only the dataset file and the
         concurrency may change on resume."""
         settings: dict[str, Any] = {
-            "critic": str(parse_model_spec(self.critic)),
+            "critic": self.critic_name,
             "critic_mode": self.critic_mode,
             "critic_tokens": self.critic_tokens,
             "critic_reasks": self.critic_reasks,
@@ -127,12 +143,36 @@ class CriticEvalOptions:
         }
         return Manifest(CRITIC_EVAL_KIND, settings, free={"dataset", "concurrency"})
 
+    @property
+    def rollout(self) -> RolloutSpec | None:
+        """The rollout judge `critic` names; None: a critic agent."""
+        return parse_rollout_spec(self.critic)
+
+    @property
+    def model(self) -> str:
+        """The spec of the model that judges (a rollout judge's completing model)."""
+        rollout = self.rollout
+        return self.critic if rollout is None else rollout.model
+
+    @property
+    def critic_name(self) -> str:
+        """The judge as records and reports name it: its spec, normalised."""
+        rollout = self.rollout
+        model = str(parse_model_spec(self.model))
+        return model if rollout is None else str(replace(rollout, model=model))
+
     def client(self) -> ChatCompletionClient:
-        """The client the spec names, batching a local model's requests by `concurrency`."""
-        spec = parse_model_spec(self.critic).with_default("max_batch_size", self.concurrency)
+        """The client the spec names, batching a local model's requests by `concurrency`
+        (times the completions per step, for a rollout judge)."""
+        rollout = self.rollout
+        batch = self.concurrency * (1 if rollout is None else rollout.settings.samples)
+        spec = parse_model_spec(self.model).with_default("max_batch_size", batch)
         return create_client(spec)
 
-    def agent(self, client: ChatCompletionClient) -> CriticAgent:
+    def agent(self, client: ChatCompletionClient) -> StepJudge:
+        rollout = self.rollout
+        if rollout is not None:
+            return RolloutJudge(client, rollout.settings)
         return CriticAgent(
             client,
             mode=self.critic_mode,
@@ -160,16 +200,21 @@ def load_critic_records(directory: Path) -> list[CriticRecord]:
     return read_appended(directory / RECORDS_FILE, CriticRecord)
 
 
-async def judge_solution(critic: CriticAgent, solution: LabelledSolution) -> CriticRecord:
-    """The critic's judgement of each step, in order, until its first rejection."""
+async def judge_solution(critic: StepJudge, solution: LabelledSolution) -> CriticRecord:
+    """The critic's judgement of each step, in order, until its first rejection.
+
+    The problem's verifier goes with each step, for a judge that checks answers (a
+    rollout judge); a critic agent never sees it."""
     started = time.perf_counter()
     judgements: list[StepJudgement] = []
+    verifier = AnswerVerifier(solution.answer) if solution.answer is not None else None
     for number, text in enumerate(solution.steps, 1):
         review = StepUnderReview(
             problem=solution.problem,
             previous_steps=solution.steps[: number - 1],
             step_number=number,
             text=text,
+            verifier=verifier,
         )
         turn = await critic.judge(review)
         judgements.append(
@@ -253,9 +298,9 @@ class CriticEvalRunner:
             self.options.manifest(dataset).open(
                 out / MANIFEST_FILE, subject=f"{out} holds a critic evaluation", force=self._force
             )
-            if critic is not None:
+            if critic is not None and client is not None:
                 with self._progress.loading():
-                    await ensure_loaded(critic.model_client)
+                    await ensure_loaded(client)
                 new, errors = await self._judge_all(critic, todo, out, len(solutions) - len(todo))
                 done.update((record.id, record) for record in new)
         finally:
@@ -263,7 +308,7 @@ class CriticEvalRunner:
                 await client.close()
         metrics = compute_critic_metrics(
             [done[s.id] for s in solutions if s.id in done],
-            critic=str(parse_model_spec(self.options.critic)),
+            critic=self.options.critic_name,
             dataset=dataset,
             errors=errors,
             wall_seconds=round(time.perf_counter() - started, 3),
@@ -272,7 +317,7 @@ class CriticEvalRunner:
         return metrics
 
     async def _judge_all(
-        self, critic: CriticAgent, todo: Sequence[LabelledSolution], out: Path, finished: int
+        self, critic: StepJudge, todo: Sequence[LabelledSolution], out: Path, finished: int
     ) -> tuple[list[CriticRecord], int]:
         records: list[CriticRecord] = []
         errors = 0
