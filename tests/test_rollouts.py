@@ -130,7 +130,7 @@ def test_synthesis_options_refuse_a_malformed_rollout_spec_before_any_work() -> 
 def test_a_run_records_the_judge_but_builds_its_client_from_the_model() -> None:
     options = SynthesisOptions(policy="embedded", critic="rollout:embedded?n=4")
     assert options.client_models["critic"] == "embedded"
-    assert options.models["critic"] == "rollout:embedded?n=4&temperature=0.8&tokens=512"
+    assert options.models["critic"] == "rollout:embedded?n=4&temperature=0.7&tokens=512"
     changed = SynthesisOptions(policy="embedded", critic="rollout:embedded?n=8")
     assert changed.models["critic"] != options.models["critic"]  # a resume would refuse it
 
@@ -264,7 +264,7 @@ def oracle_completer(messages: Sequence[LLMMessage]) -> str:
 async def test_a_rollout_judge_with_a_perfect_completer_scores_perfectly(tmp_path: Path) -> None:
     data = load_labelled_solutions(write_dataset(tmp_path / "steps.jsonl"))
     options = CriticEvalOptions(critic="rollout:embedded?n=2")
-    assert options.critic_name == "rollout:embedded?n=2&temperature=0.8&tokens=512"
+    assert options.critic_name == "rollout:embedded?n=2&temperature=0.7&tokens=512"
     client = FunctionChatCompletionClient(oracle_completer)
     metrics = await CriticEvalRunner(options, client=client).run(
         tmp_path / "out", data.solutions, dataset="steps.jsonl"

@@ -64,8 +64,10 @@ class RolloutSettings:
     `tokens`); every other option belongs to the model."""
 
     samples: int = 8
-    temperature: float = 0.8
-    """Completions are sampled: at temperature 0 all n would be one."""
+    temperature: float = 0.7
+    """Completions are sampled: at temperature 0 all n would be one. 0.7 is the embedded
+    model's own default, so a local model batches rollouts with the policy's requests
+    (its engine batches requests of one temperature together)."""
     max_tokens: int = 512
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ def label(
     ] = "embedded",
     temperature: Annotated[
         float, typer.Option(min=0.0, help="Sampling temperature of the completions.")
-    ] = 0.8,
+    ] = 0.7,
     tokens: Annotated[
         int, typer.Option(min=1, help="Generation limit of one completion, in tokens.")
     ] = 512,
