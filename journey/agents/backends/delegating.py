@@ -2,16 +2,21 @@
 client (a concurrency limit, a response cache).
 
 `DelegatingClient` hands every request and every question to the inner client. A
-wrapper overrides the requests it changes (`create`, `create_stream`, `score_labels`)
-and keeps the rest. Beyond the AutoGen interface it forwards, by name, what jobs read
-from a client: `load` and `requests` where the inner client has them (so `isinstance`
-with `LoadableClient` or `RecordingClient` sees through the wrapper), and the retry
-counts (`RetryCounting`; none for an inner client that counts none).
+wrapper that only gates or paces requests overrides two hooks: `_request`, held around
+each request the inner client serves (a `create`, a whole stream, a `score_labels`),
+and `_answered`, told each answered request's usage. One that changes requests (a
+cache) overrides `create`, `create_stream` and `score_labels` themselves.
+
+Beyond the AutoGen interface it forwards, by name, what jobs read from a client:
+`load` and `requests` where the inner client has them (so `isinstance` with
+`LoadableClient` or `RecordingClient` sees through the wrapper), and the retry counts
+(`RetryCounting`; none for an inner client that counts none).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from autogen_core import CancellationToken
@@ -68,6 +73,16 @@ class DelegatingClient(ChatCompletionClient):
         """The inner client's retries per cause (`RetryCounting`); empty if it counts none."""
         return self._inner.retries_by_cause if isinstance(self._inner, RetryCounting) else {}
 
+    # --- hooks ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _request(self) -> AsyncIterator[None]:
+        """Held around each request the inner client serves; a gate or a pace overrides it."""
+        yield
+
+    def _answered(self, usage: RequestUsage) -> None:
+        """Told each answered request's usage (a stream's once, with its final result)."""
+
     # --- requests -------------------------------------------------------------------------
 
     async def create(
@@ -80,14 +95,17 @@ class DelegatingClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        return await self._inner.create(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
+        async with self._request():
+            result = await self._inner.create(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
+        self._answered(result.usage)
+        return result
 
     async def create_stream(
         self,
@@ -99,19 +117,22 @@ class DelegatingClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
-        stream = self._inner.create_stream(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            await stream.aclose()
+        async with self._request():  # a stream occupies the endpoint until its last chunk
+            stream = self._inner.create_stream(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
+            try:
+                async for chunk in stream:
+                    if isinstance(chunk, CreateResult):
+                        self._answered(chunk.usage)
+                    yield chunk
+            finally:
+                await stream.aclose()
 
     @property
     def supports_label_scoring(self) -> bool:
@@ -128,7 +149,9 @@ class DelegatingClient(ChatCompletionClient):
     async def score_labels(
         self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
     ) -> dict[str, float]:
-        return await self._inner_scorer().score_labels(messages, labels, prefix=prefix)
+        scorer = self._inner_scorer()  # refused before the request is let through
+        async with self._request():
+            return await scorer.score_labels(messages, labels, prefix=prefix)
 
     def _inner_scorer(self) -> LabelScoringClient:
         if not isinstance(self._inner, LabelScoringClient):

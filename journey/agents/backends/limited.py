@@ -14,13 +14,10 @@ limit and counts only its own requests. The shared model then sees at most
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
-from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
-from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel
+from autogen_core.models import ChatCompletionClient
 
 from journey.agents.backends.delegating import DelegatingClient
 from journey.errors import ConfigError
@@ -57,57 +54,10 @@ class ConcurrencyLimitedClient(DelegatingClient):
         """Requests allowed in flight at once."""
         return self._limit
 
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
+    @asynccontextmanager
+    async def _request(self) -> AsyncIterator[None]:
         async with self._gate:
-            return await super().create(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-            )
-
-    async def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        async with self._gate:  # a stream occupies the endpoint until its last chunk
-            stream = super().create_stream(
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                json_output=json_output,
-                extra_create_args=extra_create_args,
-                cancellation_token=cancellation_token,
-            )
-            try:
-                async for chunk in stream:
-                    yield chunk
-            finally:
-                await stream.aclose()
-
-    async def score_labels(
-        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
-    ) -> dict[str, float]:
-        scorer = self._inner_scorer()
-        async with self._gate:
-            return await scorer.score_labels(messages, labels, prefix=prefix)
+            yield
 
 
 def limit_requests(

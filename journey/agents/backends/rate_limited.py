@@ -19,13 +19,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
-from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
-from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel
+from autogen_core.models import ChatCompletionClient, RequestUsage
 
 from journey.agents.backends.delegating import DelegatingClient
 from journey.errors import ConfigError
@@ -120,58 +117,10 @@ class RateLimitedClient(DelegatingClient):
     def __repr__(self) -> str:
         return f"RateLimitedClient({self.inner!r}, {self.window!r})"
 
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
+    @asynccontextmanager
+    async def _request(self) -> AsyncIterator[None]:
         await self.window.acquire()
-        result = await super().create(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
-        self.window.answered(result.usage.prompt_tokens + result.usage.completion_tokens)
-        return result
+        yield
 
-    async def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        await self.window.acquire()
-        stream = super().create_stream(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
-        try:
-            async for chunk in stream:
-                if isinstance(chunk, CreateResult):
-                    usage = chunk.usage
-                    self.window.answered(usage.prompt_tokens + usage.completion_tokens)
-                yield chunk
-        finally:
-            await stream.aclose()
-
-    async def score_labels(
-        self, messages: Sequence[LLMMessage], labels: Sequence[str], *, prefix: str = ""
-    ) -> dict[str, float]:
-        await self.window.acquire()
-        return await super().score_labels(messages, labels, prefix=prefix)
+    def _answered(self, usage: RequestUsage) -> None:
+        self.window.answered(usage.prompt_tokens + usage.completion_tokens)
