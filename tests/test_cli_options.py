@@ -29,6 +29,7 @@ from journey.longthought.smoothing import FaithfulnessChecker
 from journey.protocols.expansion import CHECK_KEYS, ExpansionChecks
 from journey.runs.endpoint_health import ErrorStreak
 from journey.runs.expansion import ExpandOptions
+from journey.runs.request_accounts import SpendSettings
 from journey.runs.spend import RunBudget
 from journey.runs.synthesis import SynthesisOptions
 from journey.sessions.base import DebateLimits
@@ -80,7 +81,7 @@ TYPED = [  # repeated by hand: the config's module imports torch
     Mapped("synth", "max_turns", DebateLimits, "max_turns"),
     Mapped("synth", "budget_tokens", RunBudget, "tokens"),
     Mapped("synth", "budget_usd", RunBudget, "usd"),
-    Mapped("synth", "prices", SYNTH, "prices", same_default=False),  # a file, not the table
+    Mapped("synth", "prices", SpendSettings, "prices", same_default=False),  # a file, not a table
     *(
         Mapped(command, name, DebateLimits, name)
         for command in ("synth", "debate")

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from autogen_core.models import CreateResult, SystemMessage, UserMessage
 
+from journey.agents import CriticAgent, StepUnderReview
 from journey.agents.backends.llama_server import (
     LLAMA_SERVER_ENV,
     LlamaServer,
@@ -30,7 +31,6 @@ from journey.agents.backends.llama_server import (
     find_llama_server,
 )
 from journey.agents.backends.openai_compat import LABEL_FLOOR_LOGPROB, OpenAICompatibleClient
-from journey.agents import CriticAgent, StepUnderReview
 from journey.errors import ModelUnavailableError
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner

@@ -14,8 +14,9 @@ from journey.agents.backends.cached_client import CacheMode
 from journey.cli import app
 from journey.cli._options import field_default, field_help, spend_settings
 from journey.errors import ConfigError
+from journey.runs.request_accounts import SpendSettings
 from journey.runs.response_cache import CacheSettings
-from journey.runs.spend import RunBudget, SpendSettings
+from journey.runs.spend import RunBudget
 
 COMMANDS = ("synth", "eval", "pairs")
 SHARED = ("cache", "cache_mode", "budget_tokens", "budget_usd", "prices")

@@ -13,10 +13,10 @@ Validation stays in the config's `__post_init__`. The config's module is importe
 the CLI, for `journey --help` too, so it must not import torch or the sessions.
 
 Below them, the options `journey synth`, `eval` and `pairs` share: the response cache,
-prices and budgets of their requests (`journey.runs.spend.SpendSettings`). That config's
-module imports the sessions, so these repeat its fields' help by hand (as the options in
-`_app.py` do; tests/test_cli_options.py and tests/test_spend_options.py keep them
-equal) and `spend_settings` builds it only when a command runs.
+prices and budgets of their requests (`journey.runs.request_accounts.SpendSettings`).
+That config's module imports the sessions, so these repeat its fields' help by hand (as
+the options in `_app.py` do; tests/test_cli_options.py and tests/test_spend_options.py
+keep them equal) and `spend_settings` builds it only when a command runs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import typer
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from journey.runs.spend import SpendSettings
+    from journey.runs.request_accounts import SpendSettings
 
 
 def config_field(config: type[Any], name: str) -> dataclasses.Field[Any]:
@@ -139,8 +139,9 @@ def spend_settings(
     """
     from journey.agents.backends.cached_client import CacheMode
     from journey.runs.prices import load_prices
+    from journey.runs.request_accounts import SpendSettings
     from journey.runs.response_cache import CacheSettings
-    from journey.runs.spend import RunBudget, SpendSettings
+    from journey.runs.spend import RunBudget
 
     return SpendSettings(
         cache=CacheSettings(mode=CacheMode.parse(cache_mode), directory=cache),

@@ -198,13 +198,6 @@ def synth(
     if strategy_config and strategy != "beam":
         given = ", ".join("--" + key.replace("_", "-") for key in strategy_config)
         raise ConfigError(f"{given} only apply to --strategy beam, not {strategy!r}")
-    spending = spend_settings(
-        cache=cache,
-        cache_mode=cache_mode,
-        prices=prices,
-        budget_tokens=budget_tokens,
-        budget_usd=budget_usd,
-    )
     options = SynthesisOptions(
         strategy=strategy,
         policy=policy,
@@ -218,9 +211,13 @@ def synth(
         critic_tokens=critic_tokens,
         critic_reasks=critic_reasks,
         strategy_config=strategy_config,
-        cache=spending.cache,
-        prices=spending.prices,
-        budget=spending.budget,
+        spending=spend_settings(
+            cache=cache,
+            cache_mode=cache_mode,
+            prices=prices,
+            budget_tokens=budget_tokens,
+            budget_usd=budget_usd,
+        ),
     )
     options.models  # noqa: B018  (validates the model specs now)
     selection = select_problems(
@@ -244,7 +241,7 @@ def synth(
     progress = synthesis_progress(err_console, enabled=not no_progress)
     try:
         if ray is not None:
-            if budget_tokens is not None or budget_usd is not None:
+            if options.spending.budget.given:
                 raise ConfigError("--budget-tokens and --budget-usd do not apply with --ray yet")
             from journey.runs.ray_synthesis import RayOptions, run_on_ray
 

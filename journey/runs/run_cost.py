@@ -20,7 +20,8 @@ stats` are:
 A role with no price has no cost (None, shown as "—"), never 0, and `missing` says why;
 a role that used no tokens costs 0 with or without one.
 
-`spend_rows` words what one invocation of a job spent (`SpendReport`) for a summary.
+`spend_rows` words what one invocation of a job spent (`SpendReport`) for a summary;
+`invocation_cost` is its cost line, which `journey synth`'s summary shows too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -43,10 +45,11 @@ from journey.protocols import (
 )
 from journey.runs.manifest import ManifestFile, read_manifest
 from journey.runs.prices import ModelPrice, PriceTable, RolePrice, parse_prices, total_cost
+from journey.runs.request_accounts import SpendReport
 from journey.runs.rundir import SessionSummary, read_event_log
-from journey.runs.spend import SpendReport, cost_text, recorded_spend
+from journey.runs.spend import cost_text, recorded_spend
 
-__all__ = ["ACTION_BUCKETS", "RunCost", "run_cost", "spend_rows"]
+__all__ = ["ACTION_BUCKETS", "RunCost", "invocation_cost", "run_cost", "spend_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,15 +218,26 @@ def run_cost(
     )
 
 
+def invocation_cost(
+    spend: Mapping[str, Mapping[str, Any]], cost_usd: float | None, *, tokens: bool = True
+) -> str:
+    """One invocation's cost (`SpendReport.spend` and `cost_usd`) in a line: the total,
+    each role's beside it and, with `tokens`, the tokens that reached a model; then why
+    any role has no price (`$0.0123 (policy $0.0100 · critic $0.0023; 4,000 tokens)`)."""
+    roles = " · ".join(f"{role} {cost_text(s['usd'])}" for role, s in spend.items())
+    if tokens:
+        used = sum(s["prompt_tokens"] + s["completion_tokens"] for s in spend.values())
+        roles += f"; {used:,} tokens"
+    missing = "".join(f"; {s['missing']}" for s in spend.values() if s.get("missing"))
+    return f"{cost_text(cost_usd)} ({roles}){missing}"
+
+
 def spend_rows(report: SpendReport) -> list[tuple[str, str]]:
     """A job's spend as a summary's rows: this invocation's cost per role (and the roles
     without a price), all it paid, what the cache did, why it stopped."""
     rows: list[tuple[str, str]] = []
     if report.spend:
-        roles = " · ".join(f"{role} {cost_text(s['usd'])}" for role, s in report.spend.items())
-        missing = "".join(f"; {s['missing']}" for s in report.spend.values() if s.get("missing"))
-        tokens = sum(s["prompt_tokens"] + s["completion_tokens"] for s in report.spend.values())
-        rows.append(("cost", f"{cost_text(report.cost_usd)} ({roles}; {tokens:,} tokens){missing}"))
+        rows.append(("cost", invocation_cost(report.spend, report.cost_usd)))
     if report.paid:
         tokens = sum(p["prompt_tokens"] + p["completion_tokens"] for p in report.paid.values())
         rows.append(("paid, every run", f"{cost_text(report.paid_usd)} ({tokens:,} tokens)"))

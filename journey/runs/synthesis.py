@@ -12,9 +12,12 @@ is reported and leaves its log to be resumed, never stopping the others. When
 `max_consecutive_errors` sessions in a row end as `model_error` (an endpoint is
 down, a URL is wrong, a quota is spent), the run stops instead of failing the rest:
 sessions in flight are cancelled, their logs left open, and `EndpointDownError`
-names the role's model spec and its last error. A spent budget (`options.budget`,
-`journey.runs.spend`) stops the run too: no session starts, those in flight stop at a
-turn boundary, and the report says why (`SynthesisReport.stopped`); it resumes as well.
+names the role's model spec and its last error. Each role's requests go through the
+run's `RequestAccounts` (`journey.runs.request_accounts`, as `journey eval`'s and `journey
+pairs`' do): the response cache, then the meter that prices them and holds them to
+`options.spending`'s budget. A spent budget stops the run too: no session starts, those
+in flight stop at a turn boundary, and the report says why (`SynthesisReport.stopped`);
+it resumes as well.
 
 Running again on the same directory resumes:
 
@@ -67,10 +70,10 @@ from journey.runs.endpoint_health import (
     RoleClient,
 )
 from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, StreakStop, run_each
-from journey.runs.response_cache import RunCache
+from journey.runs.request_accounts import RequestAccounts
 from journey.runs.run_agents import policy_agent, step_judge
 from journey.runs.rundir import RUN_LOCK, RunDirectory
-from journey.runs.spend import SpendMeter, cost_text
+from journey.runs.spend import cost_text
 from journey.runs.synthesis_options import SynthesisOptions, describe_change
 from journey.runs.synthesis_report import SynthesisReport, SynthesisTally
 from journey.sessions.strategies import strategy_session
@@ -129,8 +132,7 @@ class SynthesisRunner:
         self._models = options.models
         self._client_models = options.client_models
         self._session_type = strategy_session(options.strategy)
-        self._prices = options.role_prices()
-        SpendMeter(self._prices, options.budget)  # a USD budget needs every role's price
+        options.spending.meter(self._client_models)  # a USD budget needs every role's price
 
     async def run(
         self,
@@ -208,26 +210,20 @@ class SynthesisRunner:
         plans = plan_sessions(
             run, problems, report, tally, ended_logs, retry_errors=self.retry_errors
         )
-        meter = SpendMeter(self._prices, self.options.budget)
+        accounts = RequestAccounts(self.options.spending, self._client_models, run.root)
         pool = ClientPool() if self._given_clients is None else None
-        cache = RunCache(self.options.cache, run.root)
         failures = LastFailure()
         stopped: str | None = None
         shared: dict[str, ChatCompletionClient] = {}
         try:
             shared = self._clients(pool)
-            # The agents talk through the role wrappers (the cache, limits, failures
-            # noted, and under the cache the meter of what reaches a model); loading and
-            # retry counts need the clients themselves (two wrappers over one model would
-            # load it twice).
+            # The agents talk through the role wrappers (the accounts: the cache, and
+            # under it the meter of what reaches a model; limits; failures noted);
+            # loading and retry counts need the clients themselves (two wrappers over one
+            # model would load it twice).
             limits = self.options.request_limits
             clients = {
-                role: RoleClient(
-                    role,
-                    cache.wrap(role, meter.wrap(role, client), self._client_models[role]),
-                    limits.get(role),
-                    failures,
-                )
+                role: RoleClient(role, accounts.wrap(role, client), limits.get(role), failures)
                 for role, client in shared.items()
             }
             o = self.options
@@ -242,7 +238,7 @@ class SynthesisRunner:
                 critic,
                 report,
                 tally,
-                halted=lambda: meter.spent() is not None,
+                halted=accounts.halted,
             )
             for record, events in ended_logs:
                 if not work.reindex(record, events):
@@ -251,7 +247,7 @@ class SynthesisRunner:
                 await self._load(shared)
             retries_before = _retries(shared.values())
             started = time.monotonic()
-            stopped = await self._run_sessions(work, plans, started, failures, meter)
+            stopped = await self._run_sessions(work, plans, started, failures, accounts)
             report.wall_time = round(time.monotonic() - started, 3)
             retries_after = _retries(shared.values())
             report.retries_by_cause = {
@@ -266,26 +262,20 @@ class SynthesisRunner:
                 for role, client in shared.items()
                 if isinstance(client, RoutedClient)
             }
-            report.cache = {role: stats.as_dict() for role, stats in cache.stats().items()}
-            report.spend, report.cost_usd = meter.report(), meter.cost
-            meter.save(run.root)
-            cache.save()
-            cache.close()
-            if pool is not None:
-                await pool.close()
+            try:
+                accounts.close()
+            finally:
+                if pool is not None:
+                    await pool.close()
         report.solved = tally.outcomes[Outcome.SOLVED]
         report.unverified = tally.outcomes[Outcome.UNVERIFIED]
         report.failed = tally.outcomes[Outcome.FAILED]
         report.errors = tally.outcomes[Outcome.ERROR]
         report.ran, report.crashed = tally.ran, tally.crashed
         report.generated_tokens, report.prompt_tokens = tally.generated, tally.prompt
-        spent = meter.spent()
-        if spent is not None and report.finished < report.sessions:
-            left = report.sessions - report.finished
-            report.stopped = (
-                f"{spent}; {left} session{'' if left == 1 else 's'} left: run the same "
-                f"command again to resume {run.root}"
-            )
+        spent = accounts.report(left=report.sessions - report.finished, noun="session")
+        report.cache, report.spend, report.cost_usd = spent.cache, spent.spend, spent.cost_usd
+        report.stopped = spent.stopped
         if stopped is not None:
             raise EndpointDownError(stopped, report)
         return report
@@ -317,7 +307,7 @@ class SynthesisRunner:
         plans: list[SessionPlan],
         started: float,
         failures: LastFailure,
-        meter: SpendMeter,
+        accounts: RequestAccounts,
     ) -> str | None:
         """Run the planned sessions; returns None, or the line saying why the run stopped
         (an endpoint down; a spent budget stops sessions without a line here)."""
@@ -328,7 +318,7 @@ class SynthesisRunner:
             return {
                 "yield_text": tally.yield_text,
                 "speed": f"{tally.generated / elapsed:.1f}",
-                "cost": f"cost {cost_text(meter.cost)}",
+                "cost": f"cost {cost_text(accounts.meter.cost)}",
             }
 
         def refresh() -> None:

@@ -2,14 +2,19 @@
 
 The options are recorded in the run's `run.json` (`journey.runs.manifest`). A resume
 must keep the strategy, the model of each role the strategy asks and, when it asks a
-critic, the critic mode; everything else (concurrency, limits, token budgets, prices,
-the run's budget) may change, as none of it changes what a session already logged says.
+critic, the critic mode; everything else (concurrency, limits, token budgets, the
+response cache, prices, the run's budget) may change, as none of it changes what a
+session already logged says.
+
+The cache, prices and budget are one `SpendSettings` (`spending`), as `journey eval`'s
+and `journey pairs`' are, recorded under the same top-level keys (`cache`, `prices`,
+`budget`) as before they were gathered, so older runs resume unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import InitVar, asdict, dataclass, field, replace
 from typing import Any
 
 from journey.agents import DEFAULT_CRITIC_TOKENS, CriticMode, RolloutSpec, parse_rollout_spec
@@ -17,7 +22,8 @@ from journey.agents.backends.role_endpoints import role_spec_text
 from journey.errors import ConfigError
 from journey.protocols import Role
 from journey.runs.manifest import KIND_KEY, Manifest, SettingChange
-from journey.runs.prices import ModelPrice, PriceTable, RolePrice, prices_record
+from journey.runs.prices import ModelPrice
+from journey.runs.request_accounts import SpendSettings
 from journey.runs.response_cache import CacheSettings
 from journey.runs.spend import RunBudget
 from journey.sessions.base import DebateLimits
@@ -82,23 +88,30 @@ class SynthesisOptions:
         default_factory=dict,
         metadata={"help": "Strategy settings given to every session, e.g. beam_width."},
     )
-    cache: CacheSettings = field(
-        default_factory=CacheSettings,
-        metadata={"help": "Where the response cache is and whether it is read and written."},
+    spending: SpendSettings = field(
+        default_factory=SpendSettings,
+        metadata={"help": "The response cache, prices and budget of the run's requests."},
     )
-    prices: Mapping[str, ModelPrice] = field(
-        default_factory=dict,
-        metadata={
-            "help": "Prices of models by name (a YAML or JSON file: model -> {in, out}, USD "
-            "per million tokens), over journey's dated table; a spec's price_in/price_out win."
-        },
-    )
-    budget: RunBudget = field(
-        default_factory=RunBudget,
-        metadata={"help": "When this invocation stops spending: tokens or US dollars."},
-    )
+    # Shorthands for one part of `spending` (`SynthesisOptions(cache=...)`, as callers
+    # wrote before it was one field): given, each replaces that part; never stored.
+    cache: InitVar[CacheSettings | None] = None
+    prices: InitVar[Mapping[str, ModelPrice] | None] = None
+    budget: InitVar[RunBudget | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(
+        self,
+        cache: CacheSettings | None,
+        prices: Mapping[str, ModelPrice] | None,
+        budget: RunBudget | None,
+    ) -> None:
+        if cache is not None or prices is not None or budget is not None:
+            given = self.spending
+            spending = SpendSettings(
+                cache=given.cache if cache is None else cache,
+                prices=given.prices if prices is None else prices,
+                budget=given.budget if budget is None else budget,
+            )
+            object.__setattr__(self, "spending", spending)
         # Raises on an unknown strategy, or on settings it refuses: checked once here,
         # not in every session.
         strategy_session(self.strategy).check_config(self.strategy_config, self.limits)
@@ -161,10 +174,6 @@ class SynthesisOptions:
         """Requests in flight allowed per role; None where only `concurrency` bounds them."""
         return {"policy": self.policy_concurrency, "critic": self.critic_concurrency}
 
-    def role_prices(self) -> dict[str, RolePrice]:
-        """The price of each role the strategy asks (or why it has none)."""
-        return PriceTable(self.prices).for_roles(self.client_models)
-
     def record(self) -> dict[str, Any]:
         """The options as `run.json` keeps them."""
         return {
@@ -179,9 +188,7 @@ class SynthesisOptions:
             "critic_tokens": self.critic_tokens,
             "critic_reasks": self.critic_reasks,
             **({"strategy_config": dict(self.strategy_config)} if self.strategy_config else {}),
-            "cache": self.cache.record(),
-            **({"prices": prices_record(self.prices)} if self.prices else {}),
-            **({"budget": self.budget.record()} if self.budget.given else {}),
+            **self.spending.record(),
         }
 
     def manifest(self, dataset: Mapping[str, Any]) -> Manifest:

@@ -53,11 +53,10 @@ class SynthesisReport(BaseModel):
     """Per role with several endpoints, what each did: requests, failures, whether it
     was in the rotation at the end, its last fault."""
     cache: dict[str, dict[str, int]] = {}
-    """What each role's response cache did in this run: hits, misses, stored, tokens
-    saved (empty with the cache off)."""
+    """What each role's response cache did in this run (`SpendReport.cache`; the four
+    fields from here are the run's `RequestAccounts` report's)."""
     spend: dict[str, dict[str, Any]] = {}
-    """Per role, what reached its model in this run (cache hits are free): prompt and
-    completion tokens, the cost in USD (None: no price), the price and its source."""
+    """Per role, what reached its model in this run and its cost (`SpendReport.spend`)."""
     cost_usd: float | None = None
     """Every role's cost in this run; None when a role has no price."""
     stopped: str | None = None

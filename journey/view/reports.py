@@ -13,7 +13,7 @@ from rich.text import Text
 from journey.evaluation.compare import Comparison
 from journey.evaluation.metrics import AccuracyBucket, EvalMetrics
 from journey.runs.merge import MergeReport
-from journey.runs.spend import cost_text
+from journey.runs.run_cost import invocation_cost, spend_rows
 from journey.runs.synthesis_report import SynthesisReport, yield_text
 
 __all__ = [
@@ -38,7 +38,8 @@ def _bucket_table(title: str, buckets: dict[str, AccuracyBucket]) -> Table:
 
 
 def render_metrics(metrics: EvalMetrics) -> Group:
-    """A summary table of one evaluation, then accuracy by level and by subject."""
+    """A summary table of one evaluation (what its requests cost and what the cache did
+    below the metrics), then accuracy by level and by subject."""
     summary = Table(
         title=Text(f"evaluation of {metrics.model}"), title_justify="left", show_header=False
     )
@@ -57,6 +58,12 @@ def render_metrics(metrics: EvalMetrics) -> Group:
     ]
     for name, value in rows:
         summary.add_row(name, value)
+    spent = spend_rows(metrics)
+    if spent:
+        summary.add_section()
+    for name, value in spent:
+        # Sentences, read from the left; a stop names the user's path: never markup.
+        summary.add_row(name, Text(value, justify="left"))
     parts: list[Table] = [summary]
     if metrics.by_level:
         parts.append(_bucket_table("accuracy by level", metrics.by_level))
@@ -140,7 +147,7 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
         ("tokens/s", f"{report.tokens_per_second:.1f}"),
     ]
     if report.spend:
-        rows.append(("cost", _cost_text(report)))
+        rows.append(("cost", invocation_cost(report.spend, report.cost_usd, tokens=False)))
     if report.stopped:
         rows.append(("stopped", report.stopped))
     if report.retries:
@@ -151,14 +158,6 @@ def render_synthesis_report(report: SynthesisReport) -> Table:
     for name, value in rows:
         table.add_row(name, Text(value))  # the run path is the user's: never markup
     return table
-
-
-def _cost_text(report: SynthesisReport) -> str:
-    """This run's cost, each role's beside it, and the roles that have no price."""
-    roles = " · ".join(f"{role} {cost_text(spent['usd'])}" for role, spent in report.spend.items())
-    missing = [spent["missing"] for spent in report.spend.values() if spent.get("missing")]
-    text = f"{cost_text(report.cost_usd)} ({roles})"
-    return text + "".join(f"; {line}" for line in missing)
 
 
 def _sessions_text(report: SynthesisReport) -> str:
