@@ -7,6 +7,7 @@ import pytest
 from journey.protocols import (
     Backtrack,
     Continue,
+    LabelSource,
     ParsedStep,
     ParsedVerdict,
     Reflect,
@@ -744,3 +745,28 @@ def test_inferred_verdict_detail_quotes_the_deciding_word() -> None:
     parsed = parse_critic_reply("Hmm. I see an error in the sign.", current_step=2)
     assert parsed.verdict is StepVerdict.INCORRECT
     assert "'error'" in violation(parsed, "inferred_verdict")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "VERDICT: unknown\nACTION: continue\nREASON: No claim to check.",
+        "VERDICT: Uncertain\nACTION: continue\nREASON: the step looks correct but I can't verify",
+        "**Verdict:** cannot tell\n**Action:** continue",
+        "VERDICT: not sure\nACTION: reflect\nREASON: Please show the arithmetic.",
+        '{"verdict": "unknown", "action": "continue", "reason": "nothing is computed"}',
+    ],
+)
+def test_a_verdict_stated_as_unknown_stays_unknown_whatever_the_action(reply: str) -> None:
+    # Read from the action (continue: correct), such a step would enter the shortcut set
+    # as accepted although the critic said it could not judge it.
+    parsed = parse_critic_reply(reply, current_step=CURRENT)
+    assert (parsed.verdict, parsed.source) == (StepVerdict.UNKNOWN, LabelSource.NONE)
+    assert parsed.action is not None
+
+
+def test_a_verdict_that_only_mentions_unknowns_is_still_read() -> None:
+    parsed = parse_critic_reply(
+        "VERDICT: correct, the unknown x is 4\nACTION: continue", current_step=CURRENT
+    )
+    assert (parsed.verdict, parsed.source) == (StepVerdict.CORRECT, LabelSource.CRITIC)

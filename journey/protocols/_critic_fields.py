@@ -21,6 +21,7 @@ from journey.protocols._critic_words import (
     apply_action_text,
     field_verdict,
     read_action_arguments,
+    states_unknown,
     trim,
 )
 from journey.protocols._reply_text import quote, violation
@@ -73,7 +74,7 @@ def read_critic_fields(text: str, violations: list[ProtocolViolation]) -> tuple[
     rest = _fields_from_lines(rest, fields)
     # The free text is the rest of the reply, and a reason given in JSON.
     evidence = f"{rest}\n{fields.reason}" if fields.reason_from_json else rest
-    if fields.verdict is StepVerdict.UNKNOWN:
+    if fields.verdict is StepVerdict.UNKNOWN and not fields.stated_unknown:
         inferred, word = _free_text_verdict(evidence)
         if inferred is not StepVerdict.UNKNOWN:
             fields.verdict = inferred
@@ -91,11 +92,13 @@ def _fields_from_lines(text: str, fields: CriticFields) -> str:
     """Fill what `fields` lacks from `KEY: value` fields; return `text` without VERDICT and
     ACTION fields, used or not (a template copied back is no free text to read words from).
     """
-    if fields.verdict is StepVerdict.UNKNOWN:
+    if fields.verdict is StepVerdict.UNKNOWN and not fields.stated_unknown:
         for match in _VERDICT_FIELD.finditer(text):
-            verdict = field_verdict(_field_value(match))
-            if verdict is not StepVerdict.UNKNOWN:
+            value = _field_value(match)
+            verdict = field_verdict(value)
+            if verdict is not StepVerdict.UNKNOWN or states_unknown(value):
                 fields.verdict = verdict
+                fields.stated_unknown = verdict is StepVerdict.UNKNOWN
                 break
     if fields.action is None:
         for match in _ACTION_FIELD.finditer(text):

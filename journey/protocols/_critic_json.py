@@ -20,6 +20,7 @@ from journey.protocols._critic_words import (
     apply_action_text,
     clean_answer,
     field_verdict,
+    states_unknown,
     target_number,
     trim,
 )
@@ -78,6 +79,10 @@ def fields_from_json(obj: dict[str, object], fields: CriticFields) -> None:
         obj = {**nested, **obj}
         action_value = _first_value(nested, ("type", "name", "kind", *_JSON_ACTION_KEYS))
     fields.verdict = _json_verdict(obj)
+    stated = _first_value(obj, _JSON_VERDICT_KEYS)
+    fields.stated_unknown = (
+        fields.verdict is StepVerdict.UNKNOWN and isinstance(stated, str) and states_unknown(stated)
+    )
     if isinstance(action_value, str):
         apply_action_text(action_value, fields)
     target = _json_int(_first_value(obj, _JSON_TARGET_KEYS))

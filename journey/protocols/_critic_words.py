@@ -112,9 +112,24 @@ class CriticFields:
     answer: str | None = None
     reason: str | None = None
     reason_from_json: bool = False
+    stated_unknown: bool = False
+    """The verdict field says the critic could not judge ("unknown", "cannot tell"): the
+    label stays unknown, never read from the action or from words elsewhere."""
 
 
 # -- verdicts ----------------------------------------------------------------------------
+
+
+_UNKNOWN_VERDICT = re.compile(
+    r"^\W*(?:unknown|unsure|uncertain|undetermined|undecided|unclear|not\s+sure|"
+    r"(?:cannot|can['’]?t|unable\s+to)\s+(?:tell|judge|determine|decide|verify|check|say))\b",
+    re.IGNORECASE,
+)
+
+
+def states_unknown(value: str) -> bool:
+    """A verdict field's value that says the critic could not judge the step."""
+    return _UNKNOWN_VERDICT.match(value) is not None
 
 
 def field_verdict(value: str) -> StepVerdict:

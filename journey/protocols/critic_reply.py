@@ -29,6 +29,9 @@ Critic replies (`parse_critic_reply`), asked as `VERDICT: / ACTION: / REASON:`:
 - Action known, verdict not: the verdict is read from the action, and its
   source says so (`critic_action`): continue → correct, reflect/backtrack →
   incorrect, terminate → unknown (`missing_verdict`, repaired).
+- Verdict stated as unknown (`VERDICT: unknown`, "uncertain", "cannot tell", a JSON
+  `"verdict": "unknown"`): the label stays unknown with source `none`, whatever the
+  action, and no verdict is read from words elsewhere; the action stands.
 - Verdict and action disagree: **the verdict decides the label**, and the action
   follows one conservative rule, so that a step judged incorrect never stays on
   the path: incorrect with continue → `Reflect(critique=reason)`
@@ -109,6 +112,10 @@ def parse_critic_reply(reply: str, *, current_step: int) -> ParsedVerdict:
         action: Action = _fallback_action(fields.verdict, reason, violations)
     else:
         action = _build_action(fields, reason, current_step, violations)
+    if fields.stated_unknown:  # the critic could not judge: so be it, whatever it does next
+        return ParsedVerdict(
+            StepVerdict.UNKNOWN, action, reason, tuple(violations), LabelSource.NONE
+        )
     verdict, action, source = _reconcile(fields.verdict, action, reason, violations)
     return ParsedVerdict(verdict, action, reason, tuple(violations), source)
 
