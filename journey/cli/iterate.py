@@ -18,6 +18,7 @@ from journey.cli._app import app, console, err_console, warn
     "    journey iterate examples/iterate-tiny.yaml --out iterations/tiny\n\n"
     "    journey iterate examples/iterate-tiny.yaml --out iterations/tiny   (again: resumes)\n\n"
     "    journey iterate RECIPE.yaml --out iterations/x --rounds 3          (one more round)\n\n"
+    "    journey iterate examples/experiment-arith.yaml --out iterations/arith   (issue 18)\n\n"
     "    journey stats iterations/tiny/round-*/synth                       (rounds side by side)"
 )
 def iterate(
@@ -44,7 +45,7 @@ def iterate(
     evaluate them on held-out problems, and start the next round from the trained model."""
     from journey.training.iterate import IterateHooks, run_iteration
     from journey.training.iterate_recipe import load_recipe
-    from journey.view.iterate_report import render_iterate_report
+    from journey.view.iterate_report import render_arms, render_iterate_report
     from journey.view.progress import evaluation_progress, pairs_progress, synthesis_progress
 
     plan = load_recipe(recipe)
@@ -67,4 +68,5 @@ def iterate(
         print(report.model_dump_json(indent=2))
         return
     console.print(render_iterate_report(report))
+    console.print(render_arms(report))
     console.print(f"report in {folder / 'report.json'}", highlight=False, soft_wrap=True)

@@ -13,7 +13,8 @@ evaluates every model and the round's starting policy on the held-out problems, 
 hands the `next_policy` arm's model (and the `next_critic` one's, if any) to the next
 round. Everything lands in `OUT/round-K/`; `OUT/iterate.json` records the recipe (a
 rerun with another recipe is refused, naming the differences, unless forced) and
-`OUT/report.json` compares the rounds (`iterate_report`).
+`OUT/report.json` compares the rounds (`iterate_report`) and, within a round, the arms
+over their seeds (`iterate_arms_report`).
 
 Rerunning resumes: a step whose marker says it is done with the same inputs is
 skipped (`iterate_steps`), so an interrupted iteration goes on where it stopped.
@@ -30,8 +31,9 @@ from journey.errors import ConfigError
 from journey.runs.files import write_atomic
 from journey.runs.manifest import Manifest
 from journey.training.iterate_recipe import IterateRecipe
+from journey.training.iterate_records import IterateHooks, RoundRecord
 from journey.training.iterate_report import IterateReport, build_report
-from journey.training.iterate_round import IterateHooks, RoundRecord, RoundRunner
+from journey.training.iterate_round import RoundRunner
 from journey.training.iterate_settings import NONE
 from journey.training.iterate_steps import ModelRef
 from journey.training.iterate_train import Trainer, train_with_trl

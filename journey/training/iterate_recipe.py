@@ -12,11 +12,15 @@
       max_steps: 2
       arms: {shortcut: [shortcut], journey: [shortcut, journey]}
       dpo: {arms: [journey], pairs: {samples: 4}, beta: 0.1}
+      seeds: [1, 2, 3]      # each arm trained once per seed (optional)
+      match: rows           # none | rows | tokens: the arms' data equalised
     eval: {max_new_tokens: 256}
     next_policy: journey
     next_critic: none
 
-Every key has a default but `dataset` and `eval_dataset`. A dataset is any form
+Every key has a default but `dataset` and `eval_dataset`. With `exclude_held_out: true`,
+a training problem whose text is also a held-out one is left out (a small task space
+draws the same problem under two seeds). A dataset is any form
 `--dataset` takes (a JSONL file, `hf:NAME`, a Hub id, `rg:TASK?size=&seed=`), or a
 mapping with `source` and `split`, `offset`, `limit`, `problem_field`, `answer_field`;
 `{round}` in the training source is the round's number, so each round can draw new
@@ -25,7 +29,9 @@ problems. Training settings are `journey train sft`'s options and defaults (`lr`
 `lora_rank`); an arm lists its phases, each a set (`shortcut`, `journey`) or a mapping
 with `set` and that phase's own settings, trained one after the other as
 `journey train sft --then` does. DPO settings are `journey train dpo`'s, its pairs
-`journey pairs`'.
+`journey pairs`'. `seeds` trains every arm once per seed, from the same start, and
+`match` gives the arms equal rows or tokens (`iterate_arms`, `iterate_match`); the
+first arm is the one the others are compared with, so the order of `arms` counts.
 
 `load_recipe` reports every mistake at once, one line each, naming the file and the
 key: `recipe.yaml: training.lr: Input should be a valid number (got 'fast')`.
@@ -73,6 +79,11 @@ class IterateRecipe(Settings):
     eval: EvalSettings = EvalSettings()
     next_policy: str = Field(default="journey", description="An arm, or none.")
     next_critic: str = Field(default=NONE, description="An arm, or none.")
+    exclude_held_out: bool = Field(
+        default=False,
+        description="Leave out of synthesis (and DPO pairs) every training problem whose "
+        "text is also a held-out problem.",
+    )
 
     @field_validator("policy", "critic")
     @classmethod

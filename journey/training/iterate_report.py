@@ -4,27 +4,34 @@ Per round: the synthesis (yield, tokens per verified long thought, reflections),
 rows of each set, the models trained, and every evaluation on the held-out problems:
 accuracy with its 95% Wilson interval, the difference from the round's starting policy
 on the problems both answered with its 95% paired-bootstrap interval, reflection and
-backtrack rates, output length. `gaps` compares the arms with the first one (journey
-against shortcut, with the default arms) the same way. Everything is read back from
-the round's folders, with the helpers `journey stats` and `journey eval compare` use.
+backtrack rates, output length. `gaps` compares each model with the first arm's model
+of the same seed (journey against shortcut, with the default arms) the same way.
+`arms` and `arm_gaps` take each arm over its seeds (`iterate_arms_report`): accuracy
+with a bootstrap interval over problems, the gap to the first arm paired by problem and
+seed, self-correction and reflection-marker rates, output length, the rows and tokens
+trained on; `seconds` is each step's wall time. Everything is read back from the
+round's folders, with the helpers `journey stats` and `journey eval compare` use.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from journey.evaluation.compare import compare_runs, wilson_interval
 from journey.evaluation.metrics import compute_metrics
 from journey.evaluation.runner import load_records, recorded_model
 from journey.exports.export import card_path, load_card
 from journey.runs.stats import read_run, run_stats
-from journey.training.iterate_round import RoundRecord
+from journey.training.iterate_arms_report import RESAMPLES, ArmGap, ArmRow, arm_gaps, arm_rows
+from journey.training.iterate_records import RoundRecord, model_name
 from journey.training.iterate_settings import BASE
 
 __all__ = [
     "RESAMPLES",
+    "ArmGap",
+    "ArmRow",
     "EvalRow",
     "Gap",
     "IterateReport",
@@ -34,9 +41,6 @@ __all__ = [
     "SynthRow",
     "build_report",
 ]
-
-RESAMPLES = 2000
-"""Bootstrap resamples of each difference (seed 0), as `journey eval compare`."""
 
 
 class SynthRow(BaseModel):
@@ -73,6 +77,14 @@ class ModelRow(BaseModel):
     directory: str
     start: str
     data: list[str]
+    arm: str | None = None
+    seed: int | None = None
+    rows: int | None = None
+    """Rows it trained on, every phase together (None: not recorded, or DPO)."""
+    tokens: int | None = None
+    """Tokens of those rows that the loss is computed on."""
+    seconds: float | None = None
+    """Wall time of its training."""
 
 
 class EvalRow(BaseModel):
@@ -119,6 +131,17 @@ class RoundReport(BaseModel):
     evals: list[EvalRow]
     gaps: list[Gap]
     notes: list[str]
+    arms: list[ArmRow] = []
+    """Each arm over its seeds (`iterate_arms_report`)."""
+    arm_gaps: list[ArmGap] = []
+    seconds: dict[str, float] = {}
+    """Wall time of each step that recorded it: synth, train NAME, eval NAME."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def wall_seconds(self) -> float:
+        """The steps' wall time together (steps reused from an earlier round not counted)."""
+        return sum(self.seconds.values())
 
 
 class IterateReport(BaseModel):
@@ -184,17 +207,24 @@ def _evals(record: RoundRecord) -> list[EvalRow]:
 
 
 def _gaps(record: RoundRecord) -> list[Gap]:
-    names = [name for name in record.evals if name != BASE]
-    if len(names) < 2:
+    """Each model against the first arm's model with the same seed."""
+    models = [m for m in record.models.values() if m.name in record.evals]
+    if not models:
         return []
-    reference = names[0]
-    compared = compare_runs([record.evals[n] for n in names], resamples=RESAMPLES, seed=0)
+    first = models[0].arm
     gaps = []
-    for name, run in zip(names[1:], compared.runs[1:], strict=True):
+    for model in models:
+        reference = model_name(first, model.seed)
+        if model.name == reference or reference not in record.evals:
+            continue
+        compared = compare_runs(
+            [record.evals[reference], record.evals[model.name]], resamples=RESAMPLES, seed=0
+        )
+        run = compared.runs[1]
         assert run.difference is not None and run.ci_low is not None and run.ci_high is not None
         gaps.append(
             Gap(
-                name=name,
+                name=model.name,
                 reference=reference,
                 shared=run.shared,
                 difference=run.difference,
@@ -222,12 +252,20 @@ def round_report(record: RoundRecord) -> RoundReport:
                 directory=str(model.out),
                 start=model.start,
                 data=list(model.data),
+                arm=model.arm,
+                seed=model.seed,
+                rows=model.rows,
+                tokens=model.tokens,
+                seconds=model.seconds,
             )
             for model in record.models.values()
         ],
         evals=_evals(record),
         gaps=_gaps(record),
         notes=list(record.notes),
+        arms=arm_rows(record),
+        arm_gaps=arm_gaps(record),
+        seconds=dict(record.seconds),
     )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "EvalSettings",
     "ExportSettings",
     "LimitSettings",
+    "MatchMode",
     "PairsSettings",
     "PhaseChoice",
     "SetName",
@@ -40,6 +41,9 @@ __all__ = [
     "value_error_of",
 ]
 
+MatchMode = Literal["none", "rows", "tokens"]
+"""How the arms' training data are equalised: not at all, to the smallest arm's row
+count, or to its token count (`iterate_match`)."""
 SetName = Literal["shortcut", "journey"]
 """The SFT sets a round exports: `journey export --format shortcut` and `--format sft`."""
 EXPORT_FORMAT: dict[str, str] = {"shortcut": "shortcut", "journey": "sft"}
@@ -263,6 +267,22 @@ class TrainingSettings(_TrainOptions):
     )
     arms: dict[str, tuple[PhaseChoice, ...]] = Field(default_factory=_default_arms)
     dpo: DPOSettings | None = None
+    seeds: tuple[int, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="Train every arm once per seed (its `seed`), each from the same start, "
+        "and evaluate each; the report averages over them. None: once, with `seed`.",
+    )
+    match: MatchMode = Field(
+        default="none",
+        description="Equalise the arms' data: rows (as many as the smallest arm) or tokens "
+        "(rows until the smallest arm's trained-token total), chosen by the seed.",
+    )
+    tokenizer: Literal["heuristic", "embedded"] = Field(
+        default="heuristic",
+        description="How the trained tokens are counted: heuristic (words, chars/4) or the "
+        "embedded model's tokenizer (the model the arms start from, by default).",
+    )
 
     @field_validator("arms")
     @classmethod
@@ -285,6 +305,32 @@ class TrainingSettings(_TrainOptions):
     @classmethod
     def _start(cls, value: str | None) -> str | None:
         return value if value is None else checked_spec(value)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must differ, got {list(seeds)}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _one_seed_setting(self) -> TrainingSettings:
+        if self.seeds is not None:
+            seeded = [
+                name
+                for name, phases in self.arms.items()
+                if any(p.seed is not None for p in phases)
+            ]
+            if seeded:
+                raise ValueError(
+                    f"arms {seeded} set a phase seed; with seeds, the seed is each run's"
+                )
+        return self
+
+    @property
+    def runs(self) -> tuple[int | None, ...]:
+        """The seed of each training of an arm: the seeds, or (None,) for one with `seed`."""
+        return self.seeds if self.seeds is not None else (None,)
 
 
 class EvalSettings(Settings):

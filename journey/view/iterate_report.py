@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich import box
-from rich.console import Group
+from rich.console import Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
 from journey.training.iterate_report import IterateReport, RoundReport
 
-__all__ = ["render_iterate_report"]
+__all__ = ["render_arms", "render_iterate_report"]
 
 
 def _rate(value: float | None) -> str:
@@ -132,3 +132,70 @@ def render_iterate_report(report: IterateReport) -> Group:
         parts += _gaps_lines(entry)
         parts += [Text(f"round {entry.round}: {note}", style="yellow") for note in entry.notes]
     return Group(*parts)
+
+
+def _interval(value: float, low: float, high: float, *, signed: bool = False) -> str:
+    points = [_points(v, signed=signed) for v in (value, low, high)]
+    return f"{points[0]} [{points[1]}, {points[2]}]"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _table(title: str, columns: list[str], caption: str) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        caption=caption,
+    )
+    for name in columns:
+        justify: JustifyMethod = "left" if name == "arm" else "right"
+        table.add_column(name, justify=justify, no_wrap=True)
+    return table
+
+
+def render_arms(report: IterateReport) -> Group:
+    """Each arm over its seeds: accuracy and the gap to the first arm, then what the arm
+    wrote and trained on, round by round."""
+    scores = _table(
+        "arms over seeds: accuracy",
+        ["round", "arm", "seeds", "n", "accuracy [95% CI]", "Δ first [95% CI]"],
+        "accuracy % (mean over seeds) and Δ first arm (points, paired by problem and seed): "
+        f"95% bootstrap intervals over problems, {report.resamples} resamples",
+    )
+    walls = ", ".join(f"round {e.round} {e.wall_seconds:,.0f} s" for e in report.rounds)
+    habits = _table(
+        "arms over seeds: outputs and training",
+        ["round", "arm", "self-corr", "marker", "tok", "rows", "tokens", "train s", "eval s"],
+        "self-corr: correct outputs that reflect after a wrong claim; marker: outputs with a "
+        "reflection marker; tok: mean output tokens; rows, tokens: trained on (mean per "
+        f"seed); s: wall time, every seed together; the steps run: {walls}",
+    )
+    for entry in report.rounds:
+        gaps = {gap.arm: gap for gap in entry.arm_gaps}
+        for row in entry.arms:
+            gap = gaps.get(row.arm)
+            scores.add_row(
+                str(entry.round),
+                Text(row.arm),
+                str(len(row.seeds)),
+                str(row.problems),
+                _interval(row.accuracy, row.ci_low, row.ci_high),
+                "" if gap is None else _interval(gap.difference, gap.low, gap.high, signed=True),
+            )
+            habits.add_row(
+                str(entry.round),
+                Text(row.arm),
+                f"{row.self_correction_rate:.1%}",
+                f"{row.marker_rate:.0%}",
+                f"{row.mean_output_tokens:.0f}",
+                _number(row.mean_rows),
+                _number(row.mean_tokens),
+                _number(row.train_seconds),
+                _number(row.eval_seconds),
+            )
+    return Group(scores, habits)
