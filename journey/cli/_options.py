@@ -124,6 +124,28 @@ PricesOption = Annotated[
 ]
 
 
+# --- on a Ray cluster: synth, eval, pairs ---------------------------------------------------
+
+RayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on a Ray cluster (the ray extra): local (start one here), auto (the one "
+        "'ray start' made) or ray://HOST:10001. Units of problems run on worker actors, each "
+        "into a folder of its own beside the output (on storage every node sees), merged "
+        "into the output at the end.",
+    ),
+]
+RayWorkersOption = Annotated[
+    int, typer.Option(help="With --ray: worker actors (each loads its models once).")
+]
+RayUnitsOption = Annotated[
+    int | None,
+    typer.Option(help="With --ray: units the problems are cut into (default 4 per worker)."),
+]
+
+
 def spend_settings(
     *,
     cache: Path | None,

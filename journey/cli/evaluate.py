@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from journey.cli._app import app, console, err_console, warn
 from journey.cli._options import (
@@ -18,6 +16,9 @@ from journey.cli._options import (
     CacheModeOption,
     CacheOption,
     PricesOption,
+    RayOption,
+    RayUnitsOption,
+    RayWorkersOption,
     spend_settings,
 )
 from journey.errors import ConfigError
@@ -29,6 +30,8 @@ eval_app = typer.Typer(
     "    journey eval --model hf:runs/sft-journey --dataset math500.jsonl --out evals/journey\n\n"
     "    journey eval --model 'openai:gpt-4o-mini' --dataset math500.jsonl --out evals/4o "
     "--budget-usd 2\n\n"
+    "    journey eval --model hf:runs/sft --dataset math500.jsonl --out /shared/evals/sft "
+    "--ray auto --ray-workers 8\n\n"
     "    journey eval compare evals/base evals/journey",
     invoke_without_command=True,
     rich_markup_mode="rich",
@@ -94,6 +97,9 @@ def evaluate(
     budget_tokens: BudgetTokensOption = None,
     budget_usd: BudgetUsdOption = None,
     prices: PricesOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = 2,
+    ray_units: RayUnitsOption = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the metrics as JSON instead of tables.")
@@ -107,7 +113,7 @@ def evaluate(
     from journey.evaluation import EvalOptions, EvalRunner
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
     from journey.problems.dataset import issue_lines, load_problems
-    from journey.runs.run_cost import spend_rows
+    from journey.runs.ray_units import RayOptions, refuse_budget
     from journey.view.progress import evaluation_progress
     from journey.view.reports import render_metrics
 
@@ -126,34 +132,47 @@ def evaluate(
             budget_usd=budget_usd,
         ),
     )
+    ray_options = None
+    if ray is not None:
+        refuse_budget(options.spending.budget.given)
+        ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
     )
     for line in issue_lines(data.issues):
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
-    runner = EvalRunner(
-        options,
-        progress=evaluation_progress(err_console, enabled=not no_progress),
-        force=force,
-        max_consecutive_errors=max_consecutive_errors,
-    )
+    progress = evaluation_progress(err_console, enabled=not no_progress)
+    source = str(data.source or dataset)
     try:
-        metrics = asyncio.run(runner.run(out, problems, dataset=str(data.source or dataset)))
+        if ray_options is not None:
+            from journey.evaluation.ray_eval import evaluate_on_ray
+
+            metrics = evaluate_on_ray(
+                options,
+                problems,
+                out,
+                ray_options,
+                dataset=source,
+                force=force,
+                max_consecutive_errors=max_consecutive_errors,
+                progress=progress,
+            )
+        else:
+            runner = EvalRunner(
+                options,
+                progress=progress,
+                force=force,
+                max_consecutive_errors=max_consecutive_errors,
+            )
+            metrics = asyncio.run(runner.run(out, problems, dataset=source))
     except KeyboardInterrupt:
         warn("interrupted", f"run the same command again to resume {out}")
         raise typer.Exit(130) from None
     if json_output:
         print(metrics.model_dump_json(indent=2))
         return
-    console.print(render_metrics(metrics))
-    spend = Table(title="requests", title_justify="left", show_header=False)
-    spend.add_column("metric")
-    spend.add_column("value")
-    for name, value in spend_rows(metrics):
-        spend.add_row(name, Text(value))  # paths and model names: never markup
-    if spend.row_count:
-        console.print(spend)
+    console.print(render_metrics(metrics))  # its cost, cache and stop rows included
     console.print(f"records and metrics in {out}", highlight=False, soft_wrap=True)
     if metrics.stopped:
         warn("stopped", metrics.stopped)

@@ -19,6 +19,9 @@ from journey.cli._options import (
     CacheModeOption,
     CacheOption,
     PricesOption,
+    RayOption,
+    RayUnitsOption,
+    RayWorkersOption,
     spend_settings,
 )
 
@@ -29,7 +32,9 @@ from journey.cli._options import (
     "    journey pairs --dataset math500.jsonl --out data/pairs.jsonl --limit 50 "
     "--samples 8 --pairs-per-problem 2\n\n"
     "    journey pairs --model openai:Qwen2.5-7B@http://localhost:8000/v1 "
-    "--dataset train.jsonl --out data/pairs.jsonl --batch-size 64 --budget-tokens 2000000"
+    "--dataset train.jsonl --out data/pairs.jsonl --batch-size 64 --budget-tokens 2000000\n\n"
+    "    journey pairs --model hf:models/journey --dataset train.jsonl "
+    "--out /shared/pairs.jsonl --ray auto --ray-workers 8   (units in /shared/pairs.units/)"
 )
 def pairs(
     dataset: Annotated[
@@ -85,6 +90,9 @@ def pairs(
     budget_tokens: BudgetTokensOption = None,
     budget_usd: BudgetUsdOption = None,
     prices: PricesOption = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = 2,
+    ray_units: RayUnitsOption = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the dataset card as JSON instead of a table.")
@@ -96,6 +104,7 @@ def pairs(
     from journey.evaluation.pairs_sampling import PairsSampler
     from journey.exports.export import card_path
     from journey.problems.dataset import issue_lines, load_problems
+    from journey.runs.ray_units import RayOptions, refuse_budget
     from journey.runs.run_cost import spend_rows
     from journey.view.progress import pairs_progress
 
@@ -116,21 +125,41 @@ def pairs(
             budget_usd=budget_usd,
         ),
     )
+    ray_options = None
+    if ray is not None:
+        refuse_budget(options.spending.budget.given)
+        ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
     )
     for line in issue_lines(data.issues):
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
-    sampler = PairsSampler(
-        options,
-        grade=grade_output,
-        progress=pairs_progress(err_console, enabled=not no_progress),
-        force=force,
-        max_consecutive_errors=max_consecutive_errors,
-    )
+    progress = pairs_progress(err_console, enabled=not no_progress)
     try:
-        card = asyncio.run(sampler.run(out, problems, dataset=str(dataset)))
+        if ray_options is not None:
+            from journey.evaluation.ray_pairs import sample_pairs_on_ray
+
+            card = sample_pairs_on_ray(
+                options,
+                problems,
+                out,
+                ray_options,
+                dataset=str(dataset),
+                grade=grade_output,
+                force=force,
+                max_consecutive_errors=max_consecutive_errors,
+                progress=progress,
+            )
+        else:
+            sampler = PairsSampler(
+                options,
+                grade=grade_output,
+                progress=progress,
+                force=force,
+                max_consecutive_errors=max_consecutive_errors,
+            )
+            card = asyncio.run(sampler.run(out, problems, dataset=str(dataset)))
     except KeyboardInterrupt:
         warn("interrupted", f"run the same command again to resume {out}")
         raise typer.Exit(130) from None

@@ -30,6 +30,9 @@ from journey.cli._options import (
     CacheModeOption,
     CacheOption,
     PricesOption,
+    RayOption,
+    RayUnitsOption,
+    RayWorkersOption,
     spend_settings,
 )
 from journey.errors import ConfigError
@@ -157,23 +160,9 @@ def synth(
     budget_tokens: BudgetTokensOption = None,
     budget_usd: BudgetUsdOption = None,
     prices: PricesOption = None,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="ADDRESS",
-            help="Run on a Ray cluster (the ray extra): local (start one here), auto (the "
-            "one 'ray start' made) or ray://HOST:10001. Units of problems run on worker "
-            "actors into OUT/units/, merged into OUT at the end.",
-        ),
-    ] = None,
-    ray_workers: Annotated[
-        int, typer.Option(help="With --ray: worker actors (each loads its models once).")
-    ] = 2,
-    ray_units: Annotated[
-        int | None,
-        typer.Option(help="With --ray: units the problems are cut into (default 4 per worker)."),
-    ] = None,
+    ray: RayOption = None,
+    ray_workers: RayWorkersOption = 2,
+    ray_units: RayUnitsOption = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
@@ -241,9 +230,10 @@ def synth(
     progress = synthesis_progress(err_console, enabled=not no_progress)
     try:
         if ray is not None:
-            if options.spending.budget.given:
-                raise ConfigError("--budget-tokens and --budget-usd do not apply with --ray yet")
             from journey.runs.ray_synthesis import RayOptions, run_on_ray
+            from journey.runs.ray_units import refuse_budget
+
+            refuse_budget(options.spending.budget.given)
 
             ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
             report = run_on_ray(

@@ -71,7 +71,7 @@ from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, run_each
 from journey.runs.manifest import Manifest
 from journey.runs.spend import SPEND_SETTINGS, RequestAccounts
 
-__all__ = ["Graded", "Grader", "PairsSampler", "load_samples"]
+__all__ = ["Graded", "Grader", "PairsSampler", "load_samples", "open_samples"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,25 @@ _Reply = tuple[str, str, int]
 def load_samples(path: Path) -> dict[str, ProblemSamples]:
     """The sampled problems of a samples file, by id (see `read_appended` on kills)."""
     return {record.id: record for record in read_appended(path, ProblemSamples)}
+
+
+def open_samples(out: Path, options: PairsOptions, *, dataset: str, force: bool) -> None:
+    """Make ready to sample beside the pairs file `out`: its folder made, its settings
+    recorded in the manifest beside it, or those of other samples refused.
+
+    Raises:
+        ConfigError: `out` is a directory or the dataset, or the samples beside it were
+            made with other settings (without force).
+    """
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a directory; give a .jsonl file name")
+    if out.resolve() == Path(dataset).resolve():
+        raise ConfigError(f"--out {str(out)!r} would overwrite the dataset")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {**options.manifest(), **options.spending.record()}
+    Manifest("pairs", settings, free=SPEND_SETTINGS).open(
+        manifest_path(out), subject=f"{samples_path(out)} holds samples", force=force
+    )
 
 
 class PairsSampler:
@@ -148,12 +167,7 @@ class PairsSampler:
             EndpointDownError: `max_consecutive_errors` problems in a row failed; the
                 samples so far are kept, and running again resumes.
         """
-        if out.is_dir():
-            raise ConfigError(f"--out {str(out)!r} is a directory; give a .jsonl file name")
-        if out.resolve() == Path(dataset).resolve():
-            raise ConfigError(f"--out {str(out)!r} would overwrite the dataset")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self._check_manifest(out)
+        open_samples(out, self.options, dataset=dataset, force=self._force)
         done = load_samples(samples_path(out))
         todo = [p for p in problems if p.session_id not in done]
         failed = 0
@@ -178,12 +192,6 @@ class PairsSampler:
             failed_requests=failed,
             spend=accounts.report(left, "problem", out),
             left_for_later=cut,
-        )
-
-    def _check_manifest(self, out: Path) -> None:
-        settings = {**self.options.manifest(), **self.options.spending.record()}
-        Manifest("pairs", settings, free=SPEND_SETTINGS).open(
-            manifest_path(out), subject=f"{samples_path(out)} holds samples", force=self._force
         )
 
     async def _sample(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,15 +59,19 @@ from journey.runs.endpoint_health import (
 from journey.runs.files import read_appended, write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
 from journey.runs.manifest import Manifest, read_manifest
-from journey.runs.spend import SPEND_SETTINGS, RequestAccounts, SpendSettings
+from journey.runs.spend import SPEND_SETTINGS, RequestAccounts, SpendReport, SpendSettings
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
+    "METRICS_FILE",
     "MODEL_ROLE",
+    "RECORDS_FILE",
     "EvalOptions",
     "EvalRunner",
     "load_records",
+    "open_manifest",
     "recorded_model",
+    "write_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,6 +159,45 @@ def load_records(directory: Path) -> list[EvalRecord]:
     return read_appended(directory / RECORDS_FILE, EvalRecord)
 
 
+def open_manifest(out: Path, options: EvalOptions, dataset: str, *, force: bool) -> None:
+    """Record the settings in `out`'s `eval.json`, or refuse those of another evaluation.
+
+    Raises:
+        ConfigError: `out` holds an evaluation made with other settings (without force).
+    """
+    settings = {**options.manifest(dataset), **options.spending.record()}
+    manifest = Manifest("eval", settings, free={"dataset", *SPEND_SETTINGS})
+    manifest.open(out / MANIFEST_FILE, subject=f"{out} holds an evaluation", force=force)
+
+
+def write_metrics(
+    out: Path,
+    problems: Sequence[ProblemRecord],
+    records: Mapping[str, EvalRecord],
+    options: EvalOptions,
+    *,
+    dataset: str,
+    errors: int,
+    wall_seconds: float,
+    spend: SpendReport,
+) -> EvalMetrics:
+    """The metrics over the records of `problems`, with what the requests cost, written to
+    `out`'s `metrics.json` (by one process, or by the merge of a run's units).
+
+    Args:
+        records: Every record of `out`, by problem id.
+        errors: Problems whose generation failed in this run.
+        spend: What this run's requests did and cost.
+    """
+    selected = [records[p.session_id] for p in problems if p.session_id in records]
+    metrics = compute_metrics(
+        selected, model=options.model, dataset=dataset, errors=errors, wall_seconds=wall_seconds
+    )
+    metrics = metrics.model_copy(update=dict(spend))
+    write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
+    return metrics
+
+
 class EvalRunner:
     """Evaluates a model on problems into a resumable directory.
 
@@ -203,7 +246,7 @@ class EvalRunner:
         """
         started = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
-        self._check_manifest(out, dataset)
+        open_manifest(out, self.options, dataset, force=self._force)
         done = {record.id: record for record in load_records(out)}
         todo = [p for p in problems if p.session_id not in done]
         errors = 0
@@ -214,23 +257,17 @@ class EvalRunner:
                 done.update((record.id, record) for record in new)
         finally:
             accounts.close()
-        selected = [done[p.session_id] for p in problems if p.session_id in done]
-        metrics = compute_metrics(
-            selected,
-            model=self.options.model,
+        left = sum(p.session_id not in done for p in problems)
+        return write_metrics(
+            out,
+            problems,
+            done,
+            self.options,
             dataset=dataset,
             errors=errors,
             wall_seconds=time.perf_counter() - started,
+            spend=accounts.report(left, "problem", out),
         )
-        spend = accounts.report(len(problems) - len(selected), "problem", out)
-        metrics = metrics.model_copy(update=dict(spend))
-        write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
-        return metrics
-
-    def _check_manifest(self, out: Path, dataset: str) -> None:
-        settings = {**self.options.manifest(dataset), **self.options.spending.record()}
-        manifest = Manifest("eval", settings, free={"dataset", *SPEND_SETTINGS})
-        manifest.open(out / MANIFEST_FILE, subject=f"{out} holds an evaluation", force=self._force)
 
     async def _generate(
         self, accounts: RequestAccounts, todo: Sequence[ProblemRecord], out: Path

@@ -1,0 +1,222 @@
+"""What `journey eval` and `journey pairs` share on Ray: a worker holding one model, the
+units still to run, and the units' spend added up into the job's.
+
+Both jobs run each unit as a job of their own kind in the unit's folder (an evaluation
+directory, a pairs file), on a worker that builds the model client once
+(`ModelUnitWorker`: an embedded model loads once per worker, not per unit). A problem
+the job already has a result for (a record, samples) goes to no unit, so a finished
+job runs again without starting a worker. The job then merges what the units saved
+(`ray_eval`, `ray_pairs`), and adds what their requests spent and their caches did to
+its own `spend.json` and `cache.json` (`absorb_accounts`): only what each unit's files
+grew by since the last merge, recorded beside the units (`accounts.json`), so that
+merging again adds nothing twice and a unit left unfinished still counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from autogen_core.models import ChatCompletionClient
+
+from journey.agents.backends.cached_client import CacheMode, CacheStats
+from journey.errors import JourneyError
+from journey.problems.dataset import ProblemRecord
+from journey.runs.files import write_atomic
+from journey.runs.jobs import Fields, JobProgress
+from journey.runs.ray_units import RayOptions, Unit, UnitOutcomes, run_units, split_units
+from journey.runs.response_cache import (
+    CACHE_STATS_FILE,
+    CacheSettings,
+    recorded_cache_stats,
+    write_cache_stats,
+)
+from journey.runs.spend import RequestAccounts, SpendReport, SpendSettings, recorded_spend
+
+__all__ = [
+    "ACCOUNTS_FILE",
+    "ModelUnitWorker",
+    "UnitJob",
+    "absorb_accounts",
+    "pending_units",
+    "raise_unit_error",
+    "run_job_units",
+]
+
+logger = logging.getLogger(__name__)
+
+ACCOUNTS_FILE = "accounts.json"
+"""Beside the units: each unit's spend and cache counts when the job last added them up."""
+
+Counts = dict[str, dict[str, int]]
+"""Per role, named counts (tokens in a spend file, hits... in a cache counts file)."""
+
+
+class UnitJob(Protocol):
+    """A job as a worker runs it on one unit; Ray sends it to the workers, so it pickles."""
+
+    def client(self) -> ChatCompletionClient:
+        """The model client, built once per worker."""
+        ...
+
+    async def run(
+        self,
+        client: ChatCompletionClient,
+        problems: Sequence[ProblemRecord],
+        root: Path,
+        dataset: str,
+    ) -> dict[str, Any]:
+        """Run (or resume) the unit in its folder `root`; its report as JSON."""
+        ...
+
+
+class ModelUnitWorker:
+    """One worker actor: a model client, then units run one after another."""
+
+    def __init__(self, job: UnitJob) -> None:
+        self._job = job
+        self._loop = asyncio.new_event_loop()  # one loop: the client keeps its connections
+        self._client: ChatCompletionClient | None = None
+
+    def run_unit(
+        self, problems: Sequence[ProblemRecord], root: str, dataset: str
+    ) -> dict[str, Any]:
+        # Built with the first unit rather than the actor: a model spec that cannot be
+        # built is then that unit's error, named once, not a worker dying again and again.
+        if self._client is None:
+            self._client = self._job.client()
+        run = self._job.run(self._client, problems, Path(root), dataset)
+        return self._loop.run_until_complete(run)
+
+
+def pending_units(
+    problems: Sequence[ProblemRecord], roots: Sequence[Path], done: Collection[str]
+) -> list[tuple[Path, list[ProblemRecord]]]:
+    """Each unit's folder and its problems whose id is not in `done`; units with none left
+    out. The units are cut from all of `problems`, so they are the same on every run."""
+    units = split_units(problems, len(roots))
+    found = [
+        (root, [p for p in unit if p.session_id not in done])
+        for root, unit in zip(roots, units, strict=True)
+    ]
+    return [(root, todo) for root, todo in found if todo]
+
+
+def run_job_units(
+    job: UnitJob,
+    units: Sequence[tuple[Path, Sequence[ProblemRecord]]],
+    options: RayOptions,
+    *,
+    dataset: str,
+    progress: JobProgress,
+    fields: Callable[[Sequence[Any]], Fields],
+) -> UnitOutcomes:
+    """Run `job` on each unit (its folder, its problems) on Ray workers; nothing to run
+    starts no cluster."""
+    calls = [Unit(root, (list(problems), str(root), dataset)) for root, problems in units]
+    return run_units(ModelUnitWorker, (job,), calls, options, progress=progress, fields=fields)
+
+
+def raise_unit_error(outcomes: UnitOutcomes) -> None:
+    """Raise the first user error a unit's work raised (an endpoint down, a model that
+    would not load), as the job run in one process would have; a bug's error stays a
+    line of `outcomes.left`.
+
+    Raises:
+        JourneyError: the first one a unit raised.
+    """
+    for error in outcomes.raised:
+        if isinstance(error, JourneyError):
+            raise error
+
+
+def _since(now: Counts, before: Counts) -> Counts:
+    """What counts grew by since `before`; all of `now` when any went down (the unit was
+    made again) or a role is gone (as `journey merge` counts a source it merged before)."""
+    grown = {
+        role: {name: value - before.get(role, {}).get(name, 0) for name, value in counts.items()}
+        for role, counts in now.items()
+    }
+    shrunk = any(v < 0 for counts in grown.values() for v in counts.values())
+    return now if shrunk or set(before) - set(now) else grown
+
+
+def _add(total: Counts, more: Counts) -> None:
+    for role, counts in more.items():
+        into = total.setdefault(role, {})
+        for name, value in counts.items():
+            into[name] = into.get(name, 0) + value
+
+
+def _read_ledger(path: Path) -> dict[str, dict[str, Counts]]:
+    if not path.is_file():
+        return {}
+    try:
+        found: dict[str, dict[str, Counts]] = json.loads(path.read_text(encoding="utf-8"))
+        return found
+    except ValueError as error:
+        logger.warning("%s is damaged (%s): the units' counts are added again", path, error)
+        return {}
+
+
+def _unit_counts(unit: Path, prefix: str) -> dict[str, Counts]:
+    spend = recorded_spend(unit, prefix=prefix)
+    cache = recorded_cache_stats(unit, prefix=prefix)
+    return {
+        "spend": {role: used.model_dump() for role, used in spend.items()},
+        "cache": {role: stats.as_dict() for role, stats in cache.items()},
+    }
+
+
+def absorb_accounts(
+    settings: SpendSettings,
+    models: Mapping[str, str],
+    root: Path,
+    units: Sequence[Path],
+    *,
+    ledger: Path,
+    prefix: str = "",
+) -> SpendReport:
+    """Add what the units' requests spent, and their caches did, since the last call to
+    the job's files; report it as what this run's requests did.
+
+    Args:
+        settings: The job's prices (the units kept the cache; a budget is refused on Ray).
+        models: The model spec of each role.
+        root: The job's folder (an evaluation directory, the folder of a pairs file).
+        units: The units' folders, their files named with the same `prefix` as the job's.
+        ledger: Where each unit's counts are kept once added (`ACCOUNTS_FILE`).
+        prefix: Before the names of the spend and cache counts files ("pairs.").
+
+    Returns:
+        This run's cache counts, tokens and cost, and what the job paid over all runs.
+    """
+    absorbed = _read_ledger(ledger)
+    counts_only = dataclasses.replace(settings, cache=CacheSettings(mode=CacheMode.OFF))
+    accounts = RequestAccounts(counts_only, models, root, prefix=prefix)
+    cache: Counts = {}
+    for unit in units:
+        now = _unit_counts(unit, prefix)
+        before = absorbed.get(unit.name, {})
+        for role, grown in _since(now["spend"], before.get("spend", {})).items():
+            accounts.meter.add(
+                role, grown.get("prompt_tokens", 0), grown.get("completion_tokens", 0)
+            )
+        _add(cache, _since(now["cache"], before.get("cache", {})))
+        absorbed[unit.name] = now
+    accounts.close()  # adds the tokens to the job's spend file
+    if cache:
+        totals = {
+            role: s.as_dict() for role, s in recorded_cache_stats(root, prefix=prefix).items()
+        }
+        _add(totals, cache)
+        stats = {role: CacheStats(**counts) for role, counts in totals.items()}
+        write_cache_stats(root / f"{prefix}{CACHE_STATS_FILE}", stats)
+    if units:
+        write_atomic(ledger, json.dumps(absorbed, indent=2, sort_keys=True) + "\n")
+    return accounts.report().model_copy(update={"cache": cache})

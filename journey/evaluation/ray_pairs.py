@@ -1,0 +1,189 @@
+"""DPO pairs sampled on a Ray cluster: units of problems on worker actors.
+
+    journey pairs --model hf:models/journey --dataset train.jsonl --out /shared/pairs.jsonl \\
+        --ray auto --ray-workers 8
+
+The problems not sampled yet beside `OUT` (`pairs.samples.jsonl`) are cut into units
+(`journey.runs.ray_units`). Each worker loads the model once and samples one unit at a
+time with `PairsSampler`, into a pairs file of the unit's own,
+`pairs.units/unit-0000-of-0008/pairs.jsonl` (storage every node sees); the units'
+response caches are files of their own in the job's cache directory (`pairs.cache/`).
+At the end the units' samples are appended to `pairs.samples.jsonl` (each problem
+once), their spend and cache counts added to the job's, and the pairs and the card
+drawn over the selected problems: as one process would have written them, since every
+sample's seed and every draw depends on the problem, not on who sampled it.
+
+A worker killed mid-unit is replaced and the unit resumes from its samples; a unit left
+unfinished is named in the card's `stopped`, and the first user error a unit raised (an
+endpoint down) is raised once the rest is merged. Running the same command again
+resumes every unit; a job with every problem sampled starts no worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autogen_core.models import ChatCompletionClient
+
+from journey.evaluation.pairs import (
+    PairsCard,
+    PairsOptions,
+    ProblemSamples,
+    samples_path,
+    spend_prefix,
+    write_pairs,
+)
+from journey.evaluation.pairs_sampling import Grader, PairsSampler, load_samples, open_samples
+from journey.evaluation.ray_jobs import (
+    ACCOUNTS_FILE,
+    absorb_accounts,
+    pending_units,
+    raise_unit_error,
+    run_job_units,
+)
+from journey.evaluation.runner import MODEL_ROLE
+from journey.problems.dataset import ProblemRecord
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
+from journey.runs.jobs import Fields, JobProgress, NoProgress
+from journey.runs.ray_units import RayOptions, refuse_budget, unit_cache, unit_names
+
+__all__ = ["sample_pairs_on_ray", "units_dir"]
+
+
+def units_dir(out: Path) -> Path:
+    """Where the units of a pairs file go: `pairs.jsonl` → `pairs.units/`."""
+    return out.with_name(f"{out.stem}.units")
+
+
+@dataclass(frozen=True)
+class _PairsUnit:
+    """Sampling as a worker runs it on one unit: into `UNIT/<the pairs file's name>`."""
+
+    options: PairsOptions
+    grade: Grader
+    out: Path
+    force: bool
+    max_consecutive_errors: int
+
+    def client(self) -> ChatCompletionClient:
+        return self.options.client()
+
+    async def run(
+        self,
+        client: ChatCompletionClient,
+        problems: Sequence[ProblemRecord],
+        root: Path,
+        dataset: str,
+    ) -> dict[str, Any]:
+        spending = self.options.spending
+        cache = unit_cache(spending.cache, self.out.parent, root.name, spend_prefix(self.out))
+        options = dataclasses.replace(
+            self.options, spending=dataclasses.replace(spending, cache=cache)
+        )
+        sampler = PairsSampler(
+            options,
+            grade=self.grade,
+            client=client,
+            force=self.force,
+            max_consecutive_errors=self.max_consecutive_errors,
+        )
+        card = await sampler.run(root / self.out.name, problems, dataset=dataset)
+        return card.model_dump(mode="json")
+
+
+def _note(finished: Sequence[dict[str, Any]]) -> Fields:
+    total = sum(int(unit["samples"]) for unit in finished)
+    right = sum(int(unit["correct_samples"]) for unit in finished)
+    return {"note": f"sample acc {right / total:.1%}" if total else ""}
+
+
+def _merge_samples(out: Path, units: Sequence[Path]) -> dict[str, ProblemSamples]:
+    """Append the units' samples `out` lacks to its samples file; all of them, by id."""
+    done = load_samples(samples_path(out))
+    new: list[ProblemSamples] = []
+    for unit in units:
+        for record in load_samples(samples_path(unit / out.name)).values():
+            if record.id not in done:
+                done[record.id] = record
+                new.append(record)
+    if new:
+        with samples_path(out).open("a", encoding="utf-8") as sink:
+            sink.writelines(record.model_dump_json() + "\n" for record in new)
+    return done
+
+
+def sample_pairs_on_ray(
+    options: PairsOptions,
+    problems: Sequence[ProblemRecord],
+    out: Path,
+    ray_options: RayOptions,
+    *,
+    dataset: str,
+    grade: Grader,
+    force: bool = False,
+    max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    progress: JobProgress | None = None,
+) -> PairsCard:
+    """Sample (or resume) every problem on Ray, then merge the units and write the pairs.
+
+    Args:
+        options: Model, sampling settings, pairs per problem and seed, as for `PairsSampler`.
+        problems: The problems; those not sampled beside `out` are cut into units.
+        out: The JSONL file of pairs.
+        ray_options: The cluster and how many workers.
+        dataset: The dataset file, as the card names it.
+        grade: Grades one output against the gold answer (e.g. `grade_output`).
+        force: Resume samples made with other settings.
+        max_consecutive_errors: Each unit stops when this many problems in a row fail.
+        progress: Told of each unit done (a unit is an item).
+
+    Returns:
+        The card over `problems`, as one process would have written it; `stopped` names
+        the units left unfinished.
+
+    Raises:
+        ConfigError: A budget was given; `out` is a directory or the dataset; or the
+            samples beside it were made with other settings (without force).
+        JourneyError: The first user error a unit raised, once the rest is merged.
+    """
+    refuse_budget(options.spending.budget.given)
+    open_samples(out, options, dataset=dataset, force=force)
+    folder = units_dir(out)
+    count = ray_options.unit_count(len(problems))
+    roots = [folder / name for name in unit_names(count)]
+    units = pending_units(problems, roots, load_samples(samples_path(out)).keys())
+    outcomes = run_job_units(
+        _PairsUnit(options, grade, out, force, max_consecutive_errors),
+        units,
+        ray_options,
+        dataset=dataset,
+        progress=progress or NoProgress(),
+        fields=_note,
+    )
+    made = [root for root in roots if root.is_dir()]
+    done = _merge_samples(out, made)
+    spend = absorb_accounts(
+        options.spending,
+        {MODEL_ROLE: options.model},
+        out.parent,
+        made,
+        ledger=folder / ACCOUNTS_FILE,
+        prefix=spend_prefix(out),
+    )
+    if outcomes.left:
+        spend.stopped = f"units left unfinished: {'; '.join(outcomes.left)}"
+    card = write_pairs(
+        out,
+        problems,
+        done,
+        options,
+        dataset=dataset,
+        failed_requests=sum(int(unit["failed_requests"]) for unit in outcomes.results),
+        spend=spend,
+    )
+    raise_unit_error(outcomes)
+    return card
