@@ -22,8 +22,9 @@ from journey.cli import app
 from journey.errors import ConfigError
 from journey.evaluation import EvalMetrics, EvalOptions, EvalRunner, load_records
 from journey.problems.dataset import ProblemRecord, load_problems
+from journey.runs.request_accounts import SpendSettings
 from journey.runs.response_cache import CacheSettings, recorded_cache_stats
-from journey.runs.spend import RunBudget, SpendSettings, recorded_spend
+from journey.runs.spend import RunBudget, recorded_spend
 
 MODEL = "function:test_eval_cache_cost:drawing_reply"
 PRICED = f"{MODEL}?price_in=1&price_out=2"

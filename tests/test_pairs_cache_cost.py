@@ -31,8 +31,9 @@ from journey.evaluation.pairs import (
 )
 from journey.evaluation.pairs_sampling import PairsSampler
 from journey.problems.dataset import load_problems
+from journey.runs.request_accounts import SpendSettings
 from journey.runs.response_cache import CacheSettings, recorded_cache_stats
-from journey.runs.spend import RunBudget, SpendSettings, recorded_spend
+from journey.runs.spend import RunBudget, recorded_spend
 
 MODEL = "function:test_pairs_cache_cost:drawing_answer"
 PRICED = f"{MODEL}?price_in=1&price_out=2"

@@ -27,7 +27,8 @@ from journey.exports.export import card_path
 from journey.problems.dataset import load_problems
 from journey.protocols import TokenUsage
 from journey.runs.ray_units import RayOptions, unit_dirs
-from journey.runs.spend import SpendSettings, recorded_spend, write_spend
+from journey.runs.request_accounts import SpendSettings
+from journey.runs.spend import recorded_spend, write_spend
 
 TESTS = Path(__file__).parent
 KILL_MARKER = "JOURNEY_TEST_KILL_MARKER"

@@ -1,7 +1,7 @@
 """`journey synth` spends through the same accounts as `eval` and `pairs`: its options
 hold one `SpendSettings`, recorded under the keys older runs wrote (so they resume), its
-report's cache, spend, cost and stop come from `RequestAccounts`, and the job-level
-names keep their old import path; `journey eval`'s summary shows what it spent."""
+report's cache, spend, cost and stop come from `RequestAccounts`; `journey eval`'s
+summary shows what it spent."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 from test_runner import dataset, options
 
 from journey.agents.backends.cached_client import CacheMode
 from journey.evaluation.metrics import EvalMetrics
-from journey.runs import SynthesisReport, SynthesisRunner, read_manifest, request_accounts
-from journey.runs import spend as old_path
+from journey.runs import SynthesisReport, SynthesisRunner, read_manifest
 from journey.runs.prices import ModelPrice
 from journey.runs.request_accounts import SPEND_SETTINGS, SpendReport, SpendSettings
 from journey.runs.response_cache import CacheSettings
@@ -77,13 +75,6 @@ def test_a_run_recorded_before_spending_was_one_field_resumes(tmp_path: Path) ->
 def test_the_synthesis_report_carries_the_accounts_fields_but_paid() -> None:
     unpaid = set(SpendReport.model_fields) - {"paid", "paid_usd"}
     assert unpaid <= set(SynthesisReport.model_fields)
-
-
-def test_the_job_level_names_keep_their_old_import_path() -> None:
-    for name in ("SPEND_SETTINGS", "RequestAccounts", "SpendReport", "SpendSettings"):
-        assert getattr(old_path, name) is getattr(request_accounts, name)
-    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-        old_path.Nothing  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_the_evaluation_summary_shows_what_its_requests_cost() -> None:

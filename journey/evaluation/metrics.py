@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from journey.protocols.vocabulary import BACKTRACK_PHRASES, REFLECTION_KEYWORDS, phrase_pattern
-from journey.runs.spend import SpendReport
+from journey.runs.request_accounts import SpendReport
 
 __all__ = [
     "DEFAULT_BACKTRACK_PHRASES",

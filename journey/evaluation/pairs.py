@@ -38,7 +38,7 @@ from journey.exports.export import ExportCard, card_path
 from journey.exports.rows import DEFAULT_INSTRUCTION
 from journey.problems.dataset import ProblemRecord
 from journey.runs.files import write_atomic
-from journey.runs.spend import SpendReport, SpendSettings
+from journey.runs.request_accounts import SpendReport, SpendSettings
 
 __all__ = [
     "ALL_CORRECT",

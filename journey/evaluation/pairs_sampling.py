@@ -69,7 +69,7 @@ from journey.runs.endpoint_health import (
 from journey.runs.files import read_appended
 from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, run_each
 from journey.runs.manifest import Manifest
-from journey.runs.spend import SPEND_SETTINGS, RequestAccounts
+from journey.runs.request_accounts import SPEND_SETTINGS, RequestAccounts
 
 __all__ = ["Graded", "Grader", "PairsSampler", "load_samples", "open_samples"]
 

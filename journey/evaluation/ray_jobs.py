@@ -30,13 +30,15 @@ from journey.problems.dataset import ProblemRecord
 from journey.runs.files import write_atomic
 from journey.runs.jobs import Fields, JobProgress
 from journey.runs.ray_units import RayOptions, Unit, UnitOutcomes, run_units, split_units
+from journey.runs.request_accounts import RequestAccounts, SpendReport, SpendSettings
 from journey.runs.response_cache import (
     CACHE_STATS_FILE,
     CacheSettings,
     recorded_cache_stats,
     write_cache_stats,
 )
-from journey.runs.spend import RequestAccounts, SpendReport, SpendSettings, recorded_spend
+from journey.runs.role_counts import Counts, add_counts, counts_since
+from journey.runs.spend import recorded_spend
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -53,7 +55,6 @@ logger = logging.getLogger(__name__)
 ACCOUNTS_FILE = "accounts.json"
 """Beside the units: each unit's spend and cache counts when the job last added them up."""
 
-Counts = dict[str, dict[str, int]]
 """Per role, named counts (tokens in a spend file, hits... in a cache counts file)."""
 
 
@@ -135,24 +136,6 @@ def raise_unit_error(outcomes: UnitOutcomes) -> None:
             raise error
 
 
-def _since(now: Counts, before: Counts) -> Counts:
-    """What counts grew by since `before`; all of `now` when any went down (the unit was
-    made again) or a role is gone (as `journey merge` counts a source it merged before)."""
-    grown = {
-        role: {name: value - before.get(role, {}).get(name, 0) for name, value in counts.items()}
-        for role, counts in now.items()
-    }
-    shrunk = any(v < 0 for counts in grown.values() for v in counts.values())
-    return now if shrunk or set(before) - set(now) else grown
-
-
-def _add(total: Counts, more: Counts) -> None:
-    for role, counts in more.items():
-        into = total.setdefault(role, {})
-        for name, value in counts.items():
-            into[name] = into.get(name, 0) + value
-
-
 def _read_ledger(path: Path) -> dict[str, dict[str, Counts]]:
     if not path.is_file():
         return {}
@@ -203,18 +186,18 @@ def absorb_accounts(
     for unit in units:
         now = _unit_counts(unit, prefix)
         before = absorbed.get(unit.name, {})
-        for role, grown in _since(now["spend"], before.get("spend", {})).items():
+        for role, grown in counts_since(now["spend"], before.get("spend", {})).items():
             accounts.meter.add(
                 role, grown.get("prompt_tokens", 0), grown.get("completion_tokens", 0)
             )
-        _add(cache, _since(now["cache"], before.get("cache", {})))
+        add_counts(cache, counts_since(now["cache"], before.get("cache", {})))
         absorbed[unit.name] = now
     accounts.close()  # adds the tokens to the job's spend file
     if cache:
         totals = {
             role: s.as_dict() for role, s in recorded_cache_stats(root, prefix=prefix).items()
         }
-        _add(totals, cache)
+        add_counts(totals, cache)
         stats = {role: CacheStats(**counts) for role, counts in totals.items()}
         write_cache_stats(root / f"{prefix}{CACHE_STATS_FILE}", stats)
     if units:

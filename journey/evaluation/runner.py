@@ -59,7 +59,12 @@ from journey.runs.endpoint_health import (
 from journey.runs.files import read_appended, write_atomic
 from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
 from journey.runs.manifest import Manifest, read_manifest
-from journey.runs.spend import SPEND_SETTINGS, RequestAccounts, SpendReport, SpendSettings
+from journey.runs.request_accounts import (
+    SPEND_SETTINGS,
+    RequestAccounts,
+    SpendReport,
+    SpendSettings,
+)
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",

@@ -48,6 +48,7 @@ from journey.protocols import Outcome, TokenUsage
 from journey.runs.files import write_atomic
 from journey.runs.manifest import ManifestFile, read_manifest, setting_changes
 from journey.runs.response_cache import CACHE_STATS_FILE, recorded_cache_stats, write_cache_stats
+from journey.runs.role_counts import Counts, add_counts, counts_since
 from journey.runs.rundir import RUN_LOCK, SessionSummary
 from journey.runs.spend import SPEND_FILE, recorded_spend, write_spend
 from journey.runs.stats import RunContents, read_run
@@ -56,7 +57,6 @@ from journey.runs.synthesis_options import MATCHED_OPTIONS
 __all__ = ["MergeReport", "SourceCounts", "merge_runs"]
 
 
-Counts = dict[str, dict[str, int]]
 """Per role, named counts: what `spend.json` (tokens) or `cache.json` (hits...) holds."""
 
 
@@ -121,24 +121,6 @@ def _merged_before(meta: ManifestFile | None) -> dict[Path, SourceCounts]:
     return found
 
 
-def _since(now: Counts, before: Counts) -> Counts:
-    """What counts grew by since `before`; all of `now` when any went down (the source
-    was made again), or when nothing was recorded."""
-    grown = {
-        role: {name: value - before.get(role, {}).get(name, 0) for name, value in counts.items()}
-        for role, counts in now.items()
-    }
-    shrunk = any(v < 0 for counts in grown.values() for v in counts.values())
-    return now if shrunk or set(before) - set(now) else grown
-
-
-def _add(total: Counts, more: Counts) -> None:
-    for role, counts in more.items():
-        into = total.setdefault(role, {})
-        for name, value in counts.items():
-            into[name] = into.get(name, 0) + value
-
-
 def _sum_accounts(
     out: Path, sources: list[SourceCounts], before: dict[Path, SourceCounts]
 ) -> Counts:
@@ -153,17 +135,17 @@ def _sum_accounts(
             continue
         seen.add(where)
         earlier = before.get(where)
-        _add(spend, _since(source.spend, earlier.spend if earlier else {}))
-        _add(cache, _since(source.cache, earlier.cache if earlier else {}))
+        add_counts(spend, counts_since(source.spend, earlier.spend if earlier else {}))
+        add_counts(cache, counts_since(source.cache, earlier.cache if earlier else {}))
     spend = {role: c for role, c in spend.items() if any(c.values())}
     cache = {role: c for role, c in cache.items() if any(c.values())}
     if spend:
         totals = _spend(out)
-        _add(totals, spend)
+        add_counts(totals, spend)
         write_spend(out / SPEND_FILE, {r: TokenUsage(**c) for r, c in totals.items()})
     if cache:
         counts = _cache_counts(out)
-        _add(counts, cache)
+        add_counts(counts, cache)
         write_cache_stats(out / CACHE_STATS_FILE, {r: CacheStats(**c) for r, c in counts.items()})
     return spend
 

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
-from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel
+from autogen_core.models import ChatCompletionClient, CreateResult
 
 from journey.agents.backends.delegating import DelegatingClient
 from journey.errors import ConfigError
@@ -33,23 +30,11 @@ from journey.protocols import TokenUsage
 from journey.runs.files import write_atomic
 from journey.runs.prices import RolePrice, total_cost
 
-if TYPE_CHECKING:  # moved to `request_accounts`, which imports this module
-    from journey.runs.request_accounts import (
-        SPEND_SETTINGS,
-        RequestAccounts,
-        SpendReport,
-        SpendSettings,
-    )
-
 __all__ = [
     "SPEND_FILE",
-    "SPEND_SETTINGS",
     "MeteredClient",
-    "RequestAccounts",
     "RunBudget",
     "SpendMeter",
-    "SpendReport",
-    "SpendSettings",
     "cost_text",
     "recorded_spend",
     "write_spend",
@@ -209,66 +194,6 @@ class MeteredClient(DelegatingClient):
         super().__init__(inner)
         self._meter, self._role = meter, role
 
-    def _count(self, result: CreateResult) -> None:
-        if not result.cached:
+    def _answered(self, result: CreateResult) -> None:
+        if not result.cached:  # a cache hit reached no model: nothing was spent
             self._meter.add(self._role, result.usage.prompt_tokens, result.usage.completion_tokens)
-
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
-        result = await super().create(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
-        self._count(result)
-        return result
-
-    async def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        stream = super().create_stream(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=extra_create_args,
-            cancellation_token=cancellation_token,
-        )
-        try:
-            async for chunk in stream:
-                if isinstance(chunk, CreateResult):
-                    self._count(chunk)
-                yield chunk
-        finally:
-            await stream.aclose()
-
-
-_MOVED = frozenset({"SPEND_SETTINGS", "RequestAccounts", "SpendReport", "SpendSettings"})
-
-
-def __getattr__(name: str) -> Any:
-    """The names that moved to `journey.runs.request_accounts`, from their old path (read
-    on first use: that module imports this one, so this one cannot import it first)."""
-    if name in _MOVED:
-        from journey.runs import request_accounts
-
-        return getattr(request_accounts, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ client (a concurrency limit, a response cache).
 `DelegatingClient` hands every request and every question to the inner client. A
 wrapper that only gates or paces requests overrides two hooks: `_request`, held around
 each request the inner client serves (a `create`, a whole stream, a `score_labels`),
-and `_answered`, told each answered request's usage. One that changes requests (a
+and `_answered`, told each answered request. One that changes requests (a
 cache) overrides `create`, `create_stream` and `score_labels` themselves.
 
 Beyond the AutoGen interface it forwards, by name, what jobs read from a client:
@@ -80,8 +80,8 @@ class DelegatingClient(ChatCompletionClient):
         """Held around each request the inner client serves; a gate or a pace overrides it."""
         yield
 
-    def _answered(self, usage: RequestUsage) -> None:
-        """Told each answered request's usage (a stream's once, with its final result)."""
+    def _answered(self, result: CreateResult) -> None:
+        """Told each answered request (a stream's once, with its final result)."""
 
     # --- requests -------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class DelegatingClient(ChatCompletionClient):
                 extra_create_args=extra_create_args,
                 cancellation_token=cancellation_token,
             )
-        self._answered(result.usage)
+        self._answered(result)
         return result
 
     async def create_stream(
@@ -129,7 +129,7 @@ class DelegatingClient(ChatCompletionClient):
             try:
                 async for chunk in stream:
                     if isinstance(chunk, CreateResult):
-                        self._answered(chunk.usage)
+                        self._answered(chunk)
                     yield chunk
             finally:
                 await stream.aclose()

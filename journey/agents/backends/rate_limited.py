@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from autogen_core.models import ChatCompletionClient, RequestUsage
+from autogen_core.models import ChatCompletionClient, CreateResult
 
 from journey.agents.backends.delegating import DelegatingClient
 from journey.errors import ConfigError
@@ -122,5 +122,5 @@ class RateLimitedClient(DelegatingClient):
         await self.window.acquire()
         yield
 
-    def _answered(self, usage: RequestUsage) -> None:
-        self.window.answered(usage.prompt_tokens + usage.completion_tokens)
+    def _answered(self, result: CreateResult) -> None:
+        self.window.answered(result.usage.prompt_tokens + result.usage.completion_tokens)
