@@ -60,8 +60,6 @@ from journey.protocols import (
     TokenUsage,
     newest_step,
     split_reasoning,
-    step_line,
-    step_lines,
 )
 from journey.protocols.parsing import parse_critic_reply
 
@@ -129,12 +127,10 @@ class CriticAgent(BaseChatAgent):
         # The newest step closes the list and the instruction comes after it, so the
         # next turn's prompt starts with this one's steps: a server's prefix cache
         # reuses everything up to the step being judged.
-        steps = step_lines(review.previous_steps)
-        steps.append(step_line(review.step_number, review.text))
         prompt = self.prompts.format(
             "judge",
             problem=review.problem,
-            steps="\n".join(steps),
+            steps=review.numbered_steps(),
             step_number=review.step_number,
         )
         return [

@@ -42,8 +42,6 @@ from journey.protocols import (
     TokenUsage,
     extract_final_answer,
     split_reasoning,
-    step_line,
-    step_lines,
 )
 
 __all__ = [
@@ -152,9 +150,9 @@ class RolloutJudge:
         self.prompts = (prompts or load_prompts("rollout")).require(("system", "complete"))
 
     def messages_for(self, review: StepUnderReview) -> list[LLMMessage]:
-        steps = step_lines(review.previous_steps)
-        steps.append(step_line(review.step_number, review.text))
-        prompt = self.prompts.format("complete", problem=review.problem, steps="\n".join(steps))
+        prompt = self.prompts.format(
+            "complete", problem=review.problem, steps=review.numbered_steps()
+        )
         return [
             SystemMessage(content=self.prompts.format("system")),
             UserMessage(content=prompt, source="user"),

@@ -19,6 +19,8 @@ from journey.protocols import (
     RolloutTally,
     StepVerdict,
     TokenUsage,
+    step_line,
+    step_lines,
 )
 
 __all__ = ["CriticTurn", "StepJudge", "StepUnderReview"]
@@ -63,6 +65,10 @@ class StepUnderReview:
     verifier: AnswerVerifier | None = None
     """The problem's verifier, for a judge that checks answers (rollouts); a critic
     never sees the gold answer."""
+
+    def numbered_steps(self) -> str:
+        """The path as the judge is shown it: "Step k: ..." lines, the newest last."""
+        return "\n".join([*step_lines(self.previous_steps), step_line(self.step_number, self.text)])
 
 
 class StepJudge(Protocol):
