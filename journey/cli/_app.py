@@ -41,7 +41,12 @@ PolicyOption = Annotated[
     str, typer.Option("--policy", help="Model spec of the policy (see 'journey models').")
 ]
 CriticOption = Annotated[
-    str, typer.Option("--critic", help="Model spec of the critic (see 'journey models').")
+    str,
+    typer.Option(
+        "--critic",
+        help="Model spec of the critic (see 'journey models'), or rollout:SPEC?n=8 to judge "
+        "each step by finishing the solution from it n times with SPEC (Math-Shepherd).",
+    ),
 ]
 CriticModeOption = Annotated[
     str, typer.Option(help="How the critic decides: auto, generate or score (log-probs).")
