@@ -23,13 +23,13 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.errors import ConfigError
+from journey.evaluation.self_correction import self_correction
 from journey.exports.token_counts import count_tokens_cheaply
 from journey.problems import load_problems
 from journey.training.iterate import run_iteration
 from journey.training.iterate_match import match_arms, trained_text
 from journey.training.iterate_recipe import load_recipe
 from journey.training.iterate_report import IterateReport
-from journey.training.self_correction import self_correction
 
 runner = CliRunner()
 

@@ -31,8 +31,8 @@ from pydantic import BaseModel
 
 from journey.evaluation.metrics import EvalRecord
 from journey.evaluation.runner import load_records
+from journey.evaluation.self_correction import self_correction
 from journey.training.iterate_records import RoundRecord, TrainedModel, model_name
-from journey.training.self_correction import self_correction
 
 __all__ = ["RESAMPLES", "ArmGap", "ArmRow", "SeedRow", "arm_gaps", "arm_rows"]
 
