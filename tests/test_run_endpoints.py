@@ -101,3 +101,12 @@ def test_the_cli_takes_several_endpoints_and_records_them(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     run_json = (tmp_path / "run" / "run.json").read_text()
     assert f"{STEADY},{DYING}" in run_json
+
+
+def test_a_comma_inside_an_option_value_is_no_new_endpoint() -> None:
+    from journey.agents.backends.role_endpoints import role_specs
+
+    specs = role_specs("vllm:M?data_parallel=2&gpus=0,1,openai:m@http://h:8000/v1")
+    assert [s.backend for s in specs] == ["vllm", "openai"]
+    assert specs[0].options["gpus"] == "0,1"
+    assert len(role_specs("embedded?seed=1,embedded")) == 2  # a backend name starts a spec

@@ -48,7 +48,11 @@ FAKE_API_SERVER = textwrap.dedent(
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     args, _ = parser.parse_known_args(argv)
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    print("fake vllm devices: " + json.dumps(devices), flush=True)
+    # FAKE_VLLM_MODE_ON_<GPUs> (commas as _) sets one replica's mode, FAKE_VLLM_MODE all.
     mode = os.environ.get("FAKE_VLLM_MODE", "serve")
+    mode = os.environ.get(f"FAKE_VLLM_MODE_ON_{str(devices).replace(',', '_')}", mode)
     if mode == "crash":
         print("Traceback (most recent call last):", file=sys.stderr)
         print(f"ValueError: fake vllm cannot load {args.model}", file=sys.stderr)
@@ -58,7 +62,18 @@ FAKE_API_SERVER = textwrap.dedent(
     if mode == "stubborn":  # ignores SIGTERM, only SIGKILL stops it
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     assert args.host == "127.0.0.1", args.host
-    OpenAIStubServer(port=args.port, served_model=args.model).start()
+    stub = OpenAIStubServer(port=args.port, served_model=args.model)
+    answer, printing = stub._next, threading.Lock()
+
+    def logged(request):  # each request is a log line; a "slow" fake takes its time
+        with printing:  # the handler threads' lines would interleave
+            print("fake vllm request: " + request.path, flush=True)
+        if mode == "slow":
+            time.sleep(float(os.environ.get("FAKE_VLLM_DELAY", "1")))
+        return answer(request)
+
+    stub._next = logged
+    stub.start()
     threading.Event().wait()
     """
 )

@@ -190,7 +190,7 @@ def _create_openai(spec: ModelSpec) -> ChatCompletionClient:
 
 
 def _create_vllm(spec: ModelSpec) -> ChatCompletionClient:
-    from journey.agents.backends.vllm_server import vllm_client_from_spec
+    from journey.agents.backends.vllm_replicas import vllm_client_from_spec
 
     return vllm_client_from_spec(spec.target, **spec.options)
 
@@ -259,7 +259,22 @@ register_backend(
                 "$JOURNEY_VLLM_PYTHON, else vllm on PATH",
                 affects_replies=False,
             ),
-            Option("tensor_parallel_size", int, "vLLM's --tensor-parallel-size"),
+            Option("tensor_parallel_size", int, "vLLM's --tensor-parallel-size: GPUs per server"),
+            Option(
+                "data_parallel",
+                int,
+                "servers of the model, each on its own GPUs; requests go to the least loaded",
+                "1",
+                minimum=1,
+                affects_replies=False,  # replicas of one model answer alike
+            ),
+            Option(
+                "gpus",
+                str,
+                "the GPUs the servers take, as 0,1,2,3 or 0+1+2+3 (numbers or UUIDs)",
+                "$CUDA_VISIBLE_DEVICES, else 0, 1, 2...",
+                affects_replies=False,
+            ),
             Option(
                 "gpu_memory_utilization",
                 float,

@@ -3,6 +3,8 @@
     --policy "openai:qwen@http://gpu1:8000/v1,openai:qwen@http://gpu2:8000/v1"
     --policy @endpoints.txt        (blank lines and lines starting with # are skipped)
 
+A comma inside an option value stays there: `vllm:M?data_parallel=2&gpus=0,1` is one spec.
+
 Each spec may take `concurrency=N`: the requests in flight to that endpoint at once.
 One spec gives the role its client as before; several give a `RoutedClient` over them
 (`journey.agents.backends.routed`). The agent reads its options (`max_tokens`) from
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from autogen_core.models import ChatCompletionClient
 
+from journey.agents.backends import registry
 from journey.agents.backends.routed import Endpoint, RoutedClient
 from journey.agents.backends.spec import ClientPool, ModelSpec, parse_model_spec
 from journey.errors import ModelSpecError
@@ -39,7 +42,28 @@ def _texts(text: str) -> list[str]:
         if not found:
             raise ModelSpecError(f"the endpoint list {str(path)!r} names no model spec")
         return found
-    return [part.strip() for part in text.split(",") if part.strip()] or [text]
+    return _split_specs(text) or [text]
+
+
+def _split_specs(text: str) -> list[str]:
+    """`A,B` as its specs. A comma inside an option value (`gpus=0,1`) is no new spec: a
+    part after a spec with options that has no scheme, path or options of its own and
+    names no backend continues that spec's last value."""
+    names = {backend.name for backend in registry.backends()}
+    specs: list[str] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        continues = (
+            specs
+            and "?" in specs[-1]
+            and part
+            and not any(mark in part for mark in ":/?@=")
+            and part not in names
+        )
+        if continues:
+            specs[-1] = f"{specs[-1]},{part}"
+        elif part:
+            specs.append(part)
+    return specs
 
 
 def role_specs(text: str) -> list[ModelSpec]:

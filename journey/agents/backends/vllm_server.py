@@ -20,7 +20,11 @@ Clients whose server settings are equal share one server (a critic with `logprob
 and a policy with `temperature=0.7` on the same model load it once). The server is
 stopped (SIGTERM to its process group, SIGKILL after a grace period) when its last
 client is closed or garbage-collected, at interpreter exit, and, on Linux, by the
-kernel when journey itself dies without cleaning up.
+kernel when journey itself dies without cleaning up. A server that dies under a
+request fails it at once, naming its exit and log, instead of retrying a dead port.
+
+`vllm_replicas` builds the client a spec names: one server, or `data_parallel=N`
+replicas of it, one per GPU, behind a router.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ import threading
 import time
 import urllib.request
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from journey.agents.backends._child_process import (
     die_with_parent_hook,
@@ -49,6 +54,7 @@ from journey.agents.backends._child_process import (
 )
 from journey.agents.backends._vllm_settings import (
     API_SERVER_MODULE,
+    CUDA_DEVICES_ENV,
     EXTRA_ARGS_ENV,
     HOST,
     PYTHON_ENV,
@@ -59,6 +65,7 @@ from journey.errors import ConfigError, ModelUnavailableError
 
 __all__ = [
     "API_SERVER_MODULE",
+    "CUDA_DEVICES_ENV",
     "DEFAULT_START_TIMEOUT",
     "EXTRA_ARGS_ENV",
     "HOST",
@@ -66,10 +73,11 @@ __all__ = [
     "VLLMClient",
     "VLLMServer",
     "VLLMServerSettings",
-    "vllm_client_from_spec",
 ]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 DEFAULT_START_TIMEOUT = 900.0  # a 70B model on slow disks takes minutes to load
 
@@ -118,13 +126,17 @@ class VLLMServer:
 
     def __init__(self, settings: VLLMServerSettings) -> None:
         self.settings = settings
-        port = free_port(HOST)
-        command = settings.command(port)
-        self.base_url = f"http://{HOST}:{port}/v1"
+        self.port = free_port(HOST)
+        while any(s.port == self.port for s in _servers.values()):  # a replica not bound yet
+            self.port = free_port(HOST)
+        command = settings.command(self.port)
+        self.base_url = f"http://{HOST}:{self.port}/v1"
         # The one file journey/agents writes: the server's output goes to a file, not a
         # pipe (which would block the server once full if nobody read it), so that an
         # error can quote its last lines and name it for the rest.
-        log_fd, log_name = tempfile.mkstemp(prefix="journey-vllm-", suffix=".log")
+        devices = settings.cuda_visible_devices
+        gpus = "" if devices is None else f"gpu{devices.replace(',', '-')}-"
+        log_fd, log_name = tempfile.mkstemp(prefix=f"journey-vllm-{gpus}", suffix=".log")
         self.log_path = Path(log_name)
         with os.fdopen(log_fd, "wb") as log:
             try:
@@ -137,7 +149,7 @@ class VLLMServer:
                     # and a Ctrl-C in journey's terminal does not kill it mid-request.
                     start_new_session=True,
                     preexec_fn=die_with_parent_hook(),
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log is current
+                    env={**os.environ, **settings.environment()},
                 )
             except OSError as error:
                 self.log_path.unlink(missing_ok=True)
@@ -146,10 +158,11 @@ class VLLMServer:
                     f"({shlex.join(command[:3])}): {error}"
                 ) from None
         logger.info(
-            "starting vLLM server for %s (pid %d) at %s, log %s",
+            "starting vLLM server for %s (pid %d) at %s on %s, log %s",
             settings.model,
             process.pid,
             self.base_url,
+            "the GPUs journey sees" if devices is None else f"{CUDA_DEVICES_ENV}={devices}",
             self.log_path,
         )
         self._process = _ServerProcess(process, self.log_path)
@@ -176,6 +189,12 @@ class VLLMServer:
                 server = _servers[key] = cls(settings)
             server._users += 1
             return server
+
+    def share(self) -> VLLMServer:
+        """One user more of this server, which has one already; pair it with `release`."""
+        with _servers_lock:
+            self._users += 1
+        return self
 
     def release(self) -> None:
         """One user fewer; the last one stops the server."""
@@ -230,6 +249,13 @@ class VLLMServer:
             if time.monotonic() - self._started_at >= timeout:
                 self._fail(f"was not ready after {timeout:g} s (raise start_timeout=)")
             await asyncio.sleep(READY_POLL_SECONDS)
+
+    def abandon(self, reason: str) -> None:
+        """Stop the server for a fault outside it (another replica of its model could not
+        start): every later wait raises `reason`. Blocks until the process is gone."""
+        if self._failure is None:
+            self._failure = reason
+        self._stop_process()
 
     def _fail(self, what: str) -> NoReturn:
         """Stop the server, keep its log, and raise (now and on every later wait)."""
@@ -301,60 +327,20 @@ class VLLMClient(OpenAICompatibleClient):
     async def _before_request(self) -> None:
         await self.load()
 
+    async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        async def checked() -> _T:
+            try:
+                return await call()
+            except Exception:
+                if not self.server.running:  # died under the request: no use retrying
+                    await self.load()  # raises, naming its exit code and log
+                raise
+
+        return await super()._with_retries(checked)
+
     async def close(self) -> None:
         await super().close()
         await asyncio.to_thread(self._release)  # may wait out the server's grace period
-
-
-def vllm_client_from_spec(
-    model: str,
-    *,
-    python: str | None = None,
-    tensor_parallel_size: int | None = None,
-    gpu_memory_utilization: float | None = None,
-    max_model_len: int | None = None,
-    dtype: str | None = None,
-    start_timeout: float = DEFAULT_START_TIMEOUT,
-    **client_options: Any,
-) -> VLLMClient:
-    """Start (or share) a vLLM server for `model` and return a client for it.
-
-    The server starts loading at once; this returns without waiting for it.
-
-    Args:
-        model: Hugging Face model id or local directory (`~` is expanded).
-        python: Interpreter with vllm installed; default `$JOURNEY_VLLM_PYTHON`, else the
-            `vllm` executable on PATH.
-        tensor_parallel_size: `--tensor-parallel-size`.
-        gpu_memory_utilization: `--gpu-memory-utilization`.
-        max_model_len: `--max-model-len`.
-        dtype: `--dtype`.
-        start_timeout: Seconds the server may take to become ready.
-        **client_options: Client options: temperature, top_p, seed, timeout,
-            max_retries, logprobs.
-
-    Raises:
-        ConfigError: An option is out of range.
-        ModelSpecError: No interpreter or `vllm` executable to start the server with.
-        ModelUnavailableError: The server process could not be started.
-
-    Example:
-        >>> vllm_client_from_spec("Qwen/Qwen2.5-7B-Instruct", python="/opt/vllm/bin/python")
-    """
-    if model.startswith("~"):
-        model = str(Path(model).expanduser())
-    settings = VLLMServerSettings(
-        model,
-        python=python or os.environ.get(PYTHON_ENV) or None,
-        tensor_parallel_size=tensor_parallel_size,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len,
-        dtype=dtype,
-        extra_args=tuple(shlex.split(os.environ.get(EXTRA_ARGS_ENV, ""))),
-    )
-    if start_timeout <= 0:  # checked before a server is started for nothing
-        raise ConfigError(f"start_timeout must be positive, got {start_timeout!r}")
-    return VLLMClient(VLLMServer.acquire(settings), start_timeout=start_timeout, **client_options)
 
 
 def _lists_models(base_url: str) -> bool:
