@@ -16,7 +16,7 @@ claim in it (`a op b = c`, chains `a = b = c`, exact rational arithmetic):
   step nobody could check is not labelled as checked.
 
 `check_claims` is the checker alone (a self-correction is a reflection after a wrong
-intermediate result it finds in a model's output: `journey.training.self_correction`).
+intermediate result it finds in a model's output: `journey.evaluation.self_correction`).
 
 What counts as a claim: expressions of numbers (`1,234`, `0.5`, `\\frac{3}{4}`) and
 `+ - * / ^` (also `×`, `·`, `÷`, `−`, `\\times`, `\\cdot`, `\\div`, `plus`, `minus`,
