@@ -244,6 +244,11 @@ def test_a_synthesis_run_judged_by_rollouts_exports_prm_labels_with_their_source
     sources = {source for row in rows for source in row["label_sources"]}
     assert "rollout" in sources
     assert sources <= {"rollout", "verifier"}
+    # The verdicts' tallies ride along, as `journey label`'s would, with their judge.
+    for row in rows:
+        assert row["rollout_judge"] == "rollout:embedded?n=4&temperature=0.7&tokens=64"
+        for estimate, source in zip(row["rollouts"], row["label_sources"], strict=True):
+            assert (estimate is not None) == (source == "rollout")
 
 
 # -- judging the rollout judge: `journey eval critic --critic rollout:...` ----------------

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from journey.protocols import ProblemPosed, RolloutTally, SessionEnded, SessionEvent
+from journey.protocols import (
+    CriticVerdictGiven,
+    ProblemPosed,
+    RolloutTally,
+    SessionEnded,
+    SessionEvent,
+)
 from journey.runs.rundir import SessionSummary, read_event_log
 from journey.sessions.tree import ReasoningTree, TreeNode
 
@@ -26,7 +32,8 @@ class FinishedSession:
     ended: SessionEnded
     posed: ProblemPosed | None
     rollouts: Mapping[int, RolloutTally] = field(default_factory=dict)
-    """Rollout estimates of its steps (`journey label`), by node id."""
+    """Rollout estimates of its steps, by node id: its rollout critic's, or `journey
+    label`'s (which win)."""
     rollout_judge: str | None = None
     """The judge that made them."""
 
@@ -65,4 +72,20 @@ def load_session(folder: Path, summary: SessionSummary) -> FinishedSession:
         raise SessionSkipped("no tree.json") from None
     except (ValidationError, ValueError, OSError):
         raise SessionSkipped("unreadable tree.json") from None
-    return FinishedSession(summary, folder, log.events, tree, ended, posed)
+    judge = posed.models.get("critic") if posed is not None else None
+    tallies = {
+        e.node_id: e.rollouts
+        for e in log.events
+        if isinstance(e, CriticVerdictGiven) and e.rollouts is not None
+    }
+    return FinishedSession(
+        summary,
+        folder,
+        log.events,
+        tree,
+        ended,
+        posed,
+        # A session judged by a rollout critic carries its tallies as `journey label`'s.
+        rollouts=tallies,
+        rollout_judge=judge if tallies else None,
+    )

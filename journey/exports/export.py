@@ -123,11 +123,12 @@ class _Exporter:
                     continue
                 try:
                     session = load_session(root / "sessions" / summary.session_id, summary)
-                    session = replace(
-                        session,
-                        rollouts=rollouts.sessions.get(summary.session_id, {}),
-                        rollout_judge=rollouts.judge,
-                    )
+                    if rollouts.judge is not None:  # a relabelled run: `journey label`'s win
+                        session = replace(
+                            session,
+                            rollouts=rollouts.sessions.get(summary.session_id, {}),
+                            rollout_judge=rollouts.judge,
+                        )
                     self._note_rejections(session.events)
                     rows = self.selection.rows(session)
                 except SessionSkipped as skip:
