@@ -1,5 +1,5 @@
 """`journey eval` and `journey pairs` on Ray: units on worker actors (one killed), merged
-into what one process writes; the units' spend added once; budgets refused."""
+into what one process writes; the units' spend added once; one budget for the cluster."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from journey.problems.dataset import load_problems
 from journey.protocols import TokenUsage
 from journey.runs.ray_units import RayOptions, unit_dirs
 from journey.runs.request_accounts import SpendSettings
-from journey.runs.spend import recorded_spend, write_spend
+from journey.runs.spend import RunBudget, recorded_spend, write_spend
 
 TESTS = Path(__file__).parent
 KILL_MARKER = "JOURNEY_TEST_KILL_MARKER"
@@ -134,6 +135,55 @@ def test_eval_on_ray_with_a_killed_worker_writes_what_one_process_writes(
     assert len((out / "records.jsonl").read_text().splitlines()) == 8
 
 
+def test_eval_on_ray_stops_at_the_clusters_budget_and_a_rerun_does_only_the_rest(
+    cluster: Path, tmp_path: Path
+) -> None:
+    problems = load_problems(write_dataset(tmp_path / "d.jsonl")).records
+    options = EvalOptions(model=f"function:{__name__}:reply", batch_size=1)
+    single = EvalRunner(options, client=FunctionChatCompletionClient(reply))
+    asyncio.run(single.run(tmp_path / "plain", problems, dataset="d.jsonl"))
+    out = tmp_path / "ray"
+    budget = SpendSettings(budget=RunBudget(tokens=1))
+    cut = evaluate_on_ray(
+        replace(options, spending=budget), problems, out, RayOptions(workers=2, units=4),
+        dataset="d.jsonl",
+    )  # fmt: skip
+    # Each worker's first answer spends the job's budget: it starts no other problem, and
+    # no unit is given out once the ledger's sum says so.
+    left = 8 - cut.problems
+    used = sum(u.total for u in recorded_spend(out).values())  # every worker's
+    assert left > 0 and cut.errors == 0
+    assert cut.stopped == (
+        f"budget: 1 tokens spent ({used:,} used); {left} problems left: "
+        f"run the same command again to resume {out}"
+    )
+    rest = evaluate_on_ray(options, problems, out, RayOptions(workers=2), dataset="d.jsonl")
+    assert rest.stopped is None and rest.problems == 8
+    assert len((out / "records.jsonl").read_text().splitlines()) == 8  # nothing twice
+    assert _records(out) == _records(tmp_path / "plain")
+
+
+def test_pairs_on_ray_take_a_budget_and_a_rerun_samples_only_the_rest(
+    cluster: Path, tmp_path: Path
+) -> None:
+    dataset, out = write_dataset(tmp_path / "d.jsonl", 6), tmp_path / "pairs.jsonl"
+    args = [*_pairs_args(dataset, out), "--ray", "auto", "--ray-workers", "2"]
+    cut = runner.invoke(app, [*args, "--budget-tokens", "1", "--batch-size", "1"])
+    assert cut.exit_code == 0, cut.output
+    card = json.loads(cut.stdout)
+    left = 6 - card["problems_sampled"]
+    assert left > 0 and card["skipped"]["not sampled yet (budget spent)"] == left
+    assert card["stopped"].startswith("budget: 1 tokens spent (")
+    assert card["stopped"].endswith(f"{left} problems left: run the same command again "
+                                    f"to resume {out}")  # fmt: skip
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    card = json.loads(done.stdout)
+    assert card["problems_sampled"] == 6 and card["stopped"] is None
+    ids = [json.loads(line)["id"] for line in samples_path(out).read_text().splitlines()]
+    assert len(set(ids)) == len(ids) == 6  # each problem sampled once
+
+
 def _pairs_args(dataset: Path, out: Path) -> list[str]:
     return ["pairs", "--model", f"function:{__name__}:sampling_reply", "--dataset", str(dataset),
             "--out", str(out), "--samples", "6", "--pairs-per-problem", "2",
@@ -175,11 +225,10 @@ def test_pairs_on_ray_write_the_pairs_samples_and_card_of_one_process(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--budget-tokens", "100"], "--budget-tokens and --budget-usd do not apply with --ray"),
         (["--ray-workers", "0"], "ray workers must be at least 1, got 0"),
     ],
 )
-def test_the_cli_refuses_a_budget_and_no_workers_on_ray(
+def test_the_cli_refuses_no_workers_on_ray(
     tmp_path: Path, command: str, extra: list[str], message: str
 ) -> None:
     dataset = write_dataset(tmp_path / "d.jsonl")

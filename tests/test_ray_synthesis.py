@@ -1,4 +1,5 @@
-"""Synthesis on a local Ray cluster: units on worker actors, a killed worker, the merge."""
+"""Synthesis on a local Ray cluster: units on worker actors, a killed worker, the merge,
+one budget for the whole cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from test_runner import _asked, dataset, fake_policy, logs, options, synthesise
 
 from journey.runs import RunDirectory
 from journey.runs.ray_synthesis import RayOptions, run_on_ray, unit_dirs
+from journey.runs.spend import recorded_spend
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
@@ -82,18 +84,21 @@ def test_a_killed_worker_is_replaced_and_its_unit_resumes(cluster: Path, tmp_pat
     assert all(s.outcome == "solved" for s in summaries.values())
 
 
-def test_the_cli_runs_on_ray_and_refuses_a_budget_there(cluster: Path, tmp_path: Path) -> None:
+def test_the_cli_holds_the_cluster_to_one_budget_and_a_rerun_finishes_the_rest(
+    cluster: Path, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from journey.cli import app
 
     dataset(tmp_path / "d.jsonl", ["plain", "reflect", "plain"])
+    run = tmp_path / "run"
     args = [
         "synth",
         "--dataset",
         str(tmp_path / "d.jsonl"),
         "--out",
-        str(tmp_path / "run"),
+        str(run),
         "--policy",
         "function:test_runner:fake_policy",
         "--critic",
@@ -107,10 +112,23 @@ def test_the_cli_runs_on_ray_and_refuses_a_budget_there(cluster: Path, tmp_path:
         "--no-progress",
         "--json",
     ]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["solved"] == 3
-    assert len(RunDirectory(tmp_path / "run").summaries()) == 3
-    refused = CliRunner().invoke(app, [*args, "--budget-tokens", "100"])
-    assert refused.exit_code != 0
-    assert "do not apply with --ray" in str(refused.exception)
+    cut = CliRunner().invoke(app, [*args, "--budget-tokens", "1"])
+    assert cut.exit_code == 0, cut.output
+    report = json.loads(cut.stdout)
+    # The first answer on any worker spends the job's budget: every session started stops
+    # at its turn boundary, and none starts after (each needs more than one turn).
+    left = 3 - report["finished"]
+    used = sum(u.total for u in recorded_spend(run).values())  # every unit's, merged
+    assert left > 0 and used == sum(
+        role["prompt_tokens"] + role["completion_tokens"] for role in report["spend"].values()
+    )
+    assert report["stopped"] == (
+        f"budget: 1 tokens spent ({used:,} used); {left} session{'' if left == 1 else 's'} "
+        f"left: run the same command again to resume {run}"
+    )
+    done = CliRunner().invoke(app, args)  # no budget now: the rest is finished
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["solved"] == 3 and json.loads(done.stdout)["stopped"] is None
+    ids = [json.loads(line)["session_id"] for line in (run / "sessions.jsonl").open()]
+    assert len(set(ids)) == len(ids) == 3  # nothing twice
+    assert len(RunDirectory(run).summaries()) == 3

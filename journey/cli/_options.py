@@ -104,15 +104,16 @@ CACHE_MODE_DEFAULT = "readwrite"
 BudgetTokensOption = Annotated[
     int | None,
     typer.Option(
-        help="Stop the run once this invocation's model requests have used this many "
-        "tokens, prompt + generated (cache hits are free); resumable."
+        help="Stop the run once this invocation's model requests (with --ray, every "
+        "worker's) have used this many tokens, prompt + generated (cache hits are free); "
+        "resumable."
     ),
 ]
 BudgetUsdOption = Annotated[
     float | None,
     typer.Option(
-        help="Stop the run once this invocation's model requests cost this many US "
-        "dollars (every role needs a price); resumable."
+        help="Stop the run once this invocation's model requests (with --ray, every "
+        "worker's) cost this many US dollars (every role needs a price); resumable."
     ),
 ]
 PricesOption = Annotated[

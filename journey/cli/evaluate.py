@@ -113,7 +113,7 @@ def evaluate(
     from journey.evaluation import EvalOptions, EvalRunner
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
     from journey.problems.dataset import issue_lines, load_problems
-    from journey.runs.ray_units import RayOptions, refuse_budget
+    from journey.runs.ray_units import RayOptions
     from journey.view.progress import evaluation_progress
     from journey.view.reports import render_metrics
 
@@ -134,7 +134,6 @@ def evaluate(
     )
     ray_options = None
     if ray is not None:
-        refuse_budget(options.spending.budget.given)
         ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split

@@ -104,7 +104,7 @@ def pairs(
     from journey.evaluation.pairs_sampling import PairsSampler
     from journey.exports.export import card_path
     from journey.problems.dataset import issue_lines, load_problems
-    from journey.runs.ray_units import RayOptions, refuse_budget
+    from journey.runs.ray_units import RayOptions
     from journey.runs.run_cost import spend_rows
     from journey.view.progress import pairs_progress
 
@@ -127,7 +127,6 @@ def pairs(
     )
     ray_options = None
     if ray is not None:
-        refuse_budget(options.spending.budget.given)
         ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict

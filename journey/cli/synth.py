@@ -231,9 +231,6 @@ def synth(
     try:
         if ray is not None:
             from journey.runs.ray_synthesis import RayOptions, run_on_ray
-            from journey.runs.ray_units import refuse_budget
-
-            refuse_budget(options.spending.budget.given)
 
             ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
             report = run_on_ray(

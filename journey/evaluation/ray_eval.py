@@ -11,10 +11,13 @@ end the units' records are appended to `OUT/records.jsonl` (each problem once), 
 spend and cache counts added to `OUT`'s, and `metrics.json` written over the selected
 problems: `OUT` is the evaluation one process would have written.
 
-A worker killed mid-unit is replaced and the unit resumes from its records; a unit
-left unfinished is named in the metrics' `stopped`, and the first user error a unit
-raised (an endpoint down) is raised once the rest is merged. Running the same command
-again resumes every unit; an evaluation with every record merged starts no worker.
+A budget is the whole job's: once what every worker spent reaches it, no problem starts
+anywhere and the metrics' `stopped` names it and the problems left, as one process does
+(`journey.evaluation.ray_jobs.run_job_units`). A worker killed mid-unit is replaced and
+the unit resumes from its records; a unit left unfinished is named in `stopped` too,
+and the first user error a unit raised (an endpoint down) is raised once the rest is
+merged. Running the same command again resumes every unit; an evaluation with every
+record merged starts no worker.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from journey.evaluation.ray_jobs import (
     pending_units,
     raise_unit_error,
     run_job_units,
+    stopped_text,
 )
 from journey.evaluation.runner import (
     MODEL_ROLE,
@@ -48,7 +52,8 @@ from journey.evaluation.runner import (
 from journey.problems.dataset import ProblemRecord
 from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.jobs import Fields, JobProgress, NoProgress
-from journey.runs.ray_units import UNITS_DIR, RayOptions, refuse_budget, unit_cache, unit_dirs
+from journey.runs.ray_units import UNITS_DIR, RayOptions, unit_cache, unit_dirs
+from journey.runs.request_accounts import SpendSettings
 
 __all__ = ["evaluate_on_ray"]
 
@@ -133,23 +138,29 @@ def evaluate_on_ray(
 
     Returns:
         The metrics over `problems`, as one process would have written them; `stopped`
-        names the units left unfinished.
+        names the job's budget spent (with the problems left) and the units left
+        unfinished.
 
     Raises:
-        ConfigError: A budget was given, or `out` holds an evaluation made with other
-            settings (without force).
+        ConfigError: `out` holds an evaluation made with other settings (without force).
         JourneyError: The first user error a unit raised, once the rest is merged.
     """
-    refuse_budget(options.spending.budget.given)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     open_manifest(out, options, dataset, force=force)
     roots = unit_dirs(out, ray_options.unit_count(len(problems)))
     units = pending_units(problems, roots, {record.id for record in load_records(out)})
-    outcomes = run_job_units(
-        _EvalUnit(options, out, force, max_consecutive_errors),
+
+    def job(spending: SpendSettings) -> _EvalUnit:
+        given = dataclasses.replace(options, spending=spending)
+        return _EvalUnit(given, out, force, max_consecutive_errors)
+
+    outcomes, spent = run_job_units(
+        job,
         units,
         ray_options,
+        spending=options.spending,
+        models={MODEL_ROLE: options.model},
         dataset=dataset,
         progress=progress or NoProgress(),
         fields=_accuracy,
@@ -163,8 +174,8 @@ def evaluate_on_ray(
         made,
         ledger=out / UNITS_DIR / ACCOUNTS_FILE,
     )
-    if outcomes.left:
-        spend.stopped = f"units left unfinished: {'; '.join(outcomes.left)}"
+    left = sum(problem.session_id not in records for problem in problems)
+    spend.stopped = stopped_text(spent, left, out, outcomes)
     metrics = write_metrics(
         out,
         problems,

@@ -10,6 +10,11 @@ job runs again without starting a worker. The job then merges what the units sav
 its own `spend.json` and `cache.json` (`absorb_accounts`): only what each unit's files
 grew by since the last merge, recorded beside the units (`accounts.json`), so that
 merging again adds nothing twice and a unit left unfinished still counts.
+
+A budget is the whole job's (`run_job_units`): the workers' meters add up what they
+spent in the job's ledger (`journey.runs.ray_budget`); once the sum reaches it, no
+problem starts on any worker and no unit is given out, and the job says so in its
+`stopped` line (`stopped_text`), with the problems left.
 """
 
 from __future__ import annotations
@@ -29,8 +34,14 @@ from journey.errors import JourneyError
 from journey.problems.dataset import ProblemRecord
 from journey.runs.files import write_atomic
 from journey.runs.jobs import Fields, JobProgress
+from journey.runs.ray_budget import shared_budget
 from journey.runs.ray_units import RayOptions, Unit, UnitOutcomes, run_units, split_units
-from journey.runs.request_accounts import RequestAccounts, SpendReport, SpendSettings
+from journey.runs.request_accounts import (
+    RequestAccounts,
+    SpendReport,
+    SpendSettings,
+    stopped_line,
+)
 from journey.runs.response_cache import (
     CACHE_STATS_FILE,
     CacheSettings,
@@ -48,6 +59,7 @@ __all__ = [
     "pending_units",
     "raise_unit_error",
     "run_job_units",
+    "stopped_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,18 +121,63 @@ def pending_units(
 
 
 def run_job_units(
-    job: UnitJob,
+    job: Callable[[SpendSettings], UnitJob],
     units: Sequence[tuple[Path, Sequence[ProblemRecord]]],
     options: RayOptions,
     *,
+    spending: SpendSettings,
+    models: Mapping[str, str],
     dataset: str,
     progress: JobProgress,
     fields: Callable[[Sequence[Any]], Fields],
-) -> UnitOutcomes:
-    """Run `job` on each unit (its folder, its problems) on Ray workers; nothing to run
-    starts no cluster."""
+) -> tuple[UnitOutcomes, str | None]:
+    """Run the job on each unit (its folder, its problems) on Ray workers, one budget for
+    them all; nothing to run starts no cluster.
+
+    Args:
+        job: The job as the workers run it, given its spend settings (with a budget,
+            they hold the link to the job's ledger).
+        units: Each unit's folder and problems.
+        options: The cluster and how many workers.
+        spending: The job's cache, prices and budget.
+        models: The model spec of each role, to price the job's spend.
+        dataset: The dataset, as each unit names it.
+        progress: Told of each unit done.
+        fields: The progress texts, from the results of the units finished so far.
+
+    Returns:
+        What the units came to, and why the job's budget is spent (None: it is not).
+    """
     calls = [Unit(root, (list(problems), str(root), dataset)) for root, problems in units]
-    return run_units(ModelUnitWorker, (job,), calls, options, progress=progress, fields=fields)
+    with shared_budget(spending, options, needed=bool(calls)) as shared:
+        meter = shared.meter(models)  # the driver's view of what the cluster spent
+        outcomes = run_units(
+            ModelUnitWorker,
+            (job(shared),),
+            calls,
+            options,
+            progress=progress,
+            fields=fields,
+            halted=lambda: meter.spent() is not None,
+        )
+        meter.flush()
+        return outcomes, meter.spent()
+
+
+def stopped_text(spent: str | None, left: int, where: Path, outcomes: UnitOutcomes) -> str | None:
+    """Why the job stopped with problems left, in one line: its budget spent (as a job in
+    one process says it), units left unfinished; None when neither.
+
+    Args:
+        spent: Why the job's budget is spent, or None.
+        left: The job's problems without a result once the units are merged.
+        where: What a rerun resumes (the job's output).
+        outcomes: What the units came to.
+    """
+    parts = [stopped_line(spent, left, "problem", where)]
+    if outcomes.left:
+        parts.append(f"units left unfinished: {'; '.join(outcomes.left)}")
+    return "; ".join(part for part in parts if part) or None
 
 
 def raise_unit_error(outcomes: UnitOutcomes) -> None:
@@ -169,7 +226,7 @@ def absorb_accounts(
     the job's files; report it as what this run's requests did.
 
     Args:
-        settings: The job's prices (the units kept the cache; a budget is refused on Ray).
+        settings: The job's prices (the units kept the cache, and judged the budget).
         models: The model spec of each role.
         root: The job's folder (an evaluation directory, the folder of a pairs file).
         units: The units' folders, their files named with the same `prefix` as the job's.

@@ -13,16 +13,19 @@ once), their spend and cache counts added to the job's, and the pairs and the ca
 drawn over the selected problems: as one process would have written them, since every
 sample's seed and every draw depends on the problem, not on who sampled it.
 
-A worker killed mid-unit is replaced and the unit resumes from its samples; a unit left
-unfinished is named in the card's `stopped`, and the first user error a unit raised (an
-endpoint down) is raised once the rest is merged. Running the same command again
-resumes every unit; a job with every problem sampled starts no worker.
+A budget is the whole job's: once what every worker spent reaches it, no request goes
+out anywhere and the card's `stopped` names it and the problems left, as one process
+does (`journey.evaluation.ray_jobs.run_job_units`). A worker killed mid-unit is replaced
+and the unit resumes from its samples; a unit left unfinished is named in `stopped` too,
+and the first user error a unit raised (an endpoint down) is raised once the rest is
+merged. Running the same command again resumes every unit; a job with every problem
+sampled starts no worker.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 
 from journey.evaluation.pairs import (
+    NOT_SAMPLED,
     PairsCard,
     PairsOptions,
     ProblemSamples,
@@ -44,12 +48,14 @@ from journey.evaluation.ray_jobs import (
     pending_units,
     raise_unit_error,
     run_job_units,
+    stopped_text,
 )
 from journey.evaluation.runner import MODEL_ROLE
 from journey.problems.dataset import ProblemRecord
 from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.jobs import Fields, JobProgress, NoProgress
-from journey.runs.ray_units import RayOptions, refuse_budget, unit_cache, unit_names
+from journey.runs.ray_units import RayOptions, unit_cache, unit_names
+from journey.runs.request_accounts import SpendSettings
 
 __all__ = ["sample_pairs_on_ray", "units_dir"]
 
@@ -116,6 +122,24 @@ def _merge_samples(out: Path, units: Sequence[Path]) -> dict[str, ProblemSamples
     return done
 
 
+def _left_for_later(
+    units: Sequence[tuple[Path, Sequence[ProblemRecord]]],
+    finished: Sequence[dict[str, Any]],
+    done: Mapping[str, ProblemSamples],
+) -> set[str]:
+    """The problems the job's spent budget left unsampled: those of the units run this
+    time without a line, but not in a unit whose card counts problems whose requests
+    failed (the card cannot say which they were: all that unit's count as not sampled)."""
+    failing = {Path(card["file"]).parent for card in finished if card["skipped"].get(NOT_SAMPLED)}
+    return {
+        problem.session_id
+        for root, todo in units
+        if root not in failing
+        for problem in todo
+        if problem.session_id not in done
+    }
+
+
 def sample_pairs_on_ray(
     options: PairsOptions,
     problems: Sequence[ProblemRecord],
@@ -143,23 +167,29 @@ def sample_pairs_on_ray(
 
     Returns:
         The card over `problems`, as one process would have written it; `stopped` names
-        the units left unfinished.
+        the job's budget spent (with the problems left) and the units left unfinished.
 
     Raises:
-        ConfigError: A budget was given; `out` is a directory or the dataset; or the
-            samples beside it were made with other settings (without force).
+        ConfigError: `out` is a directory or the dataset, or the samples beside it were
+            made with other settings (without force).
         JourneyError: The first user error a unit raised, once the rest is merged.
     """
-    refuse_budget(options.spending.budget.given)
     open_samples(out, options, dataset=dataset, force=force)
     folder = units_dir(out)
     count = ray_options.unit_count(len(problems))
     roots = [folder / name for name in unit_names(count)]
     units = pending_units(problems, roots, load_samples(samples_path(out)).keys())
-    outcomes = run_job_units(
-        _PairsUnit(options, grade, out, force, max_consecutive_errors),
+
+    def job(spending: SpendSettings) -> _PairsUnit:
+        given = dataclasses.replace(options, spending=spending)
+        return _PairsUnit(given, grade, out, force, max_consecutive_errors)
+
+    outcomes, spent = run_job_units(
+        job,
         units,
         ray_options,
+        spending=options.spending,
+        models={MODEL_ROLE: options.model},
         dataset=dataset,
         progress=progress or NoProgress(),
         fields=_note,
@@ -174,8 +204,8 @@ def sample_pairs_on_ray(
         ledger=folder / ACCOUNTS_FILE,
         prefix=spend_prefix(out),
     )
-    if outcomes.left:
-        spend.stopped = f"units left unfinished: {'; '.join(outcomes.left)}"
+    left = sum(problem.session_id not in done for problem in problems)
+    spend.stopped = stopped_text(spent, left, out, outcomes)
     card = write_pairs(
         out,
         problems,
@@ -184,6 +214,7 @@ def sample_pairs_on_ray(
         dataset=dataset,
         failed_requests=sum(int(unit["failed_requests"]) for unit in outcomes.results),
         spend=spend,
+        left_for_later=_left_for_later(units, outcomes.results, done) if spent else (),
     )
     raise_unit_error(outcomes)
     return card

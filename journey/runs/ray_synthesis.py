@@ -9,6 +9,12 @@ the unit's own run directory under `OUT/units/` on storage every node sees. When
 unit is done, the units are merged into `OUT` (`journey merge`, responses caches
 included), which is then a run like any other.
 
+A budget (`--budget-tokens`, `--budget-usd`) is the whole job's: the workers' meters add
+up what they spent in one ledger (`journey.runs.ray_budget`), and once the sum reaches
+it no session starts anywhere, those in flight stop at a turn boundary, no unit is
+given out, and the report names the cluster's total and the sessions left, as a run in
+one process does; the same command without (or with a larger) budget resumes them.
+
 Failures: a worker that dies mid-unit is replaced and its unit given to a worker again;
 the unit resumes from the events its sessions already logged, so nothing is lost and
 nothing runs twice. A unit that keeps killing its workers is left as it is, named in
@@ -26,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from journey.problems import ProblemRecord
+from journey.protocols import Outcome
 from journey.runs.jobs import Fields, JobProgress, NoProgress
 from journey.runs.merge import merge_runs
+from journey.runs.ray_budget import shared_budget
 from journey.runs.ray_units import (
     UNITS_DIR,
     RayOptions,
@@ -36,6 +44,9 @@ from journey.runs.ray_units import (
     split_units,
     unit_dirs,
 )
+from journey.runs.request_accounts import stopped_line
+from journey.runs.rundir import read_index
+from journey.runs.spend import SpendMeter
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.runs.synthesis_report import SynthesisReport, yield_text
 
@@ -93,9 +104,21 @@ class _UnitWorker:
         return True
 
 
-def _combine(reports: Sequence[Mapping[str, Any]], base: SynthesisReport) -> SynthesisReport:
-    """The units' reports as one: counts summed, lists joined."""
+_OUTCOME_FIELDS = {
+    Outcome.SOLVED: "solved",
+    Outcome.UNVERIFIED: "unverified",
+    Outcome.FAILED: "failed",
+    Outcome.ERROR: "errors",
+}
+
+
+def _combine(
+    reports: Sequence[Mapping[str, Any]], base: SynthesisReport, spend: SpendMeter
+) -> SynthesisReport:
+    """The units' reports as one: counts summed, lists joined, their spend on `spend`."""
     for unit in reports:
+        for role, used in unit.get("spend", {}).items():
+            spend.add(role, int(used["prompt_tokens"]), int(used["completion_tokens"]))
         for name in _SUMMED:
             setattr(base, name, getattr(base, name) + int(unit.get(name, 0)))
         base.problems.extend(unit.get("problems", []))
@@ -107,7 +130,20 @@ def _combine(reports: Sequence[Mapping[str, Any]], base: SynthesisReport) -> Syn
                 into[key] = into.get(key, 0) + value
         for role, endpoints in unit.get("endpoints", {}).items():
             base.endpoints.setdefault(role, []).extend(endpoints)
+    base.spend, base.cost_usd = spend.report(), spend.cost
     return base
+
+
+def _count_held(report: SynthesisReport, held: Sequence[Unit]) -> None:
+    """Count the sessions that units not given out (a spent budget) finished in earlier
+    runs, as their runs would have: skipped, by outcome."""
+    for unit in held:
+        mine = {problem.session_id for problem in unit.args[0]}
+        for summary in read_index(unit.root / "sessions.jsonl").values():
+            if summary.session_id in mine:
+                report.skipped += 1
+                name = _OUTCOME_FIELDS[Outcome(summary.outcome)]
+                setattr(report, name, getattr(report, name) + 1)
 
 
 def run_on_ray(
@@ -135,8 +171,14 @@ def run_on_ray(
             `max_consecutive_errors`), the same for every unit.
 
     Returns:
-        The units' reports summed; `problems` names any unit left unfinished.
+        The units' reports summed; `problems` names any unit left unfinished, `stopped`
+        the job's budget spent (with the sessions left).
+
+    Raises:
+        ConfigError: A USD budget where a role has no price.
     """
+    models = options.client_models
+    totals = options.spending.meter(models)  # a USD budget needs every role's price
     count = ray_options.unit_count(len(problems))
     roots = unit_dirs(Path(out), count)
     started = time.monotonic()
@@ -165,15 +207,22 @@ def run_on_ray(
             "note": f"{len(finished)} of {len(units)} units done",
         }
 
-    outcomes = run_units(
-        _UnitWorker,
-        (options, settings),
-        units,
-        ray_options,
-        progress=progress or NoProgress(),
-        fields=fields,
-    )
-    report = _combine(outcomes.results, report)
+    with shared_budget(options.spending, ray_options, needed=bool(units)) as spending:
+        job = spending.meter(models)  # the driver's view of what the cluster spent
+        outcomes = run_units(
+            _UnitWorker,
+            (replace(options, spending=spending), settings),
+            units,
+            ray_options,
+            progress=progress or NoProgress(),
+            fields=fields,
+            halted=lambda: job.spent() is not None,
+        )
+        job.flush()
+        spent = job.spent()
+    report = _combine(outcomes.results, report, totals)
+    _count_held(report, outcomes.held)
+    report.stopped = stopped_line(spent, report.sessions - report.finished, "session", out)
     report.problems.extend(outcomes.left)
     report.wall_time = round(time.monotonic() - started, 3)
     report.endpoints = {role: e for role, e in report.endpoints.items() if e}

@@ -17,8 +17,11 @@ events, a problem's record or samples), so nothing is lost and nothing runs twic
 unit that keeps killing its workers (`max_unit_retries`), or whose work raises, is
 left as it is and named; the next run resumes it.
 
-Ray is an optional dependency (the `ray` extra), imported only here and only when a job
-runs on it.
+A budget is the whole job's: its ledger (`journey.runs.ray_budget`) sums what every
+worker spent, and once it is spent no unit is given out (`run_units`' `halted`).
+
+Ray is an optional dependency (the `ray` extra), imported only when a job runs on it:
+here, and by a budget's link to its ledger (`journey.runs.ray_budget`).
 """
 
 from __future__ import annotations
@@ -35,13 +38,11 @@ from journey.runs.jobs import Fields, JobProgress
 from journey.runs.response_cache import CacheSettings
 
 __all__ = [
-    "NO_BUDGET_ON_RAY",
     "UNITS_DIR",
     "RayOptions",
     "Unit",
     "UnitOutcomes",
     "connect",
-    "refuse_budget",
     "run_units",
     "split_units",
     "unit_cache",
@@ -50,8 +51,6 @@ __all__ = [
 ]
 
 UNITS_DIR = "units"
-NO_BUDGET_ON_RAY = "--budget-tokens and --budget-usd do not apply with --ray yet"
-"""Why a budget is refused on Ray: each worker would meter only its own requests."""
 _INSTALL = "pip install 'journey-learning[ray]' (or pip install ray)"
 
 
@@ -83,16 +82,6 @@ class RayOptions:
 
     def unit_count(self, problems: int) -> int:
         return max(1, min(self.units or 4 * self.workers, problems))
-
-
-def refuse_budget(given: bool) -> None:
-    """Refuse a token or USD budget on Ray, in the one line every command gives.
-
-    Raises:
-        ConfigError: `given` is true.
-    """
-    if given:
-        raise ConfigError(NO_BUDGET_ON_RAY)
 
 
 def unit_names(count: int) -> list[str]:
@@ -163,6 +152,8 @@ class UnitOutcomes:
     """One line per unit left unfinished (its work raised, or its workers kept dying)."""
     raised: list[BaseException] = field(default_factory=list)
     """What the work of the units left unfinished raised, in order."""
+    held: list[Unit] = field(default_factory=list)
+    """The units not given to a worker, the job's budget being spent (in unit order)."""
 
 
 def run_units(
@@ -173,6 +164,7 @@ def run_units(
     *,
     progress: JobProgress,
     fields: Callable[[Sequence[Any]], Fields] = lambda results: {},
+    halted: Callable[[], bool] = lambda: False,
 ) -> UnitOutcomes:
     """Run every unit on a pool of worker actors, a dead worker replaced and its unit retried.
 
@@ -185,6 +177,9 @@ def run_units(
         options: The cluster (joined or started here) and how many workers.
         progress: Told of each unit finished or left (a unit is an item).
         fields: The progress texts, from the results of the units finished so far.
+        halted: Whether the job stops spending (its budget is spent): then no unit is
+            given to a worker any more; those not given out are `held`, for the next
+            run.
 
     Returns:
         The finished units' results, and the units left unfinished; no unit starts no
@@ -202,11 +197,16 @@ def run_units(
     try:
         with progress.running(len(units), 0, fields(outcomes.results)):
             while pending or running:
+                if pending and idle and halted():  # the budget is spent: the rest waits
+                    outcomes.held.extend(units[number] for number in sorted(pending))
+                    pending.clear()
                 while pending and idle:
                     number, worker_ref = pending.pop(0), idle.pop()
                     attempts[number] += 1
                     ref = worker_ref.run_unit.remote(*units[number].args)
                     running[ref] = (number, worker_ref)
+                if not running:
+                    break
                 done, _ = ray.wait(list(running), num_returns=1)
                 number, worker_ref = running.pop(done[0])
                 unit = units[number]

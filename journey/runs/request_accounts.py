@@ -6,6 +6,9 @@ them); `RequestAccounts` puts them around the job's clients: answered from the c
 (`journey.runs.response_cache`) where it can, the rest metered, priced and held to the
 budget (`journey.runs.spend`), added up in the job's files when it closes; its
 `SpendReport` says what this invocation did and what the job paid over all of them.
+A job spread over processes (on Ray) gives each its settings with the job's
+`SharedSpend` (`journey.runs.ray_budget`), so that every process holds its requests to
+the one budget of the job.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from pydantic import BaseModel
 
 from journey.runs.prices import ModelPrice, PriceTable, prices_record, total_cost
 from journey.runs.response_cache import CacheSettings, RunCache
-from journey.runs.spend import RunBudget, SpendMeter, recorded_spend
+from journey.runs.spend import RunBudget, SharedSpend, SpendMeter, recorded_spend
 
-__all__ = ["SPEND_SETTINGS", "RequestAccounts", "SpendReport", "SpendSettings"]
+__all__ = ["SPEND_SETTINGS", "RequestAccounts", "SpendReport", "SpendSettings", "stopped_line"]
 
 SPEND_SETTINGS = ("cache", "prices", "budget")
 """The manifest keys of `SpendSettings.record()`: a resume may change every one."""
@@ -47,6 +50,14 @@ class SpendSettings:
         default_factory=RunBudget,
         metadata={"help": "When this invocation stops spending: tokens or US dollars."},
     )
+    shared: SharedSpend | None = field(
+        default=None,
+        compare=False,
+        metadata={
+            "help": "Where the job's meters in other processes add up their spend, so that "
+            "the budget is the whole job's (a Ray job's ledger); never recorded."
+        },
+    )
 
     def meter(self, models: Mapping[str, str]) -> SpendMeter:
         """A meter for roles with these model specs.
@@ -54,7 +65,7 @@ class SpendSettings:
         Raises:
             ConfigError: a USD budget where a role has no price.
         """
-        return SpendMeter(PriceTable(self.prices).for_roles(models), self.budget)
+        return SpendMeter(PriceTable(self.prices).for_roles(models), self.budget, self.shared)
 
     def record(self) -> dict[str, Any]:
         """The settings as a manifest records them (prices and budget only when given)."""
@@ -129,6 +140,7 @@ class RequestAccounts:
             self._cache.save()
         finally:
             self._cache.close()
+        self.meter.flush()  # the rest of a shared budget's job hears of all it spent
 
     def report(self, left: int = 0, noun: str = "item", where: Path | None = None) -> SpendReport:
         """This invocation's counts and costs, and all the job paid (read once closed).
@@ -143,11 +155,7 @@ class RequestAccounts:
             price = self.meter.prices.get(role)
             usd = 0.0 if used.total == 0 else price.cost(used) if price else None
             paid[role] = {**used.model_dump(), "usd": usd}
-        spent = self.meter.spent()
-        stopped = None
-        if spent is not None and left > 0:
-            again = f"run the same command again to resume {where or self._root}"
-            stopped = f"{spent}; {left} {noun}{'' if left == 1 else 's'} left: {again}"
+        stopped = stopped_line(self.meter.spent(), left, noun, where or self._root)
         return SpendReport(
             cache={role: stats.as_dict() for role, stats in self._cache.stats().items()},
             spend=self.meter.report(),
@@ -156,3 +164,18 @@ class RequestAccounts:
             paid_usd=total_cost(p["usd"] for p in paid.values()) if paid else None,
             stopped=stopped,
         )
+
+
+def stopped_line(spent: str | None, left: int, noun: str, where: Path) -> str | None:
+    """Why a job stopped with items left, as its report says it; None when it did not.
+
+    Args:
+        spent: Why the budget is spent (`SpendMeter.spent`), or None.
+        left: Items not finished.
+        noun: What an item is ("problem").
+        where: What a rerun resumes.
+    """
+    if spent is None or left <= 0:
+        return None
+    again = f"run the same command again to resume {where}"
+    return f"{spent}; {left} {noun}{'' if left == 1 else 's'} left: {again}"

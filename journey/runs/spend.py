@@ -5,7 +5,10 @@ Each role's client in a job (`journey synth`, `eval`, `pairs`) sits behind a
 requests that reached a model in this invocation (a cache hit costs nothing). The meter
 prices them with the roles' prices (`journey.runs.prices`) and says when a `RunBudget`
 is spent: the job then starts no new item, and items in flight stop at their next
-turn boundary (a session) or request (a problem's samples), resumable. What every
+turn boundary (a session) or request (a problem's samples), resumable. A job whose
+meters are in several processes (on Ray) shares one budget: each meter is given a
+`SharedSpend`, where the job's meters add up what they spent, and judges the budget on
+that sum (`journey.runs.ray_budget`). What every
 invocation spent is added up in `RUN/spend.json` (`NAME.spend.json` beside a job's
 output file `NAME.jsonl`), which `journey stats` reads and `journey merge` sums.
 
@@ -17,10 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from autogen_core.models import ChatCompletionClient, CreateResult
 
@@ -34,6 +38,7 @@ __all__ = [
     "SPEND_FILE",
     "MeteredClient",
     "RunBudget",
+    "SharedSpend",
     "SpendMeter",
     "cost_text",
     "recorded_spend",
@@ -60,15 +65,16 @@ class RunBudget:
     tokens: int | None = field(
         default=None,
         metadata={
-            "help": "Stop the run once this invocation's model requests have used this many "
-            "tokens, prompt + generated (cache hits are free); resumable."
+            "help": "Stop the run once this invocation's model requests (with --ray, every "
+            "worker's) have used this many tokens, prompt + generated (cache hits are free); "
+            "resumable."
         },
     )
     usd: float | None = field(
         default=None,
         metadata={
-            "help": "Stop the run once this invocation's model requests cost this many US "
-            "dollars (every role needs a price); resumable."
+            "help": "Stop the run once this invocation's model requests (with --ray, every "
+            "worker's) cost this many US dollars (every role needs a price); resumable."
         },
     )
 
@@ -87,24 +93,51 @@ class RunBudget:
         return {k: v for k, v in (("tokens", self.tokens), ("usd", self.usd)) if v is not None}
 
 
+class SharedSpend(Protocol):
+    """Where the meters of one job, in whatever process, add up what they spent (one
+    budget for the job: `journey.runs.ray_budget.LedgerLink`); it only sums."""
+
+    def job_usage(
+        self, meter: str, usage: Mapping[str, TokenUsage], *, now: bool = False
+    ) -> dict[str, TokenUsage]:
+        """The job's tokens per role: `usage` (all the meter named `meter` counted so far,
+        reported when due) and what the job's other meters reported.
+
+        Args:
+            meter: The asking meter's name, unique in the job.
+            usage: Every role's tokens that meter counted so far.
+            now: Report and ask at once, rather than use a recent answer.
+        """
+        ...
+
+
 class SpendMeter:
     """Tokens each role sent to its model in this invocation, their cost, the budget.
 
     Args:
         prices: Each role's price (or why it has none).
         budget: When to stop spending.
+        shared: Where the job's meters add up their spend, when the job's budget is
+            shared with meters in other processes (None: this meter's spend is the job's).
 
     Raises:
         ConfigError: a USD budget where a role has no price.
     """
 
-    def __init__(self, prices: Mapping[str, RolePrice], budget: RunBudget | None = None) -> None:
+    def __init__(
+        self,
+        prices: Mapping[str, RolePrice],
+        budget: RunBudget | None = None,
+        shared: SharedSpend | None = None,
+    ) -> None:
         self.prices = dict(prices)
         self.budget = budget or RunBudget()
         missing = [p.missing for p in self.prices.values() if p.missing is not None]
         if self.budget.usd is not None and missing:
             raise ConfigError(f"--budget-usd needs every role's price: {'; '.join(missing)}")
         self.usage: dict[str, TokenUsage] = {role: TokenUsage() for role in self.prices}
+        self._shared = shared
+        self._name = uuid.uuid4().hex  # this meter among the job's, to the shared sum
 
     def wrap(self, role: str, client: ChatCompletionClient) -> MeteredClient:
         """`client`, its answers counted as `role`'s."""
@@ -115,6 +148,19 @@ class SpendMeter:
         self.usage[role] = self.usage.get(role, TokenUsage()) + TokenUsage(
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
+        if self._shared is not None:  # the other meters learn of it (batched: when due)
+            self._shared.job_usage(self._name, self.usage)
+
+    def job_usage(self, *, now: bool = False) -> dict[str, TokenUsage]:
+        """Each role's tokens the job used: this meter's, and with a shared budget those
+        every other meter of the job reported (`now`: asked at once, not a recent answer)."""
+        if self._shared is None:
+            return dict(self.usage)
+        return self._shared.job_usage(self._name, self.usage, now=now)
+
+    def flush(self) -> None:
+        """Report what this meter counted to the job's shared sum now (at its end)."""
+        self.job_usage(now=True)
 
     @property
     def tokens(self) -> int:
@@ -122,8 +168,11 @@ class SpendMeter:
         return sum(used.total for used in self.usage.values())
 
     def role_cost(self, role: str) -> float | None:
+        return self._cost_of(role, self.usage.get(role, TokenUsage()))
+
+    def _cost_of(self, role: str, used: TokenUsage) -> float | None:
         price = self.prices.get(role)
-        return None if price is None else price.cost(self.usage.get(role, TokenUsage()))
+        return None if price is None else price.cost(used)
 
     @property
     def cost(self) -> float | None:
@@ -131,11 +180,16 @@ class SpendMeter:
         return total_cost(self.role_cost(role) for role in self.usage)
 
     def spent(self) -> str | None:
-        """Why the budget is spent ("budget: 10,000 tokens spent"), or None while it is not."""
+        """Why the budget is spent ("budget: 10,000 tokens spent"), or None while it is not;
+        judged on what the whole job used (every meter's, when the budget is shared)."""
         limit = self.budget
-        if limit.tokens is not None and self.tokens >= limit.tokens:
-            return f"budget: {limit.tokens:,} tokens spent ({self.tokens:,} used)"
-        cost = self.cost
+        if not limit.given:
+            return None
+        usage = self.job_usage()
+        tokens = sum(used.total for used in usage.values())
+        if limit.tokens is not None and tokens >= limit.tokens:
+            return f"budget: {limit.tokens:,} tokens spent ({tokens:,} used)"
+        cost = total_cost(self._cost_of(role, used) for role, used in usage.items())
         if limit.usd is not None and cost is not None and cost >= limit.usd:
             return f"budget: {cost_text(limit.usd)} spent ({cost_text(cost)} used)"
         return None
