@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -83,6 +85,16 @@ def warn(tag: str, message: str, *, sep: str = ": ") -> None:
         sep: What goes between them.
     """
     err_console.print(Text.assemble((tag, "yellow"), sep, message), soft_wrap=True)
+
+
+@contextmanager
+def resumable(where: Path | str) -> Iterator[None]:
+    """Ctrl-C ends a resumable job with one line saying how to go on, and status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        warn("interrupted", f"run the same command again to resume {where}")
+        raise typer.Exit(130) from None
 
 
 def default_run_dir(kind: str) -> Path:

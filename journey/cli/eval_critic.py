@@ -20,6 +20,7 @@ from journey.cli._app import (
     CriticTokensOption,
     console,
     err_console,
+    resumable,
     warn,
 )
 from journey.cli.evaluate import eval_app
@@ -137,11 +138,8 @@ def evaluate_critic(
         force=force,
         max_consecutive_errors=max_consecutive_errors,
     )
-    try:
+    with resumable(out):
         metrics = asyncio.run(runner.run(out, solutions, dataset=data.source))
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {out}")
-        raise typer.Exit(130) from None
     if json_output:
         print(metrics.model_dump_json(indent=2))
         return

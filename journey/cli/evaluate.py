@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import app, console, err_console, warn
+from journey.cli._app import app, console, err_console, resumable, warn
 from journey.cli._options import (
     CACHE_MODE_DEFAULT,
     BudgetTokensOption,
@@ -143,7 +143,7 @@ def evaluate(
     problems = data.select(offset=offset, limit=limit)
     progress = evaluation_progress(err_console, enabled=not no_progress)
     source = str(data.source or dataset)
-    try:
+    with resumable(out):
         if ray_options is not None:
             from journey.evaluation.ray_eval import evaluate_on_ray
 
@@ -165,9 +165,6 @@ def evaluate(
                 max_consecutive_errors=max_consecutive_errors,
             )
             metrics = asyncio.run(runner.run(out, problems, dataset=source))
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {out}")
-        raise typer.Exit(130) from None
     if json_output:
         print(metrics.model_dump_json(indent=2))
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import app, console, err_console, warn
+from journey.cli._app import app, console, err_console, resumable, warn
 from journey.cli._dataset import select_problems
 from journey.cli._options import field_default, field_option
 from journey.protocols.expansion import ExpansionChecks
@@ -135,7 +135,7 @@ def expand(
     if selection is None:
         return
     problems, source = selection.problems, selection.source
-    try:
+    with resumable(out):
         report = asyncio.run(
             run_expand(
                 options,
@@ -148,9 +148,6 @@ def expand(
                 max_consecutive_errors=max_consecutive_errors,
             )
         )
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {out}")
-        raise typer.Exit(130) from None
     if json_output:
         print(report.model_dump_json(indent=2))
         return

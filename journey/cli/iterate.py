@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from journey.cli._app import app, console, err_console, warn
+from journey.cli._app import app, console, err_console, resumable
 
 
 @app.command(
@@ -57,13 +57,9 @@ def iterate(
         evaluation=lambda: evaluation_progress(err_console, enabled=shown),
         pairs=lambda: pairs_progress(err_console, enabled=shown),
     )
-    try:
-        # stdout is the report's: what trainers print there (TRL's loss lines) goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            report = run_iteration(plan, folder, rounds=rounds, force=force, hooks=hooks)
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {folder}")
-        raise typer.Exit(130) from None
+    # stdout is the report's: what trainers print there (TRL's loss lines) goes to stderr.
+    with resumable(folder), contextlib.redirect_stdout(sys.stderr):
+        report = run_iteration(plan, folder, rounds=rounds, force=force, hooks=hooks)
     if json_output:
         print(report.model_dump_json(indent=2))
         return

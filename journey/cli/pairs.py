@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from journey.cli._app import app, console, err_console, warn
+from journey.cli._app import app, console, err_console, resumable, warn
 from journey.cli._options import (
     CACHE_MODE_DEFAULT,
     BudgetTokensOption,
@@ -135,7 +135,7 @@ def pairs(
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
     progress = pairs_progress(err_console, enabled=not no_progress)
-    try:
+    with resumable(out):
         if ray_options is not None:
             from journey.evaluation.ray_pairs import sample_pairs_on_ray
 
@@ -159,9 +159,6 @@ def pairs(
                 max_consecutive_errors=max_consecutive_errors,
             )
             card = asyncio.run(sampler.run(out, problems, dataset=str(dataset)))
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {out}")
-        raise typer.Exit(130) from None
     if json_output:
         print(card.model_dump_json(indent=2))
     else:

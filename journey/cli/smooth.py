@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from journey.cli._app import app, console, err_console, warn
+from journey.cli._app import app, console, err_console, resumable, warn
 
 
 @app.command(
@@ -79,11 +79,8 @@ def smooth(
         finally:
             await pool.close()
 
-    try:
+    with resumable(run):
         tally = asyncio.run(go())
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {run}")
-        raise typer.Exit(130) from None
     if json_output:
         print(tally.model_dump_json(indent=2))
         return

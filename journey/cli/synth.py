@@ -20,6 +20,7 @@ from journey.cli._app import (
     app,
     console,
     err_console,
+    resumable,
     warn,
 )
 from journey.cli._dataset import select_problems
@@ -228,7 +229,7 @@ def synth(
         "max_consecutive_errors": max_consecutive_errors,
     }
     progress = synthesis_progress(err_console, enabled=not no_progress)
-    try:
+    with resumable(out):
         if ray is not None:
             from journey.runs.ray_synthesis import RayOptions, run_on_ray
 
@@ -254,9 +255,6 @@ def synth(
             report = asyncio.run(
                 runner.run(out, problems, dataset=source, dataset_issues=selection.issues)
             )
-    except KeyboardInterrupt:
-        warn("interrupted", f"run the same command again to resume {out}")
-        raise typer.Exit(130) from None
     if json_output:
         print(report.model_dump_json(indent=2))
         return
