@@ -16,9 +16,10 @@ from autogen_core.models import AssistantMessage, LLMMessage
 from journey.agents import CriticAgent, StepUnderReview
 from journey.agents.backends import FunctionChatCompletionClient
 from journey.agents.backends.builtin_backends import load_reply_function
-from journey.agents.rule_critics import arithmetic, check_claims, format_value
+from journey.agents.rule_critics import arithmetic
 from journey.problems import load_problems
 from journey.protocols import CriticVerdictGiven, StepVerdict
+from journey.protocols.arithmetic_claims import check_claims, format_value
 from journey.protocols.parsing import parse_critic_reply
 from journey.runs import SynthesisOptions, SynthesisRunner, read_event_log
 from journey.sessions import DebateLimits

@@ -11,7 +11,7 @@ self-correction only when
   comes after a wrong intermediate result.
 
 The wrong result is found by the rule critic's claim checker
-(`journey.agents.rule_critics.check_claims`): the first false `a op b = c` in the
+(`journey.protocols.arithmetic_claims.check_claims`): the first false `a op b = c` in the
 output. An output with no checkable claim at all (a task that is not arithmetic) falls
 back to a marker anywhere in a correct output, and says so (`basis`), so a report can
 tell how many outputs were checked and how many only trusted.
@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from journey.agents.rule_critics import check_claims
+from journey.protocols.arithmetic_claims import check_claims
 from journey.protocols.vocabulary import (
     BACKTRACK_PHRASES,
     REFLECTION_KEYWORDS,
