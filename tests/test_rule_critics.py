@@ -217,3 +217,18 @@ def test_a_debate_judged_by_the_rule_reflects_the_wrong_sum(tmp_path: Path) -> N
     reasons = sorted(v.reason for v in verdicts if v.verdict is StepVerdict.INCORRECT)
     assert reasons == ["17 + 25 = 52 is false: 17 + 25 is 42.", "2 + 3 = 15 is false: 2 + 3 is 5."]
     assert sorted(v.verdict.value for v in verdicts) == ["correct"] * 2 + ["incorrect"] * 2
+
+
+@pytest.mark.parametrize(
+    ("step", "claims"),
+    [
+        # Real embedded-model steps from the experiment's debates (2026-12-03).
+        ("63 + 98 = 161, which is 102.", [("63 + 98 = 161", True), ("161 = 102", False)]),
+        ("309 + 207 = 515, which is 222.", [("309 + 207 = 515", False), ("515 = 222", False)]),
+        ("3 + 4 = 7, which is odd.", [("3 + 4 = 7", True)]),
+        ("14 * 4 = 56 apples, which is 56.", [("14 * 4 = 56", True)]),
+        ("93 = 98.", []),  # nothing computed: nothing to check
+    ],
+)
+def test_a_chain_goes_on_past_its_result(step: str, claims: list[tuple[str, bool]]) -> None:
+    assert [(c.text, c.holds) for c in check_claims(step).claims] == claims

@@ -33,6 +33,8 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
     for pattern, replacement in (
         (r"(?<=\d)(?:\\,|\{,\}|,)(?=\d{3}(?!\d))", ""),  # thousands: 1,234 1{,}234 1\,234
+        # A chain going on past its result: `161, which is 102` says 161 = 102.
+        (r"(?<=\d)\s*,?\s*\b(?:which|that)\s+(?:is|equals|gives|makes)\b", " = "),
         (r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}", r"((\1)/(\2))"),
         (r"\\(?:times|cdot|ast)(?![A-Za-z])|[×·⋅∗]", "*"),
         (r"\\div(?![A-Za-z])|[÷∕]", "/"),
@@ -255,6 +257,8 @@ class ArithmeticClaim:
         expression, value = (
             (self.left, self.left_value) if self.computed_left else (self.right, self.right_value)
         )
+        if expression == format_value(value):  # a restated result: `161 = 102`
+            return f"{self.text} is false: {expression} is not {self.right}"
         return f"{self.text} is false: {expression} is {format_value(value)}"
 
 
@@ -315,6 +319,7 @@ def _chain_claims(text: str, run: Sequence[_Token]) -> list[ArithmeticClaim]:
     parts = _parts(run)
     claims = []
     left = _longest(parts[0], suffix=True)
+    computed = False  # the chain has stated a result: a later `= n` restates it
     for number, part in enumerate(parts[1:], 1):
         whole = _side(part) if number < len(parts) - 1 else None
         right = whole or _longest(part, suffix=False)
@@ -323,8 +328,9 @@ def _chain_claims(text: str, run: Sequence[_Token]) -> list[ArithmeticClaim]:
             if not _agree(left, right) and right.operators and lead and _agree(left, lead):
                 right = lead  # a running total: `5 + 3 = 8 - 2 = 6` is 5 + 3 = 8, 8 - 2 = 6
             refuted = _REFUTED.match(text, right.tokens[-1].end)  # quoted to be denied
-            if (left.operators or right.operators) and not refuted:
+            if (left.operators or right.operators or computed) and not refuted:
                 claims.append(_claim(text, left, right))
+                computed = True
         left = whole if whole is not None else _longest(part, suffix=True)
     return claims
 
