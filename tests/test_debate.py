@@ -328,6 +328,46 @@ async def test_a_step_that_repeats_a_rejected_one_is_asked_again() -> None:
     assert result.ended.outcome is Outcome.SOLVED
 
 
+class _TemperatureRecorder(ScriptedChatCompletionClient):
+    """A scripted client that also records the temperature each request asked for."""
+
+    def __init__(self, replies: Sequence[str]) -> None:
+        super().__init__(replies)
+        self.temperatures: list[object] = []
+
+    async def create(self, messages, *args, extra_create_args=None, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.temperatures.append((extra_create_args or {}).get("temperature"))
+        return await super().create(
+            messages, *args, extra_create_args=extra_create_args or {}, **kwargs
+        )
+
+
+@pytest.mark.parametrize(
+    ("own", "asked"),
+    [(0.0, [0.0, 0.0, 0.7]), (None, [None, None, 0.7]), (1.0, [1.0, 1.0, 1.0])],
+)
+async def test_a_re_ask_after_a_repetition_samples_instead_of_decoding_greedily(
+    own: float | None, asked: list[float | None]
+) -> None:
+    # A greedy policy re-asked with nearly the same dialogue writes the same step again:
+    # the re-ask samples at 0.7, never cooler than the turn's own temperature.
+    policy_client = _TemperatureRecorder(
+        ["Step 1: 3 + 4 = 7 sheep.", "Step 1: 3 + 4 = 7 sheep.", "Step 1: 3 * 4 = \\boxed{12}."]
+    )
+    debate = DebateSession(
+        PROBLEM,
+        gold_answer="12",
+        policy=PolicyAgent(policy_client, temperature=own),
+        critic=CriticAgent(
+            ScriptedChatCompletionClient(["VERDICT: incorrect\nACTION: reflect\nREASON: x"]),
+            mode="generate",
+        ),
+    )
+    result = await debate.run()
+    assert policy_client.temperatures == asked
+    assert result.ended.outcome is Outcome.SOLVED
+
+
 async def test_a_step_that_echoes_the_instruction_is_asked_again() -> None:
     debate, policy_client, _ = session(
         ["Step 1: Write Step 1.", "Step 1: 3 * 4 = 12, so \\boxed{12}."], []

@@ -389,6 +389,21 @@ def test_an_interrupted_round_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert len(report.rounds) == 2
 
 
+def test_progress_off_reaches_the_trainers_and_changes_no_step(tmp_path: Path) -> None:
+    # --no-progress is how a run is shown, not what it computes: no step is redone.
+    out = tmp_path / "it"
+    recipe = _recipe(tmp_path)
+    shown = RecordingTrainer(SPECS)
+    _iterate(recipe, out, shown, rounds=1)
+    assert [job.progress for job in shown.jobs] == [True, True]
+    quiet = RecordingTrainer(SPECS)
+    lines = Lines()
+    hooks = IterateHooks(log=lines.lines.append, training_progress=False)
+    run_iteration(load_recipe(recipe), out, trainer=quiet, hooks=hooks, rounds=2)
+    assert [job.progress for job in quiet.jobs] == [False, False]  # round 2's only
+    assert not any(line.startswith("round 1") for line in lines.ran())
+
+
 def test_a_changed_recipe_is_refused_unless_forced(tmp_path: Path) -> None:
     out = tmp_path / "it"
     _iterate(_recipe(tmp_path), out, RecordingTrainer(SPECS), rounds=1)

@@ -162,6 +162,32 @@ def test_train_cli_reports_bad_data_as_a_user_error(tmp_path: Path) -> None:
     assert "bad.jsonl:1:" in str(result.exception)
 
 
+@pytest.mark.parametrize(("flags", "bar"), [([], True), (["--no-progress"], False)])
+def test_no_progress_turns_the_trainers_bar_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str], bar: bool
+) -> None:
+    # A progress bar in a log file is a line of carriage returns per step.
+    pytest.importorskip("trl")
+    import journey.training.sft as sft
+
+    seen: list[bool] = []
+
+    class Recorded(Exception):
+        """Stops the command once the config is seen: nothing needs training."""
+
+    def record(config: object, log: object = None) -> None:
+        seen.append(getattr(config, "disable_tqdm"))  # noqa: B009  # a TRL field
+        raise Recorded
+
+    monkeypatch.setattr(sft, "train_sft", record)
+    data = write_jsonl(tmp_path / "sft.jsonl", SFT_ROWS)
+    result = runner.invoke(
+        app, ["train", "sft", "--data", str(data), "--out", str(tmp_path / "m"), *flags]
+    )
+    assert isinstance(result.exception, Recorded)
+    assert seen == [not bar]
+
+
 # --- end to end on the embedded model --------------------------------------------------
 
 

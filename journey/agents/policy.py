@@ -84,6 +84,10 @@ class PolicyAgent(BaseChatAgent):
         max_tokens: Generation limit for one step.
         temperature: Sampling temperature; None keeps the client's default.
         max_reasks: How often an unusable, repeated or echoed reply is asked again.
+        repeat_temperature: The temperature of a re-ask after a repeated or echoed reply,
+            unless the turn's own is higher. A greedy policy re-asked with nearly the
+            same dialogue writes the same step again, so the re-ask samples; None
+            re-asks at the turn's temperature.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class PolicyAgent(BaseChatAgent):
         max_tokens: int = 160,
         temperature: float | None = None,
         max_reasks: int = 2,
+        repeat_temperature: float | None = 0.7,
         prompts: PromptSet | None = None,
     ) -> None:
         super().__init__(name, "Proposes one numbered reasoning step per turn.")
@@ -101,6 +106,7 @@ class PolicyAgent(BaseChatAgent):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.max_reasks = max_reasks
+        self.repeat_temperature = repeat_temperature
         self.prompts = prompts or load_prompts("policy")
         self._chat: list[LLMMessage] = []
         self._opening_length = 0
@@ -151,7 +157,8 @@ class PolicyAgent(BaseChatAgent):
         when it repeats a step in `avoid` (rejected alternatives, steps already on the
         path), or when it only echoes the last instruction: small models loop on such
         replies forever.
-        After that the last usable reply is kept, its violations recorded.
+        After that the last usable reply is kept, its violations recorded. A re-ask after
+        a repetition samples at `repeat_temperature` at least.
 
         `temperature`, when given, overrides the agent's own for this call (beam search
         samples several different children of one step).
@@ -186,6 +193,8 @@ class PolicyAgent(BaseChatAgent):
             if (step.usable and repeat is None) or attempt > self.max_reasks:
                 break
             nudge = "repeat" if repeat is not None else "reask"
+            if repeat is not None and self.repeat_temperature is not None:
+                args["temperature"] = max(self.repeat_temperature, temperature or 0.0)
             messages = [
                 *messages,
                 # The answer alone goes back: a reasoning model is never shown its thoughts.

@@ -56,6 +56,7 @@ def iterate(
         synthesis=lambda: synthesis_progress(err_console, enabled=shown),
         evaluation=lambda: evaluation_progress(err_console, enabled=shown),
         pairs=lambda: pairs_progress(err_console, enabled=shown),
+        training_progress=shown,
     )
     # stdout is the report's: what trainers print there (TRL's loss lines) goes to stderr.
     with resumable(folder), contextlib.redirect_stdout(sys.stderr):

@@ -42,6 +42,10 @@ BatchOption = Annotated[int, typer.Option(help="Rows per device per step.")]
 AccumOption = Annotated[int, typer.Option(help="Steps whose gradients add up per update.")]
 LengthOption = Annotated[int, typer.Option(help="Longest tokenised row; longer ones are cut.")]
 SeedOption = Annotated[int, typer.Option(help="Random seed.")]
+NoProgressOption = Annotated[
+    bool,
+    typer.Option("--no-progress", help="No progress bar: a line per logged step (for log files)."),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -148,7 +152,13 @@ def _train(kind: TrainKind, phases: list[TrainPhase], values: dict[str, Any]) ->
             )
 
     train_phases(
-        kind, phases, values, log=console.print, on_phase=announce, on_summary=_print_summary
+        kind,
+        phases,
+        values,
+        log=console.print,
+        on_phase=announce,
+        on_summary=_print_summary,
+        progress=not values.get("no_progress", False),
     )
 
 
@@ -186,6 +196,7 @@ def sft(
     max_length: LengthOption = 1024,
     seed: SeedOption = 42,
     config: ConfigOption = None,
+    no_progress: NoProgressOption = False,
 ) -> None:
     """Supervised fine-tuning; the loss falls on the (last) assistant reply of each row."""
     values, phases = _plan(ctx, sft, config, "sft")
@@ -216,6 +227,7 @@ def dpo(
     max_length: LengthOption = 1024,
     seed: SeedOption = 42,
     config: ConfigOption = None,
+    no_progress: NoProgressOption = False,
 ) -> None:
     """Direct preference optimisation on chosen/rejected pairs (float32 on CPU)."""
     values, phases = _plan(ctx, dpo, config, "dpo")

@@ -56,6 +56,9 @@ class IterateHooks:
     pairs: Callable[[], JobProgress] = field(
         default=NoProgress, metadata={"help": "A progress for each pairs sampling."}
     )
+    training_progress: bool = field(
+        default=True, metadata={"help": "Whether trainers show their progress bars."}
+    )
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,14 @@ class RoundRunner:
         else:
             step.clear()
             started = time.monotonic()
-            job = TrainJob(planned.name, planned.kind, out, phases, planned.values)
+            job = TrainJob(
+                planned.name,
+                planned.kind,
+                out,
+                phases,
+                planned.values,
+                progress=self.hooks.training_progress,
+            )
             spec = self.trainer(job, self.hooks.log)
             seconds = time.monotonic() - started
             marker = step.finish({"spec": spec, "seconds": seconds, **planned.counts()})

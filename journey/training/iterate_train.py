@@ -37,6 +37,9 @@ class TrainJob:
     values: Mapping[str, Any] = field(
         metadata={"help": "`journey train` option values (lr, epochs...) for every phase."}
     )
+    progress: bool = field(
+        default=True, metadata={"help": "Show the trainer's progress bar (not an input)."}
+    )
 
     @property
     def start(self) -> str:
@@ -57,5 +60,5 @@ def train_with_trl(job: TrainJob, log: Log) -> str:
         DatasetError: a data file is empty or has a bad line.
         ConfigError: a setting is refused, or the start model cannot be trained.
     """
-    train_phases(job.kind, job.phases, job.values, log=log)
+    train_phases(job.kind, job.phases, job.values, log=log, progress=job.progress)
     return f"hf:{job.out}"

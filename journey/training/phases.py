@@ -28,6 +28,7 @@ def train_phases(
     log: Log | None = None,
     on_phase: Callable[[int, TrainPhase], None] | None = None,
     on_summary: Callable[[TrainingSummary], None] | None = None,
+    progress: bool = True,
 ) -> list[TrainingSummary]:
     """Train each phase from the model the one before saved (`plan_phases`).
 
@@ -39,6 +40,8 @@ def train_phases(
         log: Where the trainers say what they do.
         on_phase: Told of each phase (its number from 1) before it trains.
         on_summary: Told of each phase's summary once its model is saved.
+        progress: Show the trainer's progress bar; without it the trainer prints a
+            line per logged step, which a log file keeps readable.
 
     Raises:
         DatasetError: a data file is missing, empty or has a bad line.
@@ -56,6 +59,7 @@ def train_phases(
             "output_dir": str(phase.out),
             "model_spec": phase.model,
             "data_file": str(phase.data),
+            "disable_tqdm": not progress,
         }
         settings = config_settings({**values, **phase.settings})
         if kind == "sft":
