@@ -29,6 +29,7 @@ from journey.longthought.smoothing import FaithfulnessChecker
 from journey.protocols.expansion import CHECK_KEYS, ExpansionChecks
 from journey.runs.endpoint_health import ErrorStreak
 from journey.runs.expansion import ExpandOptions
+from journey.runs.ray_units import RayOptions
 from journey.runs.request_accounts import SpendSettings
 from journey.runs.spend import RunBudget
 from journey.runs.synthesis import SynthesisOptions
@@ -49,6 +50,8 @@ class Mapped:
     same_help: bool = True
     """False where the option's help is the command's own (it names other flags)."""
     same_default: bool = True
+    help_prefix: str = ""
+    """What the option's help says before the field's (when it applies)."""
 
     def __str__(self) -> str:
         return f"{self.command} {self.option}"
@@ -137,6 +140,11 @@ TYPED = [  # repeated by hand: the config's module imports torch
     Mapped("expand", "concurrency", ExpandOptions, "concurrency"),
     *(Mapped("expand", name, ExpandOptions, name, same_help=False) for name in ("model", "prompt")),
     Mapped("expand", "max_consecutive_errors", ErrorStreak, "limit", same_help=False),
+    *(
+        Mapped(command, f"ray_{name}", RayOptions, name, help_prefix="With --ray: ")
+        for command in ("synth", "eval", "pairs")
+        for name in ("workers", "units", "worker_cpus", "worker_gpus")
+    ),
     Mapped("smooth", "min_length", FaithfulnessChecker, "min_length_ratio"),
     Mapped("smooth", "max_length", FaithfulnessChecker, "max_length_ratio"),
 ]
@@ -180,7 +188,7 @@ def test_the_option_says_what_its_field_says(mapped: Mapped) -> None:
     line = _help_lines(mapped.command)[param.opts[0]]
     if mapped.same_help:
         text = field_help(mapped.config, mapped.field)
-        assert Text.from_markup(param.help).plain == text
+        assert Text.from_markup(param.help).plain == mapped.help_prefix + text
         assert text in line
     if mapped.same_default:
         default = field_default(mapped.config, mapped.field)

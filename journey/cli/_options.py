@@ -13,10 +13,12 @@ Validation stays in the config's `__post_init__`. The config's module is importe
 the CLI, for `journey --help` too, so it must not import torch or the sessions.
 
 Below them, the options `journey synth`, `eval` and `pairs` share: the response cache,
-prices and budgets of their requests (`journey.runs.request_accounts.SpendSettings`).
-That config's module imports the sessions, so these repeat its fields' help by hand (as
-the options in `_app.py` do; tests/test_cli_options.py and tests/test_spend_options.py
-keep them equal) and `spend_settings` builds it only when a command runs.
+prices and budgets of their requests (`journey.runs.request_accounts.SpendSettings`),
+and the Ray cluster they may run on (`journey.runs.ray_units.RayOptions`). Those
+configs' modules import the sessions, so these repeat their fields' help and defaults
+by hand (as the options in `_app.py` do; tests/test_cli_options.py and
+tests/test_spend_options.py keep them equal), and `spend_settings` and `ray_options`
+build the configs only when a command runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import typer
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from journey.runs.ray_units import RayOptions
     from journey.runs.request_accounts import SpendSettings
 
 
@@ -138,13 +141,31 @@ RayOption = Annotated[
         "into the output at the end.",
     ),
 ]
+_WITH_RAY = "With --ray: "  # before each field's help: the options below do nothing without it
 RayWorkersOption = Annotated[
-    int, typer.Option(help="With --ray: worker actors (each loads its models once).")
+    int,
+    typer.Option(help=_WITH_RAY + "Worker actors; each loads its models once, not once per unit."),
 ]
+RAY_WORKERS_DEFAULT = 2
 RayUnitsOption = Annotated[
     int | None,
-    typer.Option(help="With --ray: units the problems are cut into (default 4 per worker)."),
+    typer.Option(
+        help=_WITH_RAY + "Units the problems are cut into (default 4 per worker, at most one "
+        "per problem)."
+    ),
 ]
+RayWorkerCpusOption = Annotated[
+    float, typer.Option(help=_WITH_RAY + "CPUs Ray reserves for each worker.")
+]
+RAY_WORKER_CPUS_DEFAULT = 1.0
+RayWorkerGpusOption = Annotated[
+    float,
+    typer.Option(
+        help=_WITH_RAY + "GPUs Ray reserves for each worker: a worker that serves a model on "
+        "a GPU (vllm:, hf: on cuda) needs one; fractions share a GPU."
+    ),
+]
+RAY_WORKER_GPUS_DEFAULT = 0.0
 
 
 def spend_settings(
@@ -170,4 +191,30 @@ def spend_settings(
         cache=CacheSettings(mode=CacheMode.parse(cache_mode), directory=cache),
         prices=load_prices(prices) if prices is not None else {},
         budget=RunBudget(tokens=budget_tokens, usd=budget_usd),
+    )
+
+
+def ray_options(
+    *,
+    ray: str | None,
+    ray_workers: int,
+    ray_units: int | None,
+    ray_worker_cpus: float,
+    ray_worker_gpus: float,
+) -> RayOptions | None:
+    """The cluster the options above name, or None without `--ray` (the job runs here).
+
+    Raises:
+        ConfigError: no worker, no unit, or a worker reserving no CPU or fewer than 0 GPUs.
+    """
+    if ray is None:
+        return None
+    from journey.runs.ray_units import RayOptions
+
+    return RayOptions(
+        address=ray,
+        workers=ray_workers,
+        units=ray_units,
+        worker_cpus=ray_worker_cpus,
+        worker_gpus=ray_worker_gpus,
     )

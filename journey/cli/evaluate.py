@@ -11,6 +11,9 @@ import typer
 from journey.cli._app import app, console, err_console, resumable, warn
 from journey.cli._options import (
     CACHE_MODE_DEFAULT,
+    RAY_WORKER_CPUS_DEFAULT,
+    RAY_WORKER_GPUS_DEFAULT,
+    RAY_WORKERS_DEFAULT,
     BudgetTokensOption,
     BudgetUsdOption,
     CacheModeOption,
@@ -18,7 +21,10 @@ from journey.cli._options import (
     PricesOption,
     RayOption,
     RayUnitsOption,
+    RayWorkerCpusOption,
+    RayWorkerGpusOption,
     RayWorkersOption,
+    ray_options,
     spend_settings,
 )
 from journey.errors import ConfigError
@@ -98,8 +104,10 @@ def evaluate(
     budget_usd: BudgetUsdOption = None,
     prices: PricesOption = None,
     ray: RayOption = None,
-    ray_workers: RayWorkersOption = 2,
+    ray_workers: RayWorkersOption = RAY_WORKERS_DEFAULT,
     ray_units: RayUnitsOption = None,
+    ray_worker_cpus: RayWorkerCpusOption = RAY_WORKER_CPUS_DEFAULT,
+    ray_worker_gpus: RayWorkerGpusOption = RAY_WORKER_GPUS_DEFAULT,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the metrics as JSON instead of tables.")
@@ -113,7 +121,6 @@ def evaluate(
     from journey.evaluation import EvalOptions, EvalRunner
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
     from journey.problems.dataset import issue_lines, load_problems
-    from journey.runs.ray_units import RayOptions
     from journey.view.progress import evaluation_progress
     from journey.view.reports import render_metrics
 
@@ -132,9 +139,13 @@ def evaluate(
             budget_usd=budget_usd,
         ),
     )
-    ray_options = None
-    if ray is not None:
-        ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
+    on_ray = ray_options(
+        ray=ray,
+        ray_workers=ray_workers,
+        ray_units=ray_units,
+        ray_worker_cpus=ray_worker_cpus,
+        ray_worker_gpus=ray_worker_gpus,
+    )
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict, split=split
     )
@@ -144,14 +155,14 @@ def evaluate(
     progress = evaluation_progress(err_console, enabled=not no_progress)
     source = str(data.source or dataset)
     with resumable(out):
-        if ray_options is not None:
+        if on_ray is not None:
             from journey.evaluation.ray_eval import evaluate_on_ray
 
             metrics = evaluate_on_ray(
                 options,
                 problems,
                 out,
-                ray_options,
+                on_ray,
                 dataset=source,
                 force=force,
                 max_consecutive_errors=max_consecutive_errors,

@@ -14,6 +14,9 @@ from rich.text import Text
 from journey.cli._app import app, console, err_console, resumable, warn
 from journey.cli._options import (
     CACHE_MODE_DEFAULT,
+    RAY_WORKER_CPUS_DEFAULT,
+    RAY_WORKER_GPUS_DEFAULT,
+    RAY_WORKERS_DEFAULT,
     BudgetTokensOption,
     BudgetUsdOption,
     CacheModeOption,
@@ -21,7 +24,10 @@ from journey.cli._options import (
     PricesOption,
     RayOption,
     RayUnitsOption,
+    RayWorkerCpusOption,
+    RayWorkerGpusOption,
     RayWorkersOption,
+    ray_options,
     spend_settings,
 )
 
@@ -91,8 +97,10 @@ def pairs(
     budget_usd: BudgetUsdOption = None,
     prices: PricesOption = None,
     ray: RayOption = None,
-    ray_workers: RayWorkersOption = 2,
+    ray_workers: RayWorkersOption = RAY_WORKERS_DEFAULT,
     ray_units: RayUnitsOption = None,
+    ray_worker_cpus: RayWorkerCpusOption = RAY_WORKER_CPUS_DEFAULT,
+    ray_worker_gpus: RayWorkerGpusOption = RAY_WORKER_GPUS_DEFAULT,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the dataset card as JSON instead of a table.")
@@ -104,7 +112,6 @@ def pairs(
     from journey.evaluation.pairs_sampling import PairsSampler
     from journey.exports.export import card_path
     from journey.problems.dataset import issue_lines, load_problems
-    from journey.runs.ray_units import RayOptions
     from journey.runs.run_cost import spend_rows
     from journey.view.progress import pairs_progress
 
@@ -125,9 +132,13 @@ def pairs(
             budget_usd=budget_usd,
         ),
     )
-    ray_options = None
-    if ray is not None:
-        ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
+    on_ray = ray_options(
+        ray=ray,
+        ray_workers=ray_workers,
+        ray_units=ray_units,
+        ray_worker_cpus=ray_worker_cpus,
+        ray_worker_gpus=ray_worker_gpus,
+    )
     data = load_problems(
         dataset, problem_field=problem_field, answer_field=answer_field, strict=strict
     )
@@ -136,14 +147,14 @@ def pairs(
     problems = data.select(offset=offset, limit=limit)
     progress = pairs_progress(err_console, enabled=not no_progress)
     with resumable(out):
-        if ray_options is not None:
+        if on_ray is not None:
             from journey.evaluation.ray_pairs import sample_pairs_on_ray
 
             card = sample_pairs_on_ray(
                 options,
                 problems,
                 out,
-                ray_options,
+                on_ray,
                 dataset=str(dataset),
                 grade=grade_output,
                 force=force,

@@ -26,6 +26,9 @@ from journey.cli._app import (
 from journey.cli._dataset import select_problems
 from journey.cli._options import (
     CACHE_MODE_DEFAULT,
+    RAY_WORKER_CPUS_DEFAULT,
+    RAY_WORKER_GPUS_DEFAULT,
+    RAY_WORKERS_DEFAULT,
     BudgetTokensOption,
     BudgetUsdOption,
     CacheModeOption,
@@ -33,7 +36,10 @@ from journey.cli._options import (
     PricesOption,
     RayOption,
     RayUnitsOption,
+    RayWorkerCpusOption,
+    RayWorkerGpusOption,
     RayWorkersOption,
+    ray_options,
     spend_settings,
 )
 from journey.errors import ConfigError
@@ -162,8 +168,10 @@ def synth(
     budget_usd: BudgetUsdOption = None,
     prices: PricesOption = None,
     ray: RayOption = None,
-    ray_workers: RayWorkersOption = 2,
+    ray_workers: RayWorkersOption = RAY_WORKERS_DEFAULT,
     ray_units: RayUnitsOption = None,
+    ray_worker_cpus: RayWorkerCpusOption = RAY_WORKER_CPUS_DEFAULT,
+    ray_worker_gpus: RayWorkerGpusOption = RAY_WORKER_GPUS_DEFAULT,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
@@ -210,6 +218,13 @@ def synth(
         ),
     )
     options.models  # noqa: B018  (validates the model specs now)
+    on_ray = ray_options(
+        ray=ray,
+        ray_workers=ray_workers,
+        ray_units=ray_units,
+        ray_worker_cpus=ray_worker_cpus,
+        ray_worker_gpus=ray_worker_gpus,
+    )
     selection = select_problems(
         dataset,
         split=split,
@@ -230,15 +245,14 @@ def synth(
     }
     progress = synthesis_progress(err_console, enabled=not no_progress)
     with resumable(out):
-        if ray is not None:
-            from journey.runs.ray_synthesis import RayOptions, run_on_ray
+        if on_ray is not None:
+            from journey.runs.ray_synthesis import run_on_ray
 
-            ray_options = RayOptions(address=ray, workers=ray_workers, units=ray_units)
             report = run_on_ray(
                 options,
                 problems,
                 out,
-                ray_options,
+                on_ray,
                 dataset=source,
                 dataset_issues=selection.issues,
                 progress=progress,

@@ -11,6 +11,12 @@ them on a pool of worker actors (`run_units`), one unit at a time per worker. Ea
 job's worker class (its clients built once per worker) and its merge live with the
 job: `runs.ray_synthesis`, `evaluation.ray_eval`, `evaluation.ray_pairs`.
 
+Each worker reserves `RayOptions.worker_cpus` CPUs and `worker_gpus` GPUs: Ray starts it
+only on a node with them free and shows it only the GPUs it holds (`CUDA_VISIBLE_DEVICES`), so
+a model served on a GPU by each worker needs `worker_gpus` of 1, or a fraction to put
+several small ones on one GPU (Ray shares out no memory: a `vllm:` spec then needs a
+`gpu_memory_utilization` to match).
+
 Failures: a worker that dies mid-unit (a killed process, a lost node) is replaced and
 its unit given to a worker again; the unit resumes from what it saved (a session's
 events, a problem's record or samples), so nothing is lost and nothing runs twice. A
@@ -56,21 +62,41 @@ _INSTALL = "pip install 'journey-learning[ray]' (or pip install ray)"
 
 @dataclass(frozen=True)
 class RayOptions:
-    """Where and how wide a job goes on Ray."""
+    """Where and how wide a job goes on Ray, and what each worker reserves there."""
 
-    address: str = "local"
-    """`local` starts a cluster on this machine; `auto` joins the one `ray start` made
-    here; `ray://HOST:10001` connects to a remote one."""
-    workers: int = 2
-    """Worker actors (each holds its own clients: one embedded model per worker)."""
-    units: int | None = None
-    """Units the problems are cut into; default four per worker (at most one per problem)."""
-    max_unit_retries: int = 3
-    """Times a unit is given to a new worker after its worker died."""
-    worker_cpus: float = 1.0
-    """CPUs Ray reserves for each worker."""
-    init_options: Mapping[str, Any] = field(default_factory=dict)
-    """More `ray.init` arguments (tests pass a `runtime_env`)."""
+    address: str = field(
+        default="local",
+        metadata={
+            "help": "local starts a cluster on this machine; auto joins the one 'ray start' "
+            "made here; ray://HOST:10001 connects to a remote one."
+        },
+    )
+    workers: int = field(
+        default=2,
+        metadata={"help": "Worker actors; each loads its models once, not once per unit."},
+    )
+    units: int | None = field(
+        default=None,
+        metadata={
+            "help": "Units the problems are cut into (default 4 per worker, at most one "
+            "per problem)."
+        },
+    )
+    max_unit_retries: int = field(
+        default=3, metadata={"help": "Times a unit is given to a new worker after its worker died."}
+    )
+    worker_cpus: float = field(default=1.0, metadata={"help": "CPUs Ray reserves for each worker."})
+    worker_gpus: float = field(
+        default=0.0,
+        metadata={
+            "help": "GPUs Ray reserves for each worker: a worker that serves a model on a GPU "
+            "(vllm:, hf: on cuda) needs one; fractions share a GPU."
+        },
+    )
+    init_options: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "More ray.init arguments (tests pass a runtime_env)."},
+    )
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -79,6 +105,16 @@ class RayOptions:
             raise ConfigError(f"ray units must be at least 1, got {self.units}")
         if self.max_unit_retries < 0:
             raise ConfigError(f"max unit retries must be 0 or more, got {self.max_unit_retries}")
+        # Ray would schedule any number of zero-CPU workers on one node at once.
+        if not self.worker_cpus > 0:
+            raise ConfigError(f"ray worker CPUs must be above 0, got {self.worker_cpus}")
+        if not self.worker_gpus >= 0:
+            raise ConfigError(f"ray worker GPUs must be 0 or more, got {self.worker_gpus}")
+
+    def actor_options(self) -> dict[str, Any]:
+        """What `ray.remote` reserves for each worker actor (resources, no restarts: a
+        dead worker is replaced by `run_units`, which knows its unit)."""
+        return {"num_cpus": self.worker_cpus, "num_gpus": self.worker_gpus, "max_restarts": 0}
 
     def unit_count(self, problems: int) -> int:
         return max(1, min(self.units or 4 * self.workers, problems))
@@ -188,7 +224,7 @@ def run_units(
     if not units:
         return UnitOutcomes()
     ray = connect(options)
-    actor = ray.remote(num_cpus=options.worker_cpus, max_restarts=0)(worker)
+    actor = ray.remote(**options.actor_options())(worker)
     outcomes = UnitOutcomes()
     idle = [actor.remote(*worker_args) for _ in range(min(options.workers, len(units)))]
     pending = list(range(len(units)))
