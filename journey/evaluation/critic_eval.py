@@ -53,13 +53,9 @@ from journey.evaluation.critic_metrics import (
 from journey.problems.step_labels import LabelledSolution
 from journey.problems.step_layouts import StepLabelLayout
 from journey.protocols import StepVerdict
-from journey.runs.endpoint_health import (
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    EndpointDownError,
-    ErrorStreak,
-)
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, EndpointDownError
 from journey.runs.files import read_appended, write_atomic
-from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.jobs import JobControls, JobProgress, NoProgress, run_each
 from journey.runs.manifest import Manifest, read_manifest
 
 __all__ = [
@@ -268,9 +264,7 @@ class CriticEvalRunner:
     ) -> None:
         self.options = options
         self._client = client
-        self._progress = progress or NoProgress()
-        self._force = force
-        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
+        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
 
     async def run(
         self, out: Path, solutions: Sequence[LabelledSolution], *, dataset: str
@@ -296,10 +290,12 @@ class CriticEvalRunner:
             # without log-probabilities) is refused with nothing recorded.
             critic = self.options.agent(client) if client is not None else None
             self.options.manifest(dataset).open(
-                out / MANIFEST_FILE, subject=f"{out} holds a critic evaluation", force=self._force
+                out / MANIFEST_FILE,
+                subject=f"{out} holds a critic evaluation",
+                force=self._controls.force,
             )
             if critic is not None and client is not None:
-                with self._progress.loading():
+                with self._controls.progress.loading():
                     await ensure_loaded(client)
                 new, errors = await self._judge_all(critic, todo, out, len(solutions) - len(todo))
                 done.update((record.id, record) for record in new)
@@ -343,13 +339,14 @@ class CriticEvalRunner:
                 sink.flush()
                 return None
 
-            with self._progress.running(len(todo) + finished, finished, note()):
+            progress = self._controls.progress
+            with progress.running(len(todo) + finished, finished, note()):
                 stop = await run_each(
                     todo,
                     one,
                     concurrency=self.options.concurrency,
-                    streak=ErrorStreak(self._streak_limit),
-                    progress=self._progress,
+                    streak=self._controls.streak(),
+                    progress=progress,
                     fields=note,
                 )
         if stop is not None:

@@ -61,13 +61,9 @@ from journey.evaluation.runner import MODEL_ROLE
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
-from journey.runs.endpoint_health import (
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    EndpointDownError,
-    ErrorStreak,
-)
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, EndpointDownError
 from journey.runs.files import read_appended
-from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, run_each
+from journey.runs.jobs import JobControls, JobProgress, LeftForLater, NoProgress, run_each
 from journey.runs.manifest import Manifest
 from journey.runs.request_accounts import SPEND_SETTINGS, RequestAccounts
 
@@ -149,11 +145,9 @@ class PairsSampler:
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
-        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._grade = grade
         self._client = client
-        self._progress = progress or NoProgress()
-        self._force = force
+        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
 
     async def run(self, out: Path, problems: Sequence[ProblemRecord], *, dataset: str) -> PairsCard:
         """Sample every problem not sampled yet, then (re)write the pairs and the card.
@@ -167,7 +161,7 @@ class PairsSampler:
             EndpointDownError: `max_consecutive_errors` problems in a row failed; the
                 samples so far are kept, and running again resumes.
         """
-        open_samples(out, self.options, dataset=dataset, force=self._force)
+        open_samples(out, self.options, dataset=dataset, force=self._controls.force)
         done = load_samples(samples_path(out))
         todo = [p for p in problems if p.session_id not in done]
         failed = 0
@@ -230,7 +224,7 @@ class PairsSampler:
         records: list[ProblemSamples] = []
         failed_requests = 0
         right = total = 0
-        streak = ErrorStreak(self._streak_limit)
+        progress = self._controls.progress
 
         async def ask(prompt: str, seed: int | None) -> _Reply:
             args: dict[str, object] = {
@@ -285,11 +279,12 @@ class PairsSampler:
 
         with (
             sink_path.open("a", encoding="utf-8") as sink,
-            self._progress.running(len(todo), 0, note()),
+            progress.running(len(todo), 0, note()),
         ):
             # No limit on problems at once: the gate counts requests, and checks the budget.
+            streak = self._controls.streak()
             stop = await run_each(
-                todo, one, concurrency=None, streak=streak, progress=self._progress, fields=note
+                todo, one, concurrency=None, streak=streak, progress=progress, fields=note
             )
         if stop is not None:
             raise EndpointDownError(

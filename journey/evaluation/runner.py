@@ -51,13 +51,9 @@ from journey.evaluation.metrics import (
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
-from journey.runs.endpoint_health import (
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    EndpointDownError,
-    ErrorStreak,
-)
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, EndpointDownError
 from journey.runs.files import read_appended, write_atomic
-from journey.runs.jobs import JobProgress, NoProgress, StreakStop, run_each
+from journey.runs.jobs import JobControls, JobProgress, NoProgress, StreakStop, run_each
 from journey.runs.manifest import Manifest, read_manifest
 from journey.runs.request_accounts import (
     SPEND_SETTINGS,
@@ -230,9 +226,7 @@ class EvalRunner:
     ) -> None:
         self.options = options
         self._client = client
-        self._progress = progress or NoProgress()
-        self._force = force
-        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
+        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
         self._reflections = PhraseCounter(options.reflection_keywords)
         self._backtracks = PhraseCounter(options.backtrack_phrases)
 
@@ -251,7 +245,7 @@ class EvalRunner:
         """
         started = time.perf_counter()
         out.mkdir(parents=True, exist_ok=True)
-        open_manifest(out, self.options, dataset, force=self._force)
+        open_manifest(out, self.options, dataset, force=self._controls.force)
         done = {record.id: record for record in load_records(out)}
         todo = [p for p in problems if p.session_id not in done]
         errors = 0
@@ -317,13 +311,14 @@ class EvalRunner:
                 sink.flush()
                 return None
 
-            with self._progress.running(len(todo), 0, accuracy()):
+            progress = self._controls.progress
+            with progress.running(len(todo), 0, accuracy()):
                 stop = await run_each(
                     todo,
                     one,
                     concurrency=self.options.batch_size,
-                    streak=ErrorStreak(self._streak_limit),
-                    progress=self._progress,
+                    streak=self._controls.streak(),
+                    progress=progress,
                     fields=accuracy,
                     halted=halted,
                 )

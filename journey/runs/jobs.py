@@ -13,12 +13,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from journey.runs.endpoint_health import ErrorStreak, raise_unexpected
+from journey.runs.endpoint_health import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ErrorStreak,
+    raise_unexpected,
+)
 
-__all__ = ["JobProgress", "LeftForLater", "NoProgress", "StreakStop", "run_each"]
+__all__ = [
+    "JobControls",
+    "JobProgress",
+    "LeftForLater",
+    "NoProgress",
+    "StreakStop",
+    "run_each",
+]
 
 ItemT = TypeVar("ItemT")
 
@@ -71,6 +82,37 @@ class NoProgress:
 
     def loading(self) -> AbstractContextManager[object]:
         return nullcontext()
+
+
+@dataclass(frozen=True)
+class JobControls:
+    """How a resumable job is driven, whatever its work: who hears of its progress,
+    whether it may resume a directory made with other settings, and when failures in a
+    row stop it. `SynthesisRunner`, `EvalRunner`, `CriticEvalRunner` and `PairsSampler`
+    take these as keywords and keep them here, checked once.
+
+    Raises:
+        ConfigError: `max_consecutive_errors` is negative.
+    """
+
+    progress: JobProgress = field(
+        default_factory=NoProgress,
+        metadata={"help": "Told of each item as it runs and ends (the view draws it)."},
+    )
+    force: bool = field(
+        default=False, metadata={"help": "Resume a directory made with other settings."}
+    )
+    max_consecutive_errors: int = field(
+        default=DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        metadata={"help": "Stop (EndpointDownError) after this many failures in a row; 0: never."},
+    )
+
+    def __post_init__(self) -> None:
+        self.streak()  # ErrorStreak refuses a negative limit, in the words its users share
+
+    def streak(self) -> ErrorStreak:
+        """A new count of failures in a row, for one run, stopping at this job's limit."""
+        return ErrorStreak(self.max_consecutive_errors)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,14 @@ from journey.runs.endpoint_health import (
     LastFailure,
     RoleClient,
 )
-from journey.runs.jobs import JobProgress, LeftForLater, NoProgress, StreakStop, run_each
+from journey.runs.jobs import (
+    JobControls,
+    JobProgress,
+    LeftForLater,
+    NoProgress,
+    StreakStop,
+    run_each,
+)
 from journey.runs.request_accounts import RequestAccounts
 from journey.runs.run_agents import policy_agent, step_judge
 from journey.runs.rundir import RUN_LOCK, RunDirectory
@@ -124,11 +131,9 @@ class SynthesisRunner:
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         self.options = options
-        self.progress = progress or NoProgress()
+        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
         self._given_clients = dict(clients) if clients is not None else None
-        self.force = force
         self.retry_errors = retry_errors
-        self._streak_limit = ErrorStreak(max_consecutive_errors).limit  # validated
         self._models = options.models
         self._client_models = options.client_models
         self._session_type = strategy_session(options.strategy)
@@ -175,7 +180,10 @@ class SynthesisRunner:
     def _open(self, root: Path, dataset: Mapping[str, Any]) -> RunDirectory:
         """Open the run directory, checking and recording the options in `run.json`."""
         self.options.manifest(dataset).open(
-            root / "run.json", subject=f"{root} was", force=self.force, describe=describe_change
+            root / "run.json",
+            subject=f"{root} was",
+            force=self._controls.force,
+            describe=describe_change,
         )
         return RunDirectory(root)
 
@@ -297,7 +305,7 @@ class SynthesisRunner:
         loaders = [c.load for c in distinct if isinstance(c, LoadableClient)]
         if not loaders:
             return
-        with self.progress.loading():
+        with self._controls.progress.loading():
             for load in loaders:
                 await load()
 
@@ -312,6 +320,7 @@ class SynthesisRunner:
         """Run the planned sessions; returns None, or the line saying why the run stopped
         (an endpoint down; a spent budget stops sessions without a line here)."""
         run, report, tally = work.run, work.report, work.tally
+        progress = self._controls.progress
 
         def fields() -> dict[str, str]:
             elapsed = max(time.monotonic() - started, 1e-9)
@@ -322,7 +331,7 @@ class SynthesisRunner:
             }
 
         def refresh() -> None:
-            self.progress.update(fields())
+            progress.update(fields())
 
         async def one(plan: SessionPlan) -> str | None:
             try:
@@ -338,13 +347,13 @@ class SynthesisRunner:
             return (ended.error or "no message") if ended.outcome is Outcome.ERROR else None
 
         already = report.sessions - len(plans)
-        with self.progress.running(report.sessions, already, fields()):
+        with progress.running(report.sessions, already, fields()):
             stop = await run_each(
                 plans,
                 one,
                 concurrency=self.options.concurrency,
-                streak=ErrorStreak(self._streak_limit),
-                progress=self.progress,
+                streak=self._controls.streak(),
+                progress=progress,
                 fields=fields,
                 halted=work.halted,
             )
