@@ -168,6 +168,8 @@ def test_no_progress_turns_the_trainers_bar_off(
 ) -> None:
     # A progress bar in a log file is a line of carriage returns per step.
     pytest.importorskip("trl")
+    from datasets.utils.logging import is_progress_bar_enabled
+
     import journey.training.sft as sft
 
     seen: list[bool] = []
@@ -177,6 +179,7 @@ def test_no_progress_turns_the_trainers_bar_off(
 
     def record(config: object, log: object = None) -> None:
         seen.append(getattr(config, "disable_tqdm"))  # noqa: B009  # a TRL field
+        seen.append(not is_progress_bar_enabled())  # the `datasets` passes' bars too
         raise Recorded
 
     monkeypatch.setattr(sft, "train_sft", record)
@@ -185,7 +188,8 @@ def test_no_progress_turns_the_trainers_bar_off(
         app, ["train", "sft", "--data", str(data), "--out", str(tmp_path / "m"), *flags]
     )
     assert isinstance(result.exception, Recorded)
-    assert seen == [not bar]
+    assert seen == [not bar, not bar]
+    assert is_progress_bar_enabled()  # as it was, once the command is done
 
 
 # --- end to end on the embedded model --------------------------------------------------

@@ -6,7 +6,8 @@ torch and TRL are imported when the first phase starts, not with this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from journey.training.recipe import TrainPhase, config_settings
@@ -18,6 +19,22 @@ __all__ = ["TrainKind", "train_phases"]
 
 TrainKind = Literal["sft", "dpo"]
 Log = Callable[[str], None]
+
+
+@contextmanager
+def _dataset_bars(shown: bool) -> Iterator[None]:
+    """`datasets` draws a bar for each pass TRL makes over the rows (tokenizing,
+    labelling, truncating): off with the trainer's own, then as they were."""
+    from datasets.utils import logging as datasets_logging
+
+    was = datasets_logging.is_progress_bar_enabled()
+    if not shown:
+        datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not shown:
+            datasets_logging.enable_progress_bar()
 
 
 def train_phases(
@@ -62,10 +79,11 @@ def train_phases(
             "disable_tqdm": not progress,
         }
         settings = config_settings({**values, **phase.settings})
-        if kind == "sft":
-            summary = train_sft(SFTTrainingConfig(**where, **settings), log=log)
-        else:
-            summary = train_dpo(DPOTrainingConfig(**where, **settings), log=log)
+        with _dataset_bars(progress):
+            if kind == "sft":
+                summary = train_sft(SFTTrainingConfig(**where, **settings), log=log)
+            else:
+                summary = train_dpo(DPOTrainingConfig(**where, **settings), log=log)
         if on_summary is not None:
             on_summary(summary)
         summaries.append(summary)
