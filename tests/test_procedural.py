@@ -56,13 +56,44 @@ def test_generated_problems_are_the_same_every_time_and_carry_their_verifier() -
     assert [r.problem for r in first.records] == [r.problem for r in again.records]
     assert len(first) == 6 and not first.issues
     record = first.records[2]
-    assert record.meta["verifier"] == "rg:basic_arithmetic?seed=3&size=6#2"
+    # the verifier names reasoning-gym's own draws (repeats and all) and the index among them
+    assert record.meta["verifier"] == "rg:basic_arithmetic?distinct=false&seed=3&size=6#2"
     assert record.meta["task"]["source_dataset"] == "basic_arithmetic"
     assert first.source is not None and first.source.record()["spec"] == str(
         parse_procedural_source(SPEC)
     )
     with pytest.raises(ConfigError, match="--split does not apply"):
         load_problems(SPEC, split="test")
+
+
+SMALL_POOL = "rg:products?seed=1&min_terms=2&max_terms=2&min_digits=1&max_digits=1"
+"""Products of two one-digit factors: 100 different questions, drawn at random."""
+
+
+def test_problems_are_different_questions_unless_repeats_are_asked_for() -> None:
+    raw = load_problems(f"{SMALL_POOL}&size=60&distinct=false")
+    raw_questions = [r.problem for r in raw.records]
+    assert len(raw_questions) == 60 and len(set(raw_questions)) < 60  # the pool repeats
+
+    distinct = load_problems(f"{SMALL_POOL}&size=60")
+    questions = [r.problem for r in distinct.records]
+    assert len(questions) == len(set(questions)) == 60
+    # the first different draws, in draw order: what reasoning-gym gave, less its repeats
+    assert questions[: len(set(raw_questions))] == list(dict.fromkeys(raw_questions))
+    assert distinct.source is not None
+    record = distinct.source.record()
+    assert record["distinct"] is True and record["draws"] > 60
+    # each verifier names the draw a question came from, and scores with that draw
+    for problem in distinct.records[::7]:
+        verifier = problem.meta["verifier"]
+        assert "distinct=false" in verifier
+        assert procedural_score(verifier, problem.answer) == 1.0
+        assert procedural_score(verifier, str(int(problem.answer) + 1)) == 0.0
+
+    with pytest.raises(ConfigError, match=r"only 100 different questions .* fewer than size=101"):
+        load_problems(f"{SMALL_POOL}&size=101")
+    with pytest.raises(ConfigError, match="distinct must be true or false"):
+        parse_procedural_source(f"{SMALL_POOL}&distinct=maybe")
 
 
 def test_the_tasks_own_scorer_checks_answers_and_says_so() -> None:

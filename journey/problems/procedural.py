@@ -4,7 +4,10 @@
     --dataset "rg:chain_sum?size=500&seed=3&min_terms=2&max_terms=4"
 
 `rg:TASK` names a reasoning-gym task (`size` problems, default 100; `seed`, default 0;
-any other `key=value` is the task's own configuration). The same spec gives the same
+any other `key=value` is the task's own configuration). reasoning-gym draws each problem
+at random, so a small pool repeats itself (100 draws of three one-digit factors hold 92
+different products): journey keeps drawing until it has `size` *different* questions,
+and refuses a pool too small for that. `distinct=false` takes the draws as they come. The same spec gives the same
 problems on any machine, so a run records the spec, not the problems. Each problem
 carries its verifier (`meta["verifier"]`, the spec and the problem's index): the
 task's own `score_answer`, which knows what a right answer to *that* task is (a
@@ -40,6 +43,9 @@ VERIFIER_KEY = "verifier"
 """The problem's `meta` key that names its verifier (`rg:TASK?...#INDEX`)."""
 _INSTALL = "pip install 'journey-learning[gym]' (or pip install reasoning-gym)"
 _DEFAULT_SIZE = 100
+_DISTINCT_KEY = "distinct"
+_MAX_DRAWS_PER_PROBLEM = 64
+"""How far past `size` the draws go looking for different questions before refusing."""
 
 
 def _value(raw: str) -> Any:
@@ -58,9 +64,13 @@ class ProceduralSource:
     size: int = _DEFAULT_SIZE
     seed: int = 0
     config: Mapping[str, Any] = field(default_factory=dict)
+    distinct: bool = True
+    """Draw until `size` different questions (journey's option, not the task's)."""
 
     def __str__(self) -> str:
         options = {"size": self.size, "seed": self.seed, **self.config}
+        if not self.distinct:
+            options[_DISTINCT_KEY] = False
         query = "&".join(f"{k}={_text(v)}" for k, v in sorted(options.items()))
         return f"{PROCEDURAL_PREFIX}{self.task}?{query}"
 
@@ -73,8 +83,15 @@ class ProceduralSource:
             "size": self.size,
             "seed": self.seed,
             "config": dict(self.config),
+            "distinct": self.distinct,
+            # how many of reasoning-gym's draws it took to find `size` different questions
+            **({"draws": _distinct_draws(str(self))[0][-1] + 1} if self.distinct else {}),
             "reasoning_gym_version": _version(),
         }
+
+    def draws(self, size: int) -> ProceduralSource:
+        """The source of reasoning-gym's own first `size` draws, repeats and all."""
+        return ProceduralSource(self.task, size, self.seed, self.config, distinct=False)
 
 
 def _text(value: Any) -> str:
@@ -100,12 +117,15 @@ def parse_procedural_source(text: str) -> ProceduralSource | None:
             raise ConfigError(f"bad option {pair!r} in dataset spec {text!r} (use key=value)")
         options[key] = _value(raw)
     size, seed = options.pop("size", _DEFAULT_SIZE), options.pop("seed", 0)
+    distinct = options.pop(_DISTINCT_KEY, True)
     for name, number in (("size", size), ("seed", seed)):
         if isinstance(number, bool) or not isinstance(number, int):
             raise ConfigError(f"{name} must be a whole number in {text!r}, got {number!r}")
     if size < 1:
         raise ConfigError(f"size must be at least 1 in {text!r}, got {size}")
-    return ProceduralSource(task.strip(), size, seed, options)
+    if not isinstance(distinct, bool):
+        raise ConfigError(f"distinct must be true or false in {text!r}, got {distinct!r}")
+    return ProceduralSource(task.strip(), size, seed, options, distinct)
 
 
 def _reasoning_gym() -> Any:
@@ -153,17 +173,58 @@ class ProceduralProblem:
     metadata: dict[str, Any]
 
 
-def load_procedural(source: ProceduralSource) -> list[ProceduralProblem]:
-    """Generate the problems `source` names, in order.
+@lru_cache(maxsize=32)
+def _distinct_draws(spec: str) -> tuple[tuple[int, ...], int]:
+    """The indices of the first `size` different questions among a distinct source's
+    draws, and how many draws that took (the size of the dataset they come from).
+
+    The draws double until they hold enough, so the indices, and the verifier specs
+    that name them, depend on the spec alone.
 
     Raises:
-        ConfigError: an unknown task, or a configuration the task refuses.
+        ConfigError: the task's pool holds fewer than `size` different questions within
+            `_MAX_DRAWS_PER_PROBLEM` times `size` draws.
+    """
+    source = parse_procedural_source(spec)
+    assert source is not None and source.distinct
+    draws = source.size
+    while True:
+        dataset, seen, kept = _dataset(str(source.draws(draws))), set(), []
+        for index in range(draws):
+            question = str(dataset[index]["question"])
+            if question not in seen:
+                seen.add(question)
+                kept.append(index)
+                if len(kept) == source.size:
+                    return tuple(kept), draws
+        if draws >= source.size * _MAX_DRAWS_PER_PROBLEM:
+            raise ConfigError(
+                f"{spec!r} holds only {len(kept)} different questions in {draws} draws, "
+                f"fewer than size={source.size}: lower size, widen the task's settings, "
+                "or add distinct=false to take repeats"
+            )
+        draws *= 2
+
+
+def load_procedural(source: ProceduralSource) -> list[ProceduralProblem]:
+    """Generate the problems `source` names, in order: `size` different questions, or
+    reasoning-gym's first `size` draws when `source.distinct` is off.
+
+    Each problem's verifier names the draws it came from and its index among them.
+
+    Raises:
+        ConfigError: an unknown task, a configuration the task refuses, or (distinct) a
+            pool with fewer than `size` different questions.
         DatasetError: reasoning-gym is not installed.
     """
-    spec = str(source)
+    if source.distinct:
+        indices, draws = _distinct_draws(str(source))
+    else:
+        indices, draws = tuple(range(source.size)), source.size
+    spec = str(source.draws(draws))
     dataset = _dataset(spec)
     problems = []
-    for index in range(source.size):
+    for index in indices:
         entry = dataset[index]
         problems.append(
             ProceduralProblem(
