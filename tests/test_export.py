@@ -339,6 +339,35 @@ def test_a_session_in_two_runs_is_exported_once(synth_run: Path, tmp_path: Path)
     assert load_card(card_path(tmp_path / "sft.jsonl")).skipped["duplicate"] == 6
 
 
+def test_sessions_of_held_out_problems_are_left_out_and_counted(
+    synth_run: Path, tmp_path: Path
+) -> None:
+    """An evaluation set named at export: its problems never reach a training row, however
+    the run came by them; spelling and case do not hide a problem."""
+    summaries = [
+        json.loads(line) for line in (synth_run / "sessions.jsonl").read_text().splitlines()
+    ]
+    held = next(s for s in summaries if kind_of(s["problem"]) == "reflect")
+    evaluation = tmp_path / "eval.jsonl"
+    spelled_otherwise = "  ".join(held["problem"].upper().split(" "))
+    evaluation.write_text(json.dumps({"problem": spelled_otherwise, "answer": "1"}) + "\n")
+
+    out = tmp_path / "sft.jsonl"
+    result = runner.invoke(
+        app,
+        ["export", str(synth_run), "-o", str(out), "--held-out", str(evaluation), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    card = json.loads(result.output)
+    assert card["skipped"]["held out"] == 1
+    assert card["held_out"] == {"source": str(evaluation), "problems": 1}
+    assert held["session_id"] not in card["session_ids"] and card["rows"] == 3
+    assert all(held["problem"] not in json.dumps(row) for row in rows(out))
+
+    result = runner.invoke(app, ["export", str(synth_run), "-o", str(out), "--json"])
+    assert json.loads(result.output)["rows"] == 4 and "held out" not in result.output
+
+
 def test_a_path_that_is_not_a_run_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a run directory"):
         export_runs([tmp_path], tmp_path / "x.jsonl", ExportOptions(format="sft"))

@@ -339,23 +339,40 @@ def test_self_correction(output: str, correct: bool, expected: tuple[bool, bool,
 
 def test_held_out_problems_are_left_out_of_synthesis(tmp_path: Path) -> None:
     """The same task and seed, more problems: the first eight are the held-out ones."""
-    recipe = _recipe(
-        tmp_path,
-        dataset="rg:basic_arithmetic?size=10&seed=100",
-        exclude_held_out=True,
-        training={"model": "embedded", "arms": {"shortcut": ["shortcut"]}},
-        next_policy="none",
+    training = {"model": "embedded", "arms": {"shortcut": ["shortcut"]}}
+    plan = load_recipe(
+        _recipe(
+            tmp_path,
+            dataset="rg:basic_arithmetic?size=10&seed=100",
+            exclude_held_out=True,
+            training=training,
+            next_policy="none",
+        )
     )
     lines = Lines()
     trainer = RecordingTrainer({"shortcut": SPECS["shortcut-seed1"]})
-    report = run_iteration(
-        load_recipe(recipe), tmp_path / "it", trainer=trainer, hooks=lines.hooks()
-    )
+    report = run_iteration(plan, tmp_path / "it", trainer=trainer, hooks=lines.hooks())
     assert "left out 8 of 10 problems: held out" in lines.lines
     assert report.rounds[0].synth.sessions == 2
     held_out = {r.problem for r in load_problems(EVAL_SPEC).records}
     index = (tmp_path / "it/round-1/synth/sessions.jsonl").read_text().splitlines()
     assert len(index) == 2 and not any(json.loads(line)["problem"] in held_out for line in index)
+
+    # A run that holds a held-out problem's session anyway (copied in, merged, grown from an
+    # older dataset): the exports leave it out and count it
+    elsewhere = _recipe(tmp_path, dataset=EVAL_SPEC, training=training, next_policy="none")
+    run_iteration(load_recipe(elsewhere), tmp_path / "other", trainer=trainer)
+    other, synth = tmp_path / "other/round-1/synth", tmp_path / "it/round-1/synth"
+    stray = json.loads((other / "sessions.jsonl").read_text().splitlines()[0])
+    folder = stray["session_id"]
+    shutil.copytree(other / "sessions" / folder, synth / "sessions" / folder)
+    with (synth / "sessions.jsonl").open("a") as index_file:
+        index_file.write(json.dumps(stray) + "\n")
+    run_iteration(plan, tmp_path / "it", trainer=trainer)
+    card = json.loads((tmp_path / "it/round-1/exports/shortcut.card.json").read_text())
+    assert card["skipped"]["held out"] == 1
+    assert card["held_out"] == {"source": EVAL_SPEC, "problems": len(held_out)}
+    assert stray["session_id"] not in card["session_ids"]
 
     nothing_left = _recipe(tmp_path, dataset=EVAL_SPEC, exclude_held_out=True)
     with pytest.raises(ConfigError, match=r"every problem of .* is a held-out problem"):

@@ -106,6 +106,13 @@ def export(
     ] = False,
     max_pairs_per_session: Annotated[int, typer.Option(help="DPO pairs kept per session.")] = 4,
     limit: Annotated[int | None, typer.Option(help="Write at most this many rows.")] = None,
+    held_out: Annotated[
+        str | None,
+        typer.Option(
+            help="An evaluation set (any --dataset form): sessions of its problems are left "
+            "out, counted in the card, so no model is trained on what it is tested on."
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the dataset card as JSON instead of a table.")
     ] = False,
@@ -113,6 +120,7 @@ def export(
     """Write a run's finished sessions as SFT, shortcut, DPO or PRM rows (JSONL) plus a card."""
     from journey.exports.export import ExportOptions, card_path, export_runs
     from journey.longthought.writer import LongThoughtOptions
+    from journey.problems import HeldOutProblems
 
     options = ExportOptions(
         format=format,
@@ -133,7 +141,8 @@ def export(
         writer=LongThoughtOptions(include_reasoning=policy_reasoning, trials_per_node=walk_trials),
         allow_empty=allow_empty,
     )
-    card = export_runs(runs, out, options)
+    evaluation = HeldOutProblems.load(held_out) if held_out else None
+    card = export_runs(runs, out, options, held_out=evaluation)
     if json_output:
         print(card.model_dump_json(indent=2))
         return
@@ -144,6 +153,9 @@ def export(
     table.add_row("card", str(card_path(out)))
     table.add_row("format", card.format + (f" · {card.layout}" if card.layout else ""))
     table.add_row("sessions", f"{card.sessions_exported}/{card.sessions_seen} exported")
+    if card.held_out:
+        held_out_set = f"{card.held_out['problems']} problems of {card.held_out['source']}"
+        table.add_row("held out", held_out_set)
     for reason, count in card.skipped.items():
         table.add_row("skipped", f"{count} {reason}")
     for reason, count in card.rows_dropped.items():

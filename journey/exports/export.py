@@ -61,6 +61,7 @@ from journey.exports.token_counts import (
     count_tokens_cheaply,
     embedded_token_counter,
 )
+from journey.problems import HeldOutProblems
 from journey.protocols import ExpansionRejected, ProblemPosed, SessionEvent
 from journey.protocols.expansion import rejection_kind
 from journey.runs.files import write_atomic
@@ -88,8 +89,15 @@ class EmptyExportError(DatasetError):
 
 
 class _Exporter:
-    def __init__(self, options: ExportOptions, card: ExportCard, count: TokenCounter) -> None:
+    def __init__(
+        self,
+        options: ExportOptions,
+        card: ExportCard,
+        count: TokenCounter,
+        held_out: HeldOutProblems | None,
+    ) -> None:
         self.options = options
+        self.held_out = held_out
         self.card = card
         self.selection = RowSelection(options, count)
         self.skipped: Counter[str] = Counter()
@@ -118,6 +126,9 @@ class _Exporter:
                     self.skipped["duplicate"] += 1
                     continue
                 seen_ids.add(summary.session_id)
+                if self.held_out is not None and summary.problem in self.held_out:
+                    self.skipped["held out"] += 1
+                    continue
                 if limit is not None and len(out) >= limit:
                     self.skipped["over limit"] += 1
                     continue
@@ -216,6 +227,7 @@ def export_runs(
     options: ExportOptions,
     *,
     count_tokens: TokenCounter | None = None,
+    held_out: HeldOutProblems | None = None,
 ) -> ExportCard:
     """Export the finished sessions of `runs` to the JSONL file `out`, with its card.
 
@@ -224,6 +236,8 @@ def export_runs(
         out: The JSONL file to write; replaced atomically. Its card goes to `card_path(out)`.
         options: Format, layout, filters, label rules and writer options.
         count_tokens: How `max_tokens` counts; default: per `options.tokenizer`.
+        held_out: An evaluation set: a session whose problem is one of its problems is
+            left out (counted under `skipped["held out"]`, the set named in the card).
 
     Returns:
         The card, as written.
@@ -249,11 +263,12 @@ def export_runs(
         layout=options.layout if options.pairs_texts else None,
         source_runs=[str(r) for r in roots],
         filters=options.filters(),
+        held_out=held_out.record() if held_out is not None else None,
         writer=options.writer.record() if options.format is ExportFormat.SFT else {},
         instruction=options.instruction if options.format is not ExportFormat.PRM else None,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    rows = _Exporter(options, card, count_tokens).run(roots)
+    rows = _Exporter(options, card, count_tokens, held_out).run(roots)
     card.rows = len(rows)
     if not rows and not options.allow_empty:
         raise EmptyExportError(_why_empty(card))

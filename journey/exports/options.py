@@ -207,6 +207,9 @@ class ExportCard(BaseModel):
     models: dict[str, list[str]] = Field(default_factory=dict)
     """Model specs per role, from `run.json` and the sessions' `problem_posed` events."""
     filters: dict[str, Any] = Field(default_factory=dict)
+    held_out: dict[str, Any] | None = None
+    """The evaluation set whose problems were left out (source, how many problems); the
+    sessions it removed count under `skipped["held out"]`."""
     instruction: str | None = None
     session_ids: list[str] = Field(default_factory=list)
     """The sessions that gave rows, in file order."""

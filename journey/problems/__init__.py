@@ -8,7 +8,8 @@ from journey.problems.dataset import (
     Shard,
     load_problems,
 )
-from journey.problems.ids import session_id_for
+from journey.problems.held_out import HeldOutProblems
+from journey.problems.ids import problem_key, session_id_for
 from journey.problems.step_labels import (
     LabelledSolution,
     LabelledSolutions,
@@ -19,6 +20,7 @@ from journey.problems.step_layouts import LAYOUTS, StepLabelLayout, parse_field_
 __all__ = [
     "LAYOUTS",
     "DatasetIssue",
+    "HeldOutProblems",
     "LabelledSolution",
     "LabelledSolutions",
     "ProblemDataset",
@@ -28,5 +30,6 @@ __all__ = [
     "load_labelled_solutions",
     "load_problems",
     "parse_field_map",
+    "problem_key",
     "session_id_for",
 ]

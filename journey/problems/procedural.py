@@ -7,8 +7,9 @@
 any other `key=value` is the task's own configuration). reasoning-gym draws each problem
 at random, so a small pool repeats itself (100 draws of three one-digit factors hold 92
 different products): journey keeps drawing until it has `size` *different* questions,
-and refuses a pool too small for that. `distinct=false` takes the draws as they come. The same spec gives the same
-problems on any machine, so a run records the spec, not the problems. Each problem
+and refuses a pool too small for that. `distinct=false` takes the draws as they come.
+The same spec gives the same problems on any machine, so a run records the spec, not
+the problems. Each problem
 carries its verifier (`meta["verifier"]`, the spec and the problem's index): the
 task's own `score_answer`, which knows what a right answer to *that* task is (a
 sequence, a word, a number), where math-verify knows only mathematics.

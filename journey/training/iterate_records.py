@@ -16,6 +16,7 @@ from typing import Any
 
 from journey.errors import ConfigError
 from journey.problems.dataset import ProblemRecord, issue_lines, load_problems
+from journey.problems.ids import problem_key
 from journey.runs.jobs import JobProgress, NoProgress
 from journey.training.iterate_settings import DatasetChoice
 from journey.training.iterate_steps import ModelRef
@@ -179,8 +180,8 @@ class RoundProblems:
         loaded = load_choice(self.choice, self._log)
         if self._held_out is None:
             return loaded
-        seen = {_problem_key(r.problem) for r in self._held_out.problems.records}
-        kept = [r for r in loaded.records if _problem_key(r.problem) not in seen]
+        seen = {problem_key(r.problem) for r in self._held_out.problems.records}
+        kept = [r for r in loaded.records if problem_key(r.problem) not in seen]
         dropped = len(loaded.records) - len(kept)
         if not kept:
             raise ConfigError(f"every problem of {self.choice.source!r} is a held-out problem")
@@ -188,8 +189,3 @@ class RoundProblems:
             self._log(f"left out {dropped} of {len(loaded.records)} problems: held out")
         source = {**loaded.source, "problems": len(kept), "held_out_left_out": dropped}
         return replace(loaded, records=kept, source=source)
-
-
-def _problem_key(text: str) -> str:
-    """A problem's text with its spacing and case evened out, to compare two."""
-    return " ".join(text.split()).casefold()

@@ -34,6 +34,7 @@ from journey.evaluation.pairs_sampling import PairsSampler
 from journey.evaluation.runner import EvalOptions, EvalRunner
 from journey.exports.export import EmptyExportError, card_path, export_runs
 from journey.exports.token_counts import TokenCounter, count_tokens_cheaply, embedded_token_counter
+from journey.problems import HeldOutProblems
 from journey.runs.synthesis import SynthesisRunner
 from journey.training.iterate_arms import ArmTraining, dpo_training, matched_data, sft_trainings
 from journey.training.iterate_recipe import IterateRecipe
@@ -99,6 +100,14 @@ class RoundRunner:
         if not self.recipe.exclude_held_out:
             return {}
         return {"left_out": self.recipe.eval_dataset.record()}
+
+    def _held_out_problems(self) -> HeldOutProblems | None:
+        """The held-out set an export leaves out: a run can hold sessions of problems its
+        round's dataset no longer has (a copied, merged or grown run)."""
+        if not self.recipe.exclude_held_out:
+            return None
+        records = self._held_out.problems.records
+        return HeldOutProblems.of(self.recipe.eval_dataset.source, (r.problem for r in records))
 
     def run(self, number: int, policy: ModelRef, critic: ModelRef, start: ModelRef) -> RoundRecord:
         """Run round `number` with this policy and critic; its arms start from `start`."""
@@ -210,6 +219,7 @@ class RoundRunner:
                 "transcript": options.transcript,
                 "filters": options.filters(),
                 "runs": {str(run): file_digest(run / "sessions.jsonl") for run in runs},
+                **self._held_out_inputs(),
             },
             outputs=[file, card_path(file)],
         )
@@ -218,7 +228,7 @@ class RoundRunner:
             return file
         step.clear()
         try:
-            card = export_runs(runs, file, options)
+            card = export_runs(runs, file, options, held_out=self._held_out_problems())
         except EmptyExportError as error:
             hint = "" if self.recipe.export.cumulative else " (or export.cumulative: true)"
             raise EmptyExportError(f"round {record.number}, {name} set: {error}{hint}") from None
