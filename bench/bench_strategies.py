@@ -2,15 +2,17 @@
 
     python -m bench.bench_strategies [--dataset SPEC] [--policy embedded] [--max-turns 8]
 
-Runs `journey synth` once per strategy on the same problems (the defaults: 24
+Runs `journey synth` once per strategy on the same problems, the debate twice: its
+policy shown the whole dialogue (rejected steps included) and shown the path with the
+newest critique (`--policy-context path`). The defaults: 24
 reasoning-gym products of one- and two-digit factors, the embedded policy, the rule
 critic), then exports each run's long thoughts (`journey export -f sft`, verified
 sessions only): a verified long thought is an exported row. For each strategy it
 reports the sessions solved, the long thoughts and how many hold a wrong turn (a
 reflection or correction marker), the tokens generated (policy and critic completions,
 every request counted, re-asks included), the generated tokens per long thought, and
-the wall time; then debate's tokens per long thought as a share of beam's, measured in
-the same run (the issue's target: at most 0.2). The policy samples (the embedded
+the wall time; then each debate's tokens per long thought as a share of beam's, measured
+in the same run (the issue's target: at most 0.2 at equal yield). The policy samples (the embedded
 client's temperature is 0.7), seeded, so a rerun writes the same sessions.
 """
 
@@ -41,17 +43,25 @@ def _journey(*args: str) -> str:
     return done.stdout
 
 
-def one_strategy(strategy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    run = folder / strategy
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "debate": ("--strategy", "debate", "--policy-context", "dialogue"),
+    "debate-path": ("--strategy", "debate", "--policy-context", "path"),
+    "beam": ("--strategy", "beam"),
+}
+"""Each run's name and its strategy options."""
+
+
+def one_strategy(name: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    run = folder / name
     started = time.perf_counter()
     _journey(
-        "synth", "--dataset", args.dataset, "--strategy", strategy, "--policy", args.policy,
+        "synth", "--dataset", args.dataset, *VARIANTS[name], "--policy", args.policy,
         "--critic", args.critic, "--critic-mode", "generate", "--max-turns", str(args.max_turns),
         "--concurrency", str(args.concurrency), "--out", str(run), "--no-progress",
     )  # fmt: skip
     wall = time.perf_counter() - started
     stats = json.loads(_journey("stats", str(run), "--json"))
-    rows_file = folder / f"{strategy}.jsonl"
+    rows_file = folder / f"{name}.jsonl"
     _journey("export", str(run), "-f", "sft", "-o", str(rows_file), "--allow-empty", "--json")
     thoughts = [
         " ".join(message["content"] for message in json.loads(line)["completion"])
@@ -60,7 +70,7 @@ def one_strategy(strategy: str, args: argparse.Namespace, folder: Path) -> dict[
     generated = {role: tokens["completion_tokens"] for role, tokens in stats["tokens"].items()}
     total = sum(generated.values())
     return {
-        "strategy": strategy,
+        "strategy": name,
         "sessions": stats["sessions"],
         "solved": stats["solved"],
         "long_thoughts": len(thoughts),
@@ -85,16 +95,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
-        rows = [one_strategy(name, args, folder) for name in ("debate", "beam")]
-    debate, beam = rows
-    share = None
-    if debate["generated_per_long_thought"] and beam["generated_per_long_thought"]:
-        share = round(debate["generated_per_long_thought"] / beam["generated_per_long_thought"], 3)
-    print(
-        json.dumps(
-            {"dataset": args.dataset, "strategies": rows, "debate_over_beam": share}, indent=2
-        )
-    )
+        rows = {name: one_strategy(name, args, folder) for name in VARIANTS}
+    beam = rows["beam"]["generated_per_long_thought"]
+    shares = {
+        f"{name}_over_beam": round(row["generated_per_long_thought"] / beam, 3)
+        if row["generated_per_long_thought"] and beam
+        else None
+        for name, row in rows.items()
+        if name != "beam"
+    }
+    report = {"dataset": args.dataset, "strategies": list(rows.values()), **shares}
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

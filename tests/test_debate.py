@@ -9,6 +9,7 @@ from autogen_core.models import LLMMessage
 
 from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient, ScriptedChatCompletionClient
+from journey.errors import ConfigError
 from journey.protocols import (
     ActionApplied,
     Backtrack,
@@ -40,6 +41,7 @@ def session(
     *,
     gold: str | None = "12",
     limits: DebateLimits | None = None,
+    config: dict[str, str] | None = None,
 ) -> tuple[DebateSession, ScriptedChatCompletionClient, ScriptedChatCompletionClient]:
     policy_client = ScriptedChatCompletionClient(policy_replies)
     critic_client = ScriptedChatCompletionClient(critic_replies)
@@ -50,6 +52,7 @@ def session(
         critic=CriticAgent(critic_client, mode="generate"),
         limits=limits,
         models={"policy": "replay:policy", "critic": "replay:critic"},
+        config=config,
     )
     return debate, policy_client, critic_client
 
@@ -126,6 +129,56 @@ async def test_backtrack_returns_to_an_earlier_step_and_keeps_the_failed_branch(
     assert applied[2].cursor_id == 1
     last_prompt = str(policy_client.requests[-1][-1].content)
     assert "Go back to step 1" in last_prompt and "Write Step 2" in last_prompt
+
+
+def _seen(request: Sequence[LLMMessage]) -> str:
+    return "\n".join(str(m.content) for m in request)
+
+
+async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_step() -> None:
+    """policy_context path: what beam shows, plus the newest instruction, so a small model
+    has no rejected step to copy; the tree and the events are a debate's all the same."""
+    policy = [
+        "Step 1: Each pen has 4 sheep.",
+        "Step 2: 4 + 3 = 7 sheep.",
+        "Step 2: 4 * 4 = 16, so \\boxed{16}.",
+        "Step 2: 3 * 4 = 12, so \\boxed{12}.",
+    ]
+    critic = [OK, "VERDICT: incorrect\nACTION: reflect\nREASON: Multiply the pens by the sheep."]
+    debate, policy_client, _ = session(policy, critic, config={"policy_context": "path"})
+    result = await debate.run()
+    assert result.ended.outcome is Outcome.SOLVED and result.ended.reflections == 2
+    first, after_critique, after_wrong_answer = policy_client.requests[1:]
+    assert "The critic agrees with step 1. Write Step 2." in _seen(first)
+    # the critique arrives in the same user turn as the path's last instruction
+    assert "4 + 3 = 7" not in _seen(after_critique)
+    assert str(after_critique[-1].content).endswith(
+        "The critic says step 2 is wrong: Multiply the pens by the sheep.\n"
+        "Reconsider it and write Step 2 again, correctly."
+    )
+    assert "Each pen has 4 sheep." in _seen(after_critique)
+    assert [m.type for m in after_critique] == [m.type for m in first]  # turns still alternate
+    assert "4 * 4 = 16" not in _seen(after_wrong_answer)
+    assert "Your final answer 16 is incorrect" in str(after_wrong_answer[-1].content)
+    posed = result.events[0]
+    assert isinstance(posed, ProblemPosed) and posed.config["policy_context"] == "path"
+
+    # The same replies shown the whole dialogue: the same tree, the rejected steps in view.
+    dialogue, full_client, _ = session(policy, critic)
+    same = await dialogue.run()
+    shape = [(n.parent_id, n.text, n.label) for n in result.tree]
+    assert [(n.parent_id, n.text, n.label) for n in same.tree] == shape
+    assert "4 + 3 = 7" in _seen(full_client.requests[2])
+
+    # A restored session asks with the same view.
+    restored = DebateSession.restore(
+        result.events[:6],
+        policy=PolicyAgent(ScriptedChatCompletionClient(policy[2:])),
+        critic=CriticAgent(ScriptedChatCompletionClient([]), mode="generate"),
+    )
+    assert restored.policy_view.context == "path"
+    with pytest.raises(ConfigError, match="unknown policy_context 'story'"):
+        DebateSession.check_config({"policy_context": "story"}, DebateLimits())
 
 
 async def test_wrong_final_answer_is_fed_back_and_the_debate_goes_on() -> None:

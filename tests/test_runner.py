@@ -484,3 +484,10 @@ def test_beam_flags_with_another_strategy_are_refused(tmp_path: Path) -> None:
         str(result.exception)
         == "--beam-width, --beam-size only apply to --strategy beam, not 'debate'"
     )
+    path_view = ["--strategy", "beam", "--policy-context", "path"]
+    result = cli.invoke(app, [*args[:5], *path_view])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == "--policy-context applies to debates, not --strategy beam"
+    result = cli.invoke(app, [*args[:5], "--policy-context", "story"])
+    assert isinstance(result.exception, ConfigError)
+    assert "unknown policy_context 'story'; choose dialogue or path" in str(result.exception)

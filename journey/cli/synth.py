@@ -144,6 +144,14 @@ def synth(
             help="beam: failed branches the long thought enters per correct step (default 2)."
         ),
     ] = None,
+    policy_context: Annotated[
+        str | None,
+        typer.Option(
+            help="debate, propose-critique: what the policy sees before a step: dialogue (the "
+            "whole conversation, rejected steps too; default) or path (the accepted path and "
+            "the newest critique, as beam shows it: small models copy rejected steps)."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Resume even if the run was made with other models or strategy.")
     ] = False,
@@ -196,6 +204,10 @@ def synth(
     if strategy_config and strategy != "beam":
         given = ", ".join("--" + key.replace("_", "-") for key in strategy_config)
         raise ConfigError(f"{given} only apply to --strategy beam, not {strategy!r}")
+    if policy_context is not None:
+        if strategy not in ("debate", "propose-critique"):
+            raise ConfigError(f"--policy-context applies to debates, not --strategy {strategy}")
+        strategy_config["policy_context"] = policy_context
     options = SynthesisOptions(
         strategy=strategy,
         policy=policy,

@@ -44,6 +44,7 @@ from journey.agents import (
 )
 from journey.agents.backends import create_client, ensure_loaded, parse_model_spec
 from journey.errors import ConfigError, DatasetError, error_line
+from journey.evaluation._model_client import model_client
 from journey.evaluation.critic_metrics import (
     CriticEvalMetrics,
     CriticRecord,
@@ -284,24 +285,18 @@ class CriticEvalRunner:
         done = {record.id: record for record in load_critic_records(out)}
         todo = [s for s in solutions if s.id not in done]
         errors = 0
-        client = (self._client or self.options.client()) if todo else None
-        try:
-            # Built before the manifest is written: a mode the backend cannot do (score
-            # without log-probabilities) is refused with nothing recorded.
-            critic = self.options.agent(client) if client is not None else None
-            self.options.manifest(dataset).open(
-                out / MANIFEST_FILE,
-                subject=f"{out} holds a critic evaluation",
-                force=self._controls.force,
-            )
-            if critic is not None and client is not None:
+        if not todo:  # nothing to judge: no client is built, no model loaded
+            self._open_manifest(out, dataset)
+        else:
+            async with model_client(self._client, self.options.client) as client:
+                # Built before the manifest is written: a mode the backend cannot do (score
+                # without log-probabilities) is refused with nothing recorded.
+                critic = self.options.agent(client)
+                self._open_manifest(out, dataset)
                 with self._controls.progress.loading():
                     await ensure_loaded(client)
                 new, errors = await self._judge_all(critic, todo, out, len(solutions) - len(todo))
                 done.update((record.id, record) for record in new)
-        finally:
-            if client is not None and self._client is None:
-                await client.close()
         metrics = compute_critic_metrics(
             [done[s.id] for s in solutions if s.id in done],
             critic=self.options.critic_name,
@@ -311,6 +306,14 @@ class CriticEvalRunner:
         )
         write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
         return metrics
+
+    def _open_manifest(self, out: Path, dataset: str) -> None:
+        """Record the run in `out`, or refuse one of another critic (without force)."""
+        self.options.manifest(dataset).open(
+            out / MANIFEST_FILE,
+            subject=f"{out} holds a critic evaluation",
+            force=self._controls.force,
+        )
 
     async def _judge_all(
         self, critic: StepJudge, todo: Sequence[LabelledSolution], out: Path, finished: int

@@ -46,6 +46,7 @@ from autogen_core.models import ChatCompletionClient, UserMessage
 
 from journey.agents.backends.base import ensure_loaded
 from journey.errors import ConfigError, error_line
+from journey.evaluation._model_client import model_client
 from journey.evaluation.pairs import (
     PairsCard,
     PairsOptions,
@@ -197,14 +198,10 @@ class PairsSampler:
     ) -> tuple[list[ProblemSamples], int]:
         """Load the model and sample `todo` through the cache and the meter; the ids of
         the problems the budget cuts short go into `cut`."""
-        model = self._client or self.options.client()
-        try:
+        async with model_client(self._client, self.options.client) as model:
             await ensure_loaded(model)
             client = accounts.wrap(MODEL_ROLE, model)
             return await self._sample_all(client, todo, sink_path, accounts.halted, cut)
-        finally:
-            if self._client is None:
-                await model.close()
 
     async def _sample_all(
         self,

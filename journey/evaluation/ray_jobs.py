@@ -1,15 +1,17 @@
 """What `journey eval` and `journey pairs` share on Ray: a worker holding one model, the
-units still to run, and the units' spend added up into the job's.
+units still to run, and the units' results and spend merged into the job's.
 
 Both jobs run each unit as a job of their own kind in the unit's folder (an evaluation
 directory, a pairs file), on a worker that builds the model client once
 (`ModelUnitWorker`: an embedded model loads once per worker, not per unit). A problem
 the job already has a result for (a record, samples) goes to no unit, so a finished
-job runs again without starting a worker. The job then merges what the units saved
-(`ray_eval`, `ray_pairs`), and adds what their requests spent and their caches did to
-its own `spend.json` and `cache.json` (`absorb_accounts`): only what each unit's files
-grew by since the last merge, recorded beside the units (`accounts.json`), so that
-merging again adds nothing twice and a unit left unfinished still counts.
+job runs again without starting a worker. The job then appends to its own results
+file the units' results it lacks (`merge_results`), and adds what their requests spent
+and their caches did to its own `spend.json` and `cache.json` (`absorb_accounts`):
+only what each unit's files grew by since the last merge, recorded beside the units
+(`accounts.json`), so that merging again adds nothing twice and a unit left unfinished
+still counts. `run_on_ray` does all of that; `ray_eval` and `ray_pairs` give it their
+files (`JobFiles`) and write their metrics or pairs from what it merged (`JobRun`).
 
 A budget is the whole job's (`run_job_units`): the workers' meters add up what they
 spent in the job's ledger (`journey.runs.ray_budget`); once the sum reaches it, no
@@ -23,9 +25,10 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from autogen_core.models import ChatCompletionClient
 
@@ -33,9 +36,17 @@ from journey.agents.backends.cached_client import CacheMode, CacheStats
 from journey.errors import JourneyError
 from journey.problems.dataset import ProblemRecord
 from journey.runs.files import write_atomic
-from journey.runs.jobs import Fields, JobProgress
+from journey.runs.jobs import Fields, JobProgress, NoProgress
 from journey.runs.ray_budget import shared_budget
-from journey.runs.ray_units import RayOptions, Unit, UnitOutcomes, run_units, split_units
+from journey.runs.ray_units import (
+    RayOptions,
+    Unit,
+    UnitOutcomes,
+    run_units,
+    split_units,
+    unit_cache,
+    unit_names,
+)
 from journey.runs.request_accounts import (
     RequestAccounts,
     SpendReport,
@@ -53,12 +64,17 @@ from journey.runs.spend import recorded_spend
 
 __all__ = [
     "ACCOUNTS_FILE",
+    "JobFiles",
+    "JobRun",
     "ModelUnitWorker",
     "UnitJob",
+    "UnitResult",
     "absorb_accounts",
+    "merge_results",
     "pending_units",
     "raise_unit_error",
     "run_job_units",
+    "run_on_ray",
     "stopped_text",
 ]
 
@@ -86,6 +102,68 @@ class UnitJob(Protocol):
     ) -> dict[str, Any]:
         """Run (or resume) the unit in its folder `root`; its report as JSON."""
         ...
+
+
+class UnitResult(Protocol):
+    """One problem's result as a job appends it (an `EvalRecord`, a `ProblemSamples`)."""
+
+    @property
+    def id(self) -> str:
+        """The problem's session id."""
+        ...
+
+    def model_dump_json(self) -> str:
+        """The result as one JSON line, without its newline."""
+        ...
+
+
+ResultT = TypeVar("ResultT", bound=UnitResult)
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where a job on Ray keeps its results, its accounts and its units' folders.
+
+    The job's spend and cache counts files lie beside its results file, named with
+    `prefix`; each unit keeps its results, spend and cache counts under the same names in
+    its own folder, so that what a unit writes is what the job in one process writes.
+    Ray sends it to the workers inside the job (`UnitJob`), so it pickles.
+    """
+
+    output: Path
+    """What a rerun resumes (an evaluation directory, a pairs file), as `stopped` names it."""
+    results: Path
+    """The job's appended results file (`records.jsonl`, `pairs.samples.jsonl`)."""
+    units: Path
+    """The folder of the units' folders, and of the ledger (`ACCOUNTS_FILE`)."""
+    prefix: str = ""
+    """Before the names of the spend and cache counts files ("pairs.")."""
+
+    def unit_roots(self, count: int) -> list[Path]:
+        """The folder of each of `count` units, in unit order."""
+        return [self.units / name for name in unit_names(count)]
+
+    def unit_spending(self, spending: SpendSettings, unit: Path) -> SpendSettings:
+        """The job's spend settings as the unit in folder `unit` runs them: its response
+        cache a file of its own in the job's cache directory (`unit_cache`)."""
+        cache = unit_cache(spending.cache, self.results.parent, unit.name, self.prefix)
+        return dataclasses.replace(spending, cache=cache)
+
+
+@dataclass(frozen=True)
+class JobRun(Generic[ResultT]):
+    """What a job's units came to, merged into the job's files by `run_on_ray`."""
+
+    done: dict[str, ResultT]
+    """Every result of the job, by problem id, earlier runs' included."""
+    spend: SpendReport
+    """What this run's requests did and cost, with why the job stopped (`stopped`)."""
+    outcomes: UnitOutcomes
+    """What the units came to."""
+    units: list[tuple[Path, list[ProblemRecord]]]
+    """The units given out this run: each one's folder and its problems then left."""
+    spent: str | None
+    """Why the job's budget is spent; None: it is not."""
 
 
 class ModelUnitWorker:
@@ -162,6 +240,78 @@ def run_job_units(
         )
         meter.flush()
         return outcomes, meter.spent()
+
+
+def run_on_ray(
+    job: Callable[[SpendSettings], UnitJob],
+    problems: Sequence[ProblemRecord],
+    files: JobFiles,
+    load: Callable[[Path], Iterable[ResultT]],
+    options: RayOptions,
+    *,
+    spending: SpendSettings,
+    models: Mapping[str, str],
+    dataset: str,
+    progress: JobProgress | None,
+    fields: Callable[[Sequence[Any]], Fields],
+) -> JobRun[ResultT]:
+    """Run the problems without a result in `files` on Ray, then merge the units' results
+    and accounts into the job's files (the job writes its summary from them).
+
+    Args:
+        job: The job as the workers run it, given its spend settings (`run_job_units`).
+        problems: All the job's problems; those with a result already go to no unit.
+        files: Where the job and its units keep their files.
+        load: Reads a results file (the job's, or a unit's).
+        options: The cluster and how many workers.
+        spending: The job's cache, prices and budget.
+        models: The model spec of each role, to price the job's spend.
+        dataset: The dataset, as each unit names it.
+        progress: Told of each unit done (a unit is an item).
+        fields: The progress texts, from the results of the units finished so far.
+    """
+    roots = files.unit_roots(options.unit_count(len(problems)))
+    units = pending_units(problems, roots, {result.id for result in load(files.results)})
+    outcomes, spent = run_job_units(
+        job,
+        units,
+        options,
+        spending=spending,
+        models=models,
+        dataset=dataset,
+        progress=progress or NoProgress(),
+        fields=fields,
+    )
+    made = [root for root in roots if root.is_dir()]
+    done = merge_results(files.results, made, load)
+    ledger = files.units / ACCOUNTS_FILE
+    spend = absorb_accounts(
+        spending, models, files.results.parent, made, ledger=ledger, prefix=files.prefix
+    )
+    left = sum(problem.session_id not in done for problem in problems)
+    spend.stopped = stopped_text(spent, left, files.output, outcomes)
+    return JobRun(done, spend, outcomes, units, spent)
+
+
+def merge_results(
+    results: Path, units: Sequence[Path], load: Callable[[Path], Iterable[ResultT]]
+) -> dict[str, ResultT]:
+    """Append to the job's `results` file the units' results it lacks (each unit keeps
+    its own under the same name in its folder); every result of the job, by id.
+
+    A problem is appended once, whichever units hold it: a merge run again, or a unit
+    resumed after a kill, adds nothing twice."""
+    done = {result.id: result for result in load(results)}
+    new: list[ResultT] = []
+    for unit in units:
+        for result in load(unit / results.name):
+            if result.id not in done:
+                done[result.id] = result
+                new.append(result)
+    if new:
+        with results.open("a", encoding="utf-8") as sink:
+            sink.writelines(result.model_dump_json() + "\n" for result in new)
+    return done
 
 
 def stopped_text(spent: str | None, left: int, where: Path, outcomes: UnitOutcomes) -> str | None:

@@ -39,6 +39,7 @@ from autogen_core.models import ChatCompletionClient, UserMessage
 from journey.agents.backends.base import ensure_loaded
 from journey.agents.backends.spec import create_client, parse_model_spec
 from journey.errors import ConfigError, error_line
+from journey.evaluation._model_client import model_client
 from journey.evaluation.grading import grade_output
 from journey.evaluation.metrics import (
     DEFAULT_BACKTRACK_PHRASES,
@@ -272,14 +273,10 @@ class EvalRunner:
         self, accounts: RequestAccounts, todo: Sequence[ProblemRecord], out: Path
     ) -> tuple[list[EvalRecord], int]:
         """Load the model and grade `todo` through the cache and the meter."""
-        model = self._client or self.options.client()
-        try:
+        async with model_client(self._client, self.options.client) as model:
             await ensure_loaded(model)
             client = accounts.wrap(MODEL_ROLE, model)
             return await self._generate_all(client, todo, out, halted=accounts.halted)
-        finally:
-            if self._client is None:
-                await model.close()
 
     async def _generate_all(
         self,

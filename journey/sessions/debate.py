@@ -32,7 +32,9 @@ the fold) is the debate's.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, ClassVar
 
 from autogen_core.models import LLMMessage
 
@@ -60,11 +62,8 @@ from journey.protocols import (
 )
 from journey.protocols.parsing import ParsedStep
 from journey.sessions.action_repairs import legalise_action
-from journey.sessions.base import (
-    RestoreError,
-    Session,
-    SessionStop,
-)
+from journey.sessions.base import DebateLimits, RestoreError, Session, SessionStop
+from journey.sessions.policy_view import PolicyView
 from journey.sessions.state import SessionState
 from journey.sessions.stop_conditions import SessionProgress
 from journey.sessions.tree import NodeLabel, TreeNode
@@ -83,7 +82,8 @@ class DebateSession(Session):
         limits: Turn, depth and token limits.
         session_id: Defaults to a hash of the problem.
         models: Model spec per role, recorded in the log.
-        config: Extra settings recorded in the log.
+        config: Extra settings recorded in the log; `policy_context` (`dialogue` or
+            `path`) says what the policy sees (`journey.sessions.policy_view`).
     """
 
     strategy: ClassVar[str] = "debate"
@@ -93,6 +93,14 @@ class DebateSession(Session):
     # A debate replays any log its events fit (a propose-critique log's steps and
     # verdicts are a debate's): the events decide, not the strategy's name.
     restores_any_strategy: ClassVar[bool] = True
+
+    @cached_property
+    def policy_view(self) -> PolicyView:
+        return PolicyView.from_config(self.config)
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+        PolicyView.from_config(config)
 
     def _reset(self, state: SessionState) -> None:
         super()._reset(state)
@@ -186,7 +194,8 @@ class DebateSession(Session):
             *(node.text for node in self.tree.current_path()),
         ]
         try:
-            turn = await self.policy.propose(self._dialogue, step_number, avoid=avoid)
+            asked = self.policy_view.messages(self.policy, self.tree, self._dialogue)
+            turn = await self.policy.propose(asked, step_number, avoid=avoid)
         except Exception as error:  # a backend that failed after its own retries
             raise SessionStop(
                 StopReason.MODEL_ERROR, Outcome.ERROR, error=error_line(error)
