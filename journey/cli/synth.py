@@ -200,7 +200,7 @@ def synth(
         "beam_full_tree": beam_full_tree or None,  # recorded only when asked
         "beam_walk_trials": beam_walk_trials,
     }
-    strategy_config = {key: value for key, value in beam.items() if value is not None}
+    strategy_config: dict[str, object] = {k: v for k, v in beam.items() if v is not None}
     if strategy_config and strategy != "beam":
         given = ", ".join("--" + key.replace("_", "-") for key in strategy_config)
         raise ConfigError(f"{given} only apply to --strategy beam, not {strategy!r}")
