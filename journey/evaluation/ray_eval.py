@@ -32,14 +32,7 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 
 from journey.evaluation.metrics import EvalMetrics, EvalRecord
-from journey.evaluation.ray_jobs import (
-    ACCOUNTS_FILE,
-    absorb_accounts,
-    pending_units,
-    raise_unit_error,
-    run_job_units,
-    stopped_text,
-)
+from journey.evaluation.ray_jobs import JobFiles, raise_unit_error, run_on_ray
 from journey.evaluation.runner import (
     MODEL_ROLE,
     RECORDS_FILE,
@@ -51,8 +44,8 @@ from journey.evaluation.runner import (
 )
 from journey.problems.dataset import ProblemRecord
 from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
-from journey.runs.jobs import Fields, JobProgress, NoProgress
-from journey.runs.ray_units import UNITS_DIR, RayOptions, unit_cache, unit_dirs
+from journey.runs.jobs import Fields, JobProgress
+from journey.runs.ray_units import UNITS_DIR, RayOptions
 from journey.runs.request_accounts import SpendSettings
 
 __all__ = ["evaluate_on_ray"]
@@ -63,7 +56,7 @@ class _EvalUnit:
     """An evaluation as a worker runs it on one unit."""
 
     options: EvalOptions
-    out: Path
+    files: JobFiles
     force: bool
     max_consecutive_errors: int
 
@@ -77,11 +70,8 @@ class _EvalUnit:
         root: Path,
         dataset: str,
     ) -> dict[str, Any]:
-        spending = self.options.spending
-        cache = unit_cache(spending.cache, self.out, root.name)
-        options = dataclasses.replace(
-            self.options, spending=dataclasses.replace(spending, cache=cache)
-        )
+        spending = self.files.unit_spending(self.options.spending, root)
+        options = dataclasses.replace(self.options, spending=spending)
         runner = EvalRunner(
             options,
             client=client,
@@ -98,19 +88,8 @@ def _accuracy(finished: Sequence[dict[str, Any]]) -> Fields:
     return {"accuracy": f"acc {right / graded:.1%} ({graded} problems)" if graded else ""}
 
 
-def _merge_records(out: Path, units: Sequence[Path]) -> dict[str, EvalRecord]:
-    """Append the units' records `out` lacks to its records file; every record, by id."""
-    done = {record.id: record for record in load_records(out)}
-    new: list[EvalRecord] = []
-    for unit in units:
-        for record in load_records(unit):
-            if record.id not in done:
-                done[record.id] = record
-                new.append(record)
-    if new:
-        with (out / RECORDS_FILE).open("a", encoding="utf-8") as sink:
-            sink.writelines(record.model_dump_json() + "\n" for record in new)
-    return done
+def _load(records: Path) -> list[EvalRecord]:
+    return load_records(records.parent)  # `records` is always a directory's RECORDS_FILE
 
 
 def evaluate_on_ray(
@@ -148,43 +127,33 @@ def evaluate_on_ray(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     open_manifest(out, options, dataset, force=force)
-    roots = unit_dirs(out, ray_options.unit_count(len(problems)))
-    units = pending_units(problems, roots, {record.id for record in load_records(out)})
+    files = JobFiles(output=out, results=out / RECORDS_FILE, units=out / UNITS_DIR)
 
     def job(spending: SpendSettings) -> _EvalUnit:
         given = dataclasses.replace(options, spending=spending)
-        return _EvalUnit(given, out, force, max_consecutive_errors)
+        return _EvalUnit(given, files, force, max_consecutive_errors)
 
-    outcomes, spent = run_job_units(
+    run = run_on_ray(
         job,
-        units,
+        problems,
+        files,
+        _load,
         ray_options,
         spending=options.spending,
         models={MODEL_ROLE: options.model},
         dataset=dataset,
-        progress=progress or NoProgress(),
+        progress=progress,
         fields=_accuracy,
     )
-    made = [root for root in roots if root.is_dir()]
-    records = _merge_records(out, made)
-    spend = absorb_accounts(
-        options.spending,
-        {MODEL_ROLE: options.model},
-        out,
-        made,
-        ledger=out / UNITS_DIR / ACCOUNTS_FILE,
-    )
-    left = sum(problem.session_id not in records for problem in problems)
-    spend.stopped = stopped_text(spent, left, out, outcomes)
     metrics = write_metrics(
         out,
         problems,
-        records,
+        run.done,
         options,
         dataset=dataset,
-        errors=sum(int(unit["errors"]) for unit in outcomes.results),
+        errors=sum(int(unit["errors"]) for unit in run.outcomes.results),
         wall_seconds=time.perf_counter() - started,
-        spend=spend,
+        spend=run.spend,
     )
-    raise_unit_error(outcomes)
+    raise_unit_error(run.outcomes)
     return metrics

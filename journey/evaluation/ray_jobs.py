@@ -83,8 +83,6 @@ logger = logging.getLogger(__name__)
 ACCOUNTS_FILE = "accounts.json"
 """Beside the units: each unit's spend and cache counts when the job last added them up."""
 
-"""Per role, named counts (tokens in a spend file, hits... in a cache counts file)."""
-
 
 class UnitJob(Protocol):
     """A job as a worker runs it on one unit; Ray sends it to the workers, so it pickles."""
@@ -108,13 +106,9 @@ class UnitResult(Protocol):
     """One problem's result as a job appends it (an `EvalRecord`, a `ProblemSamples`)."""
 
     @property
-    def id(self) -> str:
-        """The problem's session id."""
-        ...
+    def id(self) -> str: ...  # the problem's session id
 
-    def model_dump_json(self) -> str:
-        """The result as one JSON line, without its newline."""
-        ...
+    def model_dump_json(self) -> str: ...  # one JSON line, without its newline
 
 
 ResultT = TypeVar("ResultT", bound=UnitResult)
@@ -122,13 +116,10 @@ ResultT = TypeVar("ResultT", bound=UnitResult)
 
 @dataclass(frozen=True)
 class JobFiles:
-    """Where a job on Ray keeps its results, its accounts and its units' folders.
-
-    The job's spend and cache counts files lie beside its results file, named with
-    `prefix`; each unit keeps its results, spend and cache counts under the same names in
-    its own folder, so that what a unit writes is what the job in one process writes.
-    Ray sends it to the workers inside the job (`UnitJob`), so it pickles.
-    """
+    """Where a job on Ray keeps its results, its accounts and its units' folders: its
+    spend and cache counts lie beside its results file, named with `prefix`, and each
+    unit keeps its own under the same names in its folder, as the job in one process
+    would. Ray sends it to the workers inside the job (`UnitJob`), so it pickles."""
 
     output: Path
     """What a rerun resumes (an evaluation directory, a pairs file), as `stopped` names it."""
@@ -159,9 +150,8 @@ class JobRun(Generic[ResultT]):
     spend: SpendReport
     """What this run's requests did and cost, with why the job stopped (`stopped`)."""
     outcomes: UnitOutcomes
-    """What the units came to."""
     units: list[tuple[Path, list[ProblemRecord]]]
-    """The units given out this run: each one's folder and its problems then left."""
+    """The units this run had to do: each one's folder and its problems without a result."""
     spent: str | None
     """Why the job's budget is spent; None: it is not."""
 
@@ -213,8 +203,8 @@ def run_job_units(
     them all; nothing to run starts no cluster.
 
     Args:
-        job: The job as the workers run it, given its spend settings (with a budget,
-            they hold the link to the job's ledger).
+        job: The job as the workers run it, given its spend settings (which hold the
+            link to the job's ledger, budget or not: a killed worker's spend is saved).
         units: Each unit's folder and problems.
         options: The cluster and how many workers.
         spending: The job's cache, prices and budget.
@@ -259,16 +249,11 @@ def run_on_ray(
     and accounts into the job's files (the job writes its summary from them).
 
     Args:
-        job: The job as the workers run it, given its spend settings (`run_job_units`).
         problems: All the job's problems; those with a result already go to no unit.
         files: Where the job and its units keep their files.
         load: Reads a results file (the job's, or a unit's).
-        options: The cluster and how many workers.
-        spending: The job's cache, prices and budget.
-        models: The model spec of each role, to price the job's spend.
-        dataset: The dataset, as each unit names it.
-        progress: Told of each unit done (a unit is an item).
-        fields: The progress texts, from the results of the units finished so far.
+        progress: Told of each unit done (a unit is an item); the rest as for
+            `run_job_units`.
     """
     roots = files.unit_roots(options.unit_count(len(problems)))
     units = pending_units(problems, roots, {result.id for result in load(files.results)})
@@ -297,10 +282,8 @@ def merge_results(
     results: Path, units: Sequence[Path], load: Callable[[Path], Iterable[ResultT]]
 ) -> dict[str, ResultT]:
     """Append to the job's `results` file the units' results it lacks (each unit keeps
-    its own under the same name in its folder); every result of the job, by id.
-
-    A problem is appended once, whichever units hold it: a merge run again, or a unit
-    resumed after a kill, adds nothing twice."""
+    its own under the same name in its folder), so that merging again adds nothing
+    twice; every result of the job, by id."""
     done = {result.id: result for result in load(results)}
     new: list[ResultT] = []
     for unit in units:

@@ -25,7 +25,7 @@ sampled starts no worker.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,19 +42,12 @@ from journey.evaluation.pairs import (
     write_pairs,
 )
 from journey.evaluation.pairs_sampling import Grader, PairsSampler, load_samples, open_samples
-from journey.evaluation.ray_jobs import (
-    ACCOUNTS_FILE,
-    absorb_accounts,
-    pending_units,
-    raise_unit_error,
-    run_job_units,
-    stopped_text,
-)
+from journey.evaluation.ray_jobs import JobFiles, raise_unit_error, run_on_ray
 from journey.evaluation.runner import MODEL_ROLE
 from journey.problems.dataset import ProblemRecord
 from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
-from journey.runs.jobs import Fields, JobProgress, NoProgress
-from journey.runs.ray_units import RayOptions, unit_cache, unit_names
+from journey.runs.jobs import Fields, JobProgress
+from journey.runs.ray_units import RayOptions
 from journey.runs.request_accounts import SpendSettings
 
 __all__ = ["sample_pairs_on_ray", "units_dir"]
@@ -71,7 +64,7 @@ class _PairsUnit:
 
     options: PairsOptions
     grade: Grader
-    out: Path
+    files: JobFiles
     force: bool
     max_consecutive_errors: int
 
@@ -85,11 +78,8 @@ class _PairsUnit:
         root: Path,
         dataset: str,
     ) -> dict[str, Any]:
-        spending = self.options.spending
-        cache = unit_cache(spending.cache, self.out.parent, root.name, spend_prefix(self.out))
-        options = dataclasses.replace(
-            self.options, spending=dataclasses.replace(spending, cache=cache)
-        )
+        spending = self.files.unit_spending(self.options.spending, root)
+        options = dataclasses.replace(self.options, spending=spending)
         sampler = PairsSampler(
             options,
             grade=self.grade,
@@ -97,7 +87,7 @@ class _PairsUnit:
             force=self.force,
             max_consecutive_errors=self.max_consecutive_errors,
         )
-        card = await sampler.run(root / self.out.name, problems, dataset=dataset)
+        card = await sampler.run(root / self.files.output.name, problems, dataset=dataset)
         return card.model_dump(mode="json")
 
 
@@ -107,19 +97,8 @@ def _note(finished: Sequence[dict[str, Any]]) -> Fields:
     return {"note": f"sample acc {right / total:.1%}" if total else ""}
 
 
-def _merge_samples(out: Path, units: Sequence[Path]) -> dict[str, ProblemSamples]:
-    """Append the units' samples `out` lacks to its samples file; all of them, by id."""
-    done = load_samples(samples_path(out))
-    new: list[ProblemSamples] = []
-    for unit in units:
-        for record in load_samples(samples_path(unit / out.name)).values():
-            if record.id not in done:
-                done[record.id] = record
-                new.append(record)
-    if new:
-        with samples_path(out).open("a", encoding="utf-8") as sink:
-            sink.writelines(record.model_dump_json() + "\n" for record in new)
-    return done
+def _load(samples: Path) -> Iterable[ProblemSamples]:
+    return load_samples(samples).values()
 
 
 def _left_for_later(
@@ -175,46 +154,36 @@ def sample_pairs_on_ray(
         JourneyError: The first user error a unit raised, once the rest is merged.
     """
     open_samples(out, options, dataset=dataset, force=force)
-    folder = units_dir(out)
-    count = ray_options.unit_count(len(problems))
-    roots = [folder / name for name in unit_names(count)]
-    units = pending_units(problems, roots, load_samples(samples_path(out)).keys())
+    # The units' pairs files lie in `pairs.units/`, under the job's name, with their
+    # samples and counts beside them as the job's lie beside `out`.
+    files = JobFiles(out, samples_path(out), units_dir(out), prefix=spend_prefix(out))
 
     def job(spending: SpendSettings) -> _PairsUnit:
         given = dataclasses.replace(options, spending=spending)
-        return _PairsUnit(given, grade, out, force, max_consecutive_errors)
+        return _PairsUnit(given, grade, files, force, max_consecutive_errors)
 
-    outcomes, spent = run_job_units(
+    run = run_on_ray(
         job,
-        units,
+        problems,
+        files,
+        _load,
         ray_options,
         spending=options.spending,
         models={MODEL_ROLE: options.model},
         dataset=dataset,
-        progress=progress or NoProgress(),
+        progress=progress,
         fields=_note,
     )
-    made = [root for root in roots if root.is_dir()]
-    done = _merge_samples(out, made)
-    spend = absorb_accounts(
-        options.spending,
-        {MODEL_ROLE: options.model},
-        out.parent,
-        made,
-        ledger=folder / ACCOUNTS_FILE,
-        prefix=spend_prefix(out),
-    )
-    left = sum(problem.session_id not in done for problem in problems)
-    spend.stopped = stopped_text(spent, left, out, outcomes)
+    results = run.outcomes.results
     card = write_pairs(
         out,
         problems,
-        done,
+        run.done,
         options,
         dataset=dataset,
-        failed_requests=sum(int(unit["failed_requests"]) for unit in outcomes.results),
-        spend=spend,
-        left_for_later=_left_for_later(units, outcomes.results, done) if spent else (),
+        failed_requests=sum(int(unit["failed_requests"]) for unit in results),
+        spend=run.spend,
+        left_for_later=_left_for_later(run.units, results, run.done) if run.spent else (),
     )
-    raise_unit_error(outcomes)
+    raise_unit_error(run.outcomes)
     return card
