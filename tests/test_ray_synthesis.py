@@ -1,11 +1,12 @@
-"""Synthesis on a local Ray cluster: units on worker actors, a killed worker, the merge,
-one budget for the whole cluster."""
+"""Synthesis on a local Ray cluster: units on worker actors, a killed worker (what it
+spent recorded once), the merge, one budget for the whole cluster."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 from autogen_core.models import LLMMessage
 from test_runner import _asked, dataset, fake_policy, logs, options, synthesise
 
-from journey.runs import RunDirectory
+from journey.protocols import TokenUsage
+from journey.runs import RunDirectory, SynthesisReport
 from journey.runs.ray_synthesis import RayOptions, run_on_ray, unit_dirs
 from journey.runs.spend import recorded_spend
 
@@ -45,8 +47,28 @@ def killing_policy(messages: Sequence[LLMMessage]) -> str:
     marker = Path(os.environ[KILL_MARKER])
     if k == 3 and step == 2 and not marker.exists():
         marker.write_text("killed")
-        os._exit(1)  # the worker dies mid-session, as a preempted node would
+        # The worker dies mid-session, as a preempted node would: a moment after its last
+        # answer (whose report to the job's ledger has left it), not in the same instant.
+        time.sleep(0.5)
+        os._exit(1)
     return fake_policy(messages)
+
+
+def paid_for_sessions(run: Path) -> dict[str, TokenUsage]:
+    """Each role's tokens over the run's sessions: what a cold cache pays for them when
+    every answer is logged once (a resumed session asks nothing it logged)."""
+    summed: dict[str, TokenUsage] = {}
+    for summary in RunDirectory(run).summaries():
+        for role, used in summary.usage.items():
+            summed[role.value] = summed.get(role.value, TokenUsage()) + used
+    return summed
+
+
+def reported(report: SynthesisReport) -> dict[str, TokenUsage]:
+    return {
+        role: TokenUsage(prompt_tokens=s["prompt_tokens"], completion_tokens=s["completion_tokens"])
+        for role, s in report.spend.items()
+    }
 
 
 def test_units_on_workers_merge_into_the_run_a_single_process_writes(
@@ -72,16 +94,27 @@ def test_units_on_workers_merge_into_the_run_a_single_process_writes(
 
 
 def test_a_killed_worker_is_replaced_and_its_unit_resumes(cluster: Path, tmp_path: Path) -> None:
-    problems = dataset(tmp_path / "d.jsonl", ["plain", "reflect", "plain", "backtrack"])
+    kinds = ["plain", "reflect", "plain", "backtrack"]
+    problems = dataset(tmp_path / "d.jsonl", kinds)
     settings = options(policy="function:test_ray_synthesis:killing_policy")
-    report = run_on_ray(settings, problems, tmp_path / "ray", RayOptions(workers=2, units=2))
+    out = tmp_path / "ray"
+    report = run_on_ray(settings, problems, out, RayOptions(workers=2, units=2))
     assert cluster.exists(), "the worker was killed once"
     assert report.solved == 4 and not report.problems
     assert report.resumed == 1  # problem 3's session went on from its log
-    ids = [json.loads(line)["session_id"] for line in (tmp_path / "ray/sessions.jsonl").open()]
+    ids = [json.loads(line)["session_id"] for line in (out / "sessions.jsonl").open()]
     assert sorted(ids) == sorted(p.session_id for p in problems)  # nothing twice
-    summaries = {s.session_id: s for s in RunDirectory(tmp_path / "ray").summaries()}
+    summaries = {s.session_id: s for s in RunDirectory(out).summaries()}
     assert all(s.outcome == "solved" for s in summaries.values())
+    # What the killed worker spent before it died (its unit's sessions, problem 3's first
+    # turn) is in spend.json, and the report, already: each logged answer paid once.
+    assert recorded_spend(out) == paid_for_sessions(out) == reported(report)
+    # Again, with two problems more: the units resume (merged again), and spend.json
+    # grows by what the new sessions cost, nothing twice.
+    more = dataset(tmp_path / "more.jsonl", [*kinds, "plain", "reflect"])
+    again = run_on_ray(settings, more, out, RayOptions(workers=2, units=2))
+    assert (again.skipped, again.ran, again.solved) == (4, 2, 6)
+    assert recorded_spend(out) == paid_for_sessions(out)
 
 
 def test_the_cli_holds_the_cluster_to_one_budget_and_a_rerun_finishes_the_rest(

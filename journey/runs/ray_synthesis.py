@@ -9,15 +9,18 @@ the unit's own run directory under `OUT/units/` on storage every node sees. When
 unit is done, the units are merged into `OUT` (`journey merge`, responses caches
 included), which is then a run like any other.
 
-A budget (`--budget-tokens`, `--budget-usd`) is the whole job's: the workers' meters add
-up what they spent in one ledger (`journey.runs.ray_budget`), and once the sum reaches
-it no session starts anywhere, those in flight stop at a turn boundary, no unit is
-given out, and the report names the cluster's total and the sessions left, as a run in
-one process does; the same command without (or with a larger) budget resumes them.
+The workers' meters add up what they spent in one ledger for the job
+(`journey.runs.ray_budget`). A budget (`--budget-tokens`, `--budget-usd`) is thus the
+whole job's: once the sum reaches it no session starts anywhere, those in flight stop
+at a turn boundary, no unit is given out, and the report names the cluster's total and
+the sessions left, as a run in one process does; the same command without (or with a
+larger) budget resumes them.
 
 Failures: a worker that dies mid-unit is replaced and its unit given to a worker again;
 the unit resumes from the events its sessions already logged, so nothing is lost and
-nothing runs twice. A unit that keeps killing its workers is left as it is, named in
+nothing runs twice. What the dead worker had spent, as the ledger counted it, is added
+to its unit's `spend.json` before the merge, so the run's `spend.json` and report hold
+it once the run ends. A unit that keeps killing its workers is left as it is, named in
 the report, and resumes on the next run. Running the same command again resumes every
 unit and merges again (a merge adds only what is new).
 """
@@ -35,7 +38,7 @@ from journey.problems import ProblemRecord
 from journey.protocols import Outcome
 from journey.runs.jobs import Fields, JobProgress, NoProgress
 from journey.runs.merge import merge_runs
-from journey.runs.ray_budget import shared_budget
+from journey.runs.ray_budget import job_ledger
 from journey.runs.ray_units import (
     UNITS_DIR,
     RayOptions,
@@ -207,11 +210,11 @@ def run_on_ray(
             "note": f"{len(finished)} of {len(units)} units done",
         }
 
-    with shared_budget(options.spending, ray_options, needed=bool(units)) as spending:
-        job = spending.meter(models)  # the driver's view of what the cluster spent
+    with job_ledger(options.spending, ray_options, needed=bool(units)) as ledger:
+        job = ledger.settings.meter(models)  # the driver's view of what the cluster spent
         outcomes = run_units(
             _UnitWorker,
-            (replace(options, spending=spending), settings),
+            (replace(options, spending=ledger.settings), settings),
             units,
             ray_options,
             progress=progress or NoProgress(),
@@ -220,6 +223,9 @@ def run_on_ray(
         )
         job.flush()
         spent = job.spent()
+    for lost in ledger.recovered.values():  # the dead workers' spend: now in their units'
+        for role, used in lost.items():
+            totals.add(role, used.prompt_tokens, used.completion_tokens)
     report = _combine(outcomes.results, report, totals)
     _count_held(report, outcomes.held)
     report.stopped = stopped_line(spent, report.sessions - report.finished, "session", out)

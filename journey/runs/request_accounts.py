@@ -8,7 +8,8 @@ budget (`journey.runs.spend`), added up in the job's files when it closes; its
 `SpendReport` says what this invocation did and what the job paid over all of them.
 A job spread over processes (on Ray) gives each its settings with the job's
 `SharedSpend` (`journey.runs.ray_budget`), so that every process holds its requests to
-the one budget of the job.
+the one budget of the job, and what a process that dies had spent still reaches its
+spend file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 
 from journey.runs.prices import ModelPrice, PriceTable, prices_record, total_cost
 from journey.runs.response_cache import CacheSettings, RunCache
-from journey.runs.spend import RunBudget, SharedSpend, SpendMeter, recorded_spend
+from journey.runs.spend import SPEND_FILE, RunBudget, SharedSpend, SpendMeter, recorded_spend
 
 __all__ = ["SPEND_SETTINGS", "RequestAccounts", "SpendReport", "SpendSettings", "stopped_line"]
 
@@ -59,13 +60,14 @@ class SpendSettings:
         },
     )
 
-    def meter(self, models: Mapping[str, str]) -> SpendMeter:
-        """A meter for roles with these model specs.
+    def meter(self, models: Mapping[str, str], *, file: Path | None = None) -> SpendMeter:
+        """A meter for roles with these model specs, saving to the spend file `file`.
 
         Raises:
             ConfigError: a USD budget where a role has no price.
         """
-        return SpendMeter(PriceTable(self.prices).for_roles(models), self.budget, self.shared)
+        prices = PriceTable(self.prices).for_roles(models)
+        return SpendMeter(prices, self.budget, self.shared, file=file)
 
     def record(self) -> dict[str, Any]:
         """The settings as a manifest records them (prices and budget only when given)."""
@@ -117,7 +119,7 @@ class RequestAccounts:
         self, settings: SpendSettings, models: Mapping[str, str], root: Path, *, prefix: str = ""
     ) -> None:
         self.models = dict(models)
-        self.meter = settings.meter(self.models)
+        self.meter = settings.meter(self.models, file=root / f"{prefix}{SPEND_FILE}")
         self._cache = RunCache(settings.cache, root, prefix=prefix)
         self._root, self._prefix = root, prefix
         self._closed = False
@@ -131,16 +133,16 @@ class RequestAccounts:
         return self.meter.spent() is not None
 
     def close(self) -> None:
-        """Add this invocation's counts to the job's files and close the cache (once)."""
+        """Add this invocation's counts to the job's files and close the cache (once); the
+        rest of a shared budget's job hears of all it spent."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.meter.save(self._root, prefix=self._prefix)
+            self.meter.save()
             self._cache.save()
         finally:
             self._cache.close()
-        self.meter.flush()  # the rest of a shared budget's job hears of all it spent
 
     def report(self, left: int = 0, noun: str = "item", where: Path | None = None) -> SpendReport:
         """This invocation's counts and costs, and all the job paid (read once closed).

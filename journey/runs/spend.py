@@ -10,7 +10,9 @@ meters are in several processes (on Ray) shares one budget: each meter is given 
 `SharedSpend`, where the job's meters add up what they spent, and judges the budget on
 that sum (`journey.runs.ray_budget`). What every
 invocation spent is added up in `RUN/spend.json` (`NAME.spend.json` beside a job's
-output file `NAME.jsonl`), which `journey stats` reads and `journey merge` sums.
+output file `NAME.jsonl`), which `journey stats` reads and `journey merge` sums. A
+shared meter tells the job its spend file until it has saved to it, so that what a
+meter in a process that died had counted still reaches its file (the job adds it).
 
 The job-level part (the settings a job is given, the accounts around its clients,
 their report) is in `journey.runs.request_accounts`; its names are still found here.
@@ -40,7 +42,9 @@ __all__ = [
     "RunBudget",
     "SharedSpend",
     "SpendMeter",
+    "add_spend",
     "cost_text",
+    "read_spend",
     "recorded_spend",
     "write_spend",
 ]
@@ -95,17 +99,37 @@ class RunBudget:
 
 class SharedSpend(Protocol):
     """Where the meters of one job, in whatever process, add up what they spent (one
-    budget for the job: `journey.runs.ray_budget.LedgerLink`); it only sums."""
+    budget for the job: `journey.runs.ray_budget.LedgerLink`); it only sums, and keeps
+    what each meter has not saved yet, for the job to add to its file should the
+    meter's process die first."""
+
+    def report(self, meter: str, usage: Mapping[str, TokenUsage], unsaved: Path | None) -> None:
+        """Tell the job all the meter named `meter` counted so far, without waiting.
+
+        Args:
+            meter: The meter's name, unique in the job.
+            usage: Every role's tokens that meter counted so far.
+            unsaved: The spend file those tokens are still to be added to (None: they
+                are in it, or the meter has none).
+        """
+        ...
 
     def job_usage(
-        self, meter: str, usage: Mapping[str, TokenUsage], *, now: bool = False
+        self,
+        meter: str,
+        usage: Mapping[str, TokenUsage],
+        unsaved: Path | None,
+        *,
+        now: bool = False,
     ) -> dict[str, TokenUsage]:
         """The job's tokens per role: `usage` (all the meter named `meter` counted so far,
-        reported when due) and what the job's other meters reported.
+        reported when due, with its `unsaved` file as `report` takes them) and what the
+        job's other meters reported.
 
         Args:
             meter: The asking meter's name, unique in the job.
             usage: Every role's tokens that meter counted so far.
+            unsaved: The spend file those tokens are still to be added to, or None.
             now: Report and ask at once, rather than use a recent answer.
         """
         ...
@@ -119,6 +143,7 @@ class SpendMeter:
         budget: When to stop spending.
         shared: Where the job's meters add up their spend, when the job's budget is
             shared with meters in other processes (None: this meter's spend is the job's).
+        file: The spend file `save` adds this meter's tokens to (None: it saves none).
 
     Raises:
         ConfigError: a USD budget where a role has no price.
@@ -129,6 +154,8 @@ class SpendMeter:
         prices: Mapping[str, RolePrice],
         budget: RunBudget | None = None,
         shared: SharedSpend | None = None,
+        *,
+        file: Path | None = None,
     ) -> None:
         self.prices = dict(prices)
         self.budget = budget or RunBudget()
@@ -136,6 +163,8 @@ class SpendMeter:
         if self.budget.usd is not None and missing:
             raise ConfigError(f"--budget-usd needs every role's price: {'; '.join(missing)}")
         self.usage: dict[str, TokenUsage] = {role: TokenUsage() for role in self.prices}
+        self.file = file
+        self._saved = False
         self._shared = shared
         self._name = uuid.uuid4().hex  # this meter among the job's, to the shared sum
 
@@ -148,15 +177,18 @@ class SpendMeter:
         self.usage[role] = self.usage.get(role, TokenUsage()) + TokenUsage(
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
-        if self._shared is not None:  # the other meters learn of it (batched: when due)
-            self._shared.job_usage(self._name, self.usage)
+        if self._shared is not None:  # the job hears of every answer (nothing waits)
+            self._shared.report(self._name, self.usage, self._unsaved())
+
+    def _unsaved(self) -> Path | None:
+        return None if self._saved else self.file
 
     def job_usage(self, *, now: bool = False) -> dict[str, TokenUsage]:
         """Each role's tokens the job used: this meter's, and with a shared budget those
         every other meter of the job reported (`now`: asked at once, not a recent answer)."""
         if self._shared is None:
             return dict(self.usage)
-        return self._shared.job_usage(self._name, self.usage, now=now)
+        return self._shared.job_usage(self._name, self.usage, self._unsaved(), now=now)
 
     def flush(self) -> None:
         """Report what this meter counted to the job's shared sum now (at its end)."""
@@ -210,15 +242,18 @@ class SpendMeter:
             }
         return out
 
-    def save(self, run_root: Path, *, prefix: str = "") -> None:
-        """Add this invocation's tokens to the run's `spend.json` (0 for a run that asked
-        nothing: it paid nothing); `prefix` goes before the file's name."""
-        if not self.usage:
+    def save(self) -> None:
+        """Add this meter's tokens to its spend file, once (0 for a job that asked nothing:
+        it paid nothing), then tell a shared sum they are there.
+
+        A process killed between the two leaves them to be added again by the job (see
+        `journey.runs.ray_budget`): counted twice in that instant, never missing."""
+        if self.file is None or self._saved:
             return
-        totals = recorded_spend(run_root, prefix=prefix)
-        for role, used in self.usage.items():
-            totals[role] = totals.get(role, TokenUsage()) + used
-        write_spend(run_root / f"{prefix}{SPEND_FILE}", totals)
+        if self.usage:
+            add_spend(self.file, self.usage)
+        self._saved = True
+        self.flush()
 
 
 def write_spend(path: Path, totals: Mapping[str, TokenUsage]) -> None:
@@ -227,10 +262,16 @@ def write_spend(path: Path, totals: Mapping[str, TokenUsage]) -> None:
     write_atomic(path, json.dumps(text, indent=2) + "\n")
 
 
-def recorded_spend(run_root: Path, *, prefix: str = "") -> dict[str, TokenUsage]:
-    """Each role's tokens sent to its model over the run's invocations; empty when none
-    were recorded (`prefix`: before the file's name, as `SpendMeter.save`'s)."""
-    path = run_root / f"{prefix}{SPEND_FILE}"
+def add_spend(path: Path, usage: Mapping[str, TokenUsage]) -> None:
+    """Add each role's tokens to those the spend file at `path` holds (written if none)."""
+    totals = read_spend(path)
+    for role, used in usage.items():
+        totals[role] = totals.get(role, TokenUsage()) + used
+    write_spend(path, totals)
+
+
+def read_spend(path: Path) -> dict[str, TokenUsage]:
+    """Each role's tokens in the spend file at `path`; empty when there is none."""
     if not path.is_file():
         return {}
     try:
@@ -239,6 +280,12 @@ def recorded_spend(run_root: Path, *, prefix: str = "") -> dict[str, TokenUsage]
     except (ValueError, TypeError, AttributeError) as error:
         logger.warning("%s is damaged (%s): its spend counts start again", path, error)
         return {}
+
+
+def recorded_spend(run_root: Path, *, prefix: str = "") -> dict[str, TokenUsage]:
+    """Each role's tokens sent to its model over the run's invocations; empty when none
+    were recorded (`prefix`: before the file's name, as `RequestAccounts`' files)."""
+    return read_spend(run_root / f"{prefix}{SPEND_FILE}")
 
 
 class MeteredClient(DelegatingClient):
