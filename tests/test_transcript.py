@@ -58,7 +58,9 @@ async def test_long_thought_keeps_wrong_turns_and_reflections_in_order() -> None
         "Wait, step 3 is wrong. I counted 4 pens, not 3. "
         "Let me go back to step 1 and try another way.",
         "Step 2: There are 3 pens, so 3 * 4 = 13, \\boxed{13}.",
-        "Hmm, I got 13, but that does not seem right. Let me check step 2 again.",
+        # the verifier only says no; the step's own false claim is named, exactly
+        "Hmm, I got 13, but checking the step, 3 * 4 = 13 is false: 3 * 4 is 12. "
+        "Let me check step 2 again.",
         "Step 2: There are 3 pens, so 3 * 4 = 12, \\boxed{12}.",
     ]
 

@@ -26,6 +26,7 @@ from journey.protocols import (
     step_line,
     step_paragraphs,
 )
+from journey.protocols.arithmetic_claims import check_claims
 from journey.sessions.tree import ReasoningTree
 
 # Second and third person, as critics write, to the policy's first person.
@@ -63,6 +64,19 @@ def first_person(critique: str) -> str:
         text += "."
     # It becomes a sentence of its own after "Wait, step 3 is wrong.".
     return text[:1].upper() + text[1:]
+
+
+def rejected_answer(opener: str, answer: str | None, step: str) -> str:
+    """The reflection on a final answer the verifier rejected.
+
+    The verifier says only that the answer is wrong, and its gold answer must not leak
+    into the thought. When the step itself holds a false arithmetic claim, the thought
+    names it with its right value (exact arithmetic: never a false "is false"), so a
+    model trained on it learns to check, not only to doubt; otherwise it doubts.
+    """
+    false = check_claims(step).false_claims
+    why = f"checking the step, {false[0].correction}" if false else "that does not seem right"
+    return f"{opener} I got {answer or 'that'}, but {why}."
 
 
 @dataclass(frozen=True)
@@ -111,11 +125,8 @@ class LongThoughtWriter:
         k = step.step_number
         action = applied.action
         if applied.source is Role.VERIFIER:
-            answer = step.final_answer or "that"
-            return (
-                f"{opener} I got {answer}, but that does not seem right. "
-                f"Let me check step {k} again."
-            )
+            doubt = rejected_answer(opener, step.final_answer, step.content)
+            return f"{doubt} Let me check step {k} again."
         critique = first_person(getattr(action, "critique", "") or "")
         why = f" {critique}" if critique else ""
         if isinstance(action, Backtrack):

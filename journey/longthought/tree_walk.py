@@ -24,7 +24,12 @@ import random
 from dataclasses import dataclass
 
 from journey.errors import ConfigError
-from journey.longthought.transcript import LongThoughtWriter, first_person, reflection_opener
+from journey.longthought.transcript import (
+    LongThoughtWriter,
+    first_person,
+    reflection_opener,
+    rejected_answer,
+)
 from journey.protocols import step_line, wrong_answer_note
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
@@ -164,8 +169,7 @@ def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
         verifier_note = leaf.reason == wrong_answer_note(leaf.final_answer)
         note = "" if verifier_note else first_person(leaf.reason)
         why = f" {note}" if note else ""
-        answer = leaf.final_answer or "that"
-        return f"{opener} I got {answer}, but that does not seem right.{why} {back}"
+        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{why} {back}"
     critique = first_person(wrong.reason)
     why = f" {critique}" if critique else ""
     return f"{opener} step {wrong.depth} is wrong.{why} {back}"
