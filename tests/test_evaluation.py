@@ -321,3 +321,40 @@ def test_eval_on_the_embedded_model(tmp_path: Path) -> None:
     metrics = json.loads(result.output)
     assert metrics["problems"] == 3 and 0 < metrics["mean_output_tokens"] <= 16
     assert len(load_records(out)) == 3
+
+
+# -- who closes the model client --------------------------------------------------------------
+
+
+class _Closing(FunctionChatCompletionClient):
+    """A function client that counts how often it is closed."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda messages: "\\boxed{1}")
+        self.closed = 0
+
+    async def close(self) -> None:
+        self.closed += 1
+        await super().close()
+
+
+async def test_a_client_given_is_the_callers_and_one_built_is_closed_however_the_run_ends() -> None:
+    from journey.evaluation._model_client import model_client
+
+    given = _Closing()
+    async with model_client(given, build=lambda: pytest.fail("built a client it was given")):
+        pass
+    assert given.closed == 0
+
+    built: list[_Closing] = []
+
+    def build() -> _Closing:
+        built.append(_Closing())
+        return built[-1]
+
+    async with model_client(None, build) as client:
+        assert client is built[0]
+    with pytest.raises(RuntimeError, match="the run failed"):
+        async with model_client(None, build):
+            raise RuntimeError("the run failed")
+    assert [c.closed for c in built] == [1, 1]
