@@ -1,4 +1,15 @@
-"""Agents and model backends. Agents talk to models; they write no files."""
+"""Agents and model backends. Agents talk to models; the files they write are these:
+
+- The response cache: SQLite files (`responses.sqlite` unless told otherwise) in the
+  cache directory its caller names (`backends.response_store.ResponseStore`; a run's
+  `cache/`, or `--cache`).
+- The logs of the model servers they start: `journey-vllm-*.log` and
+  `journey-llama-*.log` in the system's temporary directory (`tempfile`), removed when
+  the server stops, kept when it failed so that the error can name them.
+
+The embedded model's weights are fetched and cached by `journey.engine.model_store`
+under `journey_cache_dir()`, not here; the backends only ask for them.
+"""
 
 from journey.agents.critic import (
     DEFAULT_CRITIC_TOKENS,

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from journey.agents.verifier import answers_match
 from journey.protocols import split_reasoning
 from journey.protocols.answers import extract_final_answer
 
-__all__ = ["Grade", "grade_output", "normalise_answer", "same_answer"]
+__all__ = ["Grade", "Grader", "grade_output", "normalise_answer", "same_answer"]
 
 # `\$` (currency) and `\!` / `\,` / `\;` (LaTeX spacing) carry no value.
 _NO_VALUE = re.compile(r"\\[$!,;]|\\(?:dollars?|text\{\s*dollars?\s*\})")
@@ -32,6 +33,15 @@ class Grade:
     predicted: str | None
     """The final answer the output marks, or None when it marks none."""
     correct: bool
+
+
+class Grader(Protocol):
+    """Grades a model output against the gold answer, or with the dataset's own scorer
+    where it has one: `grade(output, gold, scorer)` (`grade_output` is one)."""
+
+    def __call__(
+        self, output: str, gold: str, scorer: Callable[[str], float] | None = None
+    ) -> Grade: ...
 
 
 def normalise_answer(answer: str) -> str:

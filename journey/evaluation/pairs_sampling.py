@@ -30,8 +30,8 @@ gives them back as far as it honours `seed` (vLLM does per request; OpenAI only
 best-effort). No backend answers `n` samples in one request, so the n samples are n
 requests.
 
-Grading is passed in (`grade`), as `journey.evaluation.grading.grade_output`:
-`synthesis` does not import `evaluation`, which sits above it.
+Grading is passed in (`grade`, a `journey.evaluation.grading.Grader` such as
+`grade_output`), so a caller may grade another way.
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from autogen_core.models import ChatCompletionClient, UserMessage
 
 from journey.agents.backends.base import ensure_loaded
 from journey.errors import ConfigError, error_line
 from journey.evaluation._model_client import model_client
+from journey.evaluation.grading import Grader
 from journey.evaluation.pairs import (
     PairsCard,
     PairsOptions,
@@ -68,28 +68,9 @@ from journey.runs.jobs import JobControls, JobProgress, LeftForLater, NoProgress
 from journey.runs.manifest import Manifest
 from journey.runs.request_accounts import SPEND_SETTINGS, RequestAccounts
 
-__all__ = ["Graded", "Grader", "PairsSampler", "load_samples", "open_samples"]
+__all__ = ["Grader", "PairsSampler", "load_samples", "open_samples"]
 
 logger = logging.getLogger(__name__)
-
-
-class Graded(Protocol):
-    """What a grader returns (`journey.evaluation.grading.Grade` is one)."""
-
-    @property
-    def predicted(self) -> str | None: ...
-
-    @property
-    def correct(self) -> bool: ...
-
-
-class Grader(Protocol):
-    """Grades a model output against the gold answer, or with the dataset's own scorer
-    where it has one: `grade(output, gold, scorer)` (`grade_output` is one)."""
-
-    def __call__(
-        self, output: str, gold: str, scorer: Callable[[str], float] | None = None
-    ) -> Graded: ...
 
 
 _Reply = tuple[str, str, int]

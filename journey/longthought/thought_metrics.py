@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from journey.protocols.steps import STEP_LABEL
-from journey.protocols.vocabulary import BACKTRACK_PHRASES, REFLECTION_MARKER, phrase_pattern
+from journey.protocols.vocabulary import (
+    BACKTRACK_PHRASES,
+    REFLECTION_MARKER,
+    THOUGHT_KEYWORDS,
+    phrase_pattern,
+)
 
 __all__ = [
     "DEFAULT_KEYWORDS",
@@ -35,19 +40,8 @@ __all__ = [
     "summarise_thoughts",
 ]
 
-DEFAULT_KEYWORDS: tuple[str, ...] = (
-    "wait",
-    "hmm",
-    "alternatively",
-    "let me check",
-    "let me verify",
-    "actually",
-    "but",
-    "so",
-    "perhaps",
-    "maybe",
-)
-"""The words the seed counted in o1's thoughts, and their common neighbours."""
+DEFAULT_KEYWORDS: tuple[str, ...] = THOUGHT_KEYWORDS
+"""The keywords measured when none are given: the vocabulary's `THOUGHT_KEYWORDS`."""
 
 _BACKTRACK = phrase_pattern(BACKTRACK_PHRASES)
 

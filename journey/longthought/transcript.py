@@ -79,6 +79,14 @@ def rejected_answer(opener: str, answer: str | None, step: str) -> str:
     return f"{opener} I got {answer or 'that'}, but {why}."
 
 
+def way_back(to_step: int) -> str:
+    """The sentence that ends a reflection by going back to step `to_step` (from 1), or
+    starting over from the problem when it is 0."""
+    if to_step == 0:
+        return "Let me start over."
+    return f"Let me go back to step {to_step} and try another way."
+
+
 @dataclass(frozen=True)
 class LongThoughtWriter:
     """Writes the long-thought transcript and the shortcut of a session."""
@@ -130,12 +138,7 @@ class LongThoughtWriter:
         critique = first_person(getattr(action, "critique", "") or "")
         why = f" {critique}" if critique else ""
         if isinstance(action, Backtrack):
-            if action.to_step == 0:
-                return f"{opener} step {k} is wrong.{why} Let me start over."
-            return (
-                f"{opener} step {k} is wrong.{why} "
-                f"Let me go back to step {action.to_step} and try another way."
-            )
+            return f"{opener} step {k} is wrong.{why} {way_back(action.to_step)}"
         return f"{opener} step {k} is wrong.{why} Let me redo step {k}."
 
     @staticmethod

@@ -29,6 +29,7 @@ from journey.longthought.transcript import (
     first_person,
     reflection_opener,
     rejected_answer,
+    way_back,
 )
 from journey.protocols import step_line, wrong_answer_note
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
@@ -159,11 +160,7 @@ def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
     """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back."""
     wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
     leaf = walked[-1]
-    back = (
-        "Let me start over."
-        if back_to == 0
-        else f"Let me go back to step {back_to} and try another way."
-    )
+    back = way_back(back_to)
     if wrong is leaf and leaf.verified is False:
         # The verifier's note on a rejected answer is not a critique to repeat.
         verifier_note = leaf.reason == wrong_answer_note(leaf.final_answer)

@@ -13,6 +13,9 @@ list is kept here under its own name, and how they relate is said next to each:
 - `REFLECTION_KEYWORDS` and `BACKTRACK_PHRASES` are what models themselves say when
   they reconsider or go back; they share "wait", "hmm" and some ways back with the
   writers' words, but are not bound to them.
+- `THOUGHT_KEYWORDS` are the words the seed counted in o1's long thoughts, and their
+  common neighbours; `journey analyze` rates each per thousand tokens. They are not
+  bound to the writers' words either, and hold plain connectives ("but", "so").
 
 `phrase_pattern` matches any such list as whole words in any case, for whoever counts.
 """
@@ -28,6 +31,7 @@ __all__ = [
     "REFLECTION_MARKER",
     "REFLECTION_MARKERS",
     "REFLECTION_OPENERS",
+    "THOUGHT_KEYWORDS",
     "TRANSCRIPT_KEYWORDS",
     "phrase_pattern",
 ]
@@ -94,6 +98,22 @@ BACKTRACK_PHRASES: tuple[str, ...] = (
 """Phrases that mark a model abandoning a line of reasoning for an earlier point;
 counted by `journey eval`. They include the writers' ways back ("go back to step",
 "let me go back", "start over") and common ways models phrase the same move."""
+
+
+THOUGHT_KEYWORDS: tuple[str, ...] = (
+    "wait",
+    "hmm",
+    "alternatively",
+    "let me check",
+    "let me verify",
+    "actually",
+    "but",
+    "so",
+    "perhaps",
+    "maybe",
+)
+"""The words the seed counted in o1's thoughts, and their common neighbours; `journey
+analyze` counts each in a long thought (`journey.longthought.thought_metrics`)."""
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
