@@ -32,6 +32,7 @@ from typing import Any
 
 from autogen_core.models import ChatCompletionClient
 
+from journey.evaluation.grading import Grader
 from journey.evaluation.pairs import (
     NOT_SAMPLED,
     PairsCard,
@@ -41,7 +42,7 @@ from journey.evaluation.pairs import (
     spend_prefix,
     write_pairs,
 )
-from journey.evaluation.pairs_sampling import Grader, PairsSampler, load_samples, open_samples
+from journey.evaluation.pairs_sampling import PairsSampler, load_samples, open_samples
 from journey.evaluation.ray_jobs import JobFiles, raise_unit_error, run_on_ray
 from journey.evaluation.runner import MODEL_ROLE
 from journey.problems.dataset import ProblemRecord

@@ -48,6 +48,7 @@ from journey.protocols.vocabulary import (
     REFLECTION_MARKER,
     REFLECTION_MARKERS,
     REFLECTION_OPENERS,
+    THOUGHT_KEYWORDS,
     TRANSCRIPT_KEYWORDS,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "REFLECTION_OPENERS",
     "STEP_LABEL",
     "STEP_LINE_LABEL",
+    "THOUGHT_KEYWORDS",
     "TRANSCRIPT_KEYWORDS",
     "Action",
     "ActionApplied",

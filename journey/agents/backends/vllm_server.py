@@ -131,9 +131,9 @@ class VLLMServer:
             self.port = free_port(HOST)
         command = settings.command(self.port)
         self.base_url = f"http://{HOST}:{self.port}/v1"
-        # The one file journey/agents writes: the server's output goes to a file, not a
-        # pipe (which would block the server once full if nobody read it), so that an
-        # error can quote its last lines and name it for the rest.
+        # A file journey/agents writes (see its docstring): the server's output goes to a
+        # file, not a pipe (which would block the server once full if nobody read it), so
+        # that an error can quote its last lines and name it for the rest.
         devices = settings.cuda_visible_devices
         gpus = "" if devices is None else f"gpu{devices.replace(',', '-')}-"
         log_fd, log_name = tempfile.mkstemp(prefix=f"journey-vllm-{gpus}", suffix=".log")
