@@ -396,6 +396,16 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
             {"strategy": "beam", "strategy_config": {"beam_width": 0}},
             "beam width must be an integer of at least 1, got 0",
         ),
+        # Each strategy takes only its own settings (an iterate recipe's as well).
+        (
+            {"strategy_config": {"beam_width": 2}},
+            "--beam-width only applies to --strategy beam, not 'debate'",
+        ),
+        (
+            {"strategy": "beam", "strategy_config": {"policy_context": "path", "colour": 1}},
+            "--policy-context only applies to --strategy debate or propose-critique, "
+            "not 'beam'; --colour: no strategy takes it",
+        ),
     ],
 )
 def test_options_are_validated(overrides: dict[str, Any], message: str) -> None:
@@ -487,7 +497,10 @@ def test_beam_flags_with_another_strategy_are_refused(tmp_path: Path) -> None:
     path_view = ["--strategy", "beam", "--policy-context", "path"]
     result = cli.invoke(app, [*args[:5], *path_view])
     assert isinstance(result.exception, ConfigError)
-    assert str(result.exception) == "--policy-context applies to debates, not --strategy beam"
+    assert (
+        str(result.exception)
+        == "--policy-context only applies to --strategy debate or propose-critique, not 'beam'"
+    )
     result = cli.invoke(app, [*args[:5], "--policy-context", "story"])
     assert isinstance(result.exception, ConfigError)
     assert "unknown policy_context 'story'; choose dialogue or path" in str(result.exception)

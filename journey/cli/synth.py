@@ -42,7 +42,6 @@ from journey.cli._options import (
     ray_options,
     spend_settings,
 )
-from journey.errors import ConfigError
 
 STRATEGY_HELP = (
     "debate: the policy proposes each step, a critic judges it and picks the action; "
@@ -191,23 +190,18 @@ def synth(
     from journey.view.progress import synthesis_progress
     from journey.view.reports import render_synthesis_report
 
-    # Options first, so a wrong one fails before the dataset is read.
-    beam = {
+    # Options first, so a wrong one fails before the dataset is read. The strategy
+    # settings given go to the strategy, which refuses those it does not take.
+    given = {
         "beam_width": beam_width,
         "beam_size": beam_size,
         "beam_max_expansions": beam_max_expansions,
         "beam_temperature": beam_temperature,
         "beam_full_tree": beam_full_tree or None,  # recorded only when asked
         "beam_walk_trials": beam_walk_trials,
+        "policy_context": policy_context,
     }
-    strategy_config: dict[str, object] = {k: v for k, v in beam.items() if v is not None}
-    if strategy_config and strategy != "beam":
-        given = ", ".join("--" + key.replace("_", "-") for key in strategy_config)
-        raise ConfigError(f"{given} only apply to --strategy beam, not {strategy!r}")
-    if policy_context is not None:
-        if strategy not in ("debate", "propose-critique"):
-            raise ConfigError(f"--policy-context applies to debates, not --strategy {strategy}")
-        strategy_config["policy_context"] = policy_context
+    strategy_config = {key: value for key, value in given.items() if value is not None}
     options = SynthesisOptions(
         strategy=strategy,
         policy=policy,

@@ -27,7 +27,7 @@ from journey.runs.request_accounts import SpendSettings
 from journey.runs.response_cache import CacheSettings
 from journey.runs.spend import RunBudget
 from journey.sessions.base import DebateLimits
-from journey.sessions.strategies import strategy_session
+from journey.sessions.strategies import check_strategy_config, strategy_session
 
 __all__ = ["MATCHED_OPTIONS", "SYNTH_KIND", "SynthesisOptions", "describe_change"]
 
@@ -112,9 +112,9 @@ class SynthesisOptions:
                 budget=given.budget if budget is None else budget,
             )
             object.__setattr__(self, "spending", spending)
-        # Raises on an unknown strategy, or on settings it refuses: checked once here,
-        # not in every session.
-        strategy_session(self.strategy).check_config(self.strategy_config, self.limits)
+        # Raises on an unknown strategy, or on settings it does not take or refuses:
+        # checked once here, not in every session.
+        check_strategy_config(self.strategy, self.strategy_config, self.limits)
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {self.concurrency!r}")
         for role, limit in self.request_limits.items():

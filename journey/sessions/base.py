@@ -106,7 +106,9 @@ class Session:
     Args:
         problem: The problem statement.
         policy: The policy agent.
-        critic: The critic agent (None only for a strategy whose `roles` lack it).
+        critic: The critic agent; None (the default) for a strategy whose `roles` lack
+            the critic, which a runner builds none for. Such a session keeps none (its
+            `critic` is None), whatever it is given.
         gold_answer: When given, the verifier checks final answers against it.
         limits: Turn, depth and token limits.
         verifier: Checks final answers; by default math-verify against `gold_answer`
@@ -115,7 +117,8 @@ class Session:
             strategy's reading of `limits` (`default_stop_condition`). Not logged: a
             restore that should keep it passes it again.
         session_id: Defaults to a hash of the problem.
-        models: Model spec per role, recorded in the log.
+        models: Model spec per role, recorded in the log; a critic's is left out where
+            the strategy asks no critic.
         config: Extra settings recorded in the log.
     """
 
@@ -127,13 +130,16 @@ class Session:
     """The roles the strategy asks: a runner builds and loads only these."""
     restores_any_strategy: ClassVar[bool] = False
     """Whether `restore` takes a log another strategy wrote (when its events fit)."""
+    config_keys: ClassVar[frozenset[str]] = frozenset()
+    """The run settings (`strategy_config` keys) the strategy takes; a run's settings are
+    refused if they name any other (`journey.sessions.strategies.check_strategy_config`)."""
 
     def __init__(
         self,
         problem: str,
         *,
         policy: PolicyAgent,
-        critic: StepJudge | None,
+        critic: StepJudge | None = None,
         gold_answer: str | None = None,
         limits: DebateLimits | None = None,
         verifier: AnswerVerifier | None = None,
@@ -142,9 +148,11 @@ class Session:
         models: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
+        # A session keeps the agent and the model of only the roles its strategy asks.
+        asks_critic = Role.CRITIC in self.roles
         self.problem = problem
         self.policy = policy
-        self.critic = critic
+        self.critic = critic if asks_critic else None
         self.gold_answer = gold_answer
         if verifier is None and gold_answer is not None:
             verifier = AnswerVerifier(gold_answer)
@@ -152,7 +160,11 @@ class Session:
         self.limits = limits or DebateLimits()
         self.stop_when = stop_when
         self.session_id = session_id or session_id_for(problem)
-        self.models = models or {}
+        self.models = {
+            role: model
+            for role, model in (models or {}).items()
+            if role != Role.CRITIC or asks_critic
+        }
         self.config = config or {}
         self._sink: EventSink | None = None
         self._started = 0.0
@@ -208,7 +220,7 @@ class Session:
         events: Sequence[SessionEvent],
         *,
         policy: PolicyAgent,
-        critic: StepJudge | None,
+        critic: StepJudge | None = None,
         limits: DebateLimits | None = None,
         verifier: AnswerVerifier | None = None,
         stop_when: StopCondition | None = None,
@@ -226,7 +238,7 @@ class Session:
         Args:
             events: A prefix of one session's event log, starting with `problem_posed`.
             policy: The policy agent that goes on with the session.
-            critic: The critic agent.
+            critic: The critic agent (None for a strategy that asks none).
             limits: Limits from here on; by default those recorded in the log.
             verifier: The verifier from here on (see the constructor).
             stop_when: The stop condition from here on (see the constructor).
@@ -274,7 +286,8 @@ class Session:
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
-        """Refuse settings this strategy cannot run with (`ConfigError`); none by default."""
+        """Refuse values of its `config_keys` this strategy cannot run with (`ConfigError`);
+        none by default."""
 
     @classmethod
     def _check_strategy(cls, posed: ProblemPosed) -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import fields
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
@@ -88,6 +89,9 @@ class BeamSearchSession(Session):
 
     strategy: ClassVar[str] = "beam"
     summary: ClassVar[str] = "several steps sampled per node, the critic's score as reward"
+    config_keys: ClassVar[frozenset[str]] = frozenset(
+        f"beam_{option.name}" for option in fields(BeamOptions)
+    )
 
     @cached_property
     def options(self) -> BeamOptions:

@@ -23,11 +23,11 @@ its logged events are replayed into the tree, the dialogue, the usage and the
 counters, and `run()` goes on from the last logged event.
 
 A strategy that is a debate with another judge (propose-critique: the policy judges
-its own steps) subclasses this one and changes three hooks, all about judging:
-`_judge(node)` (how a step is judged and acted on), `_replay_one(event)` (what a logged
-judgement means when restoring) and `_continue_restored()` (finishing a judgement the
-log was cut in). Everything else (turns, limits, tree moves, the verifier, feedback,
-the fold) is the debate's.
+its own steps) subclasses this one and overrides its three public judging hooks:
+`judge(node)` (how a new step is judged and acted on), `replay_judgement(node, event)`
+(what a logged judgement leads to when restoring) and `resume_judgement(node)`
+(finishing a judgement a restored log was cut in). Everything else (turns, limits, tree
+moves, the verifier, feedback, the fold) is the debate's.
 """
 
 from __future__ import annotations
@@ -43,32 +43,33 @@ from journey.errors import error_line
 from journey.protocols import (
     Action,
     ActionApplied,
-    Backtrack,
-    Continue,
     CriticVerdictGiven,
     Outcome,
     PolicyStepProposed,
     ProblemPosed,
     ProtocolViolation,
-    Reflect,
     Role,
     SessionEnded,
     SessionEvent,
     StepVerdict,
     StopReason,
-    Terminate,
     VerifierChecked,
-    wrong_answer_note,
 )
 from journey.protocols.parsing import ParsedStep
+from journey.sessions._debate_actions import (
+    action_note,
+    critic_action,
+    cursor_after,
+    policy_feedback,
+    stop_after,
+    verifier_action,
+)
 from journey.sessions.action_repairs import legalise_action
 from journey.sessions.base import DebateLimits, RestoreError, Session, SessionStop
-from journey.sessions.policy_view import PolicyView
+from journey.sessions.policy_view import POLICY_CONTEXT_KEY, PolicyView
 from journey.sessions.state import SessionState
 from journey.sessions.stop_conditions import SessionProgress
 from journey.sessions.tree import NodeLabel, TreeNode
-
-_NO_CRITIQUE = "it does not follow from the steps before it."
 
 
 class DebateSession(Session):
@@ -93,6 +94,7 @@ class DebateSession(Session):
     # A debate replays any log its events fit (a propose-critique log's steps and
     # verdicts are a debate's): the events decide, not the strategy's name.
     restores_any_strategy: ClassVar[bool] = True
+    config_keys: ClassVar[frozenset[str]] = frozenset({POLICY_CONTEXT_KEY})
 
     @cached_property
     def policy_view(self) -> PolicyView:
@@ -107,8 +109,47 @@ class DebateSession(Session):
         self._dialogue: list[LLMMessage] = self.policy.opening(self.problem)
         # Set while restoring: what the logged session was about to do.
         self._awaiting_judgement: TreeNode | None = None
+        self._judgement_begun = False  # a part of that judgement is logged
         self._awaiting_action: tuple[TreeNode, Action, Role] | None = None
         self._awaiting_end: SessionStop | None = None
+
+    # -- judging: the hooks a debate with another judge overrides ------------------------------
+
+    async def judge(self, node: TreeNode) -> None:
+        """Judge the step just proposed at `node`, log the judgement and apply its action.
+
+        A debate asks the verifier about a final answer when there is a gold answer, and
+        the critic about every other step.
+        """
+        if node.is_final and self.verifier is not None:
+            self._verify(node)
+        else:
+            await self._critique(node)
+
+    def replay_judgement(self, node: TreeNode, event: SessionEvent) -> tuple[Action, Role] | None:
+        """What a logged judgement of `node`, the step under review, leads to (restoring).
+
+        Called before the event is folded, with a judgement (`critic_verdict` or
+        `verifier_result`) about `node`; once this has returned None for a step, with
+        whatever event the log has next, until it returns an action.
+
+        Returns:
+            The action applied next and who applies it (its `source`), or None when the
+            step awaits more of its judgement (`resume_judgement` finishes it).
+
+        Raises:
+            RestoreError: the event is not what judging the step would have logged.
+        """
+        if isinstance(event, CriticVerdictGiven):
+            return critic_action(node, event.action, event.verdict, event.reason), Role.CRITIC
+        if isinstance(event, VerifierChecked):
+            return verifier_action(node, event.correct), Role.VERIFIER
+        raise RestoreError(f"{event.type} before node {node.id} was judged")
+
+    async def resume_judgement(self, node: TreeNode) -> None:
+        """Finish judging `node`, whose judgement a restored log was cut in (none of it
+        logged, or the part `replay_judgement` read); a debate judges it afresh."""
+        await self.judge(node)
 
     # -- restoring ---------------------------------------------------------------------------
 
@@ -118,10 +159,23 @@ class DebateSession(Session):
             raise RestoreError("problem_posed appears twice")
         if isinstance(event, SessionEnded):
             self._awaiting_judgement = self._awaiting_action = self._awaiting_end = None
+            self._judgement_begun = False
             self._fold(event)
             return
         if self._awaiting_end is not None:
             raise RestoreError(f"{event.type} after the session should have ended")
+        if self._judgement_begun or isinstance(event, CriticVerdictGiven | VerifierChecked):
+            node = self._awaiting_judgement
+            if isinstance(event, CriticVerdictGiven | VerifierChecked):
+                node = self._under_review(event.node_id, node, event.type)
+            assert node is not None  # a judgement is begun only on a step under review
+            follows = self.replay_judgement(node, event)
+            self._fold(event)
+            self._judgement_begun = follows is None
+            if follows is not None:
+                self._awaiting_judgement = None
+                self._awaiting_action = (node, *follows)
+            return
         if isinstance(event, PolicyStepProposed):
             if self._awaiting_judgement is not None or self._awaiting_action is not None:
                 raise RestoreError("a policy step before the previous one was acted on")
@@ -133,28 +187,17 @@ class DebateSession(Session):
             self._fold(event)
             self._awaiting_judgement = self.tree[event.node_id]
             return
-        if isinstance(event, CriticVerdictGiven | VerifierChecked):
-            node = self._under_review(event.node_id, self._awaiting_judgement, event.type)
-            self._fold(event)
-            if isinstance(event, CriticVerdictGiven):
-                action = self._critic_action(node, event.action, event.verdict, event.reason)
-                self._awaiting_action = (node, action, Role.CRITIC)
-            else:
-                action = self._verifier_action(node, event.correct)
-                self._awaiting_action = (node, action, Role.VERIFIER)
-            self._awaiting_judgement = None
-            return
         assert isinstance(event, ActionApplied)
         judged = self._awaiting_action[0] if self._awaiting_action else None
         node = self._under_review(event.node_id, judged, event.type)
-        cursor = self._cursor_after(node, event.action)
+        cursor = cursor_after(self.tree, node, event.action)
         if cursor != event.cursor_id:
             raise RestoreError(
                 f"the action left the cursor at {cursor}, the log says {event.cursor_id}"
             )
         self._fold(event)
         self._awaiting_action = None
-        self._awaiting_end = self._stop_after(node, event.action, event.source)
+        self._awaiting_end = stop_after(node, event.action, event.source)
 
     @staticmethod
     def _under_review(node_id: int, expected: TreeNode | None, what: str) -> TreeNode:
@@ -172,7 +215,7 @@ class DebateSession(Session):
             node, action, source = self._awaiting_action
             self._apply(node, action, source)
         elif self._awaiting_judgement is not None:
-            await self._judge(self._awaiting_judgement)
+            await self.resume_judgement(self._awaiting_judgement)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -222,13 +265,7 @@ class DebateSession(Session):
                 latency=turn.latency,
             )
         )
-        await self._judge(self.tree[self.tree.cursor])
-
-    async def _judge(self, node: TreeNode) -> None:
-        if node.is_final and self.verifier is not None:
-            self._verify(node)
-        else:
-            await self._critique(node)
+        await self.judge(self.tree[self.tree.cursor])
 
     def _check_limits(self) -> None:
         progress = SessionProgress(
@@ -239,22 +276,13 @@ class DebateSession(Session):
         if (reason := self.stop_condition().check(progress)) is not None:
             raise SessionStop(reason, Outcome.FAILED)
 
-    # -- the verifier ------------------------------------------------------------------------
+    # -- the judges --------------------------------------------------------------------------
 
     def _verify(self, node: TreeNode) -> None:
         assert self.verifier is not None and node.final_answer is not None
         result = self.verifier.check(node.final_answer)
         self._emit(self._verified(node.id, result, self._stamp()))
-        self._apply(node, self._verifier_action(node, result.correct), Role.VERIFIER)
-
-    def _verifier_action(self, node: TreeNode, correct: bool) -> Action:
-        """What a verifier result does: a correct answer ends the session, a wrong one is
-        rewritten (the note goes on the node)."""
-        if correct:
-            return Terminate(answer=node.final_answer)
-        return Reflect(critique=wrong_answer_note(node.final_answer))
-
-    # -- the critic --------------------------------------------------------------------------
+        self._apply(node, verifier_action(node, result.correct), Role.VERIFIER)
 
     async def _critique(self, node: TreeNode) -> None:
         path = self.tree.current_path()
@@ -294,27 +322,7 @@ class DebateSession(Session):
                 latency=turn.latency,
             )
         )
-        self._apply(node, self._critic_action(node, action, verdict, turn.reason), Role.CRITIC)
-
-    @staticmethod
-    def _critic_action(node: TreeNode, action: Action, verdict: StepVerdict, reason: str) -> Action:
-        if node.is_final and verdict is StepVerdict.CORRECT:
-            # No gold answer: a final answer the critic accepts ends the session.
-            return Terminate(answer=node.final_answer, reason=reason or None)
-        return action
-
-    @staticmethod
-    def _stop_after(node: TreeNode, action: Action, source: Role) -> SessionStop | None:
-        """How the session ends after `action`, or None when it goes on."""
-        if not isinstance(action, Terminate):
-            return None
-        if source is Role.VERIFIER:
-            return SessionStop(StopReason.VERIFIED_ANSWER, Outcome.SOLVED, final_node=node.id)
-        if node.is_final and node.verdict is StepVerdict.CORRECT:
-            # Only an answer judged correct is accepted: a terminate with no readable
-            # verdict gives up rather than vouch for an answer nobody judged.
-            return SessionStop(StopReason.ANSWER_ACCEPTED, Outcome.UNVERIFIED, final_node=node.id)
-        return SessionStop(StopReason.CRITIC_TERMINATED, Outcome.FAILED)
+        self._apply(node, critic_action(node, action, verdict, turn.reason), Role.CRITIC)
 
     def _legalise(
         self, node: TreeNode, action: Action, verdict: StepVerdict
@@ -331,55 +339,14 @@ class DebateSession(Session):
                 **self._stamp(),
                 node_id=node.id,
                 action=action,
-                cursor_id=self._cursor_after(node, action),
+                cursor_id=cursor_after(self.tree, node, action),
                 source=source,
-                note=self._note(node, action),
+                note=action_note(node.depth, action),
             )
         )
-        stop = self._stop_after(node, action, source)
+        stop = stop_after(node, action, source)
         if stop is not None:
             raise stop
-
-    def _cursor_after(self, node: TreeNode, action: Action) -> int:
-        """Where an action on `node` leaves the cursor: on it, or up its path."""
-        if isinstance(action, Reflect):
-            return self.tree.path(node.id)[node.depth - 1].id
-        if isinstance(action, Backtrack):
-            return self.tree.path(node.id)[action.to_step].id
-        return node.id
-
-    @staticmethod
-    def _note(node: TreeNode, action: Action) -> str:
-        """What an action does to the path, in words, for the log."""
-        if isinstance(action, Reflect):
-            return f"rewrite step {node.depth}"
-        if isinstance(action, Backtrack):
-            return f"abandon steps {action.to_step + 1}..{node.depth}"
-        return ""
-
-    def _feedback(self, node: TreeNode, action: Action, source: Role) -> LLMMessage | None:
-        """What the policy is told after an action on `node`: what to write next."""
-        k = node.depth
-        if isinstance(action, Continue):
-            return self.policy.feedback("continue", step=k, next_step=k + 1)
-        if isinstance(action, Reflect):
-            if source is Role.VERIFIER:
-                return self.policy.feedback("wrong_answer", answer=node.final_answer, step=k)
-            critique = action.critique or _NO_CRITIQUE
-            return self.policy.feedback("reflect", step=k, critique=critique)
-        if isinstance(action, Backtrack):
-            if action.to_step == k - 1:  # returning to the step before is rewriting this one
-                template = "reflect"
-            else:
-                template = "restart" if action.to_step == 0 else "backtrack"
-            return self.policy.feedback(
-                template,
-                step=k,
-                to_step=action.to_step,
-                next_step=action.to_step + 1,
-                critique=action.critique or _NO_CRITIQUE,
-            )
-        return None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -391,6 +358,7 @@ class DebateSession(Session):
             step = ParsedStep(content=event.content, final_answer=event.final_answer, violations=())
             self._dialogue.append(self.policy.as_assistant(event.step_number, step))
         elif isinstance(event, ActionApplied):
-            message = self._feedback(self.tree[event.node_id], event.action, event.source)
+            node = self.tree[event.node_id]
+            message = policy_feedback(self.policy, node, event.action, event.source)
             if message is not None:
                 self._dialogue.append(message)

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from journey.agents import PolicyAgent, StepJudge
+from journey.agents import PolicyAgent
 from journey.agents.expander import ExpansionReply, ExpansionWriter, expansion_prompts
 from journey.agents.prompt_sets import PromptSet
 from journey.errors import ConfigError, error_line
@@ -66,7 +66,14 @@ from journey.protocols import (
     TokenUsage,
     VerifierChecked,
 )
-from journey.protocols.expansion import ExpansionChecks, ExpansionWalk, PlacedStep, walk_expansion
+from journey.protocols.expansion import (
+    CHECK_KEYS,
+    ExpansionChecks,
+    ExpansionWalk,
+    PlacedStep,
+    walk_expansion,
+)
+from journey.sessions._debate_actions import action_note
 from journey.sessions.base import DebateLimits, RestoreError, Session, SessionStop
 from journey.sessions.expansion_checks import check_expansion, final_answer
 from journey.sessions.state import SessionState
@@ -124,10 +131,10 @@ class ExpandSession(Session):
         problem: The problem statement.
         policy: The policy agent: its model, token limit and temperature write the
             expansions.
-        critic: Not used (accepted so every strategy is built the same way).
-        models: Model spec per role, recorded in the log (without the critic).
         **settings: As `Session`'s; `config` holds the `expand_*` settings
             (`expand_config`) and the problem's `meta`, where the reference is.
+
+    It asks no critic (`roles`), so it keeps none, whatever it is given (see `Session`).
     """
 
     strategy: ClassVar[str] = "expand"
@@ -136,23 +143,12 @@ class ExpandSession(Session):
         "are corrected, checked against the reference"
     )
     roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY})
+    config_keys: ClassVar[frozenset[str]] = frozenset(
+        {SOLUTION_FIELD_KEY, PROMPT_KEY, PROMPT_HASH_KEY, *(f"expand_{k}" for k in CHECK_KEYS)}
+    )
 
-    def __init__(
-        self,
-        problem: str,
-        *,
-        policy: PolicyAgent,
-        critic: StepJudge | None = None,
-        models: dict[str, str] | None = None,
-        **settings: Any,
-    ) -> None:
-        super().__init__(
-            problem,
-            policy=policy,
-            critic=critic,
-            models={r: m for r, m in (models or {}).items() if r != Role.CRITIC},
-            **settings,
-        )
+    def __init__(self, problem: str, *, policy: PolicyAgent, **settings: Any) -> None:
+        super().__init__(problem, policy=policy, **settings)
         self.checks = ExpansionChecks.from_config(self.config)
         self.writer = ExpansionWriter.from_policy(policy, _prompts_of(self.config))
         field = str(self.config.get(SOLUTION_FIELD_KEY, DEFAULT_SOLUTION_FIELD))
@@ -297,7 +293,7 @@ class ExpandSession(Session):
                     action=action,
                     cursor_id=cursor,
                     source=source,
-                    note=_note(step, action),
+                    note=action_note(step.number, action),
                 )
             )
         return events
@@ -376,11 +372,3 @@ def _hindsight(step: PlacedStep) -> tuple[StepVerdict, str]:
         StepVerdict.UNKNOWN,
         "abandoned with an earlier wrong step; the expansion does not judge it",
     )
-
-
-def _note(step: PlacedStep, action: Action) -> str:
-    if isinstance(action, Reflect):
-        return f"rewrite step {step.number}"
-    if isinstance(action, Backtrack):
-        return f"abandon steps {action.to_step + 1}..{step.number}"
-    return ""

@@ -27,10 +27,11 @@ from journey.errors import ConfigError
 from journey.sessions.beam_sampling import path_dialogue
 from journey.sessions.tree import ReasoningTree
 
-__all__ = ["POLICY_CONTEXTS", "PolicyView"]
+__all__ = ["POLICY_CONTEXTS", "POLICY_CONTEXT_KEY", "PolicyView"]
 
 POLICY_CONTEXTS = ("dialogue", "path")
-_KEY = "policy_context"
+POLICY_CONTEXT_KEY = "policy_context"
+"""The session config key (and `strategy_config` key) that names the view."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,10 @@ class PolicyView:
         Raises:
             ConfigError: an unknown `policy_context`.
         """
-        context = config.get(_KEY, "dialogue")
+        context = config.get(POLICY_CONTEXT_KEY, "dialogue")
         if context not in POLICY_CONTEXTS:
-            raise ConfigError(f"unknown {_KEY} {context!r}; choose {' or '.join(POLICY_CONTEXTS)}")
+            choose = " or ".join(POLICY_CONTEXTS)
+            raise ConfigError(f"unknown {POLICY_CONTEXT_KEY} {context!r}; choose {choose}")
         return cls(str(context))
 
     def messages(

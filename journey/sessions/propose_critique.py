@@ -4,7 +4,8 @@ Each reply holds the next numbered step and the policy's own check of it, ending
 with the action it chooses (continue / reflect / backtrack K / terminate); see
 `journey.agents.self_critique`. Everything else is the debate's machinery, reused
 by subclassing `DebateSession`: limits, tree moves, the verifier, restore, events.
-Only how a step is judged differs (`_judge`):
+Only how a step is judged differs, through the debate's judging hooks (`judge`,
+`replay_judgement`, `resume_judgement`):
 
 - The check is read from the step's verbatim reply (`raw` of its `policy_step`
   event), so judging costs no model call and a restored session re-reads it
@@ -22,16 +23,16 @@ Only how a step is judged differs (`_judge`):
   `critic_terminated`, the self-critic being the one that stopped).
 - Every action is applied with `source=policy`.
 
-The critic the runner passes is not used, and not recorded among the models. The
-event types, the tree and the transcript are those of a debate, so replay, stats,
-export, the long-thought writer and resume work unchanged.
+The strategy asks no critic (its `roles`): it keeps none, and records none among the
+models. The event types, the tree and the transcript are those of a debate, so replay,
+stats, export, the long-thought writer and resume work unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from journey.agents import PolicyAgent, StepJudge
+from journey.agents import PolicyAgent
 from journey.agents.self_critique import SelfCritiquePolicy
 from journey.protocols import (
     Action,
@@ -41,13 +42,13 @@ from journey.protocols import (
     ProtocolViolation,
     Reflect,
     Role,
-    SessionEnded,
     SessionEvent,
     Terminate,
     TokenUsage,
     VerifierChecked,
 )
 from journey.protocols.parsing import parse_self_critique_reply
+from journey.sessions._debate_actions import critic_action
 from journey.sessions.base import RestoreError
 from journey.sessions.debate import DebateSession
 from journey.sessions.state import SessionState
@@ -63,12 +64,13 @@ class ProposeCritiqueSession(DebateSession):
         problem: The problem statement.
         policy: The policy agent; its model (and sampling settings) write the steps and
             their checks, through a `SelfCritiquePolicy` built from it.
-        critic: Not used (accepted so every strategy is built the same way).
         gold_answer: When given, the verifier checks final answers against it.
         limits: Turn, depth and token limits.
         session_id: Defaults to a hash of the problem.
         models: Model spec per role, recorded in the log (without the critic).
         config: Extra settings recorded in the log.
+
+    It asks no critic (`roles`), so it keeps none, whatever it is given (see `Session`).
     """
 
     strategy: ClassVar[str] = "propose-critique"
@@ -76,24 +78,9 @@ class ProposeCritiqueSession(DebateSession):
     restores_any_strategy: ClassVar[bool] = False
     roles: ClassVar[frozenset[Role]] = frozenset({Role.POLICY})
 
-    def __init__(
-        self,
-        problem: str,
-        *,
-        policy: PolicyAgent,
-        critic: StepJudge | None = None,
-        models: dict[str, str] | None = None,
-        **settings: Any,
-    ) -> None:
-        """As `Session`'s; the policy is wrapped to judge its own steps, and no critic
-        model is recorded (the strategy asks none)."""
-        super().__init__(
-            problem,
-            policy=SelfCritiquePolicy.from_policy(policy),
-            critic=critic,
-            models={r: m for r, m in (models or {}).items() if r != Role.CRITIC},
-            **settings,
-        )
+    def __init__(self, problem: str, *, policy: PolicyAgent, **settings: Any) -> None:
+        """As `Session`'s; the policy is wrapped to judge its own steps."""
+        super().__init__(problem, policy=SelfCritiquePolicy.from_policy(policy), **settings)
 
     def _reset(self, state: SessionState) -> None:
         super()._reset(state)
@@ -110,7 +97,9 @@ class ProposeCritiqueSession(DebateSession):
             and not isinstance(action, Reflect | Backtrack)
         )
 
-    async def _judge(self, node: TreeNode) -> None:
+    async def judge(self, node: TreeNode) -> None:
+        """Read the policy's own check of the step from its reply, log it as the step's
+        verdict, and send a final answer it stands by to the verifier (or apply its action)."""
         proposed = self.events[-1]
         assert isinstance(proposed, PolicyStepProposed) and proposed.node_id == node.id
         parsed = parse_self_critique_reply(proposed.raw, node.depth)
@@ -140,7 +129,7 @@ class ProposeCritiqueSession(DebateSession):
         if self._submits(node, action):
             self._verify(node)
         else:
-            self._apply(node, self._critic_action(node, action, verdict, check.reason), Role.POLICY)
+            self._apply(node, critic_action(node, action, verdict, check.reason), Role.POLICY)
 
     def _show_check(self, node: TreeNode, content: str, reason: str, action: Action) -> None:
         """Put the check next to its step in the policy's dialogue (it ends with the step)."""
@@ -148,36 +137,28 @@ class ProposeCritiqueSession(DebateSession):
 
     # -- restoring ---------------------------------------------------------------------------
 
-    def _replay_one(self, event: SessionEvent) -> None:
+    def replay_judgement(self, node: TreeNode, event: SessionEvent) -> tuple[Action, Role] | None:
         """As a debate's, with two differences: actions come from the policy, and a final
         answer the policy stood by is followed by the verifier's result."""
-        if isinstance(event, SessionEnded):
-            self._awaiting_verification = None
-        elif self._awaiting_verification is not None and not isinstance(event, VerifierChecked):
-            raise RestoreError(f"{event.type} before the final answer was verified")
-        if isinstance(event, VerifierChecked):
-            if self._awaiting_verification is None:
-                raise RestoreError(f"verifier_result on node {event.node_id} before its check")
-            self._awaiting_judgement, self._awaiting_verification = (
-                self._awaiting_verification,
-                None,
-            )
-            super()._replay_one(event)
-            return
-        super()._replay_one(event)
-        if isinstance(event, CriticVerdictGiven):
-            assert self._awaiting_action is not None
-            node, action, _ = self._awaiting_action
-            content = self.tree[node.id].text
-            self._show_check(node, content, event.reason, event.action)
-            if self._submits(node, event.action):
-                self._awaiting_action, self._awaiting_verification = None, node
-            else:
-                self._awaiting_action = (node, action, Role.POLICY)
-
-    async def _continue_restored(self) -> None:
         if self._awaiting_verification is not None:
-            node, self._awaiting_verification = self._awaiting_verification, None
+            if not isinstance(event, VerifierChecked):
+                raise RestoreError(f"{event.type} before the final answer was verified")
+            self._awaiting_verification = None
+            return super().replay_judgement(node, event)
+        if isinstance(event, VerifierChecked):
+            raise RestoreError(f"verifier_result on node {event.node_id} before its check")
+        follows = super().replay_judgement(node, event)
+        assert follows is not None and isinstance(event, CriticVerdictGiven)
+        self._show_check(node, self.tree[node.id].text, event.reason, event.action)
+        if self._submits(node, event.action):
+            self._awaiting_verification = node
+            return None
+        return follows[0], Role.POLICY
+
+    async def resume_judgement(self, node: TreeNode) -> None:
+        """Verify a final answer whose check was logged; judge a step afresh otherwise."""
+        if self._awaiting_verification is not None:
+            self._awaiting_verification = None
             self._verify(node)
             return
-        await super()._continue_restored()
+        await super().resume_judgement(node)
