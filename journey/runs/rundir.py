@@ -48,7 +48,8 @@ RUN_LOCK = ".synth.lock"
 
 
 class SessionSummary(BaseModel):
-    """One line of `sessions.jsonl`: enough to list, filter and sort sessions unopened."""
+    """One line of `sessions.jsonl`: the record of a finished session, enough to list,
+    filter and sort sessions unopened. It is its own row in a listing (`ListedSession`)."""
 
     session_id: str
     problem: str
@@ -87,6 +88,33 @@ class SessionSummary(BaseModel):
             elapsed=ended.time,
             transcript_chars=len(transcript),
         )
+
+    # -- as a listing shows it (`journey.runs.stats.ListedSession`) --
+
+    @property
+    def tokens(self) -> int:
+        """Prompt and completion tokens of every role together."""
+        return sum(used.total for used in self.usage.values())
+
+    @property
+    def depth(self) -> int:
+        """The deepest step of the tree (`max_depth`), under a listing's name for it."""
+        return self.max_depth
+
+    @property
+    def thought_chars(self) -> int:
+        """Characters of the long thought (`transcript_chars`), under a listing's name."""
+        return self.transcript_chars
+
+    @property
+    def truncated(self) -> bool:
+        """Never: an indexed session's log ended with `session_ended`."""
+        return False
+
+    @property
+    def finished(self) -> bool:
+        """Always: a session is indexed when it ends."""
+        return True
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 `read_run` opens a run directory read-only (unlike `RunDirectory`, it never creates
 anything) and finds its finished sessions (`sessions.jsonl`) and its unfinished ones
 (an event log without a summary line: a crash, or a run still going). `session_overviews`
-gives one row per session for listings; `run_stats` sums a run up as a `RunStats` model
-that `journey stats --json` dumps.
+gives one row per session for listings (a finished session's row is its `SessionSummary`,
+an unfinished one's a `SessionOverview` read from its log); `run_stats` sums a run up as a
+`RunStats` model that `journey stats --json` dumps.
 
 Per-session means, token totals and keyword rates are over *finished* sessions (the ones
 that produced data); unfinished sessions are counted, nothing more. The yield is the
@@ -21,6 +22,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +38,7 @@ from journey.sessions.state import SessionState, StateError
 
 __all__ = [
     "DEFAULT_KEYWORDS",
+    "ListedSession",
     "RoleTokens",
     "RunContents",
     "RunStats",
@@ -124,9 +127,10 @@ def read_run(root: Path) -> RunContents:
 
 @dataclass(frozen=True)
 class SessionOverview:
-    """One session as a listing shows it, finished or not (`journey replay`, `journey browse`).
+    """A session as a listing shows it, read from its event log: an unfinished one.
 
-    Finished sessions come from their index line, unfinished ones from their event log.
+    A finished session is listed as its `SessionSummary`, which has the same row
+    attributes (`ListedSession`).
     """
 
     session_id: str
@@ -152,20 +156,11 @@ class SessionOverview:
         return self.outcome != UNFINISHED
 
 
-def _overview_of_summary(summary: SessionSummary) -> SessionOverview:
-    return SessionOverview(
-        session_id=summary.session_id,
-        problem=summary.problem,
-        outcome=summary.outcome,
-        stop_reason=summary.stop_reason,
-        turns=summary.turns,
-        backtracks=summary.backtracks,
-        reflections=summary.reflections,
-        violations=summary.violations,
-        tokens=sum(u.total for u in summary.usage.values()),
-        depth=summary.max_depth,
-        thought_chars=summary.transcript_chars,
-    )
+ListedSession: TypeAlias = SessionSummary | SessionOverview
+"""One row of a listing (`journey replay`, `journey browse`): a finished session's index
+line, or what an unfinished session's event log shows. Both have the row's attributes:
+`session_id`, `problem`, `outcome`, `stop_reason`, `turns`, `backtracks`, `reflections`,
+`violations`, `tokens`, `depth`, `thought_chars`, `truncated` and `finished`."""
 
 
 def _overview_of_log(session: UnfinishedSession) -> SessionOverview:
@@ -217,12 +212,9 @@ def _overview_of_log(session: UnfinishedSession) -> SessionOverview:
     )
 
 
-def session_overviews(run: RunContents) -> list[SessionOverview]:
+def session_overviews(run: RunContents) -> list[ListedSession]:
     """Finished sessions in index order, then unfinished ones by id: the rows of a listing."""
-    return [
-        *(_overview_of_summary(s) for s in run.finished),
-        *(_overview_of_log(s) for s in run.unfinished),
-    ]
+    return [*run.finished, *(_overview_of_log(s) for s in run.unfinished)]
 
 
 # -- the run's numbers ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from journey.protocols import (
     VerifierChecked,
 )
 from journey.runs.rundir import EventLog, read_event_log
-from journey.runs.stats import RunContents, SessionOverview
+from journey.runs.stats import ListedSession, RunContents
 from journey.sessions.state import SessionState
 from journey.sessions.tree import ReasoningTree
 from journey.view.render import SessionRenderer, render_tree
@@ -187,7 +187,7 @@ def pacing_delays(
 # -- finding the session --------------------------------------------------------------------
 
 
-def resolve_session(sessions: Sequence[SessionOverview], key: str) -> SessionOverview:
+def resolve_session(sessions: Sequence[ListedSession], key: str) -> ListedSession:
     """Find a session by full id, by 1-based row number in the listing, or by id prefix.
 
     A key made of digits that is a row number (1..len) is read as one; to name a session

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from journey.protocols import SessionEnded
 from journey.runs.rundir import EventLog, read_event_log
-from journey.runs.stats import SessionOverview
+from journey.runs.stats import ListedSession
 from journey.sessions.tree import ReasoningTree
 from journey.view.browse.model import RunIndex
 from journey.view.replay import tree_from_events
@@ -18,7 +18,7 @@ __all__ = ["SessionDetail", "load_detail"]
 class SessionDetail:
     """What the panes show of one session: read when it is selected, not before."""
 
-    row: SessionOverview
+    row: ListedSession
     log: EventLog | None
     """None when the session has no event log."""
     tree: ReasoningTree | None
@@ -34,7 +34,7 @@ class SessionDetail:
         return ended.final_node_id if isinstance(ended, SessionEnded) else None
 
 
-def load_detail(run: RunIndex, row: SessionOverview) -> SessionDetail:
+def load_detail(run: RunIndex, row: ListedSession) -> SessionDetail:
     """Read one session's event log, tree and transcript (the tree from the log if needed)."""
     folder = run.session_dir(row.session_id)
     events = folder / "events.jsonl"

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from journey.errors import DatasetError
 from journey.runs.rundir import SessionSummary, read_event_log
 from journey.runs.stats import (
+    ListedSession,
     RunContents,
     RunStats,
-    SessionOverview,
     UnfinishedSession,
     run_stats,
     session_overviews,
@@ -71,7 +71,7 @@ _OUTCOME_CLASS = {
 }
 
 
-def outcome_class(row: SessionOverview) -> OutcomeClass:
+def outcome_class(row: ListedSession) -> OutcomeClass:
     """The outcome group a session's row is filtered on."""
     return _OUTCOME_CLASS.get(row.outcome, OutcomeClass.INCORRECT)
 
@@ -81,7 +81,7 @@ class RunIndex:
     """A run opened for browsing: its rows, and what was skipped reading its index."""
 
     root: Path
-    rows: list[SessionOverview]
+    rows: list[ListedSession]
     """Finished sessions in index order, then unfinished ones by id (`session_overviews`)."""
     summaries: list[SessionSummary]
     unfinished: list[UnfinishedSession]
@@ -159,7 +159,7 @@ class SessionFilter:
     search: str | None = None
     """A word or regex the transcript must contain (see `compile_search`)."""
 
-    def passes_index(self, row: SessionOverview) -> bool:
+    def passes_index(self, row: ListedSession) -> bool:
         """Everything but the transcript search, which needs the transcript."""
         return (
             (self.outcome is None or outcome_class(row) is self.outcome)
@@ -200,7 +200,7 @@ class SortKey(StrEnum):
 _OUTCOME_ORDER = {c: i for i, c in enumerate(OutcomeClass)}
 
 
-def _sort_value(row: SessionOverview, key: SortKey) -> int:
+def _sort_value(row: ListedSession, key: SortKey) -> int:
     if key is SortKey.OUTCOME:
         return _OUTCOME_ORDER[outcome_class(row)]
     if key is SortKey.THOUGHT:
@@ -225,15 +225,15 @@ class SessionPair:
     index: int
     """Position in the unsorted listing (the first run's order, then sessions only later
     runs have, in the order they come)."""
-    sides: tuple[SessionOverview | None, ...]
+    sides: tuple[ListedSession | None, ...]
     """The session of each run, in the order the runs were given."""
 
     @property
-    def a(self) -> SessionOverview | None:
+    def a(self) -> ListedSession | None:
         return self.sides[0]
 
     @property
-    def b(self) -> SessionOverview | None:
+    def b(self) -> ListedSession | None:
         return self.side(1)
 
     @property
@@ -244,14 +244,14 @@ class SessionPair:
     def problem(self) -> str:
         return self._any().problem
 
-    def _any(self) -> SessionOverview:
+    def _any(self) -> ListedSession:
         return next(row for row in self.sides if row is not None)
 
-    def side(self, which: int) -> SessionOverview | None:
+    def side(self, which: int) -> ListedSession | None:
         return self.sides[which] if which < len(self.sides) else None
 
 
-def pair_runs(*runs: Sequence[SessionOverview]) -> list[SessionPair]:
+def pair_runs(*runs: Sequence[ListedSession]) -> list[SessionPair]:
     """Match the runs' sessions by session id (a hash of the problem).
 
     Args:
@@ -265,7 +265,7 @@ def pair_runs(*runs: Sequence[SessionOverview]) -> list[SessionPair]:
     """
     if not runs:
         raise ValueError("pair_runs needs at least one run")
-    sides: list[list[SessionOverview | None]] = []
+    sides: list[list[ListedSession | None]] = []
     at: dict[str, int] = {}
     for side, rows in enumerate(runs):
         for row in rows:

@@ -12,7 +12,7 @@ import io
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from journey.runs.stats import RunStats, SessionOverview
+from journey.runs.stats import ListedSession, RunStats
 from journey.view.browse.detail import SessionDetail
 from journey.view.browse.model import (
     OutcomeClass,
@@ -46,7 +46,7 @@ OUTCOME_CELL: dict[OutcomeClass, tuple[str, str]] = {
 """Words (8 characters at most) and style of each outcome in the table."""
 
 
-def outcome_cell(row: SessionOverview | None) -> Text:
+def outcome_cell(row: ListedSession | None) -> Text:
     """The outcome cell; a dim dash where the run has no session for the problem."""
     if row is None:
         return Text("—", style="dim")
@@ -56,7 +56,7 @@ def outcome_cell(row: SessionOverview | None) -> Text:
     return Text(words, style=style)
 
 
-def outcome_mark(row: SessionOverview | None) -> Text:
+def outcome_mark(row: ListedSession | None) -> Text:
     """The outcome as one sign (✓ ✗ ? …), for tables where many runs share the width."""
     cell = outcome_cell(row)
     return cell[:1] if row is not None else cell
@@ -195,7 +195,7 @@ def _short_number(value: int) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
-def _cell(row: SessionOverview, header: str) -> str:
+def _cell(row: ListedSession, header: str) -> str:
     value = {
         "turn": row.turns,
         "dep": row.depth,

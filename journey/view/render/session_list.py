@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from journey.protocols import Outcome
-from journey.runs.stats import SessionOverview
+from journey.runs.stats import ListedSession
 from journey.view.render._looks import OUTCOME_LOOK, shorten
 
 __all__ = ["render_session_list"]
@@ -43,7 +43,7 @@ def _short_ids(ids: Sequence[str]) -> list[str]:
 class _SessionList:
     """A session table whose problem column shrinks until the table fits the console."""
 
-    def __init__(self, sessions: Sequence[SessionOverview]) -> None:
+    def __init__(self, sessions: Sequence[ListedSession]) -> None:
         self.sessions = list(sessions)
 
     def table(self, padding: int, problem_chars: int) -> Table:
@@ -86,7 +86,7 @@ class _SessionList:
         yield table
 
 
-def render_session_list(sessions: Sequence[SessionOverview]) -> RenderableType:
+def render_session_list(sessions: Sequence[ListedSession]) -> RenderableType:
     """A run's sessions, one numbered row each (the numbers `journey replay RUN N` takes).
 
     Args:
