@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from journey.cli import app
 from journey.cli._options import config_field, field_default, field_help, field_option
 from journey.cli.debate import DEMO_MAX_TURNS
+from journey.evaluation.critic_eval import CriticEvalOptions
 from journey.evaluation.pairs import PairsOptions
 from journey.evaluation.runner import EvalOptions
 from journey.exports.options import ExportOptions
@@ -144,6 +145,14 @@ TYPED = [  # repeated by hand: the config's module imports torch
         Mapped(command, f"ray_{name}", RayOptions, name, help_prefix="With --ray: ")
         for command in ("synth", "eval", "pairs")
         for name in ("workers", "units", "worker_cpus", "worker_gpus")
+    ),
+    *(
+        Mapped("eval critic", name, CriticEvalOptions, name)
+        for name in ("critic_mode", "critic_tokens", "calibrate", "concurrency")
+    ),
+    *(
+        Mapped("eval critic", name, CriticEvalOptions, name, same_help=False)
+        for name in ("critic", "critic_reasks")  # the options synth and debate share
     ),
     Mapped("smooth", "min_length", FaithfulnessChecker, "min_length_ratio"),
     Mapped("smooth", "max_length", FaithfulnessChecker, "max_length_ratio"),
