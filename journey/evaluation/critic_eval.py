@@ -43,7 +43,7 @@ from journey.agents import (
     parse_rollout_spec,
 )
 from journey.agents.backends import create_client, ensure_loaded, parse_model_spec
-from journey.errors import ConfigError, DatasetError, error_line
+from journey.errors import ConfigError, DatasetError
 from journey.evaluation._model_client import model_client
 from journey.evaluation.critic_metrics import (
     CriticEvalMetrics,
@@ -54,9 +54,9 @@ from journey.evaluation.critic_metrics import (
 from journey.problems.step_labels import LabelledSolution
 from journey.problems.step_layouts import StepLabelLayout
 from journey.protocols import StepVerdict
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, EndpointDownError
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.files import read_appended, write_atomic
-from journey.runs.jobs import JobControls, JobProgress, NoProgress, run_each
+from journey.runs.jobs import AppendedResults, JobControls, JobProgress, NoProgress, run_job
 from journey.runs.manifest import Manifest, read_manifest
 
 __all__ = [
@@ -318,44 +318,30 @@ class CriticEvalRunner:
     async def _judge_all(
         self, critic: StepJudge, todo: Sequence[LabelledSolution], out: Path, finished: int
     ) -> tuple[list[CriticRecord], int]:
-        records: list[CriticRecord] = []
-        errors = 0
+        with AppendedResults[CriticRecord](out / RECORDS_FILE, log=logger) as results:
+            records = results.records
 
-        def note() -> dict[str, str]:
-            if not records:
-                return {"accuracy": ""}
-            hits = sum(r.first_error_hit for r in records)
-            return {"accuracy": f"first error {hits}/{len(records)} right"}
+            def note() -> dict[str, str]:
+                if not records:
+                    return {"accuracy": ""}
+                hits = sum(r.first_error_hit for r in records)
+                return {"accuracy": f"first error {hits}/{len(records)} right"}
 
-        with (out / RECORDS_FILE).open("a", encoding="utf-8") as sink:
-
-            async def one(solution: LabelledSolution) -> str | None:
-                nonlocal errors
-                try:
-                    record = await judge_solution(critic, solution)
-                except Exception as error:  # a failed request: counted, retried next run
-                    errors += 1
-                    logger.warning("solution %s failed: %s", solution.id, error)
-                    return error_line(error)
-                records.append(record)
-                sink.write(record.model_dump_json() + "\n")  # one write: a whole line
-                sink.flush()
-                return None
-
-            progress = self._controls.progress
-            with progress.running(len(todo) + finished, finished, note()):
-                stop = await run_each(
-                    todo,
-                    one,
-                    concurrency=self.options.concurrency,
-                    streak=self._controls.streak(),
-                    progress=progress,
-                    fields=note,
-                )
-        if stop is not None:
-            raise EndpointDownError(
-                f"stopped after {stop.count} solutions in a row failed: the critic "
-                f"{self.options.critic} failed with {stop.error}; fix it and run the same "
-                f"command again to resume {out}"
+            await run_job(
+                todo,
+                results.saving(
+                    lambda solution: judge_solution(critic, solution),
+                    name=lambda solution: f"solution {solution.id}",
+                ),
+                concurrency=self.options.concurrency,
+                streak=self._controls.streak(),
+                progress=self._controls.progress,
+                already=finished,
+                fields=note,
+                stop_line=lambda stop: (
+                    f"stopped after {stop.count} solutions in a row failed: the critic "
+                    f"{self.options.critic} failed with {stop.error}; fix it and run the same "
+                    f"command again to resume {out}"
+                ),
             )
-        return records, errors
+        return records, results.errors

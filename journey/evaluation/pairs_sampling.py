@@ -62,9 +62,16 @@ from journey.evaluation.runner import MODEL_ROLE
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, EndpointDownError
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.files import read_appended
-from journey.runs.jobs import JobControls, JobProgress, LeftForLater, NoProgress, run_each
+from journey.runs.jobs import (
+    AppendedResults,
+    JobControls,
+    JobProgress,
+    LeftForLater,
+    NoProgress,
+    run_job,
+)
 from journey.runs.manifest import Manifest
 from journey.runs.request_accounts import SPEND_SETTINGS, RequestAccounts
 
@@ -199,10 +206,9 @@ class PairsSampler:
         """
         options = self.options
         gate = asyncio.Semaphore(options.batch_size)  # requests in flight
-        records: list[ProblemSamples] = []
+        results = AppendedResults[ProblemSamples](sink_path, log=logger)
         failed_requests = 0
         right = total = 0
-        progress = self._controls.progress
 
         async def ask(prompt: str, seed: int | None) -> _Reply:
             args: dict[str, object] = {
@@ -248,29 +254,27 @@ class PairsSampler:
                 return error_line(errors[0])
             replies = [a for a in answers if not isinstance(a, BaseException)]
             record = self._record(problem, prompt, replies, seeds)
-            records.append(record)
-            sink.write(record.model_dump_json() + "\n")
-            sink.flush()
+            results.add(record)
             right += sum(s.correct for s in record.samples)
             total += len(record.samples)
             return None
 
-        with (
-            sink_path.open("a", encoding="utf-8") as sink,
-            progress.running(len(todo), 0, note()),
-        ):
+        with results:
             # No limit on problems at once: the gate counts requests, and checks the budget.
-            streak = self._controls.streak()
-            stop = await run_each(
-                todo, one, concurrency=None, streak=streak, progress=progress, fields=note
+            await run_job(
+                todo,
+                one,
+                concurrency=None,
+                streak=self._controls.streak(),
+                progress=self._controls.progress,
+                fields=note,
+                stop_line=lambda stop: (
+                    f"stopped after {stop.count} problems in a row had a request fail: the "
+                    f"model {options.model} failed with {stop.error}; fix it and run the same "
+                    "command again to resume"
+                ),
             )
-        if stop is not None:
-            raise EndpointDownError(
-                f"stopped after {stop.count} problems in a row had a request fail: the model "
-                f"{options.model} failed with {stop.error}; fix it and run the same command "
-                "again to resume"
-            )
-        return records, failed_requests
+        return results.records, failed_requests
 
     def _seed(self, problem: ProblemRecord, position: int) -> int | None:
         if self.options.temperature == 0:  # greedy: a seed changes nothing

@@ -38,7 +38,7 @@ from autogen_core.models import ChatCompletionClient, UserMessage
 
 from journey.agents.backends.base import ensure_loaded
 from journey.agents.backends.spec import create_client, parse_model_spec
-from journey.errors import ConfigError, error_line
+from journey.errors import ConfigError
 from journey.evaluation._model_client import model_client
 from journey.evaluation.grading import grade_output
 from journey.evaluation.metrics import (
@@ -52,9 +52,16 @@ from journey.evaluation.metrics import (
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, EndpointDownError
+from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.files import read_appended, write_atomic
-from journey.runs.jobs import JobControls, JobProgress, NoProgress, StreakStop, run_each
+from journey.runs.jobs import (
+    AppendedResults,
+    JobControls,
+    JobProgress,
+    NoProgress,
+    StreakStop,
+    run_job,
+)
 from journey.runs.manifest import Manifest, read_manifest
 from journey.runs.request_accounts import (
     SPEND_SETTINGS,
@@ -286,42 +293,27 @@ class EvalRunner:
         *,
         halted: Callable[[], bool],
     ) -> tuple[list[EvalRecord], int]:
-        records: list[EvalRecord] = []
-        errors = 0
+        with AppendedResults[EvalRecord](out / RECORDS_FILE, log=logger) as results:
+            records = results.records
 
-        def accuracy() -> dict[str, str]:
-            right = sum(r.correct for r in records)
-            return {"accuracy": f"acc {right / len(records):.1%}" if records else ""}
+            def accuracy() -> dict[str, str]:
+                right = sum(r.correct for r in records)
+                return {"accuracy": f"acc {right / len(records):.1%}" if records else ""}
 
-        with (out / RECORDS_FILE).open("a", encoding="utf-8") as sink:
-
-            async def one(problem: ProblemRecord) -> str | None:
-                nonlocal errors
-                try:
-                    record = await self._evaluate(client, problem)
-                except Exception as error:  # a failed request is counted and retried later
-                    errors += 1
-                    logger.warning("problem %s failed: %s", problem.session_id, error)
-                    return error_line(error)
-                records.append(record)
-                sink.write(record.model_dump_json() + "\n")
-                sink.flush()
-                return None
-
-            progress = self._controls.progress
-            with progress.running(len(todo), 0, accuracy()):
-                stop = await run_each(
-                    todo,
-                    one,
-                    concurrency=self.options.batch_size,
-                    streak=self._controls.streak(),
-                    progress=progress,
-                    fields=accuracy,
-                    halted=halted,
-                )
-        if stop is not None:
-            raise EndpointDownError(self._stop_line(stop, out))
-        return records, errors
+            await run_job(
+                todo,
+                results.saving(
+                    lambda problem: self._evaluate(client, problem),
+                    name=lambda problem: f"problem {problem.session_id}",
+                ),
+                concurrency=self.options.batch_size,
+                streak=self._controls.streak(),
+                progress=self._controls.progress,
+                fields=accuracy,
+                halted=halted,
+                stop_line=lambda stop: self._stop_line(stop, out),
+            )
+        return records, results.errors
 
     def _stop_line(self, stop: StreakStop, out: Path) -> str:
         """One line: the model spec that kept failing and its last error."""

@@ -5,33 +5,47 @@ concurrently until they are done or their endpoint looks down.
 of work per item (a session, a problem), several at once, each unit saving its own
 result as it finishes so that a killed job resumes. `run_each` is that loop; a job
 hands it the work for one item. Domain code never draws: it reports to a
-`JobProgress`, and the view (`journey.view.progress`) draws the bar.
+`JobProgress`, and the view (`journey.view.progress`) draws the bar. `run_job` runs
+the items under that bar and stops on a streak of failures; a job that appends one JSON
+line per item keeps them in `AppendedResults`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from pathlib import Path
+from types import TracebackType
+from typing import Generic, Protocol, Self, TextIO, TypeVar
 
+from pydantic import BaseModel
+
+from journey.errors import error_line
 from journey.runs.endpoint_health import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    EndpointDownError,
     ErrorStreak,
     raise_unexpected,
 )
 
 __all__ = [
+    "AppendedResults",
     "JobControls",
     "JobProgress",
     "LeftForLater",
     "NoProgress",
     "StreakStop",
     "run_each",
+    "run_job",
 ]
 
+logger = logging.getLogger(__name__)
+
 ItemT = TypeVar("ItemT")
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 Fields = Mapping[str, str]
 """Named texts a progress display may show beside its bar (a yield, an accuracy)."""
@@ -180,3 +194,118 @@ async def run_each(
     # a cancellation of the job itself (Ctrl-C) still propagates.
     raise_unexpected(await asyncio.gather(*tasks, return_exceptions=True))
     return stop
+
+
+async def run_job(
+    items: Sequence[ItemT],
+    work: Callable[[ItemT], Awaitable[str | None]],
+    *,
+    concurrency: int | None,
+    streak: ErrorStreak,
+    progress: JobProgress,
+    already: int = 0,
+    fields: Callable[[], Fields] = dict,
+    halted: Callable[[], bool] = lambda: False,
+    stop_line: Callable[[StreakStop], str] | None = None,
+) -> StreakStop | None:
+    """`run_each` shown as running: `already` items of `already + len(items)` done.
+
+    Args:
+        stop_line: Words the stop (the failure streak reaching its limit) in one line, to
+            raise; None: the stop is returned, for the job to report as it will.
+
+    Returns:
+        The stop, when the streak reached its limit (and `stop_line` is None), else None.
+
+    Raises:
+        EndpointDownError: The streak reached its limit: `stop_line`'s words.
+        Exception: What `run_each` raises (a bug in `work`).
+    """
+    with progress.running(already + len(items), already, fields()):
+        stop = await run_each(
+            items,
+            work,
+            concurrency=concurrency,
+            streak=streak,
+            progress=progress,
+            fields=fields,
+            halted=halted,
+        )
+    if stop is not None and stop_line is not None:
+        raise EndpointDownError(stop_line(stop))
+    return stop
+
+
+class AppendedResults(Generic[RecordT]):
+    """One run's results, each appended to a JSONL file as a whole line once it is known.
+
+    Used as a context manager: the file is opened for appending on entry (made if
+    missing) and closed on exit. Each record is written in one write and flushed, so a
+    killed job loses no line before it and at most the end of the last
+    (`journey.runs.files.read_appended` drops that). `records` keeps this run's
+    records, `errors` counts the items that failed.
+
+    Args:
+        path: The append-only results file (`records.jsonl`, `pairs.samples.jsonl`...).
+        log: Where failures are logged (the job's own logger).
+    """
+
+    def __init__(self, path: Path, *, log: logging.Logger = logger) -> None:
+        self.path = path
+        self.records: list[RecordT] = []
+        self.errors = 0
+        self._log = log
+        self._sink: TextIO | None = None
+
+    def __enter__(self) -> Self:
+        self._sink = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    def add(self, record: RecordT) -> None:
+        """Keep `record` and append it as one JSON line, flushed at once.
+
+        Raises:
+            RuntimeError: The file is not open (outside the `with`).
+        """
+        if self._sink is None:
+            raise RuntimeError(f"{self.path} is not open for appending")
+        self.records.append(record)
+        self._sink.write(record.model_dump_json() + "\n")  # one write: a whole line
+        self._sink.flush()
+
+    def failed(self, what: str, error: Exception) -> str:
+        """Count one failed item, log "<what> failed: <error>", and return the error's
+        line (for `run_each`'s failure streak)."""
+        self.errors += 1
+        self._log.warning("%s failed: %s", what, error)
+        return error_line(error)
+
+    def saving(
+        self, make: Callable[[ItemT], Awaitable[RecordT]], name: Callable[[ItemT], str]
+    ) -> Callable[[ItemT], Awaitable[str | None]]:
+        """A job's work on one item, for `run_job`: `make` its record and `add` it, or,
+        when `make` raises, count the failure (named by `name(item)`) and return its line.
+        The item then gets no line and is tried again by the next run; `LeftForLater`
+        passes through."""
+
+        async def one(item: ItemT) -> str | None:
+            try:
+                record = await make(item)
+            except LeftForLater:
+                raise  # stopped short on purpose: neither done nor a failure
+            except Exception as error:  # a failed request: counted, retried next run
+                return self.failed(name(item), error)
+            self.add(record)
+            return None
+
+        return one

@@ -16,7 +16,6 @@ for the next job; failures in a row stop the job (a dead server), as they stop s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -30,7 +29,7 @@ from journey.agents import AnswerVerifier, RolloutJudge, RolloutSpec, StepUnderR
 from journey.errors import ConfigError, error_line
 from journey.protocols import ProblemPosed, RolloutTally, TokenUsage
 from journey.runs.endpoint_health import ErrorStreak
-from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.jobs import AppendedResults, JobProgress, NoProgress, run_job
 from journey.runs.manifest import Manifest
 from journey.runs.rundir import RunDirectory, read_event_log
 from journey.sessions.tree import ReasoningTree
@@ -220,7 +219,6 @@ async def label_run(
                 todo.append(step)
     report.skipped = dict(sorted(skipped.items()))
     started = time.monotonic()
-    write = asyncio.Lock()
 
     async def one(step: _StepJob) -> str | None:
         verifier = step.review.verifier
@@ -228,31 +226,30 @@ async def label_run(
         try:
             tally, usage, _ = await judge.roll_out(step.review, verifier)
         except Exception as error:  # a model fault: count it, leave the step for later
-            logger.warning(
-                "rollouts from %s step %d failed: %s", step.session_id, step.node_id, error
-            )
-            report.errors += 1
             report.error_messages.append(f"{step.session_id}#{step.node_id}: {error_line(error)}")
-            return error_line(error)
-        line = StepRollout(
-            session_id=step.session_id,
-            node_id=step.node_id,
-            judge=str(spec),
-            tally=tally,
-            usage=usage,
+            return results.failed(f"rollouts from {step.session_id} step {step.node_id}", error)
+        results.add(
+            StepRollout(
+                session_id=step.session_id,
+                node_id=step.node_id,
+                judge=str(spec),
+                tally=tally,
+                usage=usage,
+            )
         )
-        async with write:
-            with path.open("a", encoding="utf-8") as out:
-                out.write(line.model_dump_json() + "\n")
         report.labelled += 1
         report.usage = report.usage + usage
         return None
 
-    progress = progress or NoProgress()
-    with progress.running(len(todo), 0, {}):
-        stop = await run_each(
-            todo, one, concurrency=concurrency, streak=ErrorStreak(), progress=progress
+    with AppendedResults[StepRollout](path, log=logger) as results:
+        stop = await run_job(
+            todo,
+            one,
+            concurrency=concurrency,
+            streak=ErrorStreak(),
+            progress=progress or NoProgress(),
         )
+    report.errors = results.errors
     if stop is not None:
         report.stopped = (
             f"{stop.count} steps failed in a row ({stop.error}); fix the model and run "

@@ -21,7 +21,7 @@ from journey.longthought.smoothing import Smoother, problem_kind
 from journey.protocols import TokenUsage
 from journey.runs.endpoint_health import ErrorStreak
 from journey.runs.files import write_atomic
-from journey.runs.jobs import JobProgress, NoProgress, run_each
+from journey.runs.jobs import JobProgress, NoProgress, run_job
 from journey.runs.manifest import Manifest
 from journey.runs.rundir import RunDirectory
 
@@ -152,7 +152,6 @@ async def smooth_run(
     records = list(done.values())
     if limit is not None:
         todo = todo[: max(limit, 0)]
-    progress = progress or NoProgress()
 
     async def one(session_id: str) -> str | None:
         folder = run.session_dir(session_id)
@@ -180,9 +179,10 @@ async def smooth_run(
         records.append(record)
         return None
 
-    with progress.running(len(todo), 0, {}):
-        # Errors are counted, never a reason to stop: smoothing has no endpoint check.
-        await run_each(todo, one, concurrency=concurrency, streak=ErrorStreak(0), progress=progress)
+    # Errors are counted, never a reason to stop: smoothing has no endpoint check.
+    await run_job(
+        todo, one, concurrency=concurrency, streak=ErrorStreak(0), progress=progress or NoProgress()
+    )
     for record in records:
         if record.accepted:
             tally.accepted += 1
