@@ -23,10 +23,11 @@ from journey.evaluation import EvalOptions, EvalRunner, load_records
 from journey.evaluation.pairs import samples_path
 from journey.evaluation.pairs_sampling import load_samples
 from journey.evaluation.ray_eval import evaluate_on_ray
-from journey.evaluation.ray_jobs import absorb_accounts, pending_units
+from journey.evaluation.ray_jobs import absorb_accounts
 from journey.exports.export import card_path
 from journey.problems.dataset import load_problems
 from journey.protocols import TokenUsage
+from journey.runs.ray_jobs import pending_units
 from journey.runs.ray_units import RayOptions, unit_dirs
 from journey.runs.request_accounts import SpendSettings
 from journey.runs.spend import RunBudget, recorded_spend, write_spend

@@ -1,5 +1,7 @@
 """What each Ray worker reserves, from the command line to the actor, without a cluster:
-a fake `ray` module records what `run_units` asks of `ray.remote` and stops there."""
+a fake `ray` module records what `run_units` asks of `ray.remote` and stops there (the
+job's spend ledger, started first, gets a fake handle: no real cluster starts, which
+would outlive the test and refuse the next module's `ray.init`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from journey.cli import app
 from journey.cli._app import main
 from journey.cli._options import ray_options
 from journey.errors import ConfigError
+from journey.runs.ray_budget import SpendLedger
 from journey.runs.ray_units import RayOptions
 
 runner = CliRunner()
@@ -40,16 +43,44 @@ class _ActorClass:
         raise _WorkerStarted
 
 
+class _Call:
+    def remote(self, *args: Any) -> dict[str, Any]:
+        return {}  # the ledger's `unsaved`: no meter left anything unsaved
+
+
+class _LedgerHandle:
+    def __getattr__(self, method: str) -> _Call:
+        return _Call()
+
+
+class _LedgerClass:
+    def remote(self) -> _LedgerHandle:
+        return _LedgerHandle()
+
+
 class FakeRay:
     """The `ray` that `run_units` makes its actor class with; starting a worker stops the
-    job, and what the class was made with is what a test looks at."""
+    job, and what the worker's class was made with is what a test looks at."""
 
     def __init__(self) -> None:
         self.actor_options: list[dict[str, Any]] = []
 
-    def remote(self, **options: Any) -> Callable[[type], _ActorClass]:
-        self.actor_options.append(options)
-        return lambda worker: _ActorClass()
+    def remote(self, **options: Any) -> Callable[[type], Any]:
+        def make(cls: type) -> Any:
+            if cls is SpendLedger:
+                return _LedgerClass()
+            self.actor_options.append(options)
+            return _ActorClass()
+
+        return make
+
+    @staticmethod
+    def get(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    def kill(handle: Any) -> None:
+        pass
 
 
 @pytest.fixture
@@ -150,3 +181,10 @@ def test_ray_options_refuse_what_ray_cannot_reserve(fields: dict[str, Any], mess
 def test_fractions_of_a_gpu_are_reserved_as_given() -> None:
     options = RayOptions(worker_cpus=0.5, worker_gpus=0.25)
     assert options.actor_options() == {"num_cpus": 0.5, "num_gpus": 0.25, "max_restarts": 0}
+
+
+def test_a_faked_job_starts_no_real_cluster(tmp_path: Path, fake_ray: FakeRay) -> None:
+    import ray
+
+    runner.invoke(app, command_args("synth", tmp_path, "--ray", "local"))
+    assert not ray.is_initialized()  # the ledger went through the same seam as the workers

@@ -3,7 +3,7 @@
     journey eval --model hf:runs/sft --dataset math500.jsonl --out /shared/evals/sft \\
         --ray auto --ray-workers 8
 
-The problems without a record in `OUT` are cut into units (`journey.runs.ray_units`).
+The problems without a record in `OUT` are cut into units (`journey.runs.ray_jobs`).
 Each worker loads the model once and evaluates one unit at a time with `EvalRunner`,
 into the unit's own evaluation directory under `OUT/units/` (storage every node sees);
 the units' response caches are files of their own in `OUT`'s cache directory. At the
@@ -13,7 +13,7 @@ problems: `OUT` is the evaluation one process would have written.
 
 A budget is the whole job's: once what every worker spent reaches it, no problem starts
 anywhere and the metrics' `stopped` names it and the problems left, as one process does
-(`journey.evaluation.ray_jobs.run_job_units`). A worker killed mid-unit is replaced and
+(`journey.runs.ray_jobs.run_job_units`). A worker killed mid-unit is replaced and
 the unit resumes from its records; a unit left unfinished is named in `stopped` too,
 and the first user error a unit raised (an endpoint down) is raised once the rest is
 merged. Running the same command again resumes every unit; an evaluation with every

@@ -13,10 +13,10 @@ only what each unit's files grew by since the last merge, recorded beside the un
 still counts. `run_on_ray` does all of that; `ray_eval` and `ray_pairs` give it their
 files (`JobFiles`) and write their metrics or pairs from what it merged (`JobRun`).
 
-A budget is the whole job's (`run_job_units`): the workers' meters add up what they
-spent in the job's ledger (`journey.runs.ray_budget`); once the sum reaches it, no
-problem starts on any worker and no unit is given out, and the job says so in its
-`stopped` line (`stopped_text`), with the problems left.
+Cutting the units and running them under one budget is what every job on Ray does
+(`journey.runs.ray_jobs`): the workers' meters add up what they spent in the job's
+ledger; once the sum reaches it, no problem starts on any worker and no unit is given
+out, and the job says so in its `stopped` line (`stopped_text`), with the problems left.
 """
 
 from __future__ import annotations
@@ -25,42 +25,29 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from autogen_core.models import ChatCompletionClient
 
-from journey.agents.backends.cached_client import CacheMode, CacheStats
+from journey.agents.backends.cached_client import CacheMode
 from journey.errors import JourneyError
 from journey.problems.dataset import ProblemRecord
 from journey.runs.files import write_atomic
 from journey.runs.jobs import Fields, JobProgress, NoProgress
-from journey.runs.ray_budget import shared_budget
-from journey.runs.ray_units import (
-    RayOptions,
-    Unit,
-    UnitOutcomes,
-    run_units,
-    split_units,
-    unit_cache,
-    unit_names,
-)
+from journey.runs.merge import add_cache_counts, recorded_cache_counts, recorded_spend_counts
+from journey.runs.ray_jobs import pending_units, run_job_units
+from journey.runs.ray_units import RayOptions, UnitOutcomes, unit_cache, unit_names
 from journey.runs.request_accounts import (
     RequestAccounts,
     SpendReport,
     SpendSettings,
     stopped_line,
 )
-from journey.runs.response_cache import (
-    CACHE_STATS_FILE,
-    CacheSettings,
-    recorded_cache_stats,
-    write_cache_stats,
-)
+from journey.runs.response_cache import CacheSettings
 from journey.runs.role_counts import Counts, add_counts, counts_since
-from journey.runs.spend import recorded_spend
 
 __all__ = [
     "ACCOUNTS_FILE",
@@ -71,9 +58,7 @@ __all__ = [
     "UnitResult",
     "absorb_accounts",
     "merge_results",
-    "pending_units",
     "raise_unit_error",
-    "run_job_units",
     "run_on_ray",
     "stopped_text",
 ]
@@ -175,63 +160,6 @@ class ModelUnitWorker:
         return self._loop.run_until_complete(run)
 
 
-def pending_units(
-    problems: Sequence[ProblemRecord], roots: Sequence[Path], done: Collection[str]
-) -> list[tuple[Path, list[ProblemRecord]]]:
-    """Each unit's folder and its problems whose id is not in `done`; units with none left
-    out. The units are cut from all of `problems`, so they are the same on every run."""
-    units = split_units(problems, len(roots))
-    found = [
-        (root, [p for p in unit if p.session_id not in done])
-        for root, unit in zip(roots, units, strict=True)
-    ]
-    return [(root, todo) for root, todo in found if todo]
-
-
-def run_job_units(
-    job: Callable[[SpendSettings], UnitJob],
-    units: Sequence[tuple[Path, Sequence[ProblemRecord]]],
-    options: RayOptions,
-    *,
-    spending: SpendSettings,
-    models: Mapping[str, str],
-    dataset: str,
-    progress: JobProgress,
-    fields: Callable[[Sequence[Any]], Fields],
-) -> tuple[UnitOutcomes, str | None]:
-    """Run the job on each unit (its folder, its problems) on Ray workers, one budget for
-    them all; nothing to run starts no cluster.
-
-    Args:
-        job: The job as the workers run it, given its spend settings (which hold the
-            link to the job's ledger, budget or not: a killed worker's spend is saved).
-        units: Each unit's folder and problems.
-        options: The cluster and how many workers.
-        spending: The job's cache, prices and budget.
-        models: The model spec of each role, to price the job's spend.
-        dataset: The dataset, as each unit names it.
-        progress: Told of each unit done.
-        fields: The progress texts, from the results of the units finished so far.
-
-    Returns:
-        What the units came to, and why the job's budget is spent (None: it is not).
-    """
-    calls = [Unit(root, (list(problems), str(root), dataset)) for root, problems in units]
-    with shared_budget(spending, options, needed=bool(calls)) as shared:
-        meter = shared.meter(models)  # the driver's view of what the cluster spent
-        outcomes = run_units(
-            ModelUnitWorker,
-            (job(shared),),
-            calls,
-            options,
-            progress=progress,
-            fields=fields,
-            halted=lambda: meter.spent() is not None,
-        )
-        meter.flush()
-        return outcomes, meter.spent()
-
-
 def run_on_ray(
     job: Callable[[SpendSettings], UnitJob],
     problems: Sequence[ProblemRecord],
@@ -249,16 +177,19 @@ def run_on_ray(
     and accounts into the job's files (the job writes its summary from them).
 
     Args:
+        job: The job as the workers run it (`ModelUnitWorker`), given its spend settings
+            (which hold the link to the job's ledger).
         problems: All the job's problems; those with a result already go to no unit.
         files: Where the job and its units keep their files.
         load: Reads a results file (the job's, or a unit's).
         progress: Told of each unit done (a unit is an item); the rest as for
-            `run_job_units`.
+            `journey.runs.ray_jobs.run_job_units`.
     """
     roots = files.unit_roots(options.unit_count(len(problems)))
     units = pending_units(problems, roots, {result.id for result in load(files.results)})
-    outcomes, spent = run_job_units(
-        job,
+    ran = run_job_units(
+        ModelUnitWorker,
+        lambda shared: (job(shared),),
         units,
         options,
         spending=spending,
@@ -267,6 +198,7 @@ def run_on_ray(
         progress=progress or NoProgress(),
         fields=fields,
     )
+    outcomes, spent = ran.outcomes, ran.spent
     made = [root for root in roots if root.is_dir()]
     done = merge_results(files.results, made, load)
     ledger = files.units / ACCOUNTS_FILE
@@ -338,11 +270,9 @@ def _read_ledger(path: Path) -> dict[str, dict[str, Counts]]:
 
 
 def _unit_counts(unit: Path, prefix: str) -> dict[str, Counts]:
-    spend = recorded_spend(unit, prefix=prefix)
-    cache = recorded_cache_stats(unit, prefix=prefix)
     return {
-        "spend": {role: used.model_dump() for role, used in spend.items()},
-        "cache": {role: stats.as_dict() for role, stats in cache.items()},
+        "spend": recorded_spend_counts(unit, prefix=prefix),
+        "cache": recorded_cache_counts(unit, prefix=prefix),
     }
 
 
@@ -384,12 +314,7 @@ def absorb_accounts(
         absorbed[unit.name] = now
     accounts.close()  # adds the tokens to the job's spend file
     if cache:
-        totals = {
-            role: s.as_dict() for role, s in recorded_cache_stats(root, prefix=prefix).items()
-        }
-        add_counts(totals, cache)
-        stats = {role: CacheStats(**counts) for role, counts in totals.items()}
-        write_cache_stats(root / f"{prefix}{CACHE_STATS_FILE}", stats)
+        add_cache_counts(root, cache, prefix=prefix)
     if units:
         write_atomic(ledger, json.dumps(absorbed, indent=2, sort_keys=True) + "\n")
     return accounts.report().model_copy(update={"cache": cache})

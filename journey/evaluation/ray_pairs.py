@@ -4,7 +4,7 @@
         --ray auto --ray-workers 8
 
 The problems not sampled yet beside `OUT` (`pairs.samples.jsonl`) are cut into units
-(`journey.runs.ray_units`). Each worker loads the model once and samples one unit at a
+(`journey.runs.ray_jobs`). Each worker loads the model once and samples one unit at a
 time with `PairsSampler`, into a pairs file of the unit's own,
 `pairs.units/unit-0000-of-0008/pairs.jsonl` (storage every node sees); the units'
 response caches are files of their own in the job's cache directory (`pairs.cache/`).
@@ -15,7 +15,7 @@ sample's seed and every draw depends on the problem, not on who sampled it.
 
 A budget is the whole job's: once what every worker spent reaches it, no request goes
 out anywhere and the card's `stopped` names it and the problems left, as one process
-does (`journey.evaluation.ray_jobs.run_job_units`). A worker killed mid-unit is replaced
+does (`journey.runs.ray_jobs.run_job_units`). A worker killed mid-unit is replaced
 and the unit resumes from its samples; a unit left unfinished is named in `stopped` too,
 and the first user error a unit raised (an endpoint down) is raised once the rest is
 merged. Running the same command again resumes every unit; a job with every problem

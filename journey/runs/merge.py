@@ -54,7 +54,14 @@ from journey.runs.spend import SPEND_FILE, recorded_spend, write_spend
 from journey.runs.stats import RunContents, read_run
 from journey.runs.synthesis_options import MATCHED_OPTIONS
 
-__all__ = ["MergeReport", "SourceCounts", "merge_runs"]
+__all__ = [
+    "MergeReport",
+    "SourceCounts",
+    "add_cache_counts",
+    "merge_runs",
+    "recorded_cache_counts",
+    "recorded_spend_counts",
+]
 
 
 """Per role, named counts: what `spend.json` (tokens) or `cache.json` (hits...) holds."""
@@ -103,12 +110,25 @@ def _read_meta(root: Path) -> ManifestFile | None:
     return read_manifest(root / "run.json")
 
 
-def _spend(root: Path) -> Counts:
-    return {role: used.model_dump() for role, used in recorded_spend(root).items()}
+def recorded_spend_counts(root: Path, *, prefix: str = "") -> Counts:
+    """What the run (or job) in `root` spent, per role, as its spend file holds it
+    (`prefix`: before the file's name, as `RequestAccounts`' files)."""
+    return {role: used.model_dump() for role, used in recorded_spend(root, prefix=prefix).items()}
 
 
-def _cache_counts(root: Path) -> Counts:
-    return {role: stats.as_dict() for role, stats in recorded_cache_stats(root).items()}
+def recorded_cache_counts(root: Path, *, prefix: str = "") -> Counts:
+    """What the response cache of the run (or job) in `root` did, per role, as its cache
+    counts file holds it (`prefix`: as `recorded_spend_counts`')."""
+    cache = recorded_cache_stats(root, prefix=prefix)
+    return {role: stats.as_dict() for role, stats in cache.items()}
+
+
+def add_cache_counts(root: Path, more: Counts, *, prefix: str = "") -> None:
+    """Add `more` to the cache counts of the run (or job) in `root`, role by role."""
+    counts = recorded_cache_counts(root, prefix=prefix)
+    add_counts(counts, more)
+    stats = {role: CacheStats(**c) for role, c in counts.items()}
+    write_cache_stats(root / f"{prefix}{CACHE_STATS_FILE}", stats)
 
 
 def _merged_before(meta: ManifestFile | None) -> dict[Path, SourceCounts]:
@@ -140,13 +160,11 @@ def _sum_accounts(
     spend = {role: c for role, c in spend.items() if any(c.values())}
     cache = {role: c for role, c in cache.items() if any(c.values())}
     if spend:
-        totals = _spend(out)
+        totals = recorded_spend_counts(out)
         add_counts(totals, spend)
         write_spend(out / SPEND_FILE, {r: TokenUsage(**c) for r, c in totals.items()})
     if cache:
-        counts = _cache_counts(out)
-        add_counts(counts, cache)
-        write_cache_stats(out / CACHE_STATS_FILE, {r: CacheStats(**c) for r, c in counts.items()})
+        add_cache_counts(out, cache)
     return spend
 
 
@@ -312,8 +330,8 @@ def merge_runs(sources: Sequence[Path], out: Path, *, force: bool = False) -> Me
                     path=str(content.root),
                     finished=len(content.finished),
                     unfinished=len(content.unfinished),
-                    spend=_spend(content.root),
-                    cache=_cache_counts(content.root),
+                    spend=recorded_spend_counts(content.root),
+                    cache=recorded_cache_counts(content.root),
                 )
             )
             merger.add(content)

@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from journey.protocols import TokenUsage
-from journey.runs.ray_units import RayOptions, connect
+from journey.runs import ray_units
+from journey.runs.ray_units import RayOptions
 from journey.runs.request_accounts import SpendSettings
 from journey.runs.spend import add_spend
 
@@ -56,7 +57,6 @@ __all__ = [
     "SpendLedger",
     "job_ledger",
     "save_unsaved",
-    "shared_budget",
 ]
 
 logger = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ def job_ledger(
     if not needed:
         yield JobLedger(settings)
         return
-    ray = connect(options)
+    ray = ray_units.connect(options)  # the one seam to the cluster, as the units use
     # No CPU of its own: the workers have every CPU they asked for, the ledger only adds.
     ledger = ray.remote(num_cpus=0)(SpendLedger).remote()
     job = JobLedger(dataclasses.replace(settings, shared=LedgerLink(ledger)))
@@ -258,13 +258,3 @@ def job_ledger(
             logger.warning("what killed workers spent could not be recorded: %s", error)
         finally:
             ray.kill(ledger)
-
-
-@contextmanager
-def shared_budget(
-    settings: SpendSettings, options: RayOptions, *, needed: bool
-) -> Iterator[SpendSettings]:
-    """`settings` with one ledger for the whole job on the cluster (`job_ledger`), for a
-    job that reads its units' spend files once the block has ended."""
-    with job_ledger(settings, options, needed=needed) as job:
-        yield job.settings

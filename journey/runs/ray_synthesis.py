@@ -2,7 +2,7 @@
 
     journey synth --dataset math500.jsonl --out /shared/runs/m500 --ray auto --ray-workers 8
 
-The problems are cut into units (`journey.runs.ray_units`: shards by index, by default
+The problems are cut into units (`journey.runs.ray_jobs`: shards by index, by default
 four per worker). Each worker is a Ray actor that builds its role clients once (an
 embedded model loads once per worker, not per unit) and runs one unit at a time, into
 the unit's own run directory under `OUT/units/` on storage every node sees. When every
@@ -10,11 +10,11 @@ unit is done, the units are merged into `OUT` (`journey merge`, responses caches
 included), which is then a run like any other.
 
 The workers' meters add up what they spent in one ledger for the job
-(`journey.runs.ray_budget`). A budget (`--budget-tokens`, `--budget-usd`) is thus the
-whole job's: once the sum reaches it no session starts anywhere, those in flight stop
-at a turn boundary, no unit is given out, and the report names the cluster's total and
-the sessions left, as a run in one process does; the same command without (or with a
-larger) budget resumes them.
+(`journey.runs.ray_jobs.run_job_units`). A budget (`--budget-tokens`, `--budget-usd`)
+is thus the whole job's: once the sum reaches it no session starts anywhere, those in
+flight stop at a turn boundary, no unit is given out, and the report names the
+cluster's total and the sessions left, as a run in one process does; the same command
+without (or with a larger) budget resumes them.
 
 Failures: a worker that dies mid-unit is replaced and its unit given to a worker again;
 the unit resumes from the events its sessions already logged, so nothing is lost and
@@ -38,15 +38,8 @@ from journey.problems import ProblemRecord
 from journey.protocols import Outcome
 from journey.runs.jobs import Fields, JobProgress, NoProgress
 from journey.runs.merge import merge_runs
-from journey.runs.ray_budget import job_ledger
-from journey.runs.ray_units import (
-    UNITS_DIR,
-    RayOptions,
-    Unit,
-    run_units,
-    split_units,
-    unit_dirs,
-)
+from journey.runs.ray_jobs import pending_units, run_job_units
+from journey.runs.ray_units import UNITS_DIR, RayOptions, Unit, unit_dirs
 from journey.runs.request_accounts import stopped_line
 from journey.runs.rundir import read_index
 from journey.runs.spend import SpendMeter
@@ -192,11 +185,7 @@ def run_on_ray(
         sessions=len(problems),
         dataset_issues=dataset_issues,
     )
-    units = [
-        Unit(root, (unit, str(root), dict(dataset or {})))
-        for root, unit in zip(roots, split_units(problems, count), strict=True)
-        if unit
-    ]
+    units = pending_units(problems, roots)  # a unit's finished sessions are skipped there
 
     def fields(finished: Sequence[Mapping[str, Any]]) -> Fields:
         solved, done, errors, tokens = (
@@ -210,26 +199,24 @@ def run_on_ray(
             "note": f"{len(finished)} of {len(units)} units done",
         }
 
-    with job_ledger(options.spending, ray_options, needed=bool(units)) as ledger:
-        job = ledger.settings.meter(models)  # the driver's view of what the cluster spent
-        outcomes = run_units(
-            _UnitWorker,
-            (replace(options, spending=ledger.settings), settings),
-            units,
-            ray_options,
-            progress=progress or NoProgress(),
-            fields=fields,
-            halted=lambda: job.spent() is not None,
-        )
-        job.flush()
-        spent = job.spent()
-    for lost in ledger.recovered.values():  # the dead workers' spend: now in their units'
+    ran = run_job_units(
+        _UnitWorker,
+        lambda spending: (replace(options, spending=spending), settings),
+        units,
+        ray_options,
+        spending=options.spending,
+        models=models,
+        dataset=dict(dataset or {}),
+        progress=progress or NoProgress(),
+        fields=fields,
+    )
+    for lost in ran.recovered.values():  # the dead workers' spend: now in their units'
         for role, used in lost.items():
             totals.add(role, used.prompt_tokens, used.completion_tokens)
-    report = _combine(outcomes.results, report, totals)
-    _count_held(report, outcomes.held)
-    report.stopped = stopped_line(spent, report.sessions - report.finished, "session", out)
-    report.problems.extend(outcomes.left)
+    report = _combine(ran.outcomes.results, report, totals)
+    _count_held(report, ran.outcomes.held)
+    report.stopped = stopped_line(ran.spent, report.sessions - report.finished, "session", out)
+    report.problems.extend(ran.outcomes.left)
     report.wall_time = round(time.monotonic() - started, 3)
     report.endpoints = {role: e for role, e in report.endpoints.items() if e}
     sources = [root for root in roots if root.is_dir()]

@@ -7,9 +7,10 @@ default four per worker). Each unit is run by a worker actor into a folder of it
 on storage every node sees, and the job merges the units' folders into its output at
 the end. This module is the part that knows nothing of the job: joining or starting
 the cluster (`connect`), cutting the units (`split_units`, `unit_dirs`), and running
-them on a pool of worker actors (`run_units`), one unit at a time per worker. Each
-job's worker class (its clients built once per worker) and its merge live with the
-job: `runs.ray_synthesis`, `evaluation.ray_eval`, `evaluation.ray_pairs`.
+them on a pool of worker actors (`run_units`), one unit at a time per worker. The units
+still to do, run under the job's one budget, are `journey.runs.ray_jobs`'. Each job's
+worker class (its clients built once per worker) and its merge live with the job:
+`runs.ray_synthesis`, `evaluation.ray_eval`, `evaluation.ray_pairs`.
 
 Each worker reserves `RayOptions.worker_cpus` CPUs and `worker_gpus` GPUs: Ray starts it
 only on a node with them free and shows it only the GPUs it holds (`CUDA_VISIBLE_DEVICES`), so
@@ -24,7 +25,8 @@ unit that keeps killing its workers (`max_unit_retries`), or whose work raises, 
 left as it is and named; the next run resumes it.
 
 A budget is the whole job's: its ledger (`journey.runs.ray_budget`) sums what every
-worker spent, and once it is spent no unit is given out (`run_units`' `halted`).
+worker spent, and once it is spent no unit is given out (`run_units`' `halted`, as
+`journey.runs.ray_jobs.run_job_units` sets it).
 
 Ray is an optional dependency (the `ray` extra), imported only when a job runs on it:
 here, and by a budget's link to its ledger (`journey.runs.ray_budget`).
