@@ -1,11 +1,13 @@
-"""`JobControls`: the progress, force and failure limit every resumable runner takes,
-checked in one place, so each runner refuses a bad limit in the same one line; and
-`AppendedResults` with `run_job`, the append loop the runners share."""
+"""`JobControls`: the progress, force and failure limit every resumable runner takes
+(as `ControlKeywords`, made into controls by `JobControls.of`), checked in one place, so
+each runner refuses a bad limit in the same one line; and `AppendedResults` with
+`run_job`, the append loop the runners share."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS, Endpoin
 from journey.runs.files import read_appended
 from journey.runs.jobs import (
     AppendedResults,
+    ControlKeywords,
     Fields,
     JobControls,
     LeftForLater,
@@ -55,6 +58,19 @@ def test_each_run_counts_its_own_streak() -> None:
     assert controls.streak().count == 0  # the next run starts from nothing
     never = JobControls(max_consecutive_errors=0).streak()
     assert not any(never.add(True) for _ in range(100))
+
+
+def test_the_runners_keywords_are_the_controls_fields_and_none_tells_no_one() -> None:
+    assert set(ControlKeywords.__annotations__) == {f.name for f in fields(JobControls)}
+    default = JobControls.of(progress=None)
+    assert isinstance(default.progress, NoProgress)
+    assert default.force is False
+    assert default.max_consecutive_errors == DEFAULT_MAX_CONSECUTIVE_ERRORS
+    progress = NoProgress()
+    controls = JobControls.of(progress=progress, force=True, max_consecutive_errors=3)
+    assert controls == JobControls(progress, True, 3)
+    with pytest.raises(ConfigError, match="got -2"):
+        JobControls.of(max_consecutive_errors=-2)
 
 
 @pytest.mark.parametrize("command", RUNNERS)
@@ -104,8 +120,7 @@ async def test_appended_results_append_whole_lines_count_failures_and_show_progr
             [1, -2, 3, 99],
             results.saving(square, name=lambda n: f"number {n}"),
             concurrency=1,
-            streak=JobControls().streak(),
-            progress=progress,
+            controls=JobControls(progress=progress),
             already=1,
             fields=lambda: {"done": str(len(results.records))},
         )
@@ -136,16 +151,14 @@ async def test_a_streak_of_failures_is_raised_in_the_jobs_words_or_returned(
                 [-1, -2, -3],
                 work,
                 concurrency=1,
-                streak=JobControls(max_consecutive_errors=2).streak(),
-                progress=NoProgress(),
+                controls=JobControls(max_consecutive_errors=2),
                 stop_line=words,
             )
         stop = await run_job(
             [-4, -5],
             work,
             concurrency=1,
-            streak=JobControls(max_consecutive_errors=2).streak(),
-            progress=NoProgress(),
+            controls=JobControls(max_consecutive_errors=2),
         )
     assert stop == StreakStop(2, "ValueError: negative -5")
     assert (tmp_path / "r.jsonl").read_text(encoding="utf-8") == ""

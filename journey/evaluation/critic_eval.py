@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from autogen_core.models import ChatCompletionClient
 
@@ -54,9 +54,8 @@ from journey.evaluation.critic_metrics import (
 from journey.problems.step_labels import LabelledSolution
 from journey.problems.step_layouts import StepLabelLayout
 from journey.protocols import StepVerdict
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.files import read_appended, write_atomic
-from journey.runs.jobs import AppendedResults, JobControls, JobProgress, NoProgress, run_job
+from journey.runs.jobs import AppendedResults, ControlKeywords, JobControls, run_job
 from journey.runs.manifest import Manifest, read_manifest
 
 __all__ = [
@@ -249,9 +248,9 @@ class CriticEvalRunner:
         options: The critic and how it judges.
         client: Use this client instead of building one from `options.critic` (tests);
             it is not closed.
-        progress: Told of each solution judged (`journey.view.progress` draws it).
-        force: Resume a directory made with another critic or other settings.
-        max_consecutive_errors: Stop when this many solutions in a row fail; 0 never.
+        **controls: `progress` (told of each solution judged), `force` (resume a
+            directory made with another critic) and `max_consecutive_errors` (solutions
+            failed in a row), as `ControlKeywords`.
     """
 
     def __init__(
@@ -259,13 +258,11 @@ class CriticEvalRunner:
         options: CriticEvalOptions,
         *,
         client: ChatCompletionClient | None = None,
-        progress: JobProgress | None = None,
-        force: bool = False,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        **controls: Unpack[ControlKeywords],
     ) -> None:
         self.options = options
         self._client = client
-        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
+        self._controls = JobControls.of(**controls)
 
     async def run(
         self, out: Path, solutions: Sequence[LabelledSolution], *, dataset: str
@@ -334,8 +331,7 @@ class CriticEvalRunner:
                     name=lambda solution: f"solution {solution.id}",
                 ),
                 concurrency=self.options.concurrency,
-                streak=self._controls.streak(),
-                progress=self._controls.progress,
+                controls=self._controls,
                 already=finished,
                 fields=note,
                 stop_line=lambda stop: (

@@ -39,7 +39,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
+from typing import Unpack
 
 from autogen_core.models import ChatCompletionClient, UserMessage
 
@@ -62,14 +64,12 @@ from journey.evaluation.runner import MODEL_ROLE
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.files import read_appended
 from journey.runs.jobs import (
     AppendedResults,
+    ControlKeywords,
     JobControls,
-    JobProgress,
     LeftForLater,
-    NoProgress,
     run_job,
 )
 from journey.runs.manifest import Manifest
@@ -116,11 +116,9 @@ class PairsSampler:
         grade: Grades one output against the gold answer (e.g. `grade_output`).
         client: Use this client instead of building one from `options.model` (tests,
             or a client shared with other work); it is not closed.
-        progress: Told of each problem sampled (`journey.view.progress` draws it).
-        force: Resume samples made with other settings.
-        max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
-            row had a request fail: a dead endpoint; 0 never stops. The samples so far
-            are kept, and the next run resumes.
+        **controls: `progress` (told of each problem sampled), `force` (resume samples
+            made with other settings) and `max_consecutive_errors` (problems in a row
+            that had a request fail: a dead endpoint), as `ControlKeywords`.
     """
 
     def __init__(
@@ -129,14 +127,12 @@ class PairsSampler:
         *,
         grade: Grader,
         client: ChatCompletionClient | None = None,
-        progress: JobProgress | None = None,
-        force: bool = False,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        **controls: Unpack[ControlKeywords],
     ) -> None:
         self.options = options
         self._grade = grade
         self._client = client
-        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
+        self._controls = JobControls.of(**controls)
 
     async def run(self, out: Path, problems: Sequence[ProblemRecord], *, dataset: str) -> PairsCard:
         """Sample every problem not sampled yet, then (re)write the pairs and the card.
@@ -159,12 +155,10 @@ class PairsSampler:
             self.options.spending, models, out.parent, prefix=spend_prefix(out)
         )
         cut: set[str] = set()
-        try:
+        with closing(accounts):
             if todo:
                 new, failed = await self._sample(accounts, todo, samples_path(out), cut)
                 done.update((record.id, record) for record in new)
-        finally:
-            accounts.close()
         left = sum(p.session_id not in done for p in problems)
         return write_pairs(
             out,
@@ -265,8 +259,7 @@ class PairsSampler:
                 todo,
                 one,
                 concurrency=None,
-                streak=self._controls.streak(),
-                progress=self._controls.progress,
+                controls=self._controls,
                 fields=note,
                 stop_line=lambda stop: (
                     f"stopped after {stop.count} problems in a row had a request fail: the "

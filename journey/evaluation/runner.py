@@ -31,8 +31,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Unpack
 
 from autogen_core.models import ChatCompletionClient, UserMessage
 
@@ -52,16 +54,8 @@ from journey.evaluation.metrics import (
 from journey.exports.rows import user_prompt
 from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.files import read_appended, write_atomic
-from journey.runs.jobs import (
-    AppendedResults,
-    JobControls,
-    JobProgress,
-    NoProgress,
-    StreakStop,
-    run_job,
-)
+from journey.runs.jobs import AppendedResults, ControlKeywords, JobControls, StreakStop, run_job
 from journey.runs.manifest import Manifest, read_manifest
 from journey.runs.request_accounts import (
     SPEND_SETTINGS,
@@ -214,10 +208,8 @@ class EvalRunner:
         options: Model and generation settings.
         client: Use this client instead of building one from `options.model` (tests,
             or a client shared with other work); it is not closed.
-        progress: Told of each problem graded (`journey.view.progress` draws it).
-        force: Resume a directory made with other settings.
-        max_consecutive_errors: Stop (`EndpointDownError`) when this many problems in a
-            row fail; 0 never stops.
+        **controls: `progress` (told of each problem graded), `force` and
+            `max_consecutive_errors` (problems failed in a row), as `ControlKeywords`.
 
     Raises:
         ConfigError: `max_consecutive_errors` is negative.
@@ -228,13 +220,11 @@ class EvalRunner:
         options: EvalOptions,
         *,
         client: ChatCompletionClient | None = None,
-        progress: JobProgress | None = None,
-        force: bool = False,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        **controls: Unpack[ControlKeywords],
     ) -> None:
         self.options = options
         self._client = client
-        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
+        self._controls = JobControls.of(**controls)
         self._reflections = PhraseCounter(options.reflection_keywords)
         self._backtracks = PhraseCounter(options.backtrack_phrases)
 
@@ -258,12 +248,10 @@ class EvalRunner:
         todo = [p for p in problems if p.session_id not in done]
         errors = 0
         accounts = RequestAccounts(self.options.spending, {MODEL_ROLE: self.options.model}, out)
-        try:
+        with closing(accounts):
             if todo:
                 new, errors = await self._generate(accounts, todo, out)
                 done.update((record.id, record) for record in new)
-        finally:
-            accounts.close()
         left = sum(p.session_id not in done for p in problems)
         return write_metrics(
             out,
@@ -307,8 +295,7 @@ class EvalRunner:
                     name=lambda problem: f"problem {problem.session_id}",
                 ),
                 concurrency=self.options.batch_size,
-                streak=self._controls.streak(),
-                progress=self._controls.progress,
+                controls=self._controls,
                 fields=accuracy,
                 halted=halted,
                 stop_line=lambda stop: self._stop_line(stop, out),

@@ -6,8 +6,9 @@ of work per item (a session, a problem), several at once, each unit saving its o
 result as it finishes so that a killed job resumes. `run_each` is that loop; a job
 hands it the work for one item. Domain code never draws: it reports to a
 `JobProgress`, and the view (`journey.view.progress`) draws the bar. `run_job` runs
-the items under that bar and stops on a streak of failures; a job that appends one JSON
-line per item keeps them in `AppendedResults`.
+the items under that bar and stops on a streak of failures, as the job's `JobControls`
+say (a runner takes them as the `ControlKeywords`); a job that appends one JSON line per
+item keeps them in `AppendedResults`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Generic, Protocol, Self, TextIO, TypeVar
+from typing import Generic, Protocol, Self, TextIO, TypedDict, TypeVar
 
 from pydantic import BaseModel
 
@@ -33,6 +34,7 @@ from journey.runs.endpoint_health import (
 
 __all__ = [
     "AppendedResults",
+    "ControlKeywords",
     "JobControls",
     "JobProgress",
     "LeftForLater",
@@ -98,12 +100,25 @@ class NoProgress:
         return nullcontext()
 
 
+class ControlKeywords(TypedDict, total=False):
+    """The keywords every resumable runner takes for its `JobControls` (`EvalRunner(options,
+    progress=..., force=True, max_consecutive_errors=3)`), each as `JobControls.of` takes
+    it; a runner passes them on with `JobControls.of(**controls)`."""
+
+    progress: JobProgress | None
+    """Told of each item as it runs and ends (the view draws it); None tells no one."""
+    force: bool
+    """Resume a directory made with other settings."""
+    max_consecutive_errors: int
+    """Stop (`EndpointDownError`) after this many failures in a row; 0 never stops."""
+
+
 @dataclass(frozen=True)
 class JobControls:
     """How a resumable job is driven, whatever its work: who hears of its progress,
     whether it may resume a directory made with other settings, and when failures in a
     row stop it. `SynthesisRunner`, `EvalRunner`, `CriticEvalRunner` and `PairsSampler`
-    take these as keywords and keep them here, checked once.
+    take these as keywords (`ControlKeywords`) and keep them here, checked once.
 
     Raises:
         ConfigError: `max_consecutive_errors` is negative.
@@ -123,6 +138,22 @@ class JobControls:
 
     def __post_init__(self) -> None:
         self.streak()  # ErrorStreak refuses a negative limit, in the words its users share
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        progress: JobProgress | None = None,
+        force: bool = False,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ) -> JobControls:
+        """The controls a runner's keywords (`ControlKeywords`) ask; no progress (None)
+        tells no one.
+
+        Raises:
+            ConfigError: `max_consecutive_errors` is negative.
+        """
+        return cls(progress or NoProgress(), force, max_consecutive_errors)
 
     def streak(self) -> ErrorStreak:
         """A new count of failures in a row, for one run, stopping at this job's limit."""
@@ -201,14 +232,14 @@ async def run_job(
     work: Callable[[ItemT], Awaitable[str | None]],
     *,
     concurrency: int | None,
-    streak: ErrorStreak,
-    progress: JobProgress,
+    controls: JobControls,
     already: int = 0,
     fields: Callable[[], Fields] = dict,
     halted: Callable[[], bool] = lambda: False,
     stop_line: Callable[[StreakStop], str] | None = None,
 ) -> StreakStop | None:
-    """`run_each` shown as running: `already` items of `already + len(items)` done.
+    """`run_each` under `controls`: shown to its progress as running (`already` items of
+    `already + len(items)` done), stopped by a new streak of failures at its limit.
 
     Args:
         stop_line: Words the stop (the failure streak reaching its limit) in one line, to
@@ -221,12 +252,13 @@ async def run_job(
         EndpointDownError: The streak reached its limit: `stop_line`'s words.
         Exception: What `run_each` raises (a bug in `work`).
     """
+    progress = controls.progress
     with progress.running(already + len(items), already, fields()):
         stop = await run_each(
             items,
             work,
             concurrency=concurrency,
-            streak=streak,
+            streak=controls.streak(),
             progress=progress,
             fields=fields,
             halted=halted,

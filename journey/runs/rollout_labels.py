@@ -28,8 +28,7 @@ from pydantic import BaseModel, ValidationError
 from journey.agents import AnswerVerifier, RolloutJudge, RolloutSpec, StepUnderReview
 from journey.errors import ConfigError, error_line
 from journey.protocols import ProblemPosed, RolloutTally, TokenUsage
-from journey.runs.endpoint_health import ErrorStreak
-from journey.runs.jobs import AppendedResults, JobProgress, NoProgress, run_job
+from journey.runs.jobs import AppendedResults, JobControls, JobProgress, run_job
 from journey.runs.manifest import Manifest
 from journey.runs.rundir import RunDirectory, read_event_log
 from journey.sessions.tree import ReasoningTree
@@ -190,12 +189,13 @@ async def label_run(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
+    controls = JobControls.of(progress=progress, force=force)
     folder = run.root / LABELS_DIR
     folder.mkdir(exist_ok=True)
     changes = Manifest("label", {"judge": str(spec)}).open(
         folder / _MANIFEST,
         subject=f"{run.root} holds rollout labels",
-        force=force,
+        force=controls.force,
         remedy="use the same model and settings, or --force to start the labels again",
     )
     path = folder / ROLLOUT_LABELS
@@ -242,13 +242,7 @@ async def label_run(
         return None
 
     with AppendedResults[StepRollout](path, log=logger) as results:
-        stop = await run_job(
-            todo,
-            one,
-            concurrency=concurrency,
-            streak=ErrorStreak(),
-            progress=progress or NoProgress(),
-        )
+        stop = await run_job(todo, one, concurrency=concurrency, controls=controls)
     report.errors = results.errors
     if stop is not None:
         report.stopped = (

@@ -19,9 +19,8 @@ from pydantic import BaseModel, Field, ValidationError
 from journey.errors import ConfigError, error_line
 from journey.longthought.smoothing import Smoother, problem_kind
 from journey.protocols import TokenUsage
-from journey.runs.endpoint_health import ErrorStreak
 from journey.runs.files import write_atomic
-from journey.runs.jobs import JobProgress, NoProgress, run_job
+from journey.runs.jobs import JobControls, JobProgress, run_job
 from journey.runs.manifest import Manifest
 from journey.runs.rundir import RunDirectory
 
@@ -134,6 +133,8 @@ async def smooth_run(
     """
     if concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {concurrency!r}")
+    # Errors are counted, never a reason to stop: smoothing has no endpoint check.
+    controls = JobControls.of(progress=progress, force=force, max_consecutive_errors=0)
     settings = {
         "model": model,
         "min_length_ratio": smoother.checker.min_length_ratio,
@@ -143,7 +144,7 @@ async def smooth_run(
     Manifest("smooth", settings).open(
         run.root / MANIFEST_NAME,
         subject=f"{run.root} holds smoothing",
-        force=force,
+        force=controls.force,
         remedy="use the same settings, or --force to mix them",
     )
     todo, done = smoothing_records(run)
@@ -179,10 +180,7 @@ async def smooth_run(
         records.append(record)
         return None
 
-    # Errors are counted, never a reason to stop: smoothing has no endpoint check.
-    await run_job(
-        todo, one, concurrency=concurrency, streak=ErrorStreak(0), progress=progress or NoProgress()
-    )
+    await run_job(todo, one, concurrency=concurrency, controls=controls)
     for record in records:
         if record.accepted:
             tally.accepted += 1

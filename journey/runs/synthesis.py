@@ -49,7 +49,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from autogen_core.models import ChatCompletionClient
 from filelock import FileLock, Timeout
@@ -69,14 +69,7 @@ from journey.runs.endpoint_health import (
     LastFailure,
     RoleClient,
 )
-from journey.runs.jobs import (
-    JobControls,
-    JobProgress,
-    LeftForLater,
-    NoProgress,
-    StreakStop,
-    run_each,
-)
+from journey.runs.jobs import ControlKeywords, JobControls, LeftForLater, StreakStop, run_job
 from journey.runs.request_accounts import RequestAccounts
 from journey.runs.run_agents import policy_agent, step_judge
 from journey.runs.rundir import RUN_LOCK, RunDirectory
@@ -102,18 +95,17 @@ class SynthesisRunner:
 
     Args:
         options: Strategy, models, limits and concurrency.
-        progress: Told of each session as it runs and ends (`journey.view.progress`
-            draws it); None tells no one.
         clients: A client per role (`policy`, `critic`) to use instead of building them
             from the specs in `options` (tests, callers that hold clients already); the
             specs are still what `run.json` and the logs record, and the role request
             limits in `options` wrap these clients too. Only the roles the strategy asks
             are used.
-        force: Resume a run directory whose recorded models or strategy differ.
         retry_errors: Run again the sessions that ended as `model_error`; False keeps
             them as they are.
-        max_consecutive_errors: Stop the run (`EndpointDownError`) when this many
-            sessions in a row end as `model_error`; 0 never stops.
+        **controls: `progress` (told of each session as it runs and ends), `force`
+            (resume a run directory whose recorded models or strategy differ) and
+            `max_consecutive_errors` (sessions in a row ended as `model_error`), as
+            `ControlKeywords`.
 
     Raises:
         ConfigError: `max_consecutive_errors` is negative, or a USD budget is given where a
@@ -124,14 +116,12 @@ class SynthesisRunner:
         self,
         options: SynthesisOptions,
         *,
-        progress: JobProgress | None = None,
         clients: Mapping[str, ChatCompletionClient] | None = None,
-        force: bool = False,
         retry_errors: bool = True,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        **controls: Unpack[ControlKeywords],
     ) -> None:
         self.options = options
-        self._controls = JobControls(progress or NoProgress(), force, max_consecutive_errors)
+        self._controls = JobControls.of(**controls)
         self._given_clients = dict(clients) if clients is not None else None
         self.retry_errors = retry_errors
         self._models = options.models
@@ -346,17 +336,15 @@ class SynthesisRunner:
                 return None
             return (ended.error or "no message") if ended.outcome is Outcome.ERROR else None
 
-        already = report.sessions - len(plans)
-        with progress.running(report.sessions, already, fields()):
-            stop = await run_each(
-                plans,
-                one,
-                concurrency=self.options.concurrency,
-                streak=self._controls.streak(),
-                progress=progress,
-                fields=fields,
-                halted=work.halted,
-            )
+        stop = await run_job(
+            plans,
+            one,
+            concurrency=self.options.concurrency,
+            controls=self._controls,
+            already=report.sessions - len(plans),
+            fields=fields,
+            halted=work.halted,
+        )
         return None if stop is None else self._stop_line(stop, failures, run)
 
     def _stop_line(self, stop: StreakStop, failures: LastFailure, run: RunDirectory) -> str:
