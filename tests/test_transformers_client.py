@@ -23,6 +23,7 @@ import pytest
 from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, UserMessage
 
 from journey.agents.backends.base import can_score_labels
+from journey.agents.backends.seeded_client import SeededClient
 from journey.agents.backends.transformers_client import TransformersChatCompletionClient
 from journey.engine import model_store
 from journey.engine._ragged_batch import RaggedBatch
@@ -479,6 +480,28 @@ async def test_seeded_sampling_is_reproducible(client: TransformersChatCompletio
     )
     assert client.stats.batches == batches + 1
     assert together[0].content == first.content
+
+
+@pytest.mark.embedded
+async def test_seeded_client_samples_the_same_whatever_the_arrival_order(
+    client: TransformersChatCompletionClient,
+) -> None:
+    """Without per-request seeds each request draws from the worker's stream in the
+    order it arrives; with them, a rerun that asks in another order writes the same."""
+    hot = {"max_tokens": 8, "temperature": 1.0}
+    story, fruit = _user("Tell me a story."), _user("Name a fruit.")
+
+    async def ask(order: list[list[UserMessage]]) -> dict[str, list[str]]:
+        seeded = SeededClient(client, identity="embedded")
+        results = await asyncio.gather(*(seeded.create(m, extra_create_args=hot) for m in order))
+        texts: dict[str, list[str]] = {}
+        for messages, result in zip(order, results, strict=True):
+            texts.setdefault(str(messages[0].content), []).append(str(result.content))
+        return texts
+
+    first = await ask([story, story, fruit])
+    assert first == await ask([fruit, story, story])
+    assert first["Tell me a story."][0] != first["Tell me a story."][1]  # two samples
 
 
 @pytest.mark.embedded

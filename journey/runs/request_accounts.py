@@ -2,7 +2,9 @@
 role's client (`journey synth`, `eval`, `pairs`), and what they came to.
 
 `SpendSettings` are the cache, prices and budget a job is given (the manifest records
-them); `RequestAccounts` puts them around the job's clients: answered from the cache
+them); `RequestAccounts` puts them around the job's clients: each request seeded from
+its content where the model takes a seed (`journey.agents.backends.seeded_client`, so
+reruns sample alike whatever order requests arrive in), answered from the cache
 (`journey.runs.response_cache`) where it can, the rest metered, priced and held to the
 budget (`journey.runs.spend`), added up in the job's files when it closes; its
 `SpendReport` says what this invocation did and what the job paid over all of them.
@@ -22,6 +24,9 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 from pydantic import BaseModel
 
+from journey.agents.backends.reply_identity import role_identity
+from journey.agents.backends.role_endpoints import role_specs
+from journey.agents.backends.seeded_client import SeededClient, seeds_requests
 from journey.runs.prices import ModelPrice, PriceTable, prices_record, total_cost
 from journey.runs.response_cache import CacheSettings, RunCache
 from journey.runs.spend import SPEND_FILE, RunBudget, SharedSpend, SpendMeter, recorded_spend
@@ -125,8 +130,15 @@ class RequestAccounts:
         self._closed = False
 
     def wrap(self, role: str, client: ChatCompletionClient) -> ChatCompletionClient:
-        """`client` as `role`'s: the cache first, then the meter of what reaches it."""
-        return self._cache.wrap(role, self.meter.wrap(role, client), self.models[role])
+        """`client` as `role`'s: each request seeded from its content where the model
+        takes a seed (`seeded_client`), then the cache, then the meter of what reaches
+        the model."""
+        spec = self.models[role]
+        accounted = self._cache.wrap(role, self.meter.wrap(role, client), spec)
+        specs = role_specs(spec)
+        if not seeds_requests(specs):
+            return accounted
+        return SeededClient(accounted, identity=role_identity(specs))
 
     def halted(self) -> bool:
         """Whether the budget is spent: no new item (or request) should start."""

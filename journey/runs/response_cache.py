@@ -24,7 +24,7 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 
 from journey.agents.backends.cached_client import CachedClient, CacheMode, CacheStats
-from journey.agents.backends.reply_identity import reply_identity
+from journey.agents.backends.reply_identity import role_identity
 from journey.agents.backends.response_store import WRITER_FILE, ResponseStore
 from journey.agents.backends.role_endpoints import role_specs
 from journey.runs.files import write_atomic
@@ -95,7 +95,7 @@ class RunCache:
         cached = CachedClient(
             client,
             self._store,
-            identity=" | ".join(sorted({reply_identity(s) for s in role_specs(spec)})),
+            identity=role_identity(role_specs(spec)),
             mode=self.settings.mode,
             store_truncated=self.settings.store_truncated,
         )

@@ -167,6 +167,7 @@ register_backend(
         create=_create_embedded,
         local_weights=_embedded_weights,
         fingerprint=lambda spec: package_fingerprint(EMBEDDED_PACKAGE),
+        seeded_by_default=True,
     )
 )
 register_backend(
@@ -181,6 +182,7 @@ register_backend(
         claims_hint="a directory",
         local_weights=_hf_weights,
         fingerprint=_directory_fingerprint,
+        seeded_by_default=True,
     )
 )
 
@@ -309,6 +311,7 @@ register_backend(
         parse=_target,
         create=_create_vllm,
         fingerprint=_directory_fingerprint,
+        seeded_by_default=True,
     )
 )
 

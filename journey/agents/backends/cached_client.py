@@ -15,7 +15,6 @@ unless `store_truncated` is on, so a rerun with a larger limit asks again.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,7 +26,8 @@ from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
 from journey.agents.backends.delegating import DelegatingClient
-from journey.agents.backends.response_store import CachedResponse, ResponseStore, request_key
+from journey.agents.backends.request_keys import SampleKeys, create_request
+from journey.agents.backends.response_store import CachedResponse, ResponseStore
 from journey.errors import ConfigError
 
 __all__ = ["CacheMode", "CacheStats", "CachedClient"]
@@ -72,16 +72,6 @@ class CacheStats:
         return dict(self.__dict__)
 
 
-def _schema(value: Tool | ToolSchema) -> Any:
-    return value.schema if isinstance(value, Tool) else value
-
-
-def _json_mode(json_output: bool | type[BaseModel] | None) -> Any:
-    if isinstance(json_output, type):
-        return json_output.model_json_schema()
-    return json_output
-
-
 class CachedClient(DelegatingClient):
     """Answers `inner`'s requests from `store` where it can, and stores what `inner` says.
 
@@ -109,7 +99,7 @@ class CachedClient(DelegatingClient):
         self._identity = identity
         self._mode = mode
         self._store_truncated = store_truncated
-        self._asked: Counter[str] = Counter()
+        self._keys = SampleKeys()
         self.stats = CacheStats()
 
     def __repr__(self) -> str:
@@ -117,10 +107,7 @@ class CachedClient(DelegatingClient):
 
     def _key(self, kind: str, request: Mapping[str, Any]) -> str:
         """The request's key, with the next sample index for identical requests."""
-        base = request_key({"identity": self._identity, "kind": kind, **request})
-        sample = self._asked[base]
-        self._asked[base] += 1
-        return request_key({"request": base, "sample": sample})
+        return self._keys.key({"identity": self._identity, "kind": kind, **request})
 
     def _lookup(self, key: str) -> CachedResponse | None:
         if not self._mode.reads:
@@ -160,14 +147,7 @@ class CachedClient(DelegatingClient):
         extra_create_args: Mapping[str, Any],
     ) -> str:
         return self._key(
-            "create",
-            {
-                "messages": [m.model_dump(mode="json") for m in messages],
-                "tools": [_schema(t) for t in tools],
-                "tool_choice": tool_choice if isinstance(tool_choice, str) else tool_choice.name,
-                "json_output": _json_mode(json_output),
-                "extra_create_args": dict(extra_create_args),
-            },
+            "create", create_request(messages, tools, tool_choice, json_output, extra_create_args)
         )
 
     # --- requests -------------------------------------------------------------------------

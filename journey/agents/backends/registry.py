@@ -141,6 +141,10 @@ class Backend:
             retrained in place, a new version of the package shipping them), added to
             the response cache's identity (`reply_identity`); None, or a None result,
             when the spec's target says it all.
+        seeded_by_default: Every request may carry a seed even when the spec gives none
+            (the local clients, which sample from seed 0; a vLLM server journey starts):
+            a job then seeds each request (`seeded_client`); for other backends only
+            when the spec gives a `seed`.
     """
 
     name: str
@@ -153,6 +157,7 @@ class Backend:
     claims_hint: str = ""
     local_weights: Callable[[ModelSpec], Path] | None = None
     fingerprint: Callable[[ModelSpec], str | None] | None = None
+    seeded_by_default: bool = False
 
     @property
     def option_names(self) -> frozenset[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from journey.agents.backends import registry
 if TYPE_CHECKING:
     from journey.agents.backends.spec import ModelSpec
 
-__all__ = ["package_fingerprint", "reply_identity", "weights_fingerprint"]
+__all__ = ["package_fingerprint", "reply_identity", "role_identity", "weights_fingerprint"]
 
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "config.json", "generation_config.json")
 
@@ -46,6 +47,12 @@ def reply_identity(spec: ModelSpec) -> str:
     if fingerprint is not None:
         identity["fingerprint"] = fingerprint
     return json.dumps(identity, sort_keys=True, default=str)
+
+
+def role_identity(specs: Sequence[ModelSpec]) -> str:
+    """The identity of a role served by these endpoints: theirs, each once, sorted (the
+    endpoints of one model share it)."""
+    return " | ".join(sorted({reply_identity(spec) for spec in specs}))
 
 
 def weights_fingerprint(directory: Path) -> str | None:
