@@ -120,3 +120,32 @@ def test_label_sources_survive_a_round_trip_and_old_trees_get_one() -> None:
     old = ReasoningTree.from_json(json.dumps(record))
     assert old[2].label is NodeLabel.INCORRECT and old[2].label_source is LabelSource.CRITIC
     assert old[1].label_source is LabelSource.NONE
+
+
+def test_a_reason_says_whose_words_it_is() -> None:
+    """The verifier's note names no error: the tree says it is the verifier's, so a long
+    thought never repeats it as a critique, while a judge's reason is kept as theirs."""
+    tree = ReasoningTree("2 * 3 = ?", "6")
+    step = tree.add_step("2 * 3 = 5")
+    tree.judge(step.id, StepVerdict.INCORRECT, "2 * 3 is 6", LabelSource.SELF_CHECK)
+    assert step.reason_source is LabelSource.SELF_CHECK
+    final = tree.add_step("\\boxed{5}", final_answer="5")
+    assert final.reason == "" and final.reason_source is LabelSource.NONE
+    tree.record_verification(final.id, correct=False)
+    assert final.reason_source is LabelSource.VERIFIER and "5" in final.reason
+    # A critic that judges the rejected answer afterwards speaks in its own words.
+    tree.judge(final.id, StepVerdict.INCORRECT, "2 * 3 is 6, not 5")
+    assert final.reason_source is LabelSource.CRITIC and final.label_source is LabelSource.VERIFIER
+    # Trees saved before reasons had sources get one.
+    record = json.loads(tree.to_json())
+    for node in record["nodes"]:
+        node.pop("reason_source")
+    old = ReasoningTree.from_json(json.dumps(record))
+    assert old[step.id].reason_source is LabelSource.CRITIC
+    assert old[final.id].reason_source is LabelSource.CRITIC
+    rejected = ReasoningTree("p", "4")
+    answer = rejected.add_step("\\boxed{5}", final_answer="5")
+    rejected.record_verification(answer.id, correct=False)
+    record = json.loads(rejected.to_json())
+    record["nodes"][1].pop("reason_source")
+    assert ReasoningTree.from_json(json.dumps(record))[1].reason_source is LabelSource.VERIFIER

@@ -31,7 +31,7 @@ from journey.longthought.transcript import (
     rejected_answer,
     way_back,
 )
-from journey.protocols import step_line, wrong_answer_note
+from journey.protocols import LabelSource, step_line
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
@@ -163,7 +163,7 @@ def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
     back = way_back(back_to)
     if wrong is leaf and leaf.verified is False:
         # The verifier's note on a rejected answer is not a critique to repeat.
-        verifier_note = leaf.reason == wrong_answer_note(leaf.final_answer)
+        verifier_note = leaf.reason_source is LabelSource.VERIFIER
         note = "" if verifier_note else first_person(leaf.reason)
         why = f" {note}" if note else ""
         return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{why} {back}"

@@ -25,7 +25,6 @@ from journey.protocols import (
     SessionEvent,
     TokenUsage,
     VerifierChecked,
-    wrong_answer_note,
 )
 from journey.sessions.tree import ReasoningTree, TreeNode
 
@@ -142,8 +141,6 @@ class SessionState:
             self.violations += len(event.violations)
         elif isinstance(event, VerifierChecked):
             tree.record_verification(event.node_id, event.correct)
-            if not event.correct:
-                tree[event.node_id].reason = wrong_answer_note(tree[event.node_id].final_answer)
         elif isinstance(event, ActionApplied):
             self._move(tree[event.node_id], event)
         elif isinstance(event, ExpansionRejected):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
-from journey.protocols import LabelSource, StepVerdict
+from journey.protocols import LabelSource, StepVerdict, wrong_answer_note
 
 ROOT_ID = 0
 
@@ -42,7 +42,10 @@ class TreeNode:
     verdict: StepVerdict | None = None
     """The critic's judgement, if it judged this step."""
     reason: str = ""
-    """The critic's reason, or the verifier's note on a final answer."""
+    """The critic's reason, or the verifier's note on a rejected final answer."""
+    reason_source: LabelSource = LabelSource.NONE
+    """Whose words `reason` are: the judge's (the critic, a self-check...), or the
+    verifier's note (`verifier`), which names no error; `none` without a reason."""
     label: NodeLabel = NodeLabel.UNKNOWN
     """Best-known correctness: a verifier result outranks the critic's verdict."""
     label_source: LabelSource = LabelSource.NONE
@@ -61,6 +64,11 @@ class TreeNode:
         elif self.label_source is LabelSource.NONE:  # a tree saved before labels had sources
             judged_by_verifier = self.verified is not None
             self.label_source = LabelSource.VERIFIER if judged_by_verifier else LabelSource.CRITIC
+        if self.reason and self.reason_source is LabelSource.NONE:
+            # A tree saved before reasons had sources: the verifier's note is the one
+            # sentence it writes on a rejected answer.
+            note = self.verified is False and self.reason == wrong_answer_note(self.final_answer)
+            self.reason_source = LabelSource.VERIFIER if note else LabelSource.CRITIC
 
     @property
     def is_root(self) -> bool:
@@ -196,6 +204,7 @@ class ReasoningTree:
         node = self._nodes[node_id]
         node.verdict = verdict
         node.reason = reason
+        node.reason_source = (source or LabelSource.CRITIC) if reason else LabelSource.NONE
         if node.verified is None:
             node.label = NodeLabel(verdict.value)
             node.label_source = (
@@ -205,7 +214,8 @@ class ReasoningTree:
             )
 
     def record_verification(self, node_id: int, correct: bool) -> None:
-        """Record the verifier's result on a final answer: it labels that step alone.
+        """Record the verifier's result on a final answer: it labels that step alone, and
+        a rejected answer's reason becomes the verifier's note (`wrong_answer_note`).
 
         A verified answer says nothing certain about the steps before it (a wrong step
         can still reach the right answer), so their labels keep their own evidence.
@@ -214,6 +224,9 @@ class ReasoningTree:
         node.verified = correct
         node.label = NodeLabel.CORRECT if correct else NodeLabel.INCORRECT
         node.label_source = LabelSource.VERIFIER
+        if not correct:
+            node.reason = wrong_answer_note(node.final_answer)
+            node.reason_source = LabelSource.VERIFIER
 
     def backtrack(self, to_step: int) -> TreeNode:
         """Move the cursor back to the node at depth `to_step` on the current path.
