@@ -45,9 +45,8 @@ from typing import Unpack
 
 from autogen_core.models import ChatCompletionClient, UserMessage
 
-from journey.agents.backends.base import ensure_loaded
 from journey.errors import ConfigError, error_line
-from journey.evaluation._model_client import model_client
+from journey.evaluation._model_client import accounted_model
 from journey.evaluation.grading import Grader
 from journey.evaluation.pairs import (
     PairsCard,
@@ -180,9 +179,8 @@ class PairsSampler:
     ) -> tuple[list[ProblemSamples], int]:
         """Load the model and sample `todo` through the cache and the meter; the ids of
         the problems the budget cuts short go into `cut`."""
-        async with model_client(self._client, self.options.client) as model:
-            await ensure_loaded(model)
-            client = accounts.wrap(MODEL_ROLE, model)
+        loading = accounted_model(self._client, self.options.client, accounts, MODEL_ROLE)
+        async with loading as client:
             return await self._sample_all(client, todo, sink_path, accounts.halted, cut)
 
     async def _sample_all(

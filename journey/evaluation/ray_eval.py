@@ -25,11 +25,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from autogen_core.models import ChatCompletionClient
 
 from journey.evaluation.metrics import EvalMetrics, EvalRecord
 from journey.evaluation.ray_jobs import JobFiles, raise_unit_error, run_on_ray
@@ -42,6 +39,7 @@ from journey.evaluation.runner import (
     open_manifest,
     write_metrics,
 )
+from journey.evaluation.runner_unit import RunnerUnit
 from journey.problems.dataset import ProblemRecord
 from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.jobs import Fields, JobProgress
@@ -49,37 +47,6 @@ from journey.runs.ray_units import UNITS_DIR, RayOptions
 from journey.runs.request_accounts import SpendSettings
 
 __all__ = ["evaluate_on_ray"]
-
-
-@dataclass(frozen=True)
-class _EvalUnit:
-    """An evaluation as a worker runs it on one unit."""
-
-    options: EvalOptions
-    files: JobFiles
-    force: bool
-    max_consecutive_errors: int
-
-    def client(self) -> ChatCompletionClient:
-        return self.options.client()
-
-    async def run(
-        self,
-        client: ChatCompletionClient,
-        problems: Sequence[ProblemRecord],
-        root: Path,
-        dataset: str,
-    ) -> dict[str, Any]:
-        spending = self.files.unit_spending(self.options.spending, root)
-        options = dataclasses.replace(self.options, spending=spending)
-        runner = EvalRunner(
-            options,
-            client=client,
-            force=self.force,
-            max_consecutive_errors=self.max_consecutive_errors,
-        )
-        metrics = await runner.run(root, problems, dataset=dataset)
-        return metrics.model_dump(mode="json")
 
 
 def _accuracy(finished: Sequence[dict[str, Any]]) -> Fields:
@@ -129,9 +96,9 @@ def evaluate_on_ray(
     open_manifest(out, options, dataset, force=force)
     files = JobFiles(output=out, results=out / RECORDS_FILE, units=out / UNITS_DIR)
 
-    def job(spending: SpendSettings) -> _EvalUnit:
+    def job(spending: SpendSettings) -> RunnerUnit[EvalOptions]:
         given = dataclasses.replace(options, spending=spending)
-        return _EvalUnit(given, files, force, max_consecutive_errors)
+        return RunnerUnit(given, EvalRunner, files, force, max_consecutive_errors)
 
     run = run_on_ray(
         job,

@@ -25,12 +25,10 @@ sampled starts no worker.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from autogen_core.models import ChatCompletionClient
 
 from journey.evaluation.grading import Grader
 from journey.evaluation.pairs import (
@@ -45,6 +43,7 @@ from journey.evaluation.pairs import (
 from journey.evaluation.pairs_sampling import PairsSampler, load_samples, open_samples
 from journey.evaluation.ray_jobs import JobFiles, raise_unit_error, run_on_ray
 from journey.evaluation.runner import MODEL_ROLE
+from journey.evaluation.runner_unit import RunnerUnit
 from journey.problems.dataset import ProblemRecord
 from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
 from journey.runs.jobs import Fields, JobProgress
@@ -57,39 +56,6 @@ __all__ = ["sample_pairs_on_ray", "units_dir"]
 def units_dir(out: Path) -> Path:
     """Where the units of a pairs file go: `pairs.jsonl` → `pairs.units/`."""
     return out.with_name(f"{out.stem}.units")
-
-
-@dataclass(frozen=True)
-class _PairsUnit:
-    """Sampling as a worker runs it on one unit: into `UNIT/<the pairs file's name>`."""
-
-    options: PairsOptions
-    grade: Grader
-    files: JobFiles
-    force: bool
-    max_consecutive_errors: int
-
-    def client(self) -> ChatCompletionClient:
-        return self.options.client()
-
-    async def run(
-        self,
-        client: ChatCompletionClient,
-        problems: Sequence[ProblemRecord],
-        root: Path,
-        dataset: str,
-    ) -> dict[str, Any]:
-        spending = self.files.unit_spending(self.options.spending, root)
-        options = dataclasses.replace(self.options, spending=spending)
-        sampler = PairsSampler(
-            options,
-            grade=self.grade,
-            client=client,
-            force=self.force,
-            max_consecutive_errors=self.max_consecutive_errors,
-        )
-        card = await sampler.run(root / self.files.output.name, problems, dataset=dataset)
-        return card.model_dump(mode="json")
 
 
 def _note(finished: Sequence[dict[str, Any]]) -> Fields:
@@ -159,9 +125,12 @@ def sample_pairs_on_ray(
     # samples and counts beside them as the job's lie beside `out`.
     files = JobFiles(out, samples_path(out), units_dir(out), prefix=spend_prefix(out))
 
-    def job(spending: SpendSettings) -> _PairsUnit:
+    sampler = functools.partial(PairsSampler, grade=grade)
+
+    def job(spending: SpendSettings) -> RunnerUnit[PairsOptions]:
         given = dataclasses.replace(options, spending=spending)
-        return _PairsUnit(given, grade, files, force, max_consecutive_errors)
+        # Each unit samples into `UNIT/<the pairs file's name>`.
+        return RunnerUnit(given, sampler, files, force, max_consecutive_errors, out.name)
 
     run = run_on_ray(
         job,

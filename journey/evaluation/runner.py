@@ -38,10 +38,9 @@ from typing import Unpack
 
 from autogen_core.models import ChatCompletionClient, UserMessage
 
-from journey.agents.backends.base import ensure_loaded
 from journey.agents.backends.spec import create_client, parse_model_spec
 from journey.errors import ConfigError
-from journey.evaluation._model_client import model_client
+from journey.evaluation._model_client import accounted_model
 from journey.evaluation.grading import grade_output
 from journey.evaluation.metrics import (
     DEFAULT_BACKTRACK_PHRASES,
@@ -268,9 +267,8 @@ class EvalRunner:
         self, accounts: RequestAccounts, todo: Sequence[ProblemRecord], out: Path
     ) -> tuple[list[EvalRecord], int]:
         """Load the model and grade `todo` through the cache and the meter."""
-        async with model_client(self._client, self.options.client) as model:
-            await ensure_loaded(model)
-            client = accounts.wrap(MODEL_ROLE, model)
+        loading = accounted_model(self._client, self.options.client, accounts, MODEL_ROLE)
+        async with loading as client:
             return await self._generate_all(client, todo, out, halted=accounts.halted)
 
     async def _generate_all(
