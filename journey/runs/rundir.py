@@ -179,30 +179,48 @@ def read_index(path: Path) -> dict[str, SessionSummary]:
     """The summaries of a `sessions.jsonl` by session id, in index order.
 
     A later line for a session supersedes the earlier one and takes its place in the
-    order; unreadable lines (one cut short by a crash) are skipped.
+    order; unreadable lines (one cut short by a crash) are skipped and logged
+    (`read_index_lines` says which they were).
     """
+    return read_index_lines(path).summaries
+
+
+@dataclass(frozen=True)
+class IndexLines:
+    """What a `sessions.jsonl` holds: the summaries by session id, and the lines skipped."""
+
+    summaries: dict[str, SessionSummary]
+    """In index order; a later line for a session supersedes the earlier one."""
+    bad_lines: list[int]
+    """1-based numbers of the lines that did not parse (a line cut short by a crash)."""
+
+
+def read_index_lines(path: Path, *, warn: bool = True) -> IndexLines:
+    """`read_index`, with the numbers of the lines it skipped; `warn` off: they are not
+    logged (a caller that shows them itself)."""
     by_id: dict[str, SessionSummary] = {}
+    bad: list[int] = []
     if not path.is_file():
-        return by_id
-    unreadable = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            summary = SessionSummary.model_validate_json(line)
-        except ValidationError:
-            unreadable += 1  # a line cut short by a crash; the session is re-indexed on resume
-            continue
-        by_id.pop(summary.session_id, None)
-        by_id[summary.session_id] = summary
-    if unreadable:
+        return IndexLines(by_id, bad)
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                summary = SessionSummary.model_validate_json(line)
+            except ValidationError:
+                bad.append(number)  # the session is re-indexed on resume
+                continue
+            by_id.pop(summary.session_id, None)
+            by_id[summary.session_id] = summary
+    if bad and warn:
         logger.warning(
             "%s: %d unreadable line(s) skipped; their sessions count as unfinished until "
             "the run is resumed, which indexes them again",
             path,
-            unreadable,
+            len(bad),
         )
-    return by_id
+    return IndexLines(by_id, bad)
 
 
 class RunDirectory:

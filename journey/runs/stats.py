@@ -17,10 +17,11 @@ session (the backend kept failing) says nothing about the strategy, is counted i
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
@@ -33,7 +34,7 @@ from journey.protocols.vocabulary import TRANSCRIPT_KEYWORDS, phrase_pattern
 from journey.runs.prices import ModelPrice
 from journey.runs.response_cache import recorded_cache_stats
 from journey.runs.run_cost import RunCost, run_cost
-from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index
+from journey.runs.rundir import EventLog, SessionSummary, read_event_log, read_index_lines
 from journey.sessions.state import SessionState, StateError
 
 __all__ = [
@@ -80,6 +81,8 @@ class RunContents:
     """One summary per session, in index order (the last line wins for a session indexed twice)."""
     unfinished: list[UnfinishedSession]
     """Sorted by session id."""
+    bad_lines: list[int] = field(default_factory=list)
+    """1-based lines of `sessions.jsonl` that did not parse (skipped)."""
 
     def events_path(self, session_id: str) -> Path:
         return self.root / "sessions" / session_id / "events.jsonl"
@@ -95,11 +98,13 @@ class RunContents:
         return None
 
 
-def read_run(root: Path) -> RunContents:
+def read_run(root: Path, *, warn: bool = True) -> RunContents:
     """Read a run directory's index and find its unfinished sessions; writes nothing.
 
     Args:
         root: The run directory (the one holding `sessions.jsonl` and `sessions/`).
+        warn: Log the index lines that did not parse (off for a caller that shows
+            `bad_lines` itself).
 
     Raises:
         DatasetError: `root` does not exist or holds neither `sessions.jsonl` nor `sessions/`.
@@ -112,14 +117,21 @@ def read_run(root: Path) -> RunContents:
         raise DatasetError(
             f"{str(root)!r} is not a run directory (no sessions.jsonl, no sessions/)"
         )
-    by_id = read_index(index)
+    indexed = read_index_lines(index, warn=warn)
+    by_id = indexed.summaries
     unfinished = []
     if sessions.is_dir():
-        for folder in sorted(sessions.iterdir()):
-            log = folder / "events.jsonl"
-            if folder.name not in by_id and log.is_file():
-                unfinished.append(UnfinishedSession(folder.name, read_event_log(log)))
-    return RunContents(root=root, finished=list(by_id.values()), unfinished=unfinished)
+        # Only folders without an index line are looked into: a 10,000-session run has
+        # a handful, and sorting plain names (not Paths) keeps the scan cheap.
+        with os.scandir(sessions) as entries:
+            names = sorted(e.name for e in entries if e.name not in by_id and e.is_dir())
+        for name in names:
+            log = sessions / name / "events.jsonl"
+            if log.is_file():
+                unfinished.append(UnfinishedSession(name, read_event_log(log)))
+    return RunContents(
+        root=root, finished=list(by_id.values()), unfinished=unfinished, bad_lines=indexed.bad_lines
+    )
 
 
 # -- one row per session --------------------------------------------------------------------

@@ -10,21 +10,18 @@ them. Nothing here imports Textual, so the model is tested and benchmarked on it
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from journey.errors import DatasetError
-from journey.runs.rundir import SessionSummary, read_event_log
+from journey.runs.rundir import SessionSummary
 from journey.runs.stats import (
     ListedSession,
     RunContents,
     RunStats,
     UnfinishedSession,
+    read_run,
     run_stats,
     session_overviews,
 )
@@ -103,47 +100,16 @@ class RunIndex:
 def load_run(root: Path) -> RunIndex:
     """Open a run directory for browsing; writes nothing.
 
-    Reads `sessions.jsonl` (a damaged line is skipped and counted; the last line for a
-    session wins) and the event logs of sessions that have no index line.
+    Reads `sessions.jsonl` (a damaged line is skipped and counted, not logged: the
+    browser shows it; the last line for a session wins) and the event logs of sessions
+    that have no index line (`read_run`).
 
     Raises:
         DatasetError: `root` is no run directory.
     """
-    root = Path(root)
-    index, sessions = root / "sessions.jsonl", root / "sessions"
-    if not root.is_dir():
-        raise DatasetError(f"no run directory at {str(root)!r}")
-    if not index.is_file() and not sessions.is_dir():
-        raise DatasetError(
-            f"{str(root)!r} is not a run directory (no sessions.jsonl, no sessions/)"
-        )
-    by_id: dict[str, SessionSummary] = {}
-    bad: list[int] = []
-    if index.is_file():
-        with index.open("rb") as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    summary = SessionSummary.model_validate_json(line)
-                except ValidationError:
-                    bad.append(number)
-                    continue
-                by_id.pop(summary.session_id, None)
-                by_id[summary.session_id] = summary
-    unfinished = []
-    if sessions.is_dir():
-        # Only folders without an index line are looked into: a 10,000-session run has
-        # a handful, and sorting plain names (not Paths) keeps the scan cheap.
-        with os.scandir(sessions) as entries:
-            names = sorted(e.name for e in entries if e.name not in by_id and e.is_dir())
-        for name in names:
-            log = sessions / name / "events.jsonl"
-            if log.is_file():
-                unfinished.append(UnfinishedSession(name, read_event_log(log)))
-    summaries = list(by_id.values())
-    rows = session_overviews(RunContents(root=root, finished=summaries, unfinished=unfinished))
-    return RunIndex(root, rows, summaries, unfinished, bad)
+    contents = read_run(root, warn=False)
+    rows = session_overviews(contents)
+    return RunIndex(contents.root, rows, contents.finished, contents.unfinished, contents.bad_lines)
 
 
 # -- filtering ------------------------------------------------------------------------------
