@@ -4,8 +4,10 @@ it, `create()` answers a user message with a well-formed `CreateResult`, `close(
 (twice), options it does not take are refused, and `journey models` lists it.
 
 openai runs against the loopback stub server, vllm against the fake `vllm` of
-test_vllm_server, replay and function offline; embedded and hf load the embedded model
-and run only with the `embedded` marker (deselect them with `-m "not embedded"`).
+test_vllm_server, llama against the real `llama-server` (skipped, with the reason, where
+test_llama_backend finds none), replay and function offline; embedded and hf load the
+embedded model and run only with the `embedded` marker (deselect them with
+`-m "not embedded"`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 from _openai_server import OpenAIStubServer, openai_server
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, UserMessage
+from test_llama_backend import llama_server_or_skip
 from test_vllm_server import MODEL as VLLM_MODEL
 from test_vllm_server import fake_vllm
 from typer.testing import CliRunner
@@ -72,6 +75,13 @@ def _vllm(request: pytest.FixtureRequest, tmp: Path) -> str:
     return f"vllm:{VLLM_MODEL}?python={sys.executable}&start_timeout=30"
 
 
+def _llama(request: pytest.FixtureRequest, tmp: Path) -> str:
+    binary = llama_server_or_skip()
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("JOURNEY_LLAMA_ARGS", "-n 16")  # replies without max_tokens stay short
+    return f"llama:embedded?binary={binary}&parallel=1&threads=1&temperature=0"
+
+
 def _hf(request: pytest.FixtureRequest, tmp: Path) -> str:
     from journey.engine.model_store import embedded_model_dir
 
@@ -83,6 +93,7 @@ LIVE_CASES: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
     "function": lambda request, tmp: f"function:{__name__}:contract_reply",
     "openai": _openai,
     "vllm": _vllm,
+    "llama": _llama,
     "embedded": lambda request, tmp: "embedded?temperature=0&max_batch_size=1",
     "hf": _hf,
 }
@@ -99,6 +110,7 @@ PARSE_EXAMPLES = {
     "hf": "hf:/models/trained",
     "openai": "openai:m@http://127.0.0.1:9/v1",
     "vllm": "vllm:org/model",
+    "llama": "llama:/models/model.gguf",
     "replay": "replay:replies.json",
     "function": f"function:{__name__}:contract_reply",
 }

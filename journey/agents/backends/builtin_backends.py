@@ -1,4 +1,4 @@
-"""The built-in model backends: embedded, hf, openai, vllm, replay and function.
+"""The built-in model backends: embedded, hf, openai, vllm, llama, replay and function.
 
 Each is one `Backend` record registered with `journey.agents.backends.registry`; a new
 backend is one more `register_backend(Backend(...))` call here (or in a plugin). The
@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from journey.agents.backends.llama_backend import llama_backend
 from journey.agents.backends.registry import Backend, Option, Target, register_backend
 from journey.agents.backends.reply_identity import package_fingerprint, weights_fingerprint
 from journey.errors import ModelSpecError, ModelUnavailableError
@@ -314,6 +315,7 @@ register_backend(
         seeded_by_default=True,
     )
 )
+register_backend(llama_backend())  # llama.cpp's server, started by journey (llama_backend)
 
 # --- scripted replies, for tests, demos and replays -----------------------------------------
 
