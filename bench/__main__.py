@@ -88,7 +88,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
     from journey.agents.backends.transformers_client import AUTO_DTYPE
     from journey.problems import load_problems
     from journey.runs import SynthesisOptions, SynthesisRunner
-    from journey.sessions import DebateLimits
+    from journey.sessions import SessionLimits
 
     def synthesis(model: str) -> tuple[float, int]:
         """Generated tokens/s of a debate synthesis, and its mean generating prompt."""
@@ -98,7 +98,7 @@ def embedded(sessions: int, max_tokens: int) -> dict[str, float]:
                 policy=model,
                 critic=model,
                 concurrency=sessions,
-                limits=DebateLimits(max_turns=3, max_tokens=100_000),
+                limits=SessionLimits(max_turns=3, max_tokens=100_000),
                 step_tokens=max_tokens,
             )
             runner = SynthesisRunner(options)

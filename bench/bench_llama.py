@@ -46,7 +46,7 @@ from journey.agents.backends.openai_compat import OpenAICompatibleClient
 from journey.errors import ModelUnavailableError
 from journey.problems import ProblemRecord, load_problems
 from journey.runs import SynthesisOptions, SynthesisReport, SynthesisRunner
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BINARY = REPO.parent / "shared" / "bin" / "llama-server"
@@ -79,7 +79,7 @@ async def synthesise(
     problems: Sequence[ProblemRecord],
     out: Path,
     *,
-    limits: DebateLimits,
+    limits: SessionLimits,
     step_tokens: int,
     policy: str = "",
     critic: str = "",
@@ -144,7 +144,7 @@ def capacity_pair(
     binary: Path,
     gguf: Path,
     records: Sequence[ProblemRecord],
-    limits: DebateLimits,
+    limits: SessionLimits,
     step_tokens: int,
 ) -> tuple[SynthesisReport, dict[str, float]]:
     """A synthesis served by a fresh llama-server, and its requests replayed raw on another."""
@@ -195,7 +195,7 @@ def run(
     except ModelUnavailableError as error:
         return {"skipped": f"no GGUF file: {error}"}
     records = load_problems(MATH500).records[:problems]
-    limits = DebateLimits(max_turns=max_turns, max_tokens=100_000)
+    limits = SessionLimits(max_turns=max_turns, max_tokens=100_000)
     threads = os.cpu_count() or 1
     figures: dict[str, Any] = {"problems": len(records), "threads": threads, "slots": SLOTS}
     pairs = [

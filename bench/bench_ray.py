@@ -27,7 +27,7 @@ from journey.problems import load_problems
 from journey.runs import SynthesisOptions
 from journey.runs.ray_synthesis import RayOptions, run_on_ray
 from journey.runs.response_cache import CacheSettings
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 
 def one_size(workers: int, problems_per_worker: int, slots: int, rate: float) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def one_size(workers: int, problems_per_worker: int, slots: int, rate: float) ->
             critic=critic,
             critic_mode="generate",
             concurrency=2 * slots,
-            limits=DebateLimits(max_turns=12),
+            limits=SessionLimits(max_turns=12),
             cache=CacheSettings(mode=CacheMode.OFF),  # every request reaches a server
         )
         before = [server_stats(url)["completion_tokens"] for url in urls]

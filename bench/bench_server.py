@@ -40,7 +40,7 @@ import openai
 
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 
 @dataclass
@@ -155,7 +155,7 @@ def synthesise(base_url: str, dataset: Path, out: Path, concurrency: int) -> dic
         critic=f"openai:critic@{base_url}?timeout=120",
         critic_mode="generate",
         concurrency=concurrency,
-        limits=DebateLimits(max_turns=12),
+        limits=SessionLimits(max_turns=12),
         step_tokens=160,
     )
     runner = SynthesisRunner(options)

@@ -25,7 +25,7 @@ from journey.evaluation.pairs import PairsOptions
 from journey.evaluation.pairs_sampling import PairsSampler
 from journey.evaluation.runner import EvalOptions, EvalRunner, load_records
 from journey.problems import load_problems
-from journey.sessions import DebateLimits, DebateSession
+from journey.sessions import DebateSession, SessionLimits
 
 pytestmark = pytest.mark.embedded
 
@@ -84,7 +84,7 @@ def test_a_base_model_policy_runs_a_debate(client: TransformersChatCompletionCli
         gold_answer="5",
         policy=PolicyAgent(client, max_tokens=16),
         critic=CriticAgent(critic, mode="generate"),
-        limits=DebateLimits(max_turns=2),
+        limits=SessionLimits(max_turns=2),
     )
     result = asyncio.run(session.run())
     steps = [e for e in result.events if e.type == "policy_step"]

@@ -39,7 +39,7 @@ from journey.protocols import (
 )
 from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner
 from journey.runs.stats import read_run
-from journey.sessions import DebateLimits, DebateSession, NodeLabel, RestoreError
+from journey.sessions import DebateSession, NodeLabel, RestoreError, SessionLimits
 from journey.sessions.beam import BeamSearchSession
 from journey.sessions.beam_select import (
     BeamOptions,
@@ -117,7 +117,7 @@ def beam(
     script: Script,
     *,
     gold: str | None = "7",
-    limits: DebateLimits | None = None,
+    limits: SessionLimits | None = None,
     session_agents: dict[str, Any] | None = None,
     **config: Any,
 ) -> BeamSearchSession:
@@ -125,7 +125,7 @@ def beam(
     return BeamSearchSession(
         PROBLEM,
         gold_answer=gold,
-        limits=limits or DebateLimits(max_depth=4),
+        limits=limits or SessionLimits(max_depth=4),
         config=settings,
         **(session_agents or agents(script)),
     )
@@ -355,7 +355,7 @@ def test_the_full_tree_grows_past_the_first_verified_answer_to_depth_d() -> None
 
 
 def test_the_full_tree_ends_when_every_leaf_has_ended() -> None:
-    session = beam(ENDS, beam_width=2, beam_full_tree=True, limits=DebateLimits(max_depth=9))
+    session = beam(ENDS, beam_width=2, beam_full_tree=True, limits=SessionLimits(max_depth=9))
     result = asyncio.run(session.run())
     steps = of_type(result.events, PolicyStepProposed)
     # Round 2 keeps nothing: A found 7 and is done, C (only wrong answers) goes again.
@@ -382,7 +382,7 @@ def test_the_full_tree_ends_when_every_leaf_has_ended() -> None:
 
 
 def test_a_full_tree_without_a_verified_answer_fails() -> None:
-    limits = DebateLimits(max_depth=2)
+    limits = SessionLimits(max_depth=2)
     session = beam({}, session_agents=agents({}, **VARIED), limits=limits, beam_full_tree=True)
     ended = asyncio.run(session.run()).ended
     assert (ended.outcome, ended.stop_reason, ended.final_node_id) == ("failed", "max_depth", None)
@@ -423,13 +423,13 @@ def test_the_walks_trials_per_node_are_recorded_and_change_the_long_thought() ->
 @pytest.mark.parametrize(
     ("limits", "config", "reason", "expansions"),
     [
-        (DebateLimits(max_depth=2), {}, "max_depth", 3),
-        (DebateLimits(max_depth=9), {"beam_max_expansions": 4}, "max_turns", 4),
-        (DebateLimits(max_depth=9, max_tokens=60), {}, "max_tokens", 3),
+        (SessionLimits(max_depth=2), {}, "max_depth", 3),
+        (SessionLimits(max_depth=9), {"beam_max_expansions": 4}, "max_turns", 4),
+        (SessionLimits(max_depth=9, max_tokens=60), {}, "max_tokens", 3),
     ],
 )
 def test_limits_stop_the_search(
-    limits: DebateLimits, config: dict[str, Any], reason: str, expansions: int
+    limits: SessionLimits, config: dict[str, Any], reason: str, expansions: int
 ) -> None:
     varied = agents({}, default="good step {n}, take {k}.")
     result = asyncio.run(beam({}, limits=limits, session_agents=varied, **config).run())
@@ -443,7 +443,7 @@ def test_each_expansion_samples_width_children_at_the_beam_temperature() -> None
     policy = ScriptedPolicy({}, default="good step {n}, take {k}.")
     client = FunctionChatCompletionClient(policy)
     agents_ = {"policy": PolicyAgent(client), "critic": agents({})["critic"]}
-    limits = DebateLimits(max_depth=2)
+    limits = SessionLimits(max_depth=2)
     result = asyncio.run(beam({}, limits=limits, session_agents=agents_, beam_width=4).run())
     per_parent = Counter(s.parent_id for s in of_type(result.events, PolicyStepProposed))
     assert per_parent == {0: 4, 1: 4, 2: 4}
@@ -549,7 +549,7 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
         policy="function:test_beam:word_critic",
         critic="function:test_beam:word_critic",
         critic_mode="generate",
-        limits=DebateLimits(max_depth=3),
+        limits=SessionLimits(max_depth=3),
     )
     runner = SynthesisRunner(options, clients=clients)
     report = asyncio.run(runner.run(tmp_path / "run", problems))
@@ -603,7 +603,7 @@ def test_a_tiny_beam_search_on_the_embedded_model() -> None:
         gold_answer="42",
         policy=PolicyAgent(client, max_tokens=32, max_reasks=0),
         critic=CriticAgent(client, mode="auto", reason_max_tokens=16),
-        limits=DebateLimits(max_depth=2, max_tokens=2000),
+        limits=SessionLimits(max_depth=2, max_tokens=2000),
         config={"beam_width": 2, "beam_size": 2},
     )
     try:

@@ -34,7 +34,7 @@ from journey.runs.ray_units import RayOptions
 from journey.runs.request_accounts import SpendSettings
 from journey.runs.spend import RunBudget
 from journey.runs.synthesis import SynthesisOptions
-from journey.sessions.base import DebateLimits
+from journey.sessions.base import SessionLimits
 from journey.sessions.beam_select import BeamOptions
 from journey.training.fields import JourneyTrainingFields
 
@@ -82,12 +82,12 @@ TYPED = [  # repeated by hand: the config's module imports torch
     Mapped("synth", "concurrency", SYNTH, "concurrency"),
     Mapped("synth", "policy_concurrency", SYNTH, "policy_concurrency", same_help=False),
     Mapped("synth", "critic_concurrency", SYNTH, "critic_concurrency", same_help=False),
-    Mapped("synth", "max_turns", DebateLimits, "max_turns"),
+    Mapped("synth", "max_turns", SessionLimits, "max_turns"),
     Mapped("synth", "budget_tokens", RunBudget, "tokens"),
     Mapped("synth", "budget_usd", RunBudget, "usd"),
     Mapped("synth", "prices", SpendSettings, "prices", same_default=False),  # a file, not a table
     *(
-        Mapped(command, name, DebateLimits, name)
+        Mapped(command, name, SessionLimits, name)
         for command in ("synth", "debate")
         for name in ("max_depth", "max_tokens")
     ),
@@ -231,9 +231,9 @@ def test_beam_options_name_the_defaults_of_beam_options(option: str, name: str) 
 
 
 def test_debate_max_turns_names_the_default_and_the_demo_one() -> None:
-    param = _param(Mapped("debate", "max_turns", DebateLimits, "max_turns"))
-    text = field_help(DebateLimits, "max_turns").removesuffix(".")
-    default = field_default(DebateLimits, "max_turns")
+    param = _param(Mapped("debate", "max_turns", SessionLimits, "max_turns"))
+    text = field_help(SessionLimits, "max_turns").removesuffix(".")
+    default = field_default(SessionLimits, "max_turns")
     assert param.help == f"{text} \\[default: {default}; {DEMO_MAX_TURNS} with --demo]."
 
 

@@ -29,7 +29,7 @@ from journey.protocols import (
     event_from_json,
     event_to_json,
 )
-from journey.sessions import DebateLimits, DebateResult, DebateSession, NodeLabel
+from journey.sessions import DebateSession, NodeLabel, SessionLimits, SessionResult
 
 PROBLEM = "A farmer has 3 pens with 4 sheep in each pen. How many sheep are there?"
 OK = "VERDICT: correct\nACTION: continue\nREASON: The step is right."
@@ -40,7 +40,7 @@ def session(
     critic_replies: Sequence[str],
     *,
     gold: str | None = "12",
-    limits: DebateLimits | None = None,
+    limits: SessionLimits | None = None,
     config: dict[str, str] | None = None,
 ) -> tuple[DebateSession, ScriptedChatCompletionClient, ScriptedChatCompletionClient]:
     policy_client = ScriptedChatCompletionClient(policy_replies)
@@ -57,7 +57,7 @@ def session(
     return debate, policy_client, critic_client
 
 
-def kinds(result: DebateResult) -> list[str]:
+def kinds(result: SessionResult) -> list[str]:
     return [e.type for e in result.events]
 
 
@@ -178,7 +178,7 @@ async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_
     )
     assert restored.policy_view.context == "path"
     with pytest.raises(ConfigError, match="unknown policy_context 'story'"):
-        DebateSession.check_config({"policy_context": "story"}, DebateLimits())
+        DebateSession.check_config({"policy_context": "story"}, SessionLimits())
 
 
 async def test_wrong_final_answer_is_fed_back_and_the_debate_goes_on() -> None:
@@ -197,7 +197,7 @@ async def test_turn_limit_ends_the_session_as_failed() -> None:
     debate, _, _ = session(
         [f"Step {i}: still thinking." for i in range(1, 10)],
         [OK] * 9,
-        limits=DebateLimits(max_turns=3),
+        limits=SessionLimits(max_turns=3),
     )
     result = await debate.run()
     ended = result.ended
@@ -208,11 +208,11 @@ async def test_turn_limit_ends_the_session_as_failed() -> None:
 
 async def test_depth_and_token_limits() -> None:
     deep, _, _ = session(
-        [f"Step {i}: more." for i in range(1, 10)], [OK] * 9, limits=DebateLimits(max_depth=2)
+        [f"Step {i}: more." for i in range(1, 10)], [OK] * 9, limits=SessionLimits(max_depth=2)
     )
     assert (await deep.run()).ended.stop_reason is StopReason.MAX_DEPTH
     costly, _, _ = session(
-        ["Step 1: " + "word " * 50, "Step 2: more."], [OK] * 2, limits=DebateLimits(max_tokens=20)
+        ["Step 1: " + "word " * 50, "Step 2: more."], [OK] * 2, limits=SessionLimits(max_tokens=20)
     )
     result = await costly.run()
     assert result.ended.stop_reason is StopReason.MAX_TOKENS
@@ -343,7 +343,7 @@ async def test_every_event_round_trips_through_json() -> None:
 
 def test_limits_are_validated() -> None:
     with pytest.raises(Exception, match="max_turns must be at least 1, got 0"):
-        DebateLimits(max_turns=0)
+        SessionLimits(max_turns=0)
 
 
 async def test_on_event_sees_events_as_they_happen() -> None:

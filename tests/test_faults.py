@@ -37,7 +37,7 @@ from journey.runs import (
     SynthesisRunner,
     read_event_log,
 )
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 from journey.view.reports import render_synthesis_report
 
 SESSIONS = 250
@@ -75,7 +75,7 @@ def run_synth(
         critic="openai:critic@http://127.0.0.1:1/v1",
         critic_mode="generate",
         concurrency=concurrency,
-        limits=DebateLimits(max_turns=max_turns),
+        limits=SessionLimits(max_turns=max_turns),
     )
     runner = SynthesisRunner(
         options,

@@ -33,7 +33,7 @@ from journey.runs.rollout_labels import (
     label_run,
     read_rollouts,
 )
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 completer = Completer()
 """For the CLI, as `function:test_label:completer`."""
@@ -54,7 +54,7 @@ def run_dir(tmp_path: Path) -> Path:
         "critic": FunctionChatCompletionClient(word_critic),
     }
     options = SynthesisOptions(
-        strategy="beam", critic_mode="generate", limits=DebateLimits(max_depth=3)
+        strategy="beam", critic_mode="generate", limits=SessionLimits(max_depth=3)
     )
     root = tmp_path / "run"
     asyncio.run(SynthesisRunner(options, clients=clients).run(root, load_problems(path).records))

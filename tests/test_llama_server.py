@@ -34,7 +34,7 @@ from journey.agents.backends.openai_compat import LABEL_FLOOR_LOGPROB, OpenAICom
 from journey.errors import ModelUnavailableError
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BINARY = REPO.parent / "shared" / "bin" / "llama-server"
@@ -211,7 +211,7 @@ async def test_synthesis_runs_many_sessions_over_the_slots(llama: LlamaServer, t
         critic=f"{spec}&logprobs=true",
         critic_mode="score",
         concurrency=sessions,
-        limits=DebateLimits(max_turns=1),  # a step and its verdict: ~500 prompt tokens each
+        limits=SessionLimits(max_turns=1),  # a step and its verdict: ~500 prompt tokens each
         step_tokens=8,
     )
     runner = SynthesisRunner(options)

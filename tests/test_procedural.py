@@ -23,7 +23,7 @@ from journey.problems.procedural import parse_procedural_source, procedural_scor
 from journey.protocols import VerifierChecked
 from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner
 from journey.runs.rundir import read_event_log
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 from journey.view.progress import synthesis_progress
 
 SPEC = "rg:basic_arithmetic?size=6&seed=3"
@@ -131,7 +131,7 @@ def test_a_run_on_a_reasoning_gym_task_is_checked_by_the_task(tmp_path: Path) ->
         policy="function:test_procedural:arithmetic_policy",
         critic="function:test_runner:fake_critic",
         critic_mode="generate",
-        limits=DebateLimits(max_turns=4),
+        limits=SessionLimits(max_turns=4),
     )
     runner = SynthesisRunner(options, progress=synthesis_progress(Console(file=io.StringIO())))
     report = asyncio.run(runner.run(tmp_path / "run", data.records, dataset=data.source.record()))  # type: ignore[union-attr]

@@ -40,7 +40,7 @@ from journey.protocols import (
 )
 from journey.protocols.parsing import parse_self_critique_reply
 from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner, read_event_log
-from journey.sessions import DebateLimits, DebateResult, DebateSession, RestoreError
+from journey.sessions import DebateSession, RestoreError, SessionLimits, SessionResult
 from journey.sessions.propose_critique import ProposeCritiqueSession
 from journey.sessions.strategies import strategy_session
 
@@ -50,7 +50,7 @@ FINAL = "Step 2: 3 * 4 = 12, so \\boxed{12}.\nCheck: 3 fours are 12.\nACTION: te
 
 
 def session(
-    replies: Sequence[str], *, gold: str | None = "12", limits: DebateLimits | None = None
+    replies: Sequence[str], *, gold: str | None = "12", limits: SessionLimits | None = None
 ) -> tuple[ProposeCritiqueSession, ScriptedChatCompletionClient, ScriptedChatCompletionClient]:
     policy_client = ScriptedChatCompletionClient(replies)
     critic_client = ScriptedChatCompletionClient([])
@@ -65,11 +65,11 @@ def session(
     return pc, policy_client, critic_client
 
 
-def kinds(result: DebateResult) -> list[str]:
+def kinds(result: SessionResult) -> list[str]:
     return [e.type for e in result.events]
 
 
-def of_type(result: DebateResult, kind: type[Any]) -> list[Any]:
+def of_type(result: SessionResult, kind: type[Any]) -> list[Any]:
     return [e for e in result.events if isinstance(e, kind)]
 
 
@@ -300,13 +300,13 @@ async def test_without_a_gold_answer_the_policy_accepts_or_gives_up() -> None:
 @pytest.mark.parametrize(
     ("limits", "reason"),
     [
-        (DebateLimits(max_turns=3), StopReason.MAX_TURNS),
-        (DebateLimits(max_depth=2), StopReason.MAX_DEPTH),
-        (DebateLimits(max_tokens=30), StopReason.MAX_TOKENS),
+        (SessionLimits(max_turns=3), StopReason.MAX_TURNS),
+        (SessionLimits(max_depth=2), StopReason.MAX_DEPTH),
+        (SessionLimits(max_tokens=30), StopReason.MAX_TOKENS),
     ],
 )
 async def test_limits_stop_a_session_that_never_verifies(
-    limits: DebateLimits, reason: StopReason
+    limits: SessionLimits, reason: StopReason
 ) -> None:
     step = "Step {n}: Guess again.\nCheck: this might help.\nACTION: continue"
     replies = [step.format(n=n) for n in range(1, 20)]
@@ -361,7 +361,7 @@ def agents() -> dict[str, Any]:
 
 def full_session(kind: str, gold: str | None = "2") -> list[SessionEvent]:
     pc = ProposeCritiqueSession(
-        problem_text(1, kind), gold_answer=gold, limits=DebateLimits(max_turns=5), **agents()
+        problem_text(1, kind), gold_answer=gold, limits=SessionLimits(max_turns=5), **agents()
     )
     return asyncio.run(pc.run()).events
 
@@ -424,7 +424,7 @@ def test_synth_runs_the_strategy_over_a_dataset(tmp_path: Path) -> None:
         critic_mode="generate",
         strategy="propose-critique",
         concurrency=2,
-        limits=DebateLimits(max_turns=6),
+        limits=SessionLimits(max_turns=6),
     )
 
     def run() -> Any:
@@ -476,7 +476,7 @@ async def test_a_short_session_on_the_embedded_model() -> None:
             gold_answer="42",
             policy=PolicyAgent(client),
             critic=CriticAgent(client, mode="generate"),
-            limits=DebateLimits(max_turns=3),
+            limits=SessionLimits(max_turns=3),
         )
         result = await pc.run()
     finally:

@@ -20,7 +20,7 @@ from journey.errors import ConfigError, DatasetError
 from journey.protocols import ActionName, Role
 from journey.runs import RunDirectory
 from journey.runs.stats import SessionOverview, read_run, session_overviews
-from journey.sessions import DebateLimits, DebateResult, DebateSession
+from journey.sessions import DebateSession, SessionLimits, SessionResult
 from journey.view.render import SessionRenderer, render_session_list
 from journey.view.replay import (
     MAX_GAP,
@@ -49,17 +49,17 @@ class FixtureRun:
     """A run of four sessions: solved, failed by max turns, a journey, a crash."""
 
     root: Path
-    solved: DebateResult
+    solved: SessionResult
     """Two steps, the second verified."""
-    max_turns: DebateResult
+    max_turns: SessionResult
     """Three accepted steps and the turn limit; its first step says "wait"."""
-    journey: DebateResult
+    journey: SessionResult
     """A backtrack to step 1, a reflect, then a verified answer."""
     crashed_id: str
     """Only an event log, its last line (session_ended) cut mid-write."""
 
     @property
-    def finished(self) -> list[DebateResult]:
+    def finished(self) -> list[SessionResult]:
         return [self.solved, self.max_turns, self.journey]
 
 
@@ -70,9 +70,9 @@ async def _debate(
     policy: list[str],
     critic: list[str],
     *,
-    limits: DebateLimits | None = None,
+    limits: SessionLimits | None = None,
     save: bool = True,
-) -> DebateResult:
+) -> SessionResult:
     debate = DebateSession(
         problem,
         gold_answer=gold,
@@ -107,7 +107,7 @@ async def _build_run(root: Path) -> FixtureRun:
             "Step 3: That makes six so far.",
         ],
         [OK, OK, OK],
-        limits=DebateLimits(max_turns=3),
+        limits=SessionLimits(max_turns=3),
     )
     journey = await _debate(
         run,
@@ -214,7 +214,7 @@ def test_the_list_table(fixture_run: FixtureRun) -> None:
     assert STARS in wide.file.getvalue()  # type: ignore[attr-defined]
 
 
-def _tokens(result: DebateResult) -> int:
+def _tokens(result: SessionResult) -> int:
     return sum(u.total for u in result.ended.usage.values())
 
 

@@ -44,7 +44,7 @@ from journey.protocols import (
     StepVerdict,
 )
 from journey.runs import RunDirectory, SynthesisOptions, SynthesisRunner
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 from journey.sessions.beam import BeamSearchSession
 
 PROBLEM = "What is 3 + 4?"
@@ -201,7 +201,7 @@ def test_beam_search_ranks_steps_by_their_rollout_estimate() -> None:
     session = BeamSearchSession(
         PROBLEM,
         gold_answer="7",
-        limits=DebateLimits(max_depth=4),
+        limits=SessionLimits(max_depth=4),
         config={"beam_width": 3, "beam_size": 2},
         policy=PolicyAgent(FunctionChatCompletionClient(ScriptedPolicy(SOLVED))),
         critic=judge()[0],
@@ -228,7 +228,7 @@ def test_a_synthesis_run_judged_by_rollouts_exports_prm_labels_with_their_source
         strategy="debate",
         policy="embedded",
         critic="rollout:embedded?n=4&tokens=64",
-        limits=DebateLimits(max_turns=8),
+        limits=SessionLimits(max_turns=8),
     )
     report = asyncio.run(
         SynthesisRunner(options, clients=clients).run(tmp_path / "run", load_problems(path).records)

@@ -22,7 +22,7 @@ from journey.protocols import CriticVerdictGiven, StepVerdict
 from journey.protocols.arithmetic_claims import check_claims, format_value
 from journey.protocols.parsing import parse_critic_reply
 from journey.runs import SynthesisOptions, SynthesisRunner, read_event_log
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 SPEC = "function:journey.agents.rule_critics:arithmetic"
 
@@ -202,7 +202,7 @@ def test_a_debate_judged_by_the_rule_reflects_the_wrong_sum(tmp_path: Path) -> N
         critic=SPEC,
         critic_mode="generate",
         concurrency=2,
-        limits=DebateLimits(max_turns=6),
+        limits=SessionLimits(max_turns=6),
     )
     report = asyncio.run(
         SynthesisRunner(options).run(tmp_path / "run", load_problems(data).records)

@@ -161,7 +161,7 @@ def test_a_beam_search_cut_by_the_budget_resumes_to_the_same_tree(tmp_path: Path
     from journey.agents.backends import FunctionChatCompletionClient
     from journey.problems import load_problems
     from journey.runs import SynthesisOptions
-    from journey.sessions import DebateLimits
+    from journey.sessions import SessionLimits
 
     (tmp_path / "d.jsonl").write_text(json.dumps({"problem": PROBLEM, "answer": "7"}) + "\n")
     problems = load_problems(tmp_path / "d.jsonl").records
@@ -176,7 +176,7 @@ def test_a_beam_search_cut_by_the_budget_resumes_to_the_same_tree(tmp_path: Path
             policy="function:test_beam:word_critic",
             critic="function:test_beam:word_critic",
             critic_mode="generate",
-            limits=DebateLimits(max_depth=3),
+            limits=SessionLimits(max_depth=3),
             budget=budget or RunBudget(),
         )
         return asyncio.run(SynthesisRunner(settings, clients=clients).run(out, problems))

@@ -7,12 +7,12 @@ from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.protocols import SessionEnded
 from journey.runs import RunDirectory, read_event_log
-from journey.sessions import DebateResult, DebateSession, ReasoningTree
+from journey.sessions import DebateSession, ReasoningTree, SessionResult
 
 OK = "VERDICT: correct\nACTION: continue\nREASON: fine"
 
 
-async def finished_run(root: Path) -> tuple[RunDirectory, DebateResult]:
+async def finished_run(root: Path) -> tuple[RunDirectory, SessionResult]:
     run = RunDirectory(root, meta={"command": "test"})
     debate = DebateSession(
         "3 pens, 4 sheep each. How many sheep?",

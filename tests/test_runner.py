@@ -35,7 +35,7 @@ from journey.runs import (
     SynthesisRunner,
     read_event_log,
 )
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 from journey.view.progress import synthesis_progress
 from journey.view.reports import render_synthesis_report
 
@@ -126,7 +126,7 @@ def options(concurrency: int = 4, max_turns: int = 6, **overrides: Any) -> Synth
         "critic": CRITIC_SPEC,
         "critic_mode": "generate",
         "concurrency": concurrency,
-        "limits": DebateLimits(max_turns=max_turns),
+        "limits": SessionLimits(max_turns=max_turns),
     }
     return SynthesisOptions(**(settings | overrides))
 

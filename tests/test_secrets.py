@@ -24,7 +24,7 @@ from rich.console import Console
 
 from journey.problems import load_problems
 from journey.runs import SynthesisOptions, SynthesisRunner
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 from journey.view.progress import synthesis_progress
 
 KEY = "sk-planted-5ecret-Zq9xW2vT7uLmN4pR8sK3"
@@ -107,7 +107,7 @@ def test_failing_requests_log_no_key_in_process(
         critic=f"openai:critic@{flaky.base_url}?timeout=1&max_retries=0",
         critic_mode="generate",
         concurrency=8,
-        limits=DebateLimits(max_turns=4),
+        limits=SessionLimits(max_turns=4),
     )
     out = io.StringIO()
     runner = SynthesisRunner(options, progress=synthesis_progress(Console(file=out)))

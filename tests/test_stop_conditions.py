@@ -18,11 +18,11 @@ from journey.sessions import (
     AllOf,
     AnyOf,
     BeamSearchSession,
-    DebateLimits,
     DebateSession,
     MaxDepth,
     MaxTokens,
     MaxTurns,
+    SessionLimits,
     SessionProgress,
 )
 
@@ -77,7 +77,7 @@ def test_limits_are_validated() -> None:
 
 
 def test_the_debate_limits_are_one_condition() -> None:
-    condition = DebateLimits(max_turns=4, max_depth=3, max_tokens=90).stop_condition()
+    condition = SessionLimits(max_turns=4, max_depth=3, max_tokens=90).stop_condition()
     assert condition == MaxTurns(4) | MaxTokens(90) | MaxDepth(3)
 
 
@@ -98,7 +98,7 @@ async def test_a_debate_stops_on_the_condition_it_was_given_not_its_limits() -> 
     session = debate(
         steps,
         [OK] * 9,
-        limits=DebateLimits(max_turns=9),
+        limits=SessionLimits(max_turns=9),
         stop_when=MaxTurns(2) & MaxDepth(2),
     )
     result = await session.run()
@@ -130,7 +130,7 @@ def test_a_beam_search_reads_its_limits_as_tokens_expansions_then_depth() -> Non
         PROBLEM,
         policy=PolicyAgent(ScriptedChatCompletionClient([])),
         critic=CriticAgent(ScriptedChatCompletionClient([])),
-        limits=DebateLimits(max_turns=7, max_depth=4, max_tokens=300),
+        limits=SessionLimits(max_turns=7, max_depth=4, max_tokens=300),
         config={"beam_max_expansions": 5},
     )
     assert session.stop_condition() == MaxTokens(300) | MaxTurns(5) | MaxDepth(4)

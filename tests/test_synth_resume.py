@@ -46,7 +46,7 @@ from journey.protocols import (
     event_to_json,
 )
 from journey.runs import RunDirectory, read_event_log
-from journey.sessions import DebateLimits, DebateSession, RestoreError
+from journey.sessions import DebateSession, RestoreError, SessionLimits
 
 TESTS = Path(__file__).parent
 
@@ -72,7 +72,7 @@ def full_session(
     session = DebateSession(
         problem_text(1, kind),
         gold_answer=gold,
-        limits=DebateLimits(max_turns=6),
+        limits=SessionLimits(max_turns=6),
         models={"policy": "p", "critic": "c"},
         **agents(critic),
     )

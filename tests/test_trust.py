@@ -30,7 +30,7 @@ from journey.exports.options import card_path
 from journey.problems import load_problems
 from journey.protocols import CriticVerdictGiven, LabelSource, PolicyStepProposed, StepVerdict
 from journey.runs import SynthesisOptions, SynthesisRunner, read_event_log
-from journey.sessions import DebateLimits
+from journey.sessions import SessionLimits
 
 WRONG = "carrying the one"
 """Marks the policy's wrong step; no exported row may accept a step holding it."""
@@ -124,7 +124,7 @@ def synth(run: Path, critic: str, tmp_path: Path) -> None:
         critic=f"function:test_trust:{critic}_critic",
         critic_mode="generate",
         concurrency=3,
-        limits=DebateLimits(max_turns=8),
+        limits=SessionLimits(max_turns=8),
     )
     runner = SynthesisRunner(options)
     asyncio.run(runner.run(run, load_problems(data).records))
@@ -286,7 +286,7 @@ def test_a_roles_generation_limit_and_reasks_are_options(tmp_path: Path) -> None
                 policy="function:test_trust:policy",
                 critic=critic_spec,
                 critic_mode="generate",
-                limits=DebateLimits(max_turns=4),
+                limits=SessionLimits(max_turns=4),
                 **options,
             ),
             clients={"policy": FunctionChatCompletionClient(policy), "critic": critic},
@@ -346,7 +346,7 @@ def test_a_policy_judging_itself_never_keeps_a_step_it_called_incorrect(tmp_path
     options = SynthesisOptions(
         strategy="propose-critique",
         policy="function:test_trust:self_checking_policy",
-        limits=DebateLimits(max_turns=8),
+        limits=SessionLimits(max_turns=8),
     )
     runner = SynthesisRunner(options)
     asyncio.run(runner.run(tmp_path / "run", load_problems(data).records))

@@ -79,7 +79,7 @@ def debate(
     from journey.problems import session_id_for
     from journey.protocols import SessionEnded
     from journey.runs import RunDirectory
-    from journey.sessions import DebateLimits, DebateResult, DebateSession
+    from journey.sessions import DebateSession, SessionLimits, SessionResult
     from journey.view.render import SessionRenderer, render_session_summary, render_tree
 
     if demo:
@@ -88,8 +88,8 @@ def debate(
         raise JourneyError("give a PROBLEM, or --demo for a built-in one")
     if max_turns is None:
         # The demo should finish in a couple of minutes on a laptop CPU.
-        max_turns = DEMO_MAX_TURNS if demo else DebateLimits.max_turns
-    limits = DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens)
+        max_turns = DEMO_MAX_TURNS if demo else SessionLimits.max_turns
+    limits = SessionLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens)
     rollout = parse_rollout_spec(critic)
     specs = {
         "policy": parse_model_spec(policy),
@@ -151,7 +151,7 @@ def debate(
                     # An interrupted session still ends with an event: keep its tree and transcript.
                     if session.events and isinstance(session.events[-1], SessionEnded):
                         summary = run.save(
-                            DebateResult(session.session_id, session.tree, session.events)
+                            SessionResult(session.session_id, session.tree, session.events)
                         )
             if json_output:
                 print(summary.model_dump_json(indent=2))

@@ -186,7 +186,7 @@ def synth(
 ) -> None:
     """Run a debate on every problem of a dataset; run it again to resume."""
     from journey.runs import SynthesisOptions, SynthesisRunner
-    from journey.sessions import DebateLimits
+    from journey.sessions import SessionLimits
     from journey.view.progress import synthesis_progress
     from journey.view.reports import render_synthesis_report
 
@@ -210,7 +210,7 @@ def synth(
         concurrency=concurrency,
         policy_concurrency=policy_concurrency,
         critic_concurrency=critic_concurrency,
-        limits=DebateLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens),
+        limits=SessionLimits(max_turns=max_turns, max_depth=max_depth, max_tokens=max_tokens),
         step_tokens=step_tokens,
         critic_tokens=critic_tokens,
         critic_reasks=critic_reasks,

@@ -29,7 +29,7 @@ from journey.runs.jobs import LeftForLater
 from journey.runs.rundir import RunDirectory
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.runs.synthesis_report import SynthesisReport, SynthesisTally
-from journey.sessions.base import DebateResult, RestoreError, Session
+from journey.sessions.base import RestoreError, Session, SessionResult
 from journey.sessions.stop_conditions import StopRequested
 
 __all__ = ["SessionWork"]
@@ -63,7 +63,7 @@ class SessionWork:
         except RestoreError as error:
             restart(self.run, record, self.report, f"cannot rebuild its log ({error})")
             return False
-        result = DebateResult(session.session_id, session.tree, session.events)
+        result = SessionResult(session.session_id, session.tree, session.events)
         self.tally.count(self.run.save(result))
         self.report.reindexed += 1
         return True

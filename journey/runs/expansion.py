@@ -40,7 +40,7 @@ from journey.runs.rundir import RunDirectory
 from journey.runs.synthesis import SynthesisRunner
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.runs.synthesis_report import SynthesisReport
-from journey.sessions.base import DebateLimits
+from journey.sessions.base import SessionLimits
 from journey.sessions.expand import expand_config
 
 __all__ = ["ExpandOptions", "ExpansionReport", "ExpansionTally", "prepare_problems", "run_expand"]
@@ -92,7 +92,7 @@ class ExpandOptions:
             strategy="expand",
             policy=self.model,
             concurrency=self.concurrency,
-            limits=DebateLimits(max_turns=self.attempts, max_tokens=self.attempts * per_attempt),
+            limits=SessionLimits(max_turns=self.attempts, max_tokens=self.attempts * per_attempt),
             step_tokens=self.expansion_tokens,
             strategy_config=expand_config(
                 solution_field=self.solution_field, prompt=self.prompt, checks=self.checks

@@ -38,7 +38,7 @@ from journey.protocols import (
 )
 from journey.runs.files import write_atomic
 from journey.runs.manifest import ManifestFile
-from journey.sessions.base import DebateResult
+from journey.sessions.base import SessionResult
 from journey.sessions.tree import ReasoningTree
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class SessionSummary(BaseModel):
     transcript_chars: int
 
     @classmethod
-    def of(cls, result: DebateResult, transcript: str) -> SessionSummary:
+    def of(cls, result: SessionResult, transcript: str) -> SessionSummary:
         ended = result.ended
         tree = result.tree
         return cls(
@@ -252,7 +252,7 @@ class RunDirectory:
     def event_log(self, session_id: str) -> EventLogWriter:
         return EventLogWriter(self.session_dir(session_id) / "events.jsonl")
 
-    def save(self, result: DebateResult) -> SessionSummary:
+    def save(self, result: SessionResult) -> SessionSummary:
         """Write a finished session's tree, long thought and shortcut, then index it.
 
         The long thought is `write_long_thought`'s, as replay, browse and export show it.

@@ -26,7 +26,7 @@ from journey.runs.prices import ModelPrice
 from journey.runs.request_accounts import SpendSettings
 from journey.runs.response_cache import CacheSettings
 from journey.runs.spend import RunBudget
-from journey.sessions.base import DebateLimits
+from journey.sessions.base import SessionLimits
 from journey.sessions.strategies import check_strategy_config, strategy_session
 
 __all__ = ["MATCHED_OPTIONS", "SYNTH_KIND", "SynthesisOptions", "describe_change"]
@@ -67,8 +67,8 @@ class SynthesisOptions:
         default=None,
         metadata={"help": "Critic requests in flight at once; None: only sessions bound them."},
     )
-    limits: DebateLimits = field(
-        default_factory=DebateLimits, metadata={"help": "Turn, depth and token limits."}
+    limits: SessionLimits = field(
+        default_factory=SessionLimits, metadata={"help": "Turn, depth and token limits."}
     )
     step_tokens: int = field(
         default=160,

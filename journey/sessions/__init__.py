@@ -4,11 +4,11 @@ propose-critique, beam search, expand), registered by name, and the stop conditi
 that end a session no answer has ended."""
 
 from journey.sessions.base import (
-    DebateLimits,
-    DebateResult,
     EventSink,
     RestoreError,
     Session,
+    SessionLimits,
+    SessionResult,
     SessionStop,
 )
 from journey.sessions.beam import BeamSearchSession
@@ -34,8 +34,6 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "BeamSearchSession",
-    "DebateLimits",
-    "DebateResult",
     "DebateSession",
     "EventSink",
     "ExpandSession",
@@ -48,7 +46,9 @@ __all__ = [
     "ReasoningTree",
     "RestoreError",
     "Session",
+    "SessionLimits",
     "SessionProgress",
+    "SessionResult",
     "SessionState",
     "SessionStop",
     "StateError",

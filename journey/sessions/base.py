@@ -33,11 +33,11 @@ from journey.sessions.stop_conditions import MaxDepth, MaxTokens, MaxTurns, Stop
 from journey.sessions.tree import ReasoningTree
 
 __all__ = [
-    "DebateLimits",
-    "DebateResult",
     "EventSink",
     "RestoreError",
     "Session",
+    "SessionLimits",
+    "SessionResult",
     "SessionStop",
 ]
 
@@ -45,7 +45,7 @@ EventSink = Callable[[SessionEvent], None]
 
 
 @dataclass(frozen=True)
-class DebateLimits:
+class SessionLimits:
     """When a session stops if no answer has ended it."""
 
     max_turns: int = field(default=16, metadata={"help": "Policy turns before the session stops."})
@@ -65,13 +65,13 @@ class DebateLimits:
         return MaxTurns(self.max_turns) | MaxTokens(self.max_tokens) | MaxDepth(self.max_depth)
 
     @classmethod
-    def logged(cls, config: dict[str, Any]) -> DebateLimits:
+    def logged(cls, config: dict[str, Any]) -> SessionLimits:
         """The limits a `problem_posed` config records."""
         return cls(**{k: v for k, v in config.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
-class DebateResult:
+class SessionResult:
     """What a finished session yields."""
 
     session_id: str
@@ -141,7 +141,7 @@ class Session:
         policy: PolicyAgent,
         critic: StepJudge | None = None,
         gold_answer: str | None = None,
-        limits: DebateLimits | None = None,
+        limits: SessionLimits | None = None,
         verifier: AnswerVerifier | None = None,
         stop_when: StopCondition | None = None,
         session_id: str | None = None,
@@ -157,7 +157,7 @@ class Session:
         if verifier is None and gold_answer is not None:
             verifier = AnswerVerifier(gold_answer)
         self.verifier = verifier
-        self.limits = limits or DebateLimits()
+        self.limits = limits or SessionLimits()
         self.stop_when = stop_when
         self.session_id = session_id or session_id_for(problem)
         self.models = {
@@ -221,7 +221,7 @@ class Session:
         *,
         policy: PolicyAgent,
         critic: StepJudge | None = None,
-        limits: DebateLimits | None = None,
+        limits: SessionLimits | None = None,
         verifier: AnswerVerifier | None = None,
         stop_when: StopCondition | None = None,
         models: dict[str, str] | None = None,
@@ -257,7 +257,7 @@ class Session:
             policy=policy,
             critic=critic,
             gold_answer=posed.gold_answer,
-            limits=limits or DebateLimits.logged(posed.config),
+            limits=limits or SessionLimits.logged(posed.config),
             verifier=verifier,
             stop_when=stop_when,
             session_id=posed.session_id,
@@ -285,7 +285,7 @@ class Session:
         return session
 
     @classmethod
-    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+    def check_config(cls, config: Mapping[str, Any], limits: SessionLimits) -> None:
         """Refuse values of its `config_keys` this strategy cannot run with (`ConfigError`);
         none by default."""
 
@@ -300,7 +300,7 @@ class Session:
 
     # -- running -----------------------------------------------------------------------------
 
-    async def run(self, on_event: EventSink | None = None) -> DebateResult:
+    async def run(self, on_event: EventSink | None = None) -> SessionResult:
         """Run the session to its end, calling `on_event` with each event as it happens.
 
         A restored session continues from its last logged event: only the events from
@@ -319,7 +319,7 @@ class Session:
         except asyncio.CancelledError:
             self._end(self._cancelled())
             raise
-        return DebateResult(self.session_id, self.tree, self.events)
+        return SessionResult(self.session_id, self.tree, self.events)
 
     async def stream(self) -> AsyncIterator[SessionEvent]:
         """The session's events as an async iterator, for callers that prefer to pull."""

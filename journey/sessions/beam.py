@@ -62,7 +62,7 @@ from journey.protocols import (
     StopReason,
     TokenUsage,
 )
-from journey.sessions.base import DebateLimits, Session, SessionStop
+from journey.sessions.base import Session, SessionLimits, SessionStop
 from journey.sessions.beam_sampling import distinct_samples, path_dialogue
 from journey.sessions.beam_select import BeamOptions, BeamRound, step_reward
 from journey.sessions.beam_state import BeamState
@@ -99,7 +99,7 @@ class BeamSearchSession(Session):
         return BeamOptions.from_config(self.config, default_expansions=self.limits.max_turns)
 
     @classmethod
-    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+    def check_config(cls, config: Mapping[str, Any], limits: SessionLimits) -> None:
         BeamOptions.from_config(config, default_expansions=limits.max_turns)
 
     def _posed_config(self) -> dict[str, Any]:

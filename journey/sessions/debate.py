@@ -65,7 +65,7 @@ from journey.sessions._debate_actions import (
     verifier_action,
 )
 from journey.sessions.action_repairs import legalise_action
-from journey.sessions.base import DebateLimits, RestoreError, Session, SessionStop
+from journey.sessions.base import RestoreError, Session, SessionLimits, SessionStop
 from journey.sessions.policy_view import POLICY_CONTEXT_KEY, PolicyView
 from journey.sessions.state import SessionState
 from journey.sessions.stop_conditions import SessionProgress
@@ -101,7 +101,7 @@ class DebateSession(Session):
         return PolicyView.from_config(self.config)
 
     @classmethod
-    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+    def check_config(cls, config: Mapping[str, Any], limits: SessionLimits) -> None:
         PolicyView.from_config(config)
 
     def _reset(self, state: SessionState) -> None:

@@ -74,7 +74,7 @@ from journey.protocols.expansion import (
     walk_expansion,
 )
 from journey.sessions._debate_actions import action_note
-from journey.sessions.base import DebateLimits, RestoreError, Session, SessionStop
+from journey.sessions.base import RestoreError, Session, SessionLimits, SessionStop
 from journey.sessions.expansion_checks import check_expansion, final_answer
 from journey.sessions.state import SessionState
 from journey.sessions.stop_conditions import MaxTokens, MaxTurns, SessionProgress, StopCondition
@@ -158,7 +158,7 @@ class ExpandSession(Session):
         self._no_reference = f"no reference solution in {field!r}"
 
     @classmethod
-    def check_config(cls, config: Mapping[str, Any], limits: DebateLimits) -> None:
+    def check_config(cls, config: Mapping[str, Any], limits: SessionLimits) -> None:
         ExpansionChecks.from_config(config)
         _prompts_of(config)
 

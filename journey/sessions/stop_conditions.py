@@ -4,7 +4,7 @@ A condition looks at a `SessionProgress` (turns taken, tokens generated, depth o
 frontier) between turns and names the `StopReason` that ends the session, or None to
 go on. Conditions combine the way AutoGen's termination conditions do: `a | b` stops
 when either does (the first, left to right, names the reason), `a & b` only when both
-do (the left one names it). `DebateLimits.stop_condition()` is the usual one:
+do (the left one names it). `SessionLimits.stop_condition()` is the usual one:
 
     MaxTurns(16) | MaxTokens(6000) | MaxDepth(12)
 

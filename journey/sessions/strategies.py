@@ -1,7 +1,7 @@
 """The growth strategies a synthesis run can use, by name.
 
 Every strategy is a `Session` subclass: built from a problem and the agents,
-restorable from the events it logged, and run into a `DebateResult` (tree + event
+restorable from the events it logged, and run into a `SessionResult` (tree + event
 log), its events folded by the one `SessionState`. That shared kernel is why replay,
 stats, export and resume work on any strategy without knowing which one wrote a run.
 A new strategy subclasses `Session` and is registered here, in one place.
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from journey.errors import ConfigError
-from journey.sessions.base import DebateLimits, Session
+from journey.sessions.base import Session, SessionLimits
 from journey.sessions.beam import BeamSearchSession
 from journey.sessions.debate import DebateSession
 from journey.sessions.expand import ExpandSession
@@ -58,7 +58,7 @@ def strategy_session(name: str) -> type[Session]:
         ) from None
 
 
-def check_strategy_config(name: str, config: Mapping[str, Any], limits: DebateLimits) -> None:
+def check_strategy_config(name: str, config: Mapping[str, Any], limits: SessionLimits) -> None:
     """Refuse run settings (`strategy_config`) that the strategy `name` does not take
     (its `config_keys`) or cannot run with (its `check_config`).
 

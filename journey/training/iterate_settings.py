@@ -19,7 +19,7 @@ from journey.agents.backends.spec import parse_model_spec
 from journey.errors import JourneyError
 from journey.exports.options import ExportOptions
 from journey.runs.synthesis_options import SynthesisOptions
-from journey.sessions.base import DebateLimits
+from journey.sessions.base import SessionLimits
 
 __all__ = [
     "BASE",
@@ -100,9 +100,9 @@ class DatasetChoice(Settings):
 class LimitSettings(Settings):
     """When a session stops (`journey synth --max-turns/--max-depth/--max-tokens`)."""
 
-    max_turns: int = Field(default=DebateLimits.max_turns, ge=1)
-    max_depth: int = Field(default=DebateLimits.max_depth, ge=1)
-    max_tokens: int = Field(default=DebateLimits.max_tokens, ge=1)
+    max_turns: int = Field(default=SessionLimits.max_turns, ge=1)
+    max_depth: int = Field(default=SessionLimits.max_depth, ge=1)
+    max_tokens: int = Field(default=SessionLimits.max_tokens, ge=1)
 
 
 class SynthSettings(Settings):
@@ -134,7 +134,7 @@ class SynthSettings(Settings):
             critic=critic,
             critic_mode=self.critic_mode,
             concurrency=self.concurrency,
-            limits=DebateLimits(**self.limits.model_dump()),
+            limits=SessionLimits(**self.limits.model_dump()),
             step_tokens=self.step_tokens,
             critic_tokens=self.critic_tokens,
             critic_reasks=self.critic_reasks,
