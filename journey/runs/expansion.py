@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from autogen_core.models import ChatCompletionClient
 from pydantic import BaseModel, computed_field
@@ -33,8 +33,7 @@ from journey.problems.dataset import ProblemRecord
 from journey.problems.reference import with_reference
 from journey.protocols import ExpansionRejected, Outcome, SessionEnded
 from journey.protocols.expansion import ExpansionChecks, rejection_kind
-from journey.runs.endpoint_health import DEFAULT_MAX_CONSECUTIVE_ERRORS
-from journey.runs.jobs import JobProgress
+from journey.runs.jobs import ControlKeywords
 from journey.runs.response_cache import CacheSettings
 from journey.runs.rundir import RunDirectory
 from journey.runs.synthesis import SynthesisRunner
@@ -173,11 +172,9 @@ async def run_expand(
     *,
     dataset: Mapping[str, Any] | None = None,
     dataset_issues: int = 0,
-    progress: JobProgress | None = None,
     clients: Mapping[str, ChatCompletionClient] | None = None,
-    force: bool = False,
     retry_errors: bool = True,
-    max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    **controls: Unpack[ControlKeywords],
 ) -> ExpansionReport:
     """Expand (or resume expanding) every problem that has a reference solution.
 
@@ -187,9 +184,9 @@ async def run_expand(
         problems: The selected problems, in order.
         dataset: Where they came from, for `run.json`.
         dataset_issues: Dataset lines skipped as unreadable, for the report.
-        progress: Told of each session as it runs (`journey.view.progress`).
         clients: A policy client to use instead of building one from the spec (tests).
-        force, retry_errors, max_consecutive_errors: As `SynthesisRunner`'s.
+        retry_errors: As `SynthesisRunner`'s.
+        **controls: `progress`, `force`, `max_consecutive_errors` (`ControlKeywords`).
 
     Raises:
         DatasetError: no selected problem has a reference solution.
@@ -207,14 +204,7 @@ async def run_expand(
         "solution_field": options.solution_field,
         WITHOUT_REFERENCE_KEY: dict(sorted(left_out.items())),
     }
-    runner = SynthesisRunner(
-        synthesis,
-        progress=progress,
-        clients=clients,
-        force=force,
-        retry_errors=retry_errors,
-        max_consecutive_errors=max_consecutive_errors,
-    )
+    runner = SynthesisRunner(synthesis, clients=clients, retry_errors=retry_errors, **controls)
     report = await runner.run(run_dir, ready, dataset=record, dataset_issues=dataset_issues)
     run = RunDirectory(Path(run_dir))
     indexed = {summary.session_id for summary in run.summaries()}
