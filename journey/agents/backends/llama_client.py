@@ -19,17 +19,15 @@ last (e.g. `-ngl 99` to offload layers to a GPU with a CUDA build).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shlex
 import shutil
 import threading
-import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from journey.agents.backends.launched_server_client import LaunchedServerClient
 from journey.agents.backends.llama_backend import EMBEDDED_GGUF
 from journey.agents.backends.llama_server import (
     EXTRA_ARGS_ENV,
@@ -38,7 +36,6 @@ from journey.agents.backends.llama_server import (
     embedded_gguf_file,
     find_llama_server,
 )
-from journey.agents.backends.openai_compat import DUMMY_API_KEY, OpenAICompatibleClient
 from journey.errors import ConfigError, ModelSpecError
 
 __all__ = [
@@ -51,7 +48,6 @@ __all__ = [
     "llama_server_binary",
 ]
 
-_T = TypeVar("_T")
 
 DEFAULT_START_TIMEOUT = 300.0
 """Seconds a server may take to load its GGUF (a large file on a slow disk takes minutes)."""
@@ -123,7 +119,7 @@ def _acquire(settings: LlamaSettings) -> _Share:
         return share
 
 
-class LlamaClient(OpenAICompatibleClient):
+class LlamaClient(LaunchedServerClient):
     """An OpenAI-compatible client of a `llama-server` it holds a share of.
 
     Requests wait until the server is ready (or `load()` does it up front); `close()`
@@ -150,51 +146,18 @@ class LlamaClient(OpenAICompatibleClient):
         Raises:
             ConfigError: An option is out of range.
         """
-        if start_timeout <= 0:
-            raise ConfigError(f"start_timeout must be positive, got {start_timeout!r}")
         share = _acquire(settings)
-        try:
-            super().__init__(
-                settings.model.stem,  # llama.cpp answers to any name; this one says which
-                api_key=DUMMY_API_KEY,
-                base_url=share.server.base_url,
-                timeout=timeout,
-                reasoning=False,  # whatever the file is called, it is no OpenAI o-series
-                **client_options,
-            )
-        except BaseException:
-            share.release()
-            raise
-        self.server = share.server
-        self._start_timeout = start_timeout
-        self._release = weakref.finalize(self, share.release)  # also runs at exit
-
-    async def load(self) -> None:
-        """Launch the server if it is not running yet and wait until it is ready.
-
-        Raises:
-            ModelUnavailableError: It could not be started, exited, or was not ready
-                within start_timeout; the message quotes its log's last lines.
-        """
-        await self.server.wait_until_ready(self._start_timeout)
-
-    async def _before_request(self) -> None:
-        await self.load()
-
-    async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        async def checked() -> _T:
-            try:
-                return await call()
-            except Exception:
-                if not self.server.running:  # died under the request: no use retrying
-                    await self.load()  # raises, naming its exit code and log
-                raise
-
-        return await super()._with_retries(checked)
-
-    async def close(self) -> None:
-        await super().close()
-        await asyncio.to_thread(self._release)  # may wait out the server's grace period
+        super().__init__(
+            share.server,
+            share.release,
+            model=settings.model.stem,  # llama.cpp answers to any name; this one says which
+            base_url=share.server.base_url,
+            start_timeout=start_timeout,
+            timeout=timeout,
+            reasoning=False,  # whatever the file is called, it is no OpenAI o-series
+            **client_options,
+        )
+        self.server: LlamaServer = share.server
 
 
 def llama_server_binary(given: str | None, spec: str) -> Path:

@@ -41,10 +41,9 @@ import threading
 import time
 import urllib.request
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from journey.agents.backends._child_process import (
     die_with_parent_hook,
@@ -60,8 +59,8 @@ from journey.agents.backends._vllm_settings import (
     PYTHON_ENV,
     VLLMServerSettings,
 )
-from journey.agents.backends.openai_compat import DUMMY_API_KEY, OpenAICompatibleClient
-from journey.errors import ConfigError, ModelUnavailableError
+from journey.agents.backends.launched_server_client import LaunchedServerClient
+from journey.errors import ModelUnavailableError
 
 __all__ = [
     "API_SERVER_MODULE",
@@ -77,7 +76,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 
 DEFAULT_START_TIMEOUT = 900.0  # a 70B model on slow disks takes minutes to load
 
@@ -271,7 +269,7 @@ class VLLMServer:
         raise ModelUnavailableError(self._failure)
 
 
-class VLLMClient(OpenAICompatibleClient):
+class VLLMClient(LaunchedServerClient):
     """An OpenAI-compatible client for a vLLM server it holds a share of.
 
     Requests wait until the server is ready (or `load()` does it up front); `close()`
@@ -299,48 +297,16 @@ class VLLMClient(OpenAICompatibleClient):
         Raises:
             ConfigError: An option is out of range.
         """
-        try:
-            if start_timeout <= 0:
-                raise ConfigError(f"start_timeout must be positive, got {start_timeout!r}")
-            super().__init__(
-                server.model,
-                api_key=DUMMY_API_KEY,
-                base_url=server.base_url,
-                continue_final_message=True,
-                **client_options,
-            )
-        except BaseException:
-            server.release()
-            raise
-        self.server = server
-        self._start_timeout = start_timeout
-        self._release = weakref.finalize(self, server.release)
-
-    async def load(self) -> None:
-        """Wait until the server is ready (the first request would wait anyway).
-
-        Raises:
-            ModelUnavailableError: The server exited or was not ready within start_timeout.
-        """
-        await self.server.wait_until_ready(self._start_timeout)
-
-    async def _before_request(self) -> None:
-        await self.load()
-
-    async def _with_retries(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        async def checked() -> _T:
-            try:
-                return await call()
-            except Exception:
-                if not self.server.running:  # died under the request: no use retrying
-                    await self.load()  # raises, naming its exit code and log
-                raise
-
-        return await super()._with_retries(checked)
-
-    async def close(self) -> None:
-        await super().close()
-        await asyncio.to_thread(self._release)  # may wait out the server's grace period
+        super().__init__(
+            server,
+            server.release,
+            model=server.model,
+            base_url=server.base_url,
+            start_timeout=start_timeout,
+            continue_final_message=True,
+            **client_options,
+        )
+        self.server: VLLMServer = server
 
 
 def _lists_models(base_url: str) -> bool:
