@@ -5,22 +5,18 @@ fields that choose among decode paths giving the same replies at different speed
 not model spec options, since a user has no reason to turn one off. The benchmarks
 compare those paths on a whole synthesis, which names its models by spec strings, so
 `register()` adds a backend of their own, `bench-embedded`: the embedded backend plus
-the three switches as options, which reach the engine through the client's
-`engine_overrides`. For example `bench-embedded?temperature=0&packed_weights=false`.
+the three switches as options. Its client is the embedded backend's: every option that
+is not a sampling default is an `EngineConfig` field, the switches included
+(`TransformersChatCompletionClient.from_options`). For example
+`bench-embedded?temperature=0&packed_weights=false`.
 It is registered only in the benchmark's process; `journey models` never lists it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from journey.agents.backends.registry import Option, backend, register_backend
-
-if TYPE_CHECKING:
-    from autogen_core.models import ChatCompletionClient
-
-    from journey.agents.backends.spec import ModelSpec
 
 NAME = "bench-embedded"
 
@@ -29,14 +25,6 @@ SWITCHES = (
     Option("prefill_in_step", bool, "a joining prompt is fed in the batch's next step", "true"),
     Option("packed_weights", bool, "oneDNN over weights packed once at load", "true"),
 )
-
-
-def _create(spec: ModelSpec) -> ChatCompletionClient:
-    from journey.agents.backends.transformers_client import TransformersChatCompletionClient
-
-    options = dict(spec.options)
-    overrides = {o.name: options.pop(o.name) for o in SWITCHES if o.name in options}
-    return TransformersChatCompletionClient.embedded(**options, engine_overrides=overrides)
 
 
 def register() -> None:
@@ -48,6 +36,5 @@ def register() -> None:
         summary="the embedded model with the engine's decode-path switches (benchmarks)",
         syntax=NAME,
         options=(*embedded.options, *SWITCHES),
-        create=_create,
     )
     register_backend(bench, replace=True)

@@ -22,6 +22,7 @@ from journey.agents.backends.transformers_client import (
     TransformersChatCompletionClient,
 )
 from journey.engine._packed_linear import pack_linears
+from journey.engine.config import EngineConfig
 from journey.engine.model_store import EMBEDDED_MODEL_ID, embedded_model_dir
 from journey.engine.quiet import quiet_loading
 
@@ -40,7 +41,7 @@ PROMPTS = [
 async def through_client(dtype: str, max_tokens: int) -> tuple[float, float, float]:
     directory = embedded_model_dir(log=print)
     client = TransformersChatCompletionClient(
-        directory, model_name=EMBEDDED_MODEL_ID, dtype=dtype, temperature=0.0
+        directory, model_name=EMBEDDED_MODEL_ID, temperature=0.0, engine=EngineConfig(dtype=dtype)
     )
     started = time.perf_counter()
     await client.load()

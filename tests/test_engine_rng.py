@@ -174,9 +174,13 @@ def test_engine_config_quotes_a_bad_setting() -> None:
         EngineConfig(max_batch_size=0)
     with pytest.raises(ConfigError, match="num_threads must be >= 1, got 0"):
         EngineConfig(num_threads=0)
-    with pytest.raises(ConfigError, match="prefix_cache_bytes must be >= 0, got -1"):
-        EngineConfig(prefix_cache_bytes=-1)
+    with pytest.raises(ConfigError, match="prefix_cache_mb must be >= 0, got -1"):
+        EngineConfig(prefix_cache_mb=-1)
     with pytest.raises(ConfigError, match="seed must be an integer, got '3'"):
         EngineConfig(seed="3")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'packed_weight'"):
+        EngineConfig.of({"packed_weight": False})
+    assert EngineConfig.of({"prefix_cache_mb": 2}) == EngineConfig(prefix_cache_mb=2)
+    assert EngineConfig(prefix_cache_mb=2).prefix_cache_bytes == 2 << 20
     assert EngineConfig().torch_dtype == torch.float32  # "auto"
     assert EngineConfig(dtype="bf16").torch_dtype == torch.bfloat16

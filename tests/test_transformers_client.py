@@ -25,7 +25,7 @@ from autogen_core.models import AssistantMessage, CreateResult, SystemMessage, U
 from journey.agents.backends.base import can_score_labels
 from journey.agents.backends.seeded_client import SeededClient
 from journey.agents.backends.transformers_client import TransformersChatCompletionClient
-from journey.engine import model_store
+from journey.engine import EngineConfig, model_store
 from journey.engine._ragged_batch import RaggedBatch
 from journey.engine._running_batch import RunningBatch
 from journey.engine.jobs import GenerationJob
@@ -168,20 +168,21 @@ def test_failed_conversion_leaves_no_half_cache(
 
 
 def test_bad_settings_are_config_errors(tmp_path: Path) -> None:
+    def client(**options: object) -> TransformersChatCompletionClient:
+        return TransformersChatCompletionClient.from_options(tmp_path, options, model_name="m")
+
     with pytest.raises(ConfigError, match="'int8'"):
-        TransformersChatCompletionClient(tmp_path, model_name="m", dtype="int8")
+        client(dtype="int8")
     with pytest.raises(ConfigError, match="max_batch_size"):
-        TransformersChatCompletionClient(tmp_path, model_name="m", max_batch_size=0)
+        client(max_batch_size=0)
+    with pytest.raises(ConfigError, match="top_p"):
+        client(top_p=0.0)
     with pytest.raises(ConfigError, match="top_p"):
         TransformersChatCompletionClient(tmp_path, model_name="m", top_p=0.0)
     with pytest.raises(ConfigError, match="'packed_weight'"):
-        TransformersChatCompletionClient(
-            tmp_path, model_name="m", engine_overrides={"packed_weight": False}
-        )
-    with pytest.raises(ConfigError, match="max_batch_size"):  # checked like the others
-        TransformersChatCompletionClient(
-            tmp_path, model_name="m", engine_overrides={"max_batch_size": 0}
-        )
+        client(packed_weight=False)
+    with pytest.raises(ConfigError, match="prefix_cache_mb"):  # checked like the others
+        client(prefix_cache_mb=-1)
 
 
 async def test_unsupported_requests_raise_before_loading(tmp_path: Path) -> None:
@@ -339,8 +340,7 @@ async def test_a_scoring_joins_the_running_batch_and_scores_as_a_padded_pass(
         embedded_dir,
         model_name=EMBEDDED_MODEL_ID,
         temperature=0.0,
-        prefix_cache_mb=0,
-        engine_overrides={"continuous_batching": False},
+        engine=EngineConfig(prefix_cache_mb=0, continuous_batching=False),
     )
     expected = await padded.score_labels(chat, labels, prefix="Answer: ")
     await padded.close()
@@ -399,16 +399,14 @@ async def test_prefix_cache_and_continuous_batching_change_no_reply(embedded_dir
         prefill_in_step: bool = True,
         packed_weights: bool = True,
     ) -> tuple[list[str], dict[str, float], int]:
-        model = TransformersChatCompletionClient(
-            embedded_dir,
-            model_name=EMBEDDED_MODEL_ID,
-            temperature=0.0,
+        engine = EngineConfig(
             prefix_cache_mb=prefix_cache_mb,
-            engine_overrides={
-                "continuous_batching": continuous_batching,
-                "prefill_in_step": prefill_in_step,
-                "packed_weights": packed_weights,
-            },
+            continuous_batching=continuous_batching,
+            prefill_in_step=prefill_in_step,
+            packed_weights=packed_weights,
+        )
+        model = TransformersChatCompletionClient(
+            embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, engine=engine
         )
         chats = [_user("What is 12 + 30?"), _user("Name a prime number.")]
         replies = []
@@ -575,7 +573,10 @@ async def test_a_failing_scoring_step_fails_only_its_scoring(
     """With no room in the running batch, a scoring runs in a step of its own between
     the batch's steps; when that step fails, the scoring fails and the batch goes on."""
     client = TransformersChatCompletionClient(
-        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, max_batch_size=1
+        embedded_dir,
+        model_name=EMBEDDED_MODEL_ID,
+        temperature=0.0,
+        engine=EngineConfig(max_batch_size=1),
     )
     chat, args = _user("Describe a forest at dawn."), {"max_tokens": 20}
     alone = (await client.create(chat, extra_create_args=args)).content
@@ -610,7 +611,10 @@ async def test_ragged_batches_share_one_pool_and_give_every_slot_back(
     embedded_dir: Path,
 ) -> None:
     client = TransformersChatCompletionClient(
-        embedded_dir, model_name=EMBEDDED_MODEL_ID, temperature=0.0, max_batch_size=4
+        embedded_dir,
+        model_name=EMBEDDED_MODEL_ID,
+        temperature=0.0,
+        engine=EngineConfig(max_batch_size=4),
     )
     args = {"max_tokens": 6}
     await client.create(_user("Name a colour."), extra_create_args=args)

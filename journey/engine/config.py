@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from journey.errors import ConfigError
 
@@ -38,7 +40,8 @@ _DTYPES = {  # names torch gives these dtypes, looked up only when a model loads
 @dataclass(frozen=True)
 class EngineConfig:
     """How a `ModelWorker` loads, batches and samples; the defaults are the embedded
-    backend's.
+    backend's, and the one home of each setting: the local backends' spec options
+    (`embedded?prefix_cache_mb=0`) are these fields, their help shows these defaults.
 
     `continuous_batching`, `prefill_in_step` and `packed_weights` choose among decode
     paths that give the same replies at different speeds; they are for the benchmarks
@@ -62,11 +65,12 @@ class EngineConfig:
         default=None,
         metadata={"help": "torch CPU threads (process-wide); None: every core available."},
     )
-    prefix_cache_bytes: int = field(
-        default=1 << 30,
+    prefix_cache_mb: int = field(
+        default=1024,
         metadata={
-            "help": "Memory for the keys and values of recent prompts, so that a prompt "
-            "extending one is encoded only past it; 0 turns the cache off."
+            "help": "MiB for the keys and values of recent prompts, so that a prompt "
+            "extending one (every turn of a session does) is encoded only past it; 0 "
+            "turns the cache off."
         },
     )
     continuous_batching: bool = field(
@@ -105,8 +109,29 @@ class EngineConfig:
             raise ConfigError(f"max_batch_size must be >= 1, got {self.max_batch_size!r}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"num_threads must be >= 1, got {self.num_threads!r}")
-        if self.prefix_cache_bytes < 0:
-            raise ConfigError(f"prefix_cache_bytes must be >= 0, got {self.prefix_cache_bytes!r}")
+        if self.prefix_cache_mb < 0:
+            raise ConfigError(f"prefix_cache_mb must be >= 0, got {self.prefix_cache_mb!r}")
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> EngineConfig:
+        """The config with `settings` (field name to value) over the defaults.
+
+        Raises:
+            ConfigError: A setting names no field, or is out of range.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"no engine setting {', '.join(map(repr, unknown))}; "
+                f"EngineConfig has {', '.join(names)}"
+            )
+        return cls(**settings)
+
+    @property
+    def prefix_cache_bytes(self) -> int:
+        """`prefix_cache_mb` in bytes."""
+        return self.prefix_cache_mb << 20
 
     @property
     def dtype_name(self) -> str:

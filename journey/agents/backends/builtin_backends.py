@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from journey.agents.backends.llama_backend import llama_backend
 from journey.agents.backends.registry import Backend, Option, Target, register_backend
 from journey.agents.backends.reply_identity import package_fingerprint, weights_fingerprint
+from journey.engine.config import EngineConfig
 from journey.errors import ModelSpecError, ModelUnavailableError
 
 if TYPE_CHECKING:
@@ -98,25 +99,22 @@ RATE_LIMITS = tuple(
 
 # --- embedded and hf: one local transformers client ---------------------------------------
 
+_ENGINE = EngineConfig()  # the engine options' defaults, as their help shows them
 LOCAL_OPTIONS = (
     MAX_TOKENS,
     replace(TEMPERATURE, default="0.7"),
     replace(TOP_P, default="0.95"),
-    replace(SEED, default="0"),
-    Option(
-        "max_batch_size", int, "most requests run in one generate call", "8", affects_replies=False
-    ),
-    Option(
-        "num_threads", int, "torch CPU threads (process-wide)", "all cores", affects_replies=False
-    ),
+    replace(SEED, default=str(_ENGINE.seed)),
+    Option("max_batch_size", int, "batch size", str(_ENGINE.max_batch_size), affects_replies=False),
+    Option("num_threads", int, "CPU threads (process-wide)", "all cores", affects_replies=False),
     Option(
         "prefix_cache_mb",
         int,
-        "memory for recent prompts' keys and values; 0: off",
-        "1024",
+        "memory (MiB) for recent prompts' keys and values; 0: off",
+        str(_ENGINE.prefix_cache_mb),
         affects_replies=False,
     ),
-    Option("dtype", str, "auto, float32, bfloat16 or float16", "auto"),
+    Option("dtype", str, "auto, float32, bfloat16 or float16", _ENGINE.dtype),
     *PRICES,
 )
 
@@ -139,7 +137,9 @@ def _create_hf(spec: ModelSpec) -> ChatCompletionClient:
     directory = Path(spec.target).expanduser()
     if not directory.is_dir():
         raise ModelSpecError(f"model directory {spec.target!r} does not exist")
-    return TransformersChatCompletionClient(directory, model_name=directory.name, **spec.options)
+    return TransformersChatCompletionClient.from_options(
+        directory, spec.options, model_name=directory.name
+    )
 
 
 def _hf_weights(spec: ModelSpec) -> Path:

@@ -3,14 +3,14 @@
 One worker thread owns the model (`journey.engine.ModelWorker`); the event loop only
 queues requests and awaits futures, so a debate's other sessions keep running while
 the model computes. Requests that arrive while the model is busy are run together as
-one batched `generate` (up to `max_batch_size`, grouped by temperature and top-p): on
+one batch (up to `EngineConfig.max_batch_size`, grouped by temperature and top-p): on
 CPU a batch of 8 costs little more than one sequence. Label scoring goes through
 the same worker, so it never runs at the same time as generation.
 
 Greedy decoding (temperature 0) gives the same text whether a request ran alone or
 in a batch (tested). A sampled request draws from a random generator of its own,
-seeded with its `seed`, else with a seed drawn from the client's stream (seeded once
-by the client's `seed`), so a seeded request gives the same text alone or in any batch
+seeded with its `seed`, else with a seed drawn from the worker's stream (seeded once
+by `EngineConfig.seed`), so a seeded request gives the same text alone or in any batch
 (tested), and requests with other seeds, or none, batch with it.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +55,8 @@ from journey.protocols import LabelScoring
 __all__ = ["AUTO_DTYPE", "GenerationStats", "TransformersChatCompletionClient"]
 
 _CREATE_ARGS = frozenset({"max_tokens", "temperature", "top_p", "stop", "seed"})
+_SAMPLING_OPTIONS = ("max_new_tokens", "temperature", "top_p")
+"""The options `from_options` gives the constructor; the rest make its `EngineConfig`."""
 
 _T = TypeVar("_T")
 
@@ -73,15 +74,10 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         model_dir: str | os.PathLike[str] | Callable[[], Path],
         *,
         model_name: str,
-        dtype: str = "auto",
         max_new_tokens: int = 256,
         temperature: float = 0.7,
         top_p: float = 0.95,
-        seed: int = 0,
-        max_batch_size: int = 8,
-        num_threads: int | None = None,
-        prefix_cache_mb: int = 1024,
-        engine_overrides: Mapping[str, Any] | None = None,
+        engine: EngineConfig | None = None,
     ) -> None:
         """Build the client; the model loads in the worker thread on first use (or `load()`).
 
@@ -89,41 +85,19 @@ class TransformersChatCompletionClient(ChatCompletionClient):
             model_dir: A directory `AutoModelForCausalLM.from_pretrained` loads, or a function
                 returning one, called once in the worker (the embedded model builds its cache).
             model_name: The name reported in messages and `repr`.
-            dtype: "auto" (float32, see `AUTO_DTYPE`), "float32", "bfloat16" or "float16".
             max_new_tokens: Default reply length limit; a request's `max_tokens` overrides it.
             temperature: Default sampling temperature; 0 decodes greedily.
             top_p: Default nucleus-sampling mass.
-            seed: Seeds the client's random stream, from which each sampled request
-                without a `seed` of its own draws one.
-            max_batch_size: Most requests run in one `generate` call.
-            num_threads: torch CPU threads (process-wide); default all cores available.
-            prefix_cache_mb: Memory for the keys and values of recent prompts, so a prompt
-                that extends one (every turn of a session does) is encoded only past it;
-                0 turns the cache off.
-            engine_overrides: For benchmarks and tests: `EngineConfig` fields to set over
-                the ones the settings above make, e.g. `{"packed_weights": False}`. The
-                decode-path switches the benchmarks compare (`continuous_batching`,
-                `prefill_in_step`, `packed_weights`) are set only this way.
+            engine: How the worker loads, batches and seeds (dtype, seed, max_batch_size,
+                num_threads, prefix_cache_mb, ...); default `EngineConfig()`. A sampled
+                request without a `seed` of its own draws one from the worker's random
+                stream, seeded once by `engine.seed`.
 
         Raises:
-            ConfigError: A setting is out of range, the dtype is unknown, or an override
-                names no `EngineConfig` field.
+            ConfigError: A sampling default is out of range.
         """
         _check_create_settings(max_new_tokens, temperature, top_p, error=ConfigError)
-        if prefix_cache_mb < 0:
-            raise ConfigError(f"prefix_cache_mb must be >= 0, got {prefix_cache_mb!r}")
-        overrides = dict(engine_overrides or {})
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(EngineConfig)})
-        if unknown:
-            raise ConfigError(f"engine_overrides names no EngineConfig field: {unknown!r}")
-        config = EngineConfig(  # checks the other settings
-            dtype=dtype,
-            seed=seed,
-            max_batch_size=max_batch_size,
-            num_threads=num_threads,
-            prefix_cache_bytes=prefix_cache_mb * 2**20,
-        )
-        self._config = dataclasses.replace(config, **overrides)
+        self._config = EngineConfig() if engine is None else engine
         self._model_name = model_name
         self._max_new_tokens = max_new_tokens
         self._temperature = temperature
@@ -136,14 +110,35 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
     @classmethod
-    def embedded(cls, **kwargs: Any) -> TransformersChatCompletionClient:
+    def from_options(
+        cls,
+        model_dir: str | os.PathLike[str] | Callable[[], Path],
+        options: Mapping[str, Any],
+        *,
+        model_name: str,
+    ) -> TransformersChatCompletionClient:
+        """The client a model spec's options make (`embedded?temperature=0&max_batch_size=4`):
+        `max_new_tokens`, `temperature` and `top_p` go to the constructor, every other
+        option is an `EngineConfig` field.
+
+        Raises:
+            ConfigError: An option is out of range or names no setting.
+        """
+        sampling = {name: value for name, value in options.items() if name in _SAMPLING_OPTIONS}
+        engine = EngineConfig.of({n: v for n, v in options.items() if n not in _SAMPLING_OPTIONS})
+        return cls(model_dir, model_name=model_name, **sampling, engine=engine)
+
+    @classmethod
+    def embedded(
+        cls, *, model_name: str = EMBEDDED_MODEL_ID, **options: Any
+    ) -> TransformersChatCompletionClient:
         """The embedded SmolLM2-135M-Instruct; its cache is built in the worker on first use.
 
         Args:
-            **kwargs: Constructor settings (dtype, temperature, max_batch_size, ...).
+            model_name: The name reported in messages and `repr`.
+            **options: As `from_options` takes them (temperature, dtype, max_batch_size, ...).
         """
-        kwargs.setdefault("model_name", EMBEDDED_MODEL_ID)
-        return cls(embedded_model_dir, **kwargs)
+        return cls.from_options(embedded_model_dir, options, model_name=model_name)
 
     def __repr__(self) -> str:
         return (
