@@ -13,10 +13,11 @@ reflection or correction marker), the tokens generated (policy and critic comple
 every request counted, re-asks included), the generated tokens per long thought, and
 the wall time; then each debate's tokens per long thought as a share of beam's, measured
 in the same run (the issue's target: at most 0.2 at equal yield). The policy samples (the embedded
-client's temperature is 0.7). Its requests carry no seed of their own: each draws one
-from the embedded worker's seeded stream in the order requests arrive, which 24
-sessions at once change from run to run, so reruns differ (beam solved 9 and 7 of the
-same 24 in two runs). Compare strategies within one run.
+client's temperature is 0.7), each request with a seed derived from the request itself
+(`journey.agents.backends.seeded_client`), so a rerun writes the same sessions whatever
+order the 24 concurrent sessions' requests arrive in. Until 2026-12-03 18:00 requests
+drew their seeds from the worker's stream in arrival order, and reruns differed (beam
+solved 9 and 7 of the same 24 in two runs).
 """
 
 from __future__ import annotations
