@@ -12,8 +12,9 @@ import pytest
 from autogen_core.models import CreateResult, LLMMessage, UserMessage
 
 from journey.agents.backends import ScriptedChatCompletionClient
+from journey.agents.backends.reply_identity import reply_identity
 from journey.agents.backends.role_endpoints import role_specs
-from journey.agents.backends.seeded_client import SEED_BITS, SeededClient, seeds_requests
+from journey.agents.backends.seeded_client import SEED_BITS, SeededClient, seeded, seeds_requests
 from journey.runs.request_accounts import RequestAccounts, SpendSettings
 
 A = [UserMessage(content="What is 3 * 4?", source="user")]
@@ -122,3 +123,35 @@ async def test_a_resumed_run_seeds_its_new_requests_as_an_unbroken_run(tmp_path:
     assert len(resumed.seeds) == 1  # the cache answered the first three
     assert resumed.seeds[0] == unbroken.seeds[3]
     assert resumed.seeds[0][1] not in {seed for _, seed in unbroken.seeds[:2]}
+
+
+async def test_greedy_requests_get_no_seed_where_it_would_change_nothing() -> None:
+    inner = SeedRecorder()
+    client = SeededClient(inner, identity="m")
+    await client.create(A, extra_create_args={"temperature": 0})
+    await client.create(A, extra_create_args={"temperature": 0.0, "max_tokens": 5})
+    await client.create(A)  # the spec's temperature: not greedy here
+    assert [seed for _, seed in inner.seeds][:2] == [None, None]
+    assert isinstance(inner.seeds[2][1], int)
+    # A role whose spec decodes greedily: only a request that asks to sample is seeded.
+    greedy = SeedRecorder()
+    role = seeded(greedy, role_specs("embedded?temperature=0"))
+    await role.create(A)
+    await role.create(A, extra_create_args={"temperature": 0.7})
+    assert greedy.seeds[0][1] is None and isinstance(greedy.seeds[1][1], int)
+
+
+async def test_a_model_copied_in_place_samples_as_the_original(tmp_path: Path) -> None:
+    """Seeds name the model without its weights' fingerprint (size and modification
+    time), which the response cache keeps: a fresh copy on another node samples alike."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    spec = role_specs(f"hf:{model}")
+    before, cached_before = SeedRecorder(), reply_identity(spec[0])
+    await seeded(before, spec).create(A)
+    (model / "config.json").write_text("{} ")  # rewritten: another size and time
+    after = SeedRecorder()
+    await seeded(after, spec).create(A)
+    assert after.seeds == before.seeds
+    assert reply_identity(spec[0]) != cached_before  # the cache tells the copies apart

@@ -24,9 +24,8 @@ from typing import Any
 from autogen_core.models import ChatCompletionClient
 from pydantic import BaseModel
 
-from journey.agents.backends.reply_identity import role_identity
 from journey.agents.backends.role_endpoints import role_specs
-from journey.agents.backends.seeded_client import SeededClient, seeds_requests
+from journey.agents.backends.seeded_client import seeded
 from journey.runs.prices import ModelPrice, PriceTable, prices_record, total_cost
 from journey.runs.response_cache import CacheSettings, RunCache
 from journey.runs.spend import SPEND_FILE, RunBudget, SharedSpend, SpendMeter, recorded_spend
@@ -130,15 +129,11 @@ class RequestAccounts:
         self._closed = False
 
     def wrap(self, role: str, client: ChatCompletionClient) -> ChatCompletionClient:
-        """`client` as `role`'s: each request seeded from its content where the model
-        takes a seed (`seeded_client`), then the cache, then the meter of what reaches
-        the model."""
+        """`client` as `role`'s: each sampled request seeded from its content where the
+        model takes a seed (`seeded_client`), then the cache, then the meter of what
+        reaches the model."""
         spec = self.models[role]
-        accounted = self._cache.wrap(role, self.meter.wrap(role, client), spec)
-        specs = role_specs(spec)
-        if not seeds_requests(specs):
-            return accounted
-        return SeededClient(accounted, identity=role_identity(specs))
+        return seeded(self._cache.wrap(role, self.meter.wrap(role, client), spec), role_specs(spec))
 
     def halted(self) -> bool:
         """Whether the budget is spent: no new item (or request) should start."""

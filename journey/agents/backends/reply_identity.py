@@ -33,8 +33,10 @@ __all__ = ["package_fingerprint", "reply_identity", "role_identity", "weights_fi
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf", "config.json", "generation_config.json")
 
 
-def reply_identity(spec: ModelSpec) -> str:
-    """The response cache's name for the model `spec` gives (see the module docstring)."""
+def reply_identity(spec: ModelSpec, *, fingerprint: bool = True) -> str:
+    """The response cache's name for the model `spec` gives (see the module docstring);
+    without the weights' `fingerprint` when told (the name seeds derive from: a copied
+    model then samples as the original)."""
     backend = registry.backend(spec.backend)
     shaping = {o.name for o in backend.options if o.affects_replies and not o.agent}
     options = {k: v for k, v in sorted(spec.options.items()) if k in shaping}
@@ -43,9 +45,9 @@ def reply_identity(spec: ModelSpec) -> str:
         "model": spec.target,
         "options": options,
     }
-    fingerprint = backend.fingerprint(spec) if backend.fingerprint is not None else None
-    if fingerprint is not None:
-        identity["fingerprint"] = fingerprint
+    printed = backend.fingerprint(spec) if fingerprint and backend.fingerprint else None
+    if printed is not None:
+        identity["fingerprint"] = printed
     return json.dumps(identity, sort_keys=True, default=str)
 
 
