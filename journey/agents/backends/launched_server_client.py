@@ -95,5 +95,7 @@ class LaunchedServerClient(OpenAICompatibleClient):
         return await super()._with_retries(checked)
 
     async def close(self) -> None:
-        await super().close()
-        await asyncio.to_thread(self._release)  # may wait out the server's grace period
+        try:
+            await super().close()
+        finally:  # the share goes back even if closing the HTTP client failed
+            await asyncio.to_thread(self._release)  # may wait out the server's grace period

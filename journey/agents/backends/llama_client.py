@@ -92,7 +92,6 @@ class _Share:
             context=settings.context,
             threads=settings.threads,
             extra_args=settings.extra_args,
-            avoid_ports=frozenset(share.server.port for share in _shares.values()),
         )
         self.users = 0
 

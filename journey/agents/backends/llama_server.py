@@ -97,7 +97,6 @@ class LlamaServer:
         context: int | None = None,
         threads: int | None = None,
         extra_args: tuple[str, ...] = (),
-        avoid_ports: frozenset[int] = frozenset(),
     ) -> None:
         """Describe the server and choose its port; nothing runs yet.
 
@@ -109,7 +108,6 @@ class LlamaServer:
                 slot; 0 is the model's own training context.
             threads: CPU threads (`-t`); default all cores.
             extra_args: More server arguments, placed last.
-            avoid_ports: Ports other servers described but not yet launched will bind.
         """
         self.binary = binary
         self.model = model
@@ -117,9 +115,7 @@ class LlamaServer:
         self.context = context if context is not None else 2048 * parallel
         self.threads = threads if threads is not None else os.cpu_count() or 1
         self.extra_args = extra_args
-        self.port = free_port(HOST)
-        while self.port in avoid_ports:  # free now, but promised to another server
-            self.port = free_port(HOST)
+        self.port = free_port(HOST)  # never one another server of this process was given
         self.log_path: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # one launch, and no launch after a stop
@@ -200,6 +196,7 @@ class LlamaServer:
             self._check(timeout)
             if self._healthy():
                 self._ready = True
+                self._check(timeout)  # our process, not another one on the port
                 return
             time.sleep(READY_POLL_SECONDS)
 
@@ -225,6 +222,7 @@ class LlamaServer:
                 finally:
                     self._probing = False
                 if self._ready:
+                    self._check(timeout)  # our process, not another one on the port
                     return
             await asyncio.sleep(READY_POLL_SECONDS)
 

@@ -9,7 +9,7 @@ the client (importing heavy modules only then). Adding a backend is one
 
     >>> from journey.agents.backends.registry import backend, backends
     >>> [b.name for b in backends()]
-    ['embedded', 'hf', 'openai', 'vllm', 'replay', 'function']
+    ['embedded', 'hf', 'openai', 'vllm', 'llama', 'replay', 'function']
     >>> backend("replay").option_names
     frozenset({'cycle'})
 """
@@ -142,7 +142,8 @@ class Backend:
             the response cache's identity (`reply_identity`); None, or a None result,
             when the spec's target says it all.
         seeded_by_default: Every request may carry a seed even when the spec gives none
-            (the local clients, which sample from seed 0; a vLLM server journey starts):
+            (the local clients, which sample from seed 0; the vLLM and llama.cpp servers
+            journey starts):
             a job then seeds each request (`seeded_client`); for other backends only
             when the spec gives a `seed`.
     """

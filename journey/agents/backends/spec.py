@@ -17,7 +17,7 @@ Every backend takes `price_in=X` and `price_out=Y`: USD per million prompt and
 completion tokens, for cost reports and budgets (read by the run, not the client;
 without them a --prices file, then journey's dated table of common API models).
 
-Every generating backend (embedded, hf, openai, vllm) takes `max_tokens=N` (N >= 1):
+Every generating backend (embedded, hf, openai, vllm, llama) takes `max_tokens=N` (N >= 1):
 the most tokens one reply of this role may have, read by the agent that uses the
 model (`policy` steps, `critic` verdicts); the client itself is the same with or
 without it, so roles that differ only in `max_tokens` share one model.

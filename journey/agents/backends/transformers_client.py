@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
@@ -124,6 +125,13 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         Raises:
             ConfigError: An option is out of range or names no setting.
         """
+        settings = (*_SAMPLING_OPTIONS, *(f.name for f in dataclasses.fields(EngineConfig)))
+        unknown = sorted(set(options) - set(settings))
+        if unknown:
+            raise ConfigError(
+                f"no local model option {', '.join(map(repr, unknown))}; "
+                f"it takes {', '.join(settings)}"
+            )
         sampling = {name: value for name, value in options.items() if name in _SAMPLING_OPTIONS}
         engine = EngineConfig.of({n: v for n, v in options.items() if n not in _SAMPLING_OPTIONS})
         return cls(model_dir, model_name=model_name, **sampling, engine=engine)

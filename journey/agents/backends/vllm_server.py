@@ -124,9 +124,7 @@ class VLLMServer:
 
     def __init__(self, settings: VLLMServerSettings) -> None:
         self.settings = settings
-        self.port = free_port(HOST)
-        while any(s.port == self.port for s in _servers.values()):  # a replica not bound yet
-            self.port = free_port(HOST)
+        self.port = free_port(HOST)  # never one another server of this process was given
         command = settings.command(self.port)
         self.base_url = f"http://{HOST}:{self.port}/v1"
         # A file journey/agents writes (see its docstring): the server's output goes to a
