@@ -220,7 +220,7 @@ def test_every_mistake_is_one_line_naming_the_key(tmp_path: Path) -> None:
         "'rg:chain_sum?seed={round}&size={n}'",
         f"{path}: eval_dataset: Field required",
         f"{path}: policy: unknown model spec 'nosuch:model': use 'embedded', 'hf:DIR' (or a "
-        "directory), 'openai:MODEL[@URL]', 'vllm:MODEL', 'replay:FILE' or "
+        "directory), 'openai:MODEL[@URL]', 'vllm:MODEL', 'llama:GGUF', 'replay:FILE' or "
         "'function:MODULE:NAME'",
         f"{path}: synth.bogus: unknown key (known: strategy, critic_mode, concurrency, limits, "
         "step_tokens, critic_tokens, critic_reasks, strategy_config)",
