@@ -4,8 +4,9 @@ client (a concurrency limit, a response cache).
 `DelegatingClient` hands every request and every question to the inner client. A
 wrapper that only gates or paces requests overrides two hooks: `_request`, held around
 each request the inner client serves (a `create`, a whole stream, a `score_labels`),
-and `_answered`, told each answered request. One that changes requests (a
-cache) overrides `create`, `create_stream` and `score_labels` themselves.
+and `_answered`, told each answered request; one that adds an argument (a seed)
+overrides `_create_args`. One that may answer instead of the inner client (a cache)
+overrides `create`, `create_stream` and `score_labels` themselves.
 
 Beyond the AutoGen interface it forwards, by name, what jobs read from a client:
 `load` and `requests` where the inner client has them (so `isinstance` with
@@ -83,6 +84,18 @@ class DelegatingClient(ChatCompletionClient):
     def _answered(self, result: CreateResult) -> None:
         """Told each answered request (a stream's once, with its final result)."""
 
+    def _create_args(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Tool | Literal["auto", "required", "none"],
+        json_output: bool | type[BaseModel] | None,
+        extra_create_args: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        """The extra arguments the inner client gets for a request (a `create` or a
+        stream); a wrapper that adds one (a seed) overrides it."""
+        return extra_create_args
+
     # --- requests -------------------------------------------------------------------------
 
     async def create(
@@ -95,13 +108,14 @@ class DelegatingClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
+        args = self._create_args(messages, tools, tool_choice, json_output, extra_create_args)
         async with self._request():
             result = await self._inner.create(
                 messages,
                 tools=tools,
                 tool_choice=tool_choice,
                 json_output=json_output,
-                extra_create_args=extra_create_args,
+                extra_create_args=args,
                 cancellation_token=cancellation_token,
             )
         self._answered(result)
@@ -117,13 +131,14 @@ class DelegatingClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
+        args = self._create_args(messages, tools, tool_choice, json_output, extra_create_args)
         async with self._request():  # a stream occupies the endpoint until its last chunk
             stream = self._inner.create_stream(
                 messages,
                 tools=tools,
                 tool_choice=tool_choice,
                 json_output=json_output,
-                extra_create_args=extra_create_args,
+                extra_create_args=args,
                 cancellation_token=cancellation_token,
             )
             try:

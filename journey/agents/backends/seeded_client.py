@@ -24,11 +24,10 @@ session's repeat checks then ask again, with the next seed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from autogen_core import CancellationToken
-from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
+from autogen_core.models import ChatCompletionClient, LLMMessage
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
@@ -91,7 +90,7 @@ class SeededClient(DelegatingClient):
     def __repr__(self) -> str:
         return f"SeededClient({self.inner!r}, identity={self._identity!r})"
 
-    def _seeded(
+    def _create_args(
         self,
         messages: Sequence[LLMMessage],
         tools: Sequence[Tool | ToolSchema],
@@ -106,50 +105,3 @@ class SeededClient(DelegatingClient):
         request = create_request(messages, tools, tool_choice, json_output, extra_create_args)
         key = self._keys.key({"identity": self._identity, **request})
         return {**extra_create_args, SEED_ARGUMENT: int(key, 16) % 2**SEED_BITS}
-
-    async def create(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> CreateResult:
-        return await super().create(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=self._seeded(
-                messages, tools, tool_choice, json_output, extra_create_args
-            ),
-            cancellation_token=cancellation_token,
-        )
-
-    async def create_stream(
-        self,
-        messages: Sequence[LLMMessage],
-        *,
-        tools: Sequence[Tool | ToolSchema] = (),
-        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
-        json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = {},
-        cancellation_token: CancellationToken | None = None,
-    ) -> AsyncGenerator[str | CreateResult, None]:
-        stream = super().create_stream(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            json_output=json_output,
-            extra_create_args=self._seeded(
-                messages, tools, tool_choice, json_output, extra_create_args
-            ),
-            cancellation_token=cancellation_token,
-        )
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            await stream.aclose()
