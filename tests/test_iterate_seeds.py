@@ -389,6 +389,13 @@ def test_the_experiment_recipe_reads() -> None:
     assert list(recipe.training.arms) == ["shortcut", "journey"] and recipe.exclude_held_out
 
 
+def test_the_two_round_recipe_reads() -> None:
+    recipe = load_recipe(Path(__file__).parent.parent / "examples/iterate-arith.yaml")
+    assert recipe.rounds == 2 and recipe.next_policy == "shortcut"
+    assert recipe.dataset.for_round(2).source != recipe.dataset.for_round(1).source
+    assert recipe.training.model == "embedded" and recipe.exclude_held_out
+
+
 def test_the_equal_tokens_comparison_reuses_the_synthesis(tmp_path: Path) -> None:
     """As docs/experiment.md says: copy the folder, match tokens, --force."""
     rows = _recipe(tmp_path, training={**SEEDED["training"], "match": "rows"})
@@ -401,4 +408,33 @@ def test_the_equal_tokens_comparison_reuses_the_synthesis(tmp_path: Path) -> Non
         load_recipe(tokens), tmp_path / "tokens", trainer=trainer, hooks=lines.hooks(), force=True
     )
     assert "round 1 · synth" not in lines.ran()
-    assert trainer.names == list(SPECS)  # every model trained again, on matched tokens
+    # The shortcut arm has the fewest tokens: its rows, models and evaluations stand.
+    assert trainer.names == ["journey-seed1", "journey-seed2"]
+    assert not [line for line in lines.ran() if "shortcut" in line]
+    marker = tmp_path / "tokens/round-1/models/shortcut-seed1/iterate-step.json"
+    assert str(tmp_path) not in marker.read_text()  # {out}: the copy's models are its own
+
+
+def test_how_long_thoughts_are_written_is_an_export_input(tmp_path: Path) -> None:
+    """`export.walk_trials` reaches `journey export`'s writer, and a changed writer
+    exports again; rows that come out the same (a debate has no tree to walk) train
+    nothing again."""
+    recipe = load_recipe(_recipe(tmp_path, export={"walk_trials": 1}))
+    assert recipe.export.options("journey").writer.trials_per_node == 1
+    rows = _recipe(tmp_path, training={**SEEDED["training"], "match": "rows"})
+    _iterate(rows, tmp_path / "rows", RecordingTrainer(SPECS))
+    marker = json.loads((tmp_path / "rows/round-1/exports/journey.step.json").read_text())
+    assert "writer" not in json.dumps(marker)  # the default writer leaves inputs as they were
+
+    shutil.copytree(tmp_path / "rows", tmp_path / "walked")
+    walked = _recipe(
+        tmp_path,
+        export={"walk_trials": 0},
+        training={**SEEDED["training"], "match": "rows"},
+    )
+    lines, trainer = Lines(), RecordingTrainer(SPECS)
+    run_iteration(
+        load_recipe(walked), tmp_path / "walked", trainer=trainer, hooks=lines.hooks(), force=True
+    )
+    assert lines.ran() == ["round 1 · export shortcut", "round 1 · export journey"]
+    assert trainer.names == []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from journey.evaluation.pairs_sampling import PairsSampler
 from journey.evaluation.runner import EvalOptions, EvalRunner
 from journey.exports.export import EmptyExportError, card_path, export_runs
 from journey.exports.token_counts import TokenCounter, count_tokens_cheaply, embedded_token_counter
+from journey.longthought import LongThoughtOptions
 from journey.problems import HeldOutProblems
 from journey.runs.synthesis import SynthesisRunner
 from journey.training.iterate_arms import ArmTraining, dpo_training, matched_data, sft_trainings
@@ -48,7 +50,7 @@ from journey.training.iterate_records import (
     model_name,
 )
 from journey.training.iterate_settings import BASE
-from journey.training.iterate_steps import MARKER_FILE, ModelRef, Step, file_digest, inputs_digest
+from journey.training.iterate_steps import MARKER_FILE, ModelRef, Step, file_digest
 from journey.training.iterate_train import Trainer, TrainJob
 from journey.training.recipe import plan_phases
 
@@ -184,6 +186,7 @@ class RoundRunner:
                 "models": {role: models[role].record() for role in record.roles},
             },
             outputs=[record.synth / "sessions.jsonl"],
+            out=self.out,
         )
         marker = step.done()
         if marker is not None:
@@ -220,8 +223,10 @@ class RoundRunner:
                 "filters": options.filters(),
                 "runs": {str(run): file_digest(run / "sessions.jsonl") for run in runs},
                 **self._held_out_inputs(),
+                **_writer_inputs(options.writer),
             },
             outputs=[file, card_path(file)],
+            out=self.out,
         )
         if step.done() is not None:
             self._say(step, "done before")
@@ -252,6 +257,7 @@ class RoundRunner:
                 ],
             },
             outputs=[out],
+            out=self.out,
         )
         marker = step.done()
         if marker is not None:
@@ -304,6 +310,7 @@ class RoundRunner:
                 "pairs_per_problem": options.pairs_per_problem,
             },
             outputs=[file, card_path(file)],
+            out=self.out,
         )
         marker = step.done()
         if marker is not None:
@@ -341,8 +348,9 @@ class RoundRunner:
             directory / MARKER_FILE,
             inputs,
             outputs=[directory / "metrics.json"],
+            out=self.out,
         )
-        earlier = self._evaluated.get(inputs_digest(inputs))
+        earlier = self._evaluated.get(step.digest)
         if earlier is not None and earlier != directory:
             self._say(step, f"the same as {earlier.relative_to(self.out)}")
             return earlier
@@ -371,3 +379,9 @@ def _keep_seconds(record: RoundRecord, step: str, result: dict[str, Any]) -> Non
     seconds = result.get("seconds")
     if isinstance(seconds, int | float):
         record.seconds[step] = float(seconds)
+
+
+def _writer_inputs(writer: LongThoughtOptions) -> dict[str, Any]:
+    """How the long thoughts are written, as an export step's input: only when not the
+    default, so the steps of recipes that leave it alone keep the inputs they had."""
+    return {} if writer == LongThoughtOptions() else {"writer": asdict(writer)}

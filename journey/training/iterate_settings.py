@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from journey.agents.backends.spec import parse_model_spec
 from journey.errors import JourneyError
 from journey.exports.options import ExportOptions
+from journey.longthought.writer import LongThoughtOptions
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.sessions.base import SessionLimits
 
@@ -158,6 +159,15 @@ class ExportSettings(Settings):
     max_tokens: int | None = None
     transcript: str = "smoothed"
     credit_verified_path: bool = False
+    walk_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="Failed branches a beam tree's walk enters per correct step "
+        "(`journey export --walk-trials`); None: the run's own setting.",
+    )
+    policy_reasoning: bool = Field(
+        default=False, description="Put the policy's thoughts in the long thought."
+    )
 
     @model_validator(mode="after")
     def _known_to_export(self) -> ExportSettings:
@@ -170,8 +180,11 @@ class ExportSettings(Settings):
         Raises:
             ConfigError: a value `journey export` refuses.
         """
-        fields = self.model_dump(exclude={"sets", "cumulative"})
-        return ExportOptions(format=EXPORT_FORMAT[name], **fields)
+        fields = self.model_dump(exclude={"sets", "cumulative", "walk_trials", "policy_reasoning"})
+        writer = LongThoughtOptions(
+            include_reasoning=self.policy_reasoning, trials_per_node=self.walk_trials
+        )
+        return ExportOptions(format=EXPORT_FORMAT[name], writer=writer, **fields)
 
 
 class _TrainOptions(Settings):

@@ -13,12 +13,18 @@ with what depends on it, and nothing else.
 A trained model is referred to by its spec and its training marker's digest
 (`ModelRef`), so a step that used it is redone when the model is trained anew from
 other inputs, not when it was merely skipped.
+
+Markers are relocatable: a path inside the iteration's folder is recorded as
+`{out}/...`, so a copied folder (the equal-tokens comparison starts from a copy) skips
+what its copy did, and its models are its own, not the original's. A marker written
+before that, with the folder spelt out, still counts and is rewritten when read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,10 +35,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from journey.runs.files import write_atomic
 
-__all__ = ["MARKER_FILE", "ModelRef", "Step", "StepMarker", "file_digest", "inputs_digest"]
+__all__ = ["MARKER_FILE", "OUT", "ModelRef", "Step", "StepMarker", "file_digest", "inputs_digest"]
 
 MARKER_FILE = "iterate-step.json"
 """A step's marker inside the folder it writes."""
+
+OUT = "{out}"
+"""How a marker spells the iteration's folder."""
 
 
 def inputs_digest(inputs: Mapping[str, Any]) -> str:
@@ -84,10 +93,12 @@ class Step:
     inputs: Mapping[str, Any]
     outputs: Sequence[Path] = field(default=())
     """Files or folders that must exist for the step to count as done."""
+    out: Path | None = None
+    """The iteration's folder, spelt `{out}` in the marker; None: paths as they are."""
 
     @property
     def digest(self) -> str:
-        return inputs_digest(self.inputs)
+        return inputs_digest(self._relocated(self.inputs))
 
     def done(self) -> StepMarker | None:
         """The marker of this step with these inputs, if its outputs are all there."""
@@ -97,7 +108,11 @@ class Step:
             found = StepMarker.model_validate_json(self.marker.read_bytes())
         except (OSError, ValidationError):
             return None  # a marker that cannot be read says nothing: the step runs again
-        return found if found.digest == self.digest else None
+        if found.digest == self.digest:
+            return found.model_copy(update={"result": self._placed(found.result)})
+        if self._folder is not None and found.digest == inputs_digest(self.inputs):
+            return self._write(found.result, found.finished)  # written before {out}
+        return None
 
     def clear(self) -> None:
         """Remove a stale marker before the step runs again (a kill then leaves none)."""
@@ -105,12 +120,49 @@ class Step:
 
     def finish(self, result: Mapping[str, Any]) -> StepMarker:
         """Write the marker: the step is done."""
+        return self._write(result, datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def _write(self, result: Mapping[str, Any], finished: str) -> StepMarker:
+        """Write the marker relocatable; return it as this folder reads it."""
         marker = StepMarker(
             step=self.name,
             digest=self.digest,
-            inputs=json.loads(json.dumps(dict(self.inputs), default=str)),
-            result=dict(result),
-            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            inputs=json.loads(json.dumps(self._relocated(self.inputs), default=str)),
+            result=self._relocated(json.loads(json.dumps(dict(result), default=str))),
+            finished=finished,
         )
         write_atomic(self.marker, marker.model_dump_json(indent=2) + "\n")
-        return marker
+        return marker.model_copy(update={"result": self._placed(marker.result)})
+
+    @property
+    def _folder(self) -> str | None:
+        """The folder as paths inside it start; None when they start with no folder."""
+        return None if self.out is None or str(self.out) in ("", ".") else str(self.out)
+
+    def _relocated(self, value: Any) -> Any:
+        if self._folder is None:
+            return value
+        as_json = json.loads(json.dumps(value, default=str))  # Paths as the digest spells them
+        return _replaced(as_json, _spelt(self._folder), OUT)
+
+    def _placed(self, value: Any) -> Any:
+        return value if self._folder is None else _replaced(value, re.escape(OUT), self._folder)
+
+
+def _spelt(folder: str) -> str:
+    """A pattern for `folder` as a whole path or a path's start, never another name's."""
+    return rf"(?<![\w./-]){re.escape(folder)}(?=/|$)"
+
+
+def _replaced(value: Any, pattern: str, replacement: str) -> Any:
+    """`value` (JSON-like) with `pattern` replaced in every string, keys included."""
+    if isinstance(value, str):
+        return re.sub(pattern, lambda _: replacement, value)
+    if isinstance(value, Mapping):
+        return {
+            _replaced(k, pattern, replacement): _replaced(v, pattern, replacement)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_replaced(item, pattern, replacement) for item in value]
+    return value
