@@ -422,6 +422,24 @@ def test_a_changed_recipe_is_refused_unless_forced(tmp_path: Path) -> None:
     ]
 
 
+def test_a_recipe_recorded_before_a_setting_existed_is_the_same_recipe(tmp_path: Path) -> None:
+    """Upgrading journey refuses no iteration: a key its iterate.json lacks has the
+    default it had then; a recorded value that differs is still a change."""
+    out = tmp_path / "it"
+    _iterate(_recipe(tmp_path), out, RecordingTrainer(SPECS), rounds=1)
+    manifest = out / "iterate.json"
+    recorded = json.loads(manifest.read_text())
+    del recorded["export"]["walk_trials"], recorded["export"]["policy_reasoning"]
+    manifest.write_text(json.dumps(recorded))
+    trainer = RecordingTrainer(SPECS)
+    _, lines = _iterate(_recipe(tmp_path), out, trainer, rounds=1)
+    assert trainer.names == [] and lines.ran() == []
+
+    walked = _recipe(tmp_path, export={"walk_trials": 1})
+    with pytest.raises(ConfigError, match=r"export.walk_trials: None -> 1"):
+        _iterate(walked, out, RecordingTrainer(SPECS), rounds=1)
+
+
 def test_dpo_on_the_arms_own_pairs_and_the_next_policy_after_it(tmp_path: Path) -> None:
     """A replay model answering 4 then 5 gives a pair per problem; the DPO model is the
     arm's last model, evaluated and handed to the next round."""

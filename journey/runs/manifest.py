@@ -185,6 +185,13 @@ class Manifest:
         default=frozenset(),
         metadata={"help": "Settings a resume may change (concurrency, the dataset file...)."},
     )
+    read_as_today: Callable[[dict[str, Any]], dict[str, Any]] | None = field(
+        default=None,
+        metadata={
+            "help": "How settings an earlier version recorded read today (a setting added "
+            "since takes its default), so that upgrading journey changes no run's settings."
+        },
+    )
 
     @property
     def record(self) -> dict[str, Any]:
@@ -202,7 +209,10 @@ class Manifest:
         if recorded.command is not None and recorded.command != self.kind:
             found.append(SettingChange(KIND_KEY, recorded.command, self.kind))
         matched = {k: v for k, v in self.record.items() if k not in self.free}
-        return found + setting_changes(recorded.current, matched)
+        current = recorded.current
+        if self.read_as_today is not None:
+            current = self.read_as_today(current)
+        return found + setting_changes(current, matched)
 
     def open(
         self,

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from journey.errors import ConfigError
 from journey.runs.files import write_atomic
@@ -84,7 +87,7 @@ def run_iteration(
         check_trainable(recipe.training.model or recipe.policy)  # before hours of synthesis
         trainer = train_with_trl
     out.mkdir(parents=True, exist_ok=True)
-    Manifest(ITERATE_KIND, recipe.record(), free=_FREE).open(
+    Manifest(ITERATE_KIND, recipe.record(), free=_FREE, read_as_today=_recorded_today).open(
         out / MANIFEST_FILE,
         subject=f"{out} was",
         force=force,
@@ -104,3 +107,11 @@ def run_iteration(
     report = build_report(records, out)
     write_atomic(out / REPORT_FILE, report.model_dump_json(indent=2) + "\n")
     return report
+
+
+def _recorded_today(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded recipe as this version reads it: keys added since take their defaults."""
+    try:
+        return IterateRecipe.model_validate(recorded).record()
+    except ValidationError:
+        return recorded  # one this version refuses is compared as it was written

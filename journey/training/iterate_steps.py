@@ -17,7 +17,9 @@ other inputs, not when it was merely skipped.
 Markers are relocatable: a path inside the iteration's folder is recorded as
 `{out}/...`, so a copied folder (the equal-tokens comparison starts from a copy) skips
 what its copy did, and its models are its own, not the original's. A marker written
-before that, with the folder spelt out, still counts and is rewritten when read.
+before that, with the folder spelt out, still counts and is rewritten when read; the
+steps that used a model it names then run once more, and resume from their own
+records (an evaluation's answers, a synthesis's sessions) without redoing them.
 """
 
 from __future__ import annotations
