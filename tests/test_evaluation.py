@@ -174,6 +174,26 @@ async def test_runner_writes_records_and_metrics_and_resumes(tmp_path: Path) -> 
         out, problems, dataset="p.jsonl"
     )
     assert again.requests == [] and rerun.correct == 2
+    # ...and its wall time is the evaluation's, not the instant the rerun took.
+    assert rerun.wall_seconds >= metrics.wall_seconds > 0
+
+
+async def test_a_resumed_evaluation_adds_its_time_to_what_the_earlier_run_took(
+    tmp_path: Path,
+) -> None:
+    problems = load_problems(write_dataset(tmp_path / "p.jsonl")).records
+    out = tmp_path / "eval"
+    options = EvalOptions(model="function:x:y")
+    client = FunctionChatCompletionClient(fake_reply)
+    await EvalRunner(options, client=client).run(out, problems[:2], dataset="p")
+    path = out / "metrics.json"
+    earlier = json.loads(path.read_text())
+    path.write_text(json.dumps({**earlier, "wall_seconds": 100.0}))  # the first part: 100 s
+    metrics = await EvalRunner(options, client=client).run(out, problems, dataset="p")
+    assert metrics.problems == 4 and 100.0 < metrics.wall_seconds < 160.0
+    path.write_text("{not json")  # unreadable metrics (a killed write): nothing to add
+    rerun = await EvalRunner(options, client=client).run(out, problems, dataset="p")
+    assert rerun.wall_seconds < 60.0
 
 
 async def test_failed_requests_are_counted_and_retried(tmp_path: Path) -> None:

@@ -108,6 +108,8 @@ class EvalMetrics(SpendReport):
     errors: int = 0
     """Problems whose generation failed in this run (no record; a re-run retries them)."""
     wall_seconds: float = 0.0
+    """Every run of the evaluation's directory together (a killed run, which wrote no
+    metrics, is not counted): a resumed evaluation keeps what it took before."""
 
 
 def _bucket(records: Sequence[EvalRecord]) -> AccuracyBucket:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Unpack
 
 from autogen_core.models import ChatCompletionClient, UserMessage
+from pydantic import ValidationError
 
 from journey.agents.backends.spec import create_client, parse_model_spec
 from journey.errors import ConfigError
@@ -189,15 +190,25 @@ def write_metrics(
     Args:
         records: Every record of `out`, by problem id.
         errors: Problems whose generation failed in this run.
+        wall_seconds: This run's wall time; the earlier runs' of `out` is added to it.
         spend: What this run's requests did and cost.
     """
     selected = [records[p.session_id] for p in problems if p.session_id in records]
+    wall_seconds += _earlier_wall_seconds(out)
     metrics = compute_metrics(
         selected, model=options.model, dataset=dataset, errors=errors, wall_seconds=wall_seconds
     )
     metrics = metrics.model_copy(update=dict(spend))
     write_atomic(out / METRICS_FILE, metrics.model_dump_json(indent=2) + "\n")
     return metrics
+
+
+def _earlier_wall_seconds(out: Path) -> float:
+    """What the runs of `out` so far took, as its metrics say (0 when it has none yet)."""
+    try:
+        return EvalMetrics.model_validate_json((out / METRICS_FILE).read_bytes()).wall_seconds
+    except (OSError, ValidationError):
+        return 0.0  # no run finished here (a killed run writes none): nothing to add
 
 
 class EvalRunner:

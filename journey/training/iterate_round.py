@@ -360,12 +360,11 @@ class RoundRunner:
             _keep_seconds(record, f"eval {name}", marker.result)
         else:
             step.clear()
-            started = time.monotonic()
             loaded = self._held_out.problems
             runner = EvalRunner(options, progress=self.hooks.evaluation(), force=self.force)
             metrics = asyncio.run(runner.run(directory, loaded.records, dataset=loaded.name))
             self._say(step, f"{metrics.correct} of {metrics.problems} correct")
-            seconds = time.monotonic() - started
+            seconds = metrics.wall_seconds  # a resumed evaluation's earlier runs included
             record.seconds[f"eval {name}"] = seconds
             if not metrics.errors:
                 result = {"correct": metrics.correct, "problems": metrics.problems}
