@@ -413,6 +413,9 @@ def test_the_equal_tokens_comparison_reuses_the_synthesis(tmp_path: Path) -> Non
     assert not [line for line in lines.ran() if "shortcut" in line]
     marker = tmp_path / "tokens/round-1/models/shortcut-seed1/iterate-step.json"
     assert str(tmp_path) not in marker.read_text()  # {out}: the copy's models are its own
+    # A retrained model is evaluated afresh: its folder's answers were the old model's.
+    evaluated = json.loads((tmp_path / "tokens/round-1/eval/journey-seed1/eval.json").read_text())
+    assert "resumed" not in evaluated  # begun afresh, not resumed
 
 
 def test_how_long_thoughts_are_written_is_an_export_input(tmp_path: Path) -> None:

@@ -85,3 +85,38 @@ def test_without_a_folder_or_in_the_current_one_paths_stay_as_they_are(tmp_path:
     assert plain.digest == here.digest == inputs_digest(inputs)
     here.finish({"spec": "hf:round-1/models/journey"})
     assert json.loads(here.marker.read_text())["result"] == {"spec": "hf:round-1/models/journey"}
+
+
+def test_work_left_by_other_inputs_is_removed_before_the_step_runs(tmp_path: Path) -> None:
+    """An evaluation whose model was trained again must not resume the old one's answers;
+    one killed with the same inputs resumes them."""
+    folder = tmp_path / "it/round-1/eval/journey"
+
+    def evaluation(model: str) -> Step:
+        return Step(
+            "eval",
+            folder / "iterate-step.json",
+            {"model": model},
+            outputs=[folder / "metrics.json"],
+            out=tmp_path / "it",
+            work=[folder],
+        )
+
+    old = evaluation("trained at 10:00")
+    old.begin()
+    (folder / "records.jsonl").write_text("an answer\n")
+    old.finish({"correct": 1})
+    (folder / "metrics.json").write_text("{}")
+    assert old.done() is not None
+
+    new = evaluation("trained at 11:00")
+    assert new.done() is None
+    new.begin()
+    assert not (folder / "records.jsonl").exists() and new.done() is None  # begun, not done
+    (folder / "records.jsonl").write_text("half\n")  # then killed
+    new.begin()
+    assert (folder / "records.jsonl").read_text() == "half\n"  # the same inputs: resumed
+
+    (folder / "iterate-step.json").unlink()  # no marker says whose the work is
+    evaluation("trained at 12:00").begin()
+    assert (folder / "records.jsonl").exists()

@@ -187,13 +187,14 @@ class RoundRunner:
             },
             outputs=[record.synth / "sessions.jsonl"],
             out=self.out,
+            work=[record.synth],
         )
         marker = step.done()
         if marker is not None:
             self._say(step, "done before")
             _keep_seconds(record, "synth", marker.result)
             return
-        step.clear()
+        step.begin()
         started = time.monotonic()
         loaded = problems.problems
         runner = SynthesisRunner(options, progress=self.hooks.synthesis(), force=self.force)
@@ -231,7 +232,7 @@ class RoundRunner:
         if step.done() is not None:
             self._say(step, "done before")
             return file
-        step.clear()
+        step.begin()
         try:
             card = export_runs(runs, file, options, held_out=self._held_out_problems())
         except EmptyExportError as error:
@@ -263,7 +264,7 @@ class RoundRunner:
         if marker is not None:
             self._say(step, "done before")
         else:
-            step.clear()
+            step.begin()
             started = time.monotonic()
             job = TrainJob(
                 planned.name,
@@ -311,12 +312,13 @@ class RoundRunner:
             },
             outputs=[file, card_path(file)],
             out=self.out,
+            work=sorted(file.parent.glob(f"{file.stem}.*")),  # samples, cache, card...
         )
         marker = step.done()
         if marker is not None:
             self._say(step, "done before")
             return file if marker.result.get("rows") else None
-        step.clear()
+        step.begin()
         loaded = problems.problems
         sampler = PairsSampler(
             options, grade=grade_output, progress=self.hooks.pairs(), force=self.force
@@ -349,6 +351,7 @@ class RoundRunner:
             inputs,
             outputs=[directory / "metrics.json"],
             out=self.out,
+            work=[directory],
         )
         earlier = self._evaluated.get(step.digest)
         if earlier is not None and earlier != directory:
@@ -359,7 +362,7 @@ class RoundRunner:
             self._say(step, "done before")
             _keep_seconds(record, f"eval {name}", marker.result)
         else:
-            step.clear()
+            step.begin()
             loaded = self._held_out.problems
             runner = EvalRunner(options, progress=self.hooks.evaluation(), force=self.force)
             metrics = asyncio.run(runner.run(directory, loaded.records, dataset=loaded.name))

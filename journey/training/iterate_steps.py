@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +84,7 @@ class StepMarker(BaseModel):
     inputs: dict[str, Any]
     result: dict[str, Any] = Field(default_factory=dict)
     finished: str = ""
+    """When the step finished; empty in the marker of a step that began and has not."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class Step:
     """Files or folders that must exist for the step to count as done."""
     out: Path | None = None
     """The iteration's folder, spelt `{out}` in the marker; None: paths as they are."""
+    work: Sequence[Path] = field(default=())
+    """What the step resumes from (a synthesis run, an evaluation's folder): removed
+    when a run with other inputs left it, so no other model's answers are resumed."""
 
     @property
     def digest(self) -> str:
@@ -104,21 +109,40 @@ class Step:
 
     def done(self) -> StepMarker | None:
         """The marker of this step with these inputs, if its outputs are all there."""
-        if not self.marker.is_file() or not all(p.exists() for p in self.outputs):
+        if not all(p.exists() for p in self.outputs):
             return None
-        try:
-            found = StepMarker.model_validate_json(self.marker.read_bytes())
-        except (OSError, ValidationError):
-            return None  # a marker that cannot be read says nothing: the step runs again
+        found = self._read()
+        if found is None or not found.finished:
+            return None  # none, or one that says the step began: not done
         if found.digest == self.digest:
             return found.model_copy(update={"result": self._placed(found.result)})
         if self._folder is not None and found.digest == inputs_digest(self.inputs):
             return self._write(found.result, found.finished)  # written before {out}
         return None
 
-    def clear(self) -> None:
-        """Remove a stale marker before the step runs again (a kill then leaves none)."""
-        self.marker.unlink(missing_ok=True)
+    def begin(self) -> None:
+        """Mark the step begun with these inputs, before it runs.
+
+        Work a run with other inputs left (its marker says so, finished or begun) is
+        removed first: a synthesis or an evaluation would otherwise resume it, and hand
+        another model's answers on as this one's. Work of these inputs, left by a killed
+        run, stays to be resumed; so does work no marker speaks for.
+        """
+        found = self._read()
+        if found is not None and found.digest != self.digest:
+            for path in self.work:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        self._write({}, finished="")
+
+    def _read(self) -> StepMarker | None:
+        """The marker as it lies, or None (a marker that cannot be read says nothing)."""
+        try:
+            return StepMarker.model_validate_json(self.marker.read_bytes())
+        except (OSError, ValidationError):
+            return None
 
     def finish(self, result: Mapping[str, Any]) -> StepMarker:
         """Write the marker: the step is done."""
