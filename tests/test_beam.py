@@ -21,11 +21,14 @@ import pytest
 from autogen_core.models import AssistantMessage, LLMMessage
 from rich.console import Console
 from test_runner import comparable
+from typer.testing import CliRunner
 
 from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient
+from journey.cli import app
 from journey.errors import ConfigError
 from journey.exports import ExportOptions, export_runs
+from journey.exports.export import card_path
 from journey.longthought.tree_walk import TreeWalkWriter
 from journey.problems import load_problems
 from journey.protocols import (
@@ -588,6 +591,15 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             settings = card.strategy_settings  # the beam as the seed's K, D and trials
             assert settings["beam_size"] == [2] and settings["beam_full_tree"] == [False]
             assert settings["beam_walk_trials"] == [2]
+            # --reasoned-trials-only reaches the writer, and the card says it did.
+            reasoned = tmp_path / "reasoned.jsonl"
+            args = ["export", str(tmp_path / "run"), "-o", str(reasoned)]
+            exported = CliRunner().invoke(app, [*args, "--reasoned-trials-only"])
+            assert exported.exit_code == 0, exported.output
+            written = json.loads(card_path(reasoned).read_text())["writer"]
+            assert written["reasoned_trials_only"] is True
+            [walked_row] = [json.loads(line) for line in reasoned.read_text().splitlines()]
+            assert "does not seem right" not in walked_row["completion"][0]["content"]
 
 
 # -- the real embedded model -----------------------------------------------------------------

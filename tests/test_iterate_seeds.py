@@ -424,6 +424,8 @@ def test_how_long_thoughts_are_written_is_an_export_input(tmp_path: Path) -> Non
     nothing again."""
     recipe = load_recipe(_recipe(tmp_path, export={"walk_trials": 1}))
     assert recipe.export.options("journey").writer.trials_per_node == 1
+    reasoned = load_recipe(_recipe(tmp_path, export={"reasoned_trials_only": True}))
+    assert reasoned.export.options("journey").writer.reasoned_trials_only
     rows = _recipe(tmp_path, training={**SEEDED["training"], "match": "rows"})
     _iterate(rows, tmp_path / "rows", RecordingTrainer(SPECS))
     marker = json.loads((tmp_path / "rows/round-1/exports/journey.step.json").read_text())

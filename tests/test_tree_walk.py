@@ -218,3 +218,31 @@ async def test_a_debate_tree_walks_into_the_same_journey_as_its_dialogue() -> No
     assert walked == spoken.replace(
         "Let me check step 2 again.", "Let me go back to step 1 and try another way."
     )
+
+
+def test_reasoned_only_leaves_out_a_branch_the_verifier_only_marked_wrong() -> None:
+    """`3 + 4 = 7, \\boxed{7}` is a true claim and a wrong answer: its reflection could
+    only doubt, so it is not entered; the critiqued branches still are."""
+    every = "\n\n".join(paragraphs(TreeWalkWriter(seed=0).write(searched_tree())))
+    reasoned = TreeWalkWriter(seed=0, reasoned_only=True).write(searched_tree())
+    assert "does not seem right" in every and "3 + 4 = 7, \\boxed{7}" in every
+    lines = paragraphs(reasoned)
+    assert not [line for line in lines if "does not seem right" in line or "boxed{7}" in line]
+    assert "Wait, step 1 is wrong. I should multiply, not add. Let me start over." in lines
+    assert any("I counted 4 pens, not 3." in line for line in lines)
+    assert lines[-1] == "Step 2: There are 3 pens, so 3 * 4 = 12, \\boxed{12}."
+
+
+def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:
+    tree = ReasoningTree(PROBLEM, gold_answer="12")
+    wrong = tree.add_step("3 * 4 = 14, \\boxed{14}.", parent_id=0, final_answer="14")
+    tree.record_verification(wrong.id, False)
+    right = tree.add_step("3 * 4 = 12, \\boxed{12}.", parent_id=0, final_answer="12")
+    tree.record_verification(right.id, True)
+    lines = paragraphs(TreeWalkWriter(reasoned_only=True).write(tree))
+    assert lines == [
+        "Step 1: 3 * 4 = 14, \\boxed{14}.",
+        "Wait, I got 14, but checking the step, 3 * 4 = 14 is false: 3 * 4 is 12. "
+        "Let me start over.",
+        "Step 1: 3 * 4 = 12, \\boxed{12}.",
+    ]

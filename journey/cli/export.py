@@ -87,6 +87,15 @@ def export(
             "(default: the run's own setting, else 2)."
         ),
     ] = None,
+    reasoned_trials: Annotated[
+        bool,
+        typer.Option(
+            "--reasoned-trials-only",
+            help="sft of beam runs: walk only into failed branches whose reflection says "
+            "why they failed (a critique or a false claim), not a bare 'that does not seem "
+            "right' after an answer the verifier rejected.",
+        ),
+    ] = False,
     prm_unknown: Annotated[
         str,
         typer.Option(
@@ -138,7 +147,11 @@ def export(
         transcript=transcript,
         prm_unknown=prm_unknown,
         credit_verified_path=credit_verified_path,
-        writer=LongThoughtOptions(include_reasoning=policy_reasoning, trials_per_node=walk_trials),
+        writer=LongThoughtOptions(
+            include_reasoning=policy_reasoning,
+            trials_per_node=walk_trials,
+            reasoned_trials_only=reasoned_trials,
+        ),
         allow_empty=allow_empty,
     )
     evaluation = HeldOutProblems.load(held_out) if held_out else None

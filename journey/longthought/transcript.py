@@ -74,9 +74,15 @@ def rejected_answer(opener: str, answer: str | None, step: str) -> str:
     names it with its right value (exact arithmetic: never a false "is false"), so a
     model trained on it learns to check, not only to doubt; otherwise it doubts.
     """
-    false = check_claims(step).false_claims
-    why = f"checking the step, {false[0].correction}" if false else "that does not seem right"
+    why = checked_step(step) or "that does not seem right"
     return f"{opener} I got {answer or 'that'}, but {why}."
+
+
+def checked_step(step: str) -> str | None:
+    """What checking a step's arithmetic finds, in words: its first false claim with the
+    right value; None when every claim it makes holds (or it makes none)."""
+    false = check_claims(step).false_claims
+    return f"checking the step, {false[0].correction}" if false else None
 
 
 def way_back(to_step: int) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from journey.errors import ConfigError
 from journey.longthought.transcript import (
     LongThoughtWriter,
+    checked_step,
     first_person,
     reflection_opener,
     rejected_answer,
@@ -48,6 +49,10 @@ class TreeWalkWriter:
     """Seeds the choice of branches, so the same tree always gives the same text."""
     vary_openers: bool = True
     """Rotate "Wait," / "Hmm," / "Hold on," as `LongThoughtWriter` does."""
+    reasoned_only: bool = False
+    """Enter only failed branches whose reflection can say why they failed (a critique,
+    or a false claim in the rejected answer's step), never one the verifier only marked
+    wrong: a bare "that does not seem right" teaches a model to doubt, not to check."""
 
     def __post_init__(self) -> None:
         if self.trials_per_node < 0:
@@ -87,12 +92,15 @@ class TreeWalkWriter:
                     break
                 if rng.random() >= self.enter_probability:
                     continue
-                entered += 1
                 walked = self._follow(tree, branch, failed, rng)
-                lines.extend(step_line(step.depth, step.text) for step in walked)
                 opener = reflection_opener(reflections, vary=self.vary_openers)
+                reflection, reasoned = _reflection(opener, walked, back_to=node.depth)
+                if self.reasoned_only and not reasoned:
+                    continue
+                entered += 1
                 reflections += 1
-                lines.append(_reflection(opener, walked, back_to=node.depth))
+                lines.extend(step_line(step.depth, step.text) for step in walked)
+                lines.append(reflection)
         leaf = correct_path[-1]
         lines.append(step_line(leaf.depth, leaf.text))
         if "\\boxed" not in leaf.text and leaf.final_answer:
@@ -156,8 +164,9 @@ class _FailedBranches:
         return self._known[node_id]
 
 
-def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
-    """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back."""
+def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> tuple[str, bool]:
+    """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back;
+    and whether it says why (a critique, or a false claim it names)."""
     wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
     leaf = walked[-1]
     back = way_back(back_to)
@@ -166,7 +175,8 @@ def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
         verifier_note = leaf.reason_source is LabelSource.VERIFIER
         note = "" if verifier_note else first_person(leaf.reason)
         why = f" {note}" if note else ""
-        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{why} {back}"
+        reasoned = bool(note) or checked_step(leaf.text) is not None
+        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{why} {back}", reasoned
     critique = first_person(wrong.reason)
     why = f" {critique}" if critique else ""
-    return f"{opener} step {wrong.depth} is wrong.{why} {back}"
+    return f"{opener} step {wrong.depth} is wrong.{why} {back}", bool(critique)

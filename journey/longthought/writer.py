@@ -46,6 +46,14 @@ class LongThoughtOptions:
         },
     )
 
+    reasoned_trials_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Tree walk: enter only failed branches whose reflection says why they "
+            "failed (a critique, or a false claim), not ones a verifier only marked wrong."
+        },
+    )
+
     def __post_init__(self) -> None:
         if self.trials_per_node is not None and self.trials_per_node < 0:
             raise ConfigError(f"trials_per_node must be >= 0, got {self.trials_per_node!r}")
@@ -74,9 +82,8 @@ def write_long_thought(
         trials = options.trials_per_node
         if trials is None:
             trials = walk_trials_from_config(posed.config)
-        walked = TreeWalkWriter(trials_per_node=trials).write(
-            tree, ended.final_node_id if ended is not None else None
-        )
+        walker = TreeWalkWriter(trials_per_node=trials, reasoned_only=options.reasoned_trials_only)
+        walked = walker.write(tree, ended.final_node_id if ended is not None else None)
         if walked is not None:
             return walked
     own = posed is not None and posed.strategy in OWN_REFLECTIONS

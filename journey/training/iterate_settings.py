@@ -168,6 +168,11 @@ class ExportSettings(Settings):
     policy_reasoning: bool = Field(
         default=False, description="Put the policy's thoughts in the long thought."
     )
+    reasoned_trials_only: bool = Field(
+        default=False,
+        description="Walk only into failed branches whose reflection says why they failed "
+        "(`journey export --reasoned-trials-only`).",
+    )
 
     @model_validator(mode="after")
     def _known_to_export(self) -> ExportSettings:
@@ -180,9 +185,12 @@ class ExportSettings(Settings):
         Raises:
             ConfigError: a value `journey export` refuses.
         """
-        fields = self.model_dump(exclude={"sets", "cumulative", "walk_trials", "policy_reasoning"})
+        writer_fields = {"walk_trials", "policy_reasoning", "reasoned_trials_only"}
+        fields = self.model_dump(exclude={"sets", "cumulative", *writer_fields})
         writer = LongThoughtOptions(
-            include_reasoning=self.policy_reasoning, trials_per_node=self.walk_trials
+            include_reasoning=self.policy_reasoning,
+            trials_per_node=self.walk_trials,
+            reasoned_trials_only=self.reasoned_trials_only,
         )
         return ExportOptions(format=EXPORT_FORMAT[name], writer=writer, **fields)
 
