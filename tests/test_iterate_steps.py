@@ -71,6 +71,15 @@ def test_a_marker_from_before_relocation_counts_and_is_rewritten(tmp_path: Path)
     }
     step.marker.write_text(json.dumps(legacy))
 
+    work = out / "round-1/models/journey/weights"
+    work.write_text("kept")
+    outputs_gone = Step(
+        step.name, step.marker, step.inputs, outputs=[out / "missing"], out=out, work=[work]
+    )
+    outputs_gone.begin()  # the same inputs, spelt as before: its work is not another run's
+    assert work.read_text() == "kept"
+    step.marker.write_text(json.dumps(legacy))
+
     marker = step.done()
     assert marker is not None and marker.result == legacy["result"]
     rewritten = json.loads(step.marker.read_text())
