@@ -44,10 +44,10 @@ def test_a_copied_folder_is_done_and_its_models_are_its_own(tmp_path: Path) -> N
 
 
 def test_a_relative_folder_never_matches_a_sibling_or_a_longer_name(tmp_path: Path) -> None:
-    out = Path("p5")
-    step = Step("s", tmp_path / "marker.json", {}, out=out)
+    step = Step("s", tmp_path / "marker.json", {}, out=Path("p5"))
     texts = ["p5/round-1", "hf:p5/a", "p5", "p5-tokens/round-1", "xp5/a", "a/p5/b", "p55/a"]
-    assert step._relocated(texts) == [
+    step.finish({"texts": texts})
+    assert json.loads(step.marker.read_text())["result"]["texts"] == [
         f"{OUT}/round-1",
         f"hf:{OUT}/a",
         OUT,

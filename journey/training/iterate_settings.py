@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from journey.agents.backends.spec import parse_model_spec
 from journey.errors import JourneyError
 from journey.exports.options import ExportOptions
-from journey.longthought.writer import LongThoughtOptions
+from journey.longthought import LongThoughtOptions
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.sessions.base import SessionLimits
 
