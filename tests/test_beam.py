@@ -596,8 +596,12 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             args = ["export", str(tmp_path / "run"), "-o", str(reasoned)]
             exported = CliRunner().invoke(app, [*args, "--reasoned-trials-only"])
             assert exported.exit_code == 0, exported.output
-            written = json.loads(card_path(reasoned).read_text())["writer"]
-            assert written["reasoned_trials_only"] is True
+            reasoned_card = json.loads(card_path(reasoned).read_text())
+            assert reasoned_card["writer"]["reasoned_trials_only"] is True
+            # The wrong turn it left out is counted on the card and printed, never silent.
+            assert reasoned_card["wrong_turns_left_out"] == {"no reason given": 1}
+            assert card.wrong_turns_left_out == {}
+            assert "wrong turns left out" in exported.output
             [walked_row] = [json.loads(line) for line in reasoned.read_text().splitlines()]
             assert "does not seem right" not in walked_row["completion"][0]["content"]
 

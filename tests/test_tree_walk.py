@@ -231,6 +231,12 @@ def test_reasoned_only_leaves_out_a_branch_the_verifier_only_marked_wrong() -> N
     assert "Wait, step 1 is wrong. I should multiply, not add. Let me start over." in lines
     assert any("I counted 4 pens, not 3." in line for line in lines)
     assert lines[-1] == "Step 2: There are 3 pens, so 3 * 4 = 12, \\boxed{12}."
+    # What was passed over is counted, for the export's card.
+    every_walk = TreeWalkWriter(seed=0).walk(searched_tree())
+    reasoned_walk = TreeWalkWriter(seed=0, reasoned_only=True).walk(searched_tree())
+    assert every_walk is not None and reasoned_walk is not None
+    assert (every_walk.wrong_turns, every_walk.unreasoned_left_out) == (3, 0)
+    assert (reasoned_walk.wrong_turns, reasoned_walk.unreasoned_left_out) == (2, 1)
 
 
 def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:

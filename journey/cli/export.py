@@ -181,6 +181,8 @@ def export(
         )
     for which, count in card.transcripts.items():
         table.add_row("long thoughts", f"{count} {which}")
+    for why, count in card.wrong_turns_left_out.items():
+        table.add_row("wrong turns left out", f"{count} {why}")
     console.print(table)
     if not card.rows:
         warn("no rows written", "--allow-empty kept an empty file")

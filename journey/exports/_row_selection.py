@@ -22,7 +22,7 @@ from journey.exports.rows import (
 )
 from journey.exports.token_counts import TokenCounter
 from journey.longthought.transcript import LongThoughtWriter
-from journey.longthought.writer import write_long_thought
+from journey.longthought.writer import LongThought, long_thought
 from journey.protocols import Outcome
 from journey.runs.smoothing_job import accepted_smoothed
 
@@ -44,16 +44,18 @@ class RowSelection:
         self.dropped: Counter[str] = Counter()
         self.labels: Counter[tuple[str, str]] = Counter()
         self.transcripts: Counter[str] = Counter()
+        self.wrong_turns_left_out: Counter[str] = Counter()
+        """sft: failed branches of exported long thoughts the tree walk passed over, by why."""
         self.rollouts: Counter[str] = Counter()
         """PRM steps carrying a rollout estimate, per judge."""
 
-    def _long_thought(self, s: FinishedSession) -> tuple[str, str]:
+    def _long_thought(self, s: FinishedSession) -> tuple[LongThought, str]:
         """The session's long thought and which text it is (smoothed or draft)."""
         if self.options.transcript == "smoothed":
             smoothed = accepted_smoothed(s.folder)
             if smoothed is not None:
-                return smoothed, "smoothed"
-        return write_long_thought(s.events, s.tree, self.options.writer), "draft"
+                return LongThought(smoothed), "smoothed"
+        return long_thought(s.events, s.tree, self.options.writer), "draft"
 
     def _check_session(self, s: FinishedSession, labels: StepLabels, transcript: str) -> None:
         """Raise `SessionSkipped` when a filter rejects the session as a whole."""
@@ -91,7 +93,8 @@ class RowSelection:
         """The session's rows (maybe none); raises `SessionSkipped` with the reason."""
         o = self.options
         labels = StepLabels(s.tree, credit_verified_path=o.credit_verified_path)
-        transcript, which = self._long_thought(s)
+        thought, which = self._long_thought(s)
+        transcript = thought.text
         self._check_session(s, labels, transcript)
         prompt = user_prompt(s.tree.problem, o.instruction)
         final = s.ended.final_answer
@@ -101,6 +104,8 @@ class RowSelection:
             if o.format is ExportFormat.SFT:
                 answer = transcript
                 self.transcripts[which] += 1
+                if thought.unreasoned_left_out:
+                    self.wrong_turns_left_out["no reason given"] += thought.unreasoned_left_out
             elif not s.answer_path:
                 raise SessionSkipped("no shortcut")
             else:

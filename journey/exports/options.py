@@ -195,6 +195,10 @@ class ExportCard(BaseModel):
     the answer, dpo the chosen path and the rejected branch, prm every labelled step."""
     transcripts: dict[str, int] = Field(default_factory=dict)
     """sft: long thoughts exported as the smoothed rewrite or as the draft."""
+    wrong_turns_left_out: dict[str, int] = Field(default_factory=dict)
+    """sft, tree walks: failed branches of the exported long thoughts that the walk passed
+    over, by why: "no reason given" (`reasoned_trials_only`: its reflection could only say
+    that the answer was wrong). A smoothed long thought counts none: it is the rewrite's."""
     rollouts: dict[str, int] = Field(default_factory=dict)
     """prm: steps carrying a rollout estimate (`journey label`), by the judge that made it."""
     writer: dict[str, Any] = Field(default_factory=dict)

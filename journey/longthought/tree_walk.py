@@ -38,6 +38,18 @@ from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
 
 @dataclass(frozen=True)
+class WalkedThought:
+    """A tree walk's long thought, and the failed branches it passed over."""
+
+    text: str
+    wrong_turns: int
+    """Failed branches entered and reflected on."""
+    unreasoned_left_out: int = 0
+    """Failed branches not entered because their reflection could not say why they
+    failed (`reasoned_only`); an export counts them on its card."""
+
+
+@dataclass(frozen=True)
 class TreeWalkWriter:
     """Writes the long thought of a searched tree by a seeded depth-first walk."""
 
@@ -69,6 +81,11 @@ class TreeWalkWriter:
             tree: A searched tree, its steps judged and its final answers verified.
             leaf_id: The verified leaf to walk to; default `correct_leaf(tree)`.
         """
+        walked = self.walk(tree, leaf_id)
+        return walked.text if walked is not None else None
+
+    def walk(self, tree: ReasoningTree, leaf_id: int | None = None) -> WalkedThought | None:
+        """`write`'s long thought with what the walk entered and passed over."""
         leaf_id = self.correct_leaf(tree) if leaf_id is None else leaf_id
         if leaf_id is None:
             return None
@@ -77,6 +94,7 @@ class TreeWalkWriter:
         correct_path = tree.path(leaf_id)
         lines: list[str] = []
         reflections = 0
+        unreasoned = 0
         for node, next_node in itertools.pairwise(correct_path):
             if node.depth > 0:
                 lines.append(step_line(node.depth, node.text))
@@ -96,6 +114,7 @@ class TreeWalkWriter:
                 opener = reflection_opener(reflections, vary=self.vary_openers)
                 reflection, reasoned = _reflection(opener, walked, back_to=node.depth)
                 if self.reasoned_only and not reasoned:
+                    unreasoned += 1
                     continue
                 entered += 1
                 reflections += 1
@@ -105,7 +124,7 @@ class TreeWalkWriter:
         lines.append(step_line(leaf.depth, leaf.text))
         if "\\boxed" not in leaf.text and leaf.final_answer:
             lines.append(f"So the final answer is \\boxed{{{leaf.final_answer}}}.")
-        return "\n\n".join(lines)
+        return WalkedThought("\n\n".join(lines), reflections, unreasoned)
 
     @staticmethod
     def correct_leaf(tree: ReasoningTree) -> int | None:

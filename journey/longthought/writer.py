@@ -21,7 +21,14 @@ from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
 from journey.sessions.beam_select import walk_trials_from_config
 from journey.sessions.tree import ReasoningTree
 
-__all__ = ["OWN_REFLECTIONS", "SEARCHED_TREES", "LongThoughtOptions", "write_long_thought"]
+__all__ = [
+    "OWN_REFLECTIONS",
+    "SEARCHED_TREES",
+    "LongThought",
+    "LongThoughtOptions",
+    "long_thought",
+    "write_long_thought",
+]
 
 SEARCHED_TREES = frozenset({"beam"})
 """Strategies whose long thought is walked from the tree rather than the dialogue."""
@@ -62,12 +69,31 @@ class LongThoughtOptions:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class LongThought:
+    """A session's long thought, and the wrong turns its writer left out."""
+
+    text: str
+    unreasoned_left_out: int = 0
+    """Failed branches the tree walk passed over for want of a reason
+    (`LongThoughtOptions.reasoned_trials_only`)."""
+
+
 def write_long_thought(
     events: Sequence[SessionEvent],
     tree: ReasoningTree | None,
     options: LongThoughtOptions | None = None,
 ) -> str:
-    """The long thought of one session (rules in the module docstring).
+    """The long thought of one session (rules in the module docstring); `long_thought`'s text."""
+    return long_thought(events, tree, options).text
+
+
+def long_thought(
+    events: Sequence[SessionEvent],
+    tree: ReasoningTree | None,
+    options: LongThoughtOptions | None = None,
+) -> LongThought:
+    """The long thought of one session, with what was left out of it.
 
     Args:
         events: The session's event log (finished or not).
@@ -83,10 +109,9 @@ def write_long_thought(
         if trials is None:
             trials = walk_trials_from_config(posed.config)
         walker = TreeWalkWriter(trials_per_node=trials, reasoned_only=options.reasoned_trials_only)
-        walked = walker.write(tree, ended.final_node_id if ended is not None else None)
+        walked = walker.walk(tree, ended.final_node_id if ended is not None else None)
         if walked is not None:
-            return walked
+            return LongThought(walked.text, walked.unreasoned_left_out)
     own = posed is not None and posed.strategy in OWN_REFLECTIONS
-    return LongThoughtWriter(
-        include_reasoning=options.include_reasoning, own_reflections=own
-    ).write(events)
+    writer = LongThoughtWriter(include_reasoning=options.include_reasoning, own_reflections=own)
+    return LongThought(writer.write(events))
