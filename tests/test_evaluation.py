@@ -259,6 +259,13 @@ async def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     other = EvalOptions(model="function:x:y", max_new_tokens=64)
     with pytest.raises(ConfigError, match="max_new_tokens: 512 -> 64"):
         await EvalRunner(other, client=client).run(out, problems, dataset="p")
+    # A setting an older journey did not record reads as today's default: no refusal.
+    recorded = json.loads((out / "eval.json").read_text())
+    del recorded["temperature"]
+    (out / "eval.json").write_text(json.dumps(recorded))
+    same = EvalOptions(model="function:x:y")
+    await EvalRunner(same, client=client).run(out, problems, dataset="p")
+    assert len(load_records(out)) == len(problems)
 
 
 # --- compare ---------------------------------------------------------------------------

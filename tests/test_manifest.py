@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from journey.errors import ConfigError
-from journey.runs.manifest import Manifest, SettingChange, read_manifest, setting_changes
+from journey.runs.manifest import (
+    Manifest,
+    SettingChange,
+    absent_as_default,
+    read_manifest,
+    setting_changes,
+)
 
 
 def test_settings_may_not_change_unless_free_or_forced(tmp_path: Path) -> None:
@@ -77,3 +83,18 @@ def test_an_unreadable_manifest_is_a_user_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ConfigError, match=f"cannot read {path}"):
         Manifest("synth", {}).open(path, subject="run")
+
+
+def test_a_setting_added_since_reads_as_its_default_on_resume(tmp_path: Path) -> None:
+    """Upgrading journey refuses no run: a setting the older run did not record is what
+    it did then, today's default; a recorded value still has to match."""
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"command": "eval", "model": "m"}))  # before `top_p` existed
+    today = absent_as_default({"model": "embedded", "top_p": 1.0})
+    Manifest("eval", {"model": "m", "top_p": 1.0}, read_as_today=today).open(path, subject="x")
+    with pytest.raises(ConfigError, match=r"\(top_p: 1.0 -> 0.9\)"):
+        Manifest("eval", {"model": "m", "top_p": 0.9}, read_as_today=today).open(path, subject="x")
+    with pytest.raises(ConfigError, match=r"\(model: 'm' -> 'embedded'\)"):
+        Manifest("eval", {"model": "embedded", "top_p": 1.0}, read_as_today=today).open(
+            path, subject="x"
+        )

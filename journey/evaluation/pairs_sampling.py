@@ -71,7 +71,7 @@ from journey.runs.jobs import (
     LeftForLater,
     run_job,
 )
-from journey.runs.manifest import Manifest
+from journey.runs.manifest import Manifest, absent_as_default
 from journey.runs.request_accounts import SPEND_SETTINGS, RequestAccounts
 
 __all__ = ["Grader", "PairsSampler", "load_samples", "open_samples"]
@@ -102,7 +102,8 @@ def open_samples(out: Path, options: PairsOptions, *, dataset: str, force: bool)
         raise ConfigError(f"--out {str(out)!r} would overwrite the dataset")
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {**options.manifest(), **options.spending.record()}
-    Manifest("pairs", settings, free=SPEND_SETTINGS).open(
+    defaults = absent_as_default(PairsOptions().manifest())
+    Manifest("pairs", settings, free=SPEND_SETTINGS, read_as_today=defaults).open(
         manifest_path(out), subject=f"{samples_path(out)} holds samples", force=force
     )
 

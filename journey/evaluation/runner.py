@@ -56,7 +56,7 @@ from journey.problems.dataset import ProblemRecord
 from journey.problems.procedural import dataset_scorer
 from journey.runs.files import read_appended, write_atomic
 from journey.runs.jobs import AppendedResults, ControlKeywords, JobControls, StreakStop, run_job
-from journey.runs.manifest import Manifest, read_manifest
+from journey.runs.manifest import Manifest, absent_as_default, read_manifest
 from journey.runs.request_accounts import (
     SPEND_SETTINGS,
     RequestAccounts,
@@ -169,7 +169,8 @@ def open_manifest(out: Path, options: EvalOptions, dataset: str, *, force: bool)
         ConfigError: `out` holds an evaluation made with other settings (without force).
     """
     settings = {**options.manifest(dataset), **options.spending.record()}
-    manifest = Manifest("eval", settings, free={"dataset", *SPEND_SETTINGS})
+    defaults = absent_as_default(EvalOptions().manifest(dataset))
+    manifest = Manifest("eval", settings, free={"dataset", *SPEND_SETTINGS}, read_as_today=defaults)
     manifest.open(out / MANIFEST_FILE, subject=f"{out} holds an evaluation", force=force)
 
 

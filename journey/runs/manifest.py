@@ -39,6 +39,7 @@ __all__ = [
     "ManifestEntry",
     "ManifestFile",
     "SettingChange",
+    "absent_as_default",
     "read_manifest",
     "setting_changes",
 ]
@@ -171,6 +172,17 @@ def read_manifest(path: Path) -> ManifestFile | None:
 
 Describe = Callable[[SettingChange], str]
 """Words one change for the refusal (`str` by default: `name: old -> new`)."""
+
+
+def absent_as_default(defaults: Mapping[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A `Manifest.read_as_today` for jobs whose settings are a flat record: a setting the
+    recorded run lacks (added to journey since) reads as today's default, which is what
+    that run did. A recorded value is never replaced."""
+
+    def read(recorded: dict[str, Any]) -> dict[str, Any]:
+        return {**json.loads(json.dumps(dict(defaults))), **recorded}
+
+    return read
 
 
 @dataclass(frozen=True)
