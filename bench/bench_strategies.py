@@ -2,9 +2,9 @@
 
     python -m bench.bench_strategies [--dataset SPEC] [--policy embedded] [--max-turns 8]
 
-Runs `journey synth` once per strategy on the same problems, the debate twice: its
-policy shown the whole dialogue (rejected steps included) and shown the path with the
-newest critique (`--policy-context path`). The defaults: 24
+Runs `journey synth` once per strategy on the same problems, the debate three times: its
+policy shown the whole dialogue (rejected steps included), the path with the newest
+critique (`--policy-context path`), and the path alone (`fresh`). The defaults: 24
 reasoning-gym products of one- and two-digit factors, the embedded policy, the rule
 critic), then exports each run's long thoughts (`journey export -f sft`, verified
 sessions only): a verified long thought is an exported row. For each strategy it
@@ -50,6 +50,7 @@ def _journey(*args: str) -> str:
 VARIANTS: dict[str, tuple[str, ...]] = {
     "debate": ("--strategy", "debate", "--policy-context", "dialogue"),
     "debate-path": ("--strategy", "debate", "--policy-context", "path"),
+    "debate-fresh": ("--strategy", "debate", "--policy-context", "fresh"),
     "beam": ("--strategy", "beam"),
 }
 """Each run's name and its strategy options."""

@@ -10,6 +10,7 @@ from autogen_core.models import LLMMessage
 from journey.agents import CriticAgent, PolicyAgent, step_under_judgement
 from journey.agents.backends import FunctionChatCompletionClient, ScriptedChatCompletionClient
 from journey.errors import ConfigError
+from journey.longthought import LongThoughtWriter
 from journey.protocols import (
     ActionApplied,
     Backtrack,
@@ -179,6 +180,30 @@ async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_
     assert restored.policy_view.context == "path"
     with pytest.raises(ConfigError, match="unknown policy_context 'story'"):
         DebateSession.check_config({"policy_context": "story"}, SessionLimits())
+
+
+async def test_a_policy_shown_a_fresh_path_is_asked_as_beam_asks_for_a_child() -> None:
+    """policy_context fresh: the critique is not shown either, so a rejected step is asked
+    again with the same prompt (and its own seed); the long thought still holds it."""
+    policy = [
+        "Step 1: Each pen has 4 sheep.",
+        "Step 2: 4 + 3 = 7 sheep.",
+        "Step 2: 4 * 4 = 16, so \\boxed{16}.",
+        "Step 2: 3 * 4 = 12, so \\boxed{12}.",
+    ]
+    critic = [OK, "VERDICT: incorrect\nACTION: reflect\nREASON: Multiply the pens by the sheep."]
+    debate, policy_client, _ = session(policy, critic, config={"policy_context": "fresh"})
+    result = await debate.run()
+    assert result.ended.outcome is Outcome.SOLVED and result.ended.reflections == 2
+    first, after_critique, after_wrong_answer = policy_client.requests[1:]
+    assert [str(m.content) for m in after_critique] == [str(m.content) for m in first]
+    assert [str(m.content) for m in after_wrong_answer] == [str(m.content) for m in first]
+    assert "Multiply the pens" not in _seen(after_critique)
+    # The long thought is the dialogue's: the wrong turns and the critique are in it.
+    transcript = LongThoughtWriter().write(result.events)
+    assert "4 + 3 = 7" in transcript and "Multiply the pens by the sheep" in transcript
+    posed = result.events[0]
+    assert isinstance(posed, ProblemPosed) and posed.config["policy_context"] == "fresh"
 
 
 async def test_wrong_final_answer_is_fed_back_and_the_debate_goes_on() -> None:

@@ -147,8 +147,9 @@ def synth(
         str | None,
         typer.Option(
             help="debate, propose-critique: what the policy sees before a step: dialogue (the "
-            "whole conversation, rejected steps too; default) or path (the accepted path and "
-            "the newest critique, as beam shows it: small models copy rejected steps)."
+            "whole conversation, rejected steps too; default), path (the accepted path and "
+            "the newest critique: small models copy rejected steps) or fresh (the path "
+            "alone, as beam asks: a rejected step is sampled again)."
         ),
     ] = None,
     force: Annotated[

@@ -8,6 +8,11 @@
   go back to), never the rejected step itself. A small policy copies what it sees: on
   24 products the 135M model repeated a rejected step in 169 of 277 requests when it
   saw them (docs/benchmarks.md).
+- `fresh`: the steps on the current path alone, exactly as beam search asks for a
+  child: a rejected step is sampled again from the path (each request has a seed of its
+  own), the critique unseen. A policy that cannot use a critique is then a sequential
+  sampler whose every draw the critic checks; the critique still goes into the long
+  thought, which is written from the dialogue.
 
 Only what the policy is asked changes: the tree, the events and the long thought are
 the same either way, so the view is rebuilt from the tree and the dialogue each turn
@@ -29,7 +34,7 @@ from journey.sessions.tree import ReasoningTree
 
 __all__ = ["POLICY_CONTEXTS", "POLICY_CONTEXT_KEY", "PolicyView"]
 
-POLICY_CONTEXTS = ("dialogue", "path")
+POLICY_CONTEXTS = ("dialogue", "path", "fresh")
 POLICY_CONTEXT_KEY = "policy_context"
 """The session config key (and `strategy_config` key) that names the view."""
 
@@ -61,7 +66,7 @@ class PolicyView:
             return dialogue
         messages = path_dialogue(policy, tree, tree.cursor)
         newest, last = dialogue[-1], messages[-1]
-        if newest.content != last.content:
+        if self.context == "path" and newest.content != last.content:
             # Not the plain "write the next step" the path ends with: a critique, a wrong
             # answer, a way back. One user turn, so strict chat templates still alternate.
             merged = f"{last.content}\n\n{newest.content}"
