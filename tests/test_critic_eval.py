@@ -379,6 +379,13 @@ def test_another_critic_is_refused_unless_forced(tmp_path: Path) -> None:
     result = _cli(dataset, tmp_path / "out", "accept_reply", "--force")
     assert result.exit_code == 0, result.output
     assert len(load_critic_records(tmp_path / "out")) == 4
+    # A setting an older journey did not record reads as today's default: no refusal.
+    manifest = tmp_path / "out" / "critic-eval.json"
+    recorded = json.loads(manifest.read_text())
+    del recorded["critic_reasks"], recorded["resumed"]
+    recorded["critic"] = "function:tests.test_critic_eval:accept_reply"
+    manifest.write_text(json.dumps(recorded))
+    assert _cli(dataset, tmp_path / "out", "accept_reply").exit_code == 0
 
 
 def test_compare_puts_critics_side_by_side(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ from journey.problems.step_layouts import StepLabelLayout
 from journey.protocols import StepVerdict
 from journey.runs.files import read_appended, write_atomic
 from journey.runs.jobs import AppendedResults, ControlKeywords, JobControls, run_job
-from journey.runs.manifest import Manifest, read_manifest
+from journey.runs.manifest import Manifest, absent_as_default, read_manifest
 
 __all__ = [
     "CRITIC_EVAL_KIND",
@@ -126,8 +126,19 @@ class CriticEvalOptions:
 
     def manifest(self, dataset: str) -> Manifest:
         """The run as `critic-eval.json` records it; only the dataset file and the
-        concurrency may change on resume."""
-        settings: dict[str, Any] = {
+        concurrency may change on resume, and a setting an older run lacks reads as its
+        default."""
+        defaults = absent_as_default(CriticEvalOptions().settings(dataset))
+        return Manifest(
+            CRITIC_EVAL_KIND,
+            self.settings(dataset),
+            free={"dataset", "concurrency"},
+            read_as_today=defaults,
+        )
+
+    def settings(self, dataset: str) -> dict[str, Any]:
+        """The settings `critic-eval.json` records."""
+        return {
             "critic": self.critic_name,
             "critic_mode": self.critic_mode,
             "critic_tokens": self.critic_tokens,
@@ -137,7 +148,6 @@ class CriticEvalOptions:
             "dataset": dataset,
             "concurrency": self.concurrency,
         }
-        return Manifest(CRITIC_EVAL_KIND, settings, free={"dataset", "concurrency"})
 
     @property
     def rollout(self) -> RolloutSpec | None:
