@@ -602,6 +602,13 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             assert reasoned_card["wrong_turns_left_out"] == {"no reason given": 1}
             assert card.wrong_turns_left_out == {}
             assert "wrong turns left out" in exported.output
+            followed = tmp_path / "followed.jsonl"
+            args = ["export", str(tmp_path / "run"), "-o", str(followed)]
+            exported = CliRunner().invoke(app, [*args, "--followed-corrections-only"])
+            assert exported.exit_code == 0, exported.output
+            followed_card = json.loads(card_path(followed).read_text())
+            assert followed_card["writer"]["followed_corrections_only"] is True
+            assert followed_card["wrong_turns_left_out"]["no reason given"] == 1
             [walked_row] = [json.loads(line) for line in reasoned.read_text().splitlines()]
             assert "does not seem right" not in walked_row["completion"][0]["content"]
 

@@ -426,10 +426,22 @@ def test_how_long_thoughts_are_written_is_an_export_input(tmp_path: Path) -> Non
     assert recipe.export.options("journey").writer.trials_per_node == 1
     reasoned = load_recipe(_recipe(tmp_path, export={"reasoned_trials_only": True}))
     assert reasoned.export.options("journey").writer.reasoned_trials_only
+    followed = load_recipe(_recipe(tmp_path, export={"followed_corrections_only": True}))
+    assert followed.export.options("journey").writer.followed_corrections_only
     rows = _recipe(tmp_path, training={**SEEDED["training"], "match": "rows"})
     _iterate(rows, tmp_path / "rows", RecordingTrainer(SPECS))
     marker = json.loads((tmp_path / "rows/round-1/exports/journey.step.json").read_text())
     assert "writer" not in json.dumps(marker)  # the default writer leaves inputs as they were
+    # An option added since is left out of the inputs at its default: markers made
+    # before it keep their digests.
+    reasoned_rows = _recipe(
+        tmp_path,
+        export={"reasoned_trials_only": True},
+        training={**SEEDED["training"], "match": "rows"},
+    )
+    _iterate(reasoned_rows, tmp_path / "reasoned", RecordingTrainer(SPECS))
+    step = (tmp_path / "reasoned/round-1/exports/journey.step.json").read_text()
+    assert "reasoned_trials_only" in step and "followed_corrections_only" not in step
 
     shutil.copytree(tmp_path / "rows", tmp_path / "walked")
     walked = _recipe(

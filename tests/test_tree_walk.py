@@ -235,8 +235,8 @@ def test_reasoned_only_leaves_out_a_branch_the_verifier_only_marked_wrong() -> N
     every_walk = TreeWalkWriter(seed=0).walk(searched_tree())
     reasoned_walk = TreeWalkWriter(seed=0, reasoned_only=True).walk(searched_tree())
     assert every_walk is not None and reasoned_walk is not None
-    assert (every_walk.wrong_turns, every_walk.unreasoned_left_out) == (3, 0)
-    assert (reasoned_walk.wrong_turns, reasoned_walk.unreasoned_left_out) == (2, 1)
+    assert (every_walk.wrong_turns, every_walk.left_out) == (3, {})
+    assert (reasoned_walk.wrong_turns, reasoned_walk.left_out) == (2, {"no reason given": 1})
 
 
 def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:
@@ -252,3 +252,42 @@ def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:
         "Let me start over.",
         "Step 1: 3 * 4 = 12, \\boxed{12}.",
     ]
+
+
+def corrected_tree() -> ReasoningTree:
+    """8 * 7 * 2: the correct path 8 * 7 = 56, then 56 * 2 = 112; beside step 1, two
+    corrections naming 56, one naming 14 (a value step 1 does not use) and a critique
+    that names no value."""
+    tree = ReasoningTree("What is 8 * 7 * 2?", gold_answer="112")
+    for text, reason in [
+        ("8 * 7 = 54.", "8 * 7 = 54 is false: 8 * 7 is 56."),
+        ("8 * 7 = 58.", "8 * 7 = 58 is false: 8 * 7 is 56."),
+        ("7 * 2 = 15.", "7 * 2 = 15 is false: 7 * 2 is 14."),
+        ("Add them: 8 + 7 = 15.", "You should multiply, not add."),
+    ]:
+        wrong = tree.add_step(text, parent_id=0)
+        tree.judge(wrong.id, StepVerdict.INCORRECT, reason)
+    first = tree.add_step("8 * 7 = 56.", parent_id=0)
+    tree.judge(first.id, StepVerdict.CORRECT, "The arithmetic holds.")
+    answer = tree.add_step("56 * 2 = 112, \\boxed{112}.", parent_id=first.id, final_answer="112")
+    tree.record_verification(answer.id, True)
+    return tree
+
+
+def test_followed_corrections_only_writes_a_correction_just_before_the_step_using_it() -> None:
+    """A correction the next step ignores taught models to copy their wrong step again:
+    one correction per step, the one whose right value the next step uses, written last."""
+    every = TreeWalkWriter(trials_per_node=4).walk(corrected_tree())
+    assert every is not None and every.wrong_turns == 4
+    for seed in range(6):
+        walker = TreeWalkWriter(trials_per_node=4, seed=seed, followed_corrections_only=True)
+        walked = walker.walk(corrected_tree())
+        assert walked is not None
+        assert (walked.wrong_turns, walked.left_out) == (2, {"correction not followed": 2})
+        lines = paragraphs(walked.text)
+        assert "7 * 2 = 15" not in walked.text
+        assert ("8 * 7 = 54" in walked.text) != ("8 * 7 = 58" in walked.text)
+        assert any("I should multiply, not add." in line for line in lines)
+        step = lines.index("Step 1: 8 * 7 = 56.")
+        assert "8 * 7 is 56" in lines[step - 1]  # the correction, just before its use
+        assert lines[-1] == "Step 2: 56 * 2 = 112, \\boxed{112}."

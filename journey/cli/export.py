@@ -96,6 +96,14 @@ def export(
             "right' after an answer the verifier rejected.",
         ),
     ] = False,
+    followed_corrections: Annotated[
+        bool,
+        typer.Option(
+            "--followed-corrections-only",
+            help="sft of beam runs: as --reasoned-trials-only, and a reflection that names "
+            "a right value ('8 * 7 is 56') only where the next step uses it, once per step.",
+        ),
+    ] = False,
     prm_unknown: Annotated[
         str,
         typer.Option(
@@ -151,6 +159,7 @@ def export(
             include_reasoning=policy_reasoning,
             trials_per_node=walk_trials,
             reasoned_trials_only=reasoned_trials,
+            followed_corrections_only=followed_corrections,
         ),
         allow_empty=allow_empty,
     )

@@ -104,8 +104,7 @@ class RowSelection:
             if o.format is ExportFormat.SFT:
                 answer = transcript
                 self.transcripts[which] += 1
-                if thought.unreasoned_left_out:
-                    self.wrong_turns_left_out["no reason given"] += thought.unreasoned_left_out
+                self.wrong_turns_left_out.update(thought.wrong_turns_left_out)
             elif not s.answer_path:
                 raise SessionSkipped("no shortcut")
             else:

@@ -198,7 +198,9 @@ class ExportCard(BaseModel):
     wrong_turns_left_out: dict[str, int] = Field(default_factory=dict)
     """sft, tree walks: failed branches of the exported long thoughts that the walk passed
     over, by why: "no reason given" (`reasoned_trials_only`: its reflection could only say
-    that the answer was wrong). A smoothed long thought counts none: it is the rewrite's."""
+    that the answer was wrong), "correction not followed" (`followed_corrections_only`: the
+    right value it names is not what the next step uses). A smoothed long thought counts
+    none: it is the rewrite's."""
     rollouts: dict[str, int] = Field(default_factory=dict)
     """prm: steps carrying a rollout estimate (`journey label`), by the judge that made it."""
     writer: dict[str, Any] = Field(default_factory=dict)

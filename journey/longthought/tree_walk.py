@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 
 from journey.errors import ConfigError
 from journey.longthought.transcript import (
@@ -33,8 +35,15 @@ from journey.longthought.transcript import (
     way_back,
 )
 from journey.protocols import LabelSource, step_line
+from journey.protocols.arithmetic_claims import check_claims
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
+
+NO_REASON = "no reason given"
+"""Why a failed branch is left out under `reasoned_only`: its reflection can only doubt."""
+CORRECTION_NOT_FOLLOWED = "correction not followed"
+"""Why one is left out under `followed_corrections_only`: the right value its reflection
+names is not what the next step uses, or another correction of the step was written."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,9 @@ class WalkedThought:
     text: str
     wrong_turns: int
     """Failed branches entered and reflected on."""
-    unreasoned_left_out: int = 0
-    """Failed branches not entered because their reflection could not say why they
-    failed (`reasoned_only`); an export counts them on its card."""
+    left_out: dict[str, int] = field(default_factory=dict)
+    """Failed branches considered and not entered, by why (`NO_REASON`,
+    `CORRECTION_NOT_FOLLOWED`); an export counts them on its card."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,11 @@ class TreeWalkWriter:
     """Enter only failed branches whose reflection can say why they failed (a critique,
     or a false claim in the rejected answer's step), never one the verifier only marked
     wrong: a bare "that does not seem right" teaches a model to doubt, not to check."""
+    followed_corrections_only: bool = False
+    """`reasoned_only`, and a reflection that names a right value (`8 * 7 = 54 is false:
+    8 * 7 is 56`) is written only where the correct step after it uses that value, and
+    only once per step: models trained on corrections the next step ignored copied the
+    correction and then their wrong step again (docs/experiment.md)."""
 
     def __post_init__(self) -> None:
         if self.trials_per_node < 0:
@@ -94,29 +108,13 @@ class TreeWalkWriter:
         correct_path = tree.path(leaf_id)
         lines: list[str] = []
         reflections = 0
-        unreasoned = 0
+        left_out: Counter[str] = Counter()
         for node, next_node in itertools.pairwise(correct_path):
             if node.depth > 0:
                 lines.append(step_line(node.depth, node.text))
-            candidates = [
-                child
-                for child in tree.children(node.id)
-                if child.id != next_node.id and failed(child.id)
-            ]
-            rng.shuffle(candidates)
-            entered = 0
-            for branch in candidates:
-                if entered >= self.trials_per_node:
-                    break
-                if rng.random() >= self.enter_probability:
-                    continue
-                walked = self._follow(tree, branch, failed, rng)
+            for walked in self._trials(tree, node, next_node, failed, rng, left_out):
                 opener = reflection_opener(reflections, vary=self.vary_openers)
-                reflection, reasoned = _reflection(opener, walked, back_to=node.depth)
-                if self.reasoned_only and not reasoned:
-                    unreasoned += 1
-                    continue
-                entered += 1
+                reflection, _ = _reflection(opener, walked, back_to=node.depth)
                 reflections += 1
                 lines.extend(step_line(step.depth, step.text) for step in walked)
                 lines.append(reflection)
@@ -124,7 +122,47 @@ class TreeWalkWriter:
         lines.append(step_line(leaf.depth, leaf.text))
         if "\\boxed" not in leaf.text and leaf.final_answer:
             lines.append(f"So the final answer is \\boxed{{{leaf.final_answer}}}.")
-        return WalkedThought("\n\n".join(lines), reflections, unreasoned)
+        return WalkedThought("\n\n".join(lines), reflections, dict(left_out))
+
+    def _trials(
+        self,
+        tree: ReasoningTree,
+        node: TreeNode,
+        next_node: TreeNode,
+        failed: _FailedBranches,
+        rng: random.Random,
+        left_out: Counter[str],
+    ) -> list[list[TreeNode]]:
+        """The failed branches entered from `node` before the correct step `next_node`,
+        in the order they are written, counting in `left_out` those passed over."""
+        candidates = [
+            child
+            for child in tree.children(node.id)
+            if child.id != next_node.id and failed(child.id)
+        ]
+        rng.shuffle(candidates)
+        entered: list[list[TreeNode]] = []
+        corrected: list[TreeNode] | None = None  # written last, just before the step using it
+        for branch in candidates:
+            if len(entered) + (corrected is not None) >= self.trials_per_node:
+                break
+            if rng.random() >= self.enter_probability:
+                continue
+            walked = self._follow(tree, branch, failed, rng)
+            reflection, reasoned = _reflection("", walked, back_to=node.depth)
+            if (self.reasoned_only or self.followed_corrections_only) and not reasoned:
+                left_out[NO_REASON] += 1
+                continue
+            if self.followed_corrections_only:
+                value = _named_value(walked, reflection)
+                if value is not None:
+                    if corrected is not None or not _uses(next_node.text, value):
+                        left_out[CORRECTION_NOT_FOLLOWED] += 1
+                    else:
+                        corrected = walked
+                    continue
+            entered.append(walked)
+        return [*entered, corrected] if corrected is not None else entered
 
     @staticmethod
     def correct_leaf(tree: ReasoningTree) -> int | None:
@@ -199,3 +237,19 @@ def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> tuple[s
     critique = first_person(wrong.reason)
     why = f" {critique}" if critique else ""
     return f"{opener} step {wrong.depth} is wrong.{why} {back}", bool(critique)
+
+
+def _named_value(walked: list[TreeNode], reflection: str) -> str | None:
+    """The right value the reflection on `walked` names: that of a false claim in the
+    step it blames, where the reflection states it; None when it names none."""
+    wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
+    for claim in check_claims(wrong.text).false_claims:
+        if _uses(reflection, claim.true_value):
+            return claim.true_value
+    return None
+
+
+def _uses(text: str, value: str) -> bool:
+    """Whether `text` states the number `value` (not as part of a longer number)."""
+    plain = text.replace(",", "")  # thousands separators
+    return re.search(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", plain) is not None

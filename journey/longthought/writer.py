@@ -61,6 +61,14 @@ class LongThoughtOptions:
         },
     )
 
+    followed_corrections_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Tree walk: as reasoned_trials_only, and a correction that names a right "
+            "value only where the next step uses it, once per step."
+        },
+    )
+
     def __post_init__(self) -> None:
         if self.trials_per_node is not None and self.trials_per_node < 0:
             raise ConfigError(f"trials_per_node must be >= 0, got {self.trials_per_node!r}")
@@ -74,9 +82,9 @@ class LongThought:
     """A session's long thought, and the wrong turns its writer left out."""
 
     text: str
-    unreasoned_left_out: int = 0
-    """Failed branches the tree walk passed over for want of a reason
-    (`LongThoughtOptions.reasoned_trials_only`)."""
+    wrong_turns_left_out: dict[str, int] = field(default_factory=dict)
+    """Failed branches the tree walk passed over, by why (`reasoned_trials_only`: no
+    reason given; `followed_corrections_only`: a correction the next step does not use)."""
 
 
 def write_long_thought(
@@ -108,10 +116,14 @@ def long_thought(
         trials = options.trials_per_node
         if trials is None:
             trials = walk_trials_from_config(posed.config)
-        walker = TreeWalkWriter(trials_per_node=trials, reasoned_only=options.reasoned_trials_only)
+        walker = TreeWalkWriter(
+            trials_per_node=trials,
+            reasoned_only=options.reasoned_trials_only,
+            followed_corrections_only=options.followed_corrections_only,
+        )
         walked = walker.walk(tree, ended.final_node_id if ended is not None else None)
         if walked is not None:
-            return LongThought(walked.text, walked.unreasoned_left_out)
+            return LongThought(walked.text, walked.left_out)
     own = posed is not None and posed.strategy in OWN_REFLECTIONS
     writer = LongThoughtWriter(include_reasoning=options.include_reasoning, own_reflections=own)
     return LongThought(writer.write(events))

@@ -252,6 +252,11 @@ class ArithmeticClaim:
         return f"{self.left} = {self.right}"
 
     @property
+    def true_value(self) -> str:
+        """What the computation side is worth, as a step would write it (`7` for `3 + 4`)."""
+        return format_value(self.left_value if self.computed_left else self.right_value)
+
+    @property
     def correction(self) -> str:
         """The claim and the right value: `3 + 4 = 8 is false: 3 + 4 is 7`."""
         expression, value = (

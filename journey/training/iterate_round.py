@@ -383,7 +383,16 @@ def _keep_seconds(record: RoundRecord, step: str, result: dict[str, Any]) -> Non
         record.seconds[step] = float(seconds)
 
 
+_WRITER_FIELDS_ADDED = ("followed_corrections_only",)
+"""Writer options added after export steps were first keyed on the writer: left out of
+the inputs at their default, so an iteration made before keeps its steps."""
+
+
 def _writer_inputs(writer: LongThoughtOptions) -> dict[str, Any]:
     """How the long thoughts are written, as an export step's input: only when not the
     default, so the steps of recipes that leave it alone keep the inputs they had."""
-    return {} if writer == LongThoughtOptions() else {"writer": asdict(writer)}
+    if writer == LongThoughtOptions():
+        return {}
+    default = LongThoughtOptions()
+    added = {k for k in _WRITER_FIELDS_ADDED if getattr(writer, k) == getattr(default, k)}
+    return {"writer": {k: v for k, v in asdict(writer).items() if k not in added}}

@@ -173,6 +173,11 @@ class ExportSettings(Settings):
         description="Walk only into failed branches whose reflection says why they failed "
         "(`journey export --reasoned-trials-only`).",
     )
+    followed_corrections_only: bool = Field(
+        default=False,
+        description="As reasoned_trials_only, and a correction naming a right value only "
+        "where the next step uses it (`journey export --followed-corrections-only`).",
+    )
 
     @model_validator(mode="after")
     def _known_to_export(self) -> ExportSettings:
@@ -185,12 +190,18 @@ class ExportSettings(Settings):
         Raises:
             ConfigError: a value `journey export` refuses.
         """
-        writer_fields = {"walk_trials", "policy_reasoning", "reasoned_trials_only"}
+        writer_fields = {
+            "walk_trials",
+            "policy_reasoning",
+            "reasoned_trials_only",
+            "followed_corrections_only",
+        }
         fields = self.model_dump(exclude={"sets", "cumulative", *writer_fields})
         writer = LongThoughtOptions(
             include_reasoning=self.policy_reasoning,
             trials_per_node=self.walk_trials,
             reasoned_trials_only=self.reasoned_trials_only,
+            followed_corrections_only=self.followed_corrections_only,
         )
         return ExportOptions(format=EXPORT_FORMAT[name], writer=writer, **fields)
 
