@@ -591,24 +591,20 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             settings = card.strategy_settings  # the beam as the seed's K, D and trials
             assert settings["beam_size"] == [2] and settings["beam_full_tree"] == [False]
             assert settings["beam_walk_trials"] == [2]
-            # --reasoned-trials-only reaches the writer, and the card says it did.
-            reasoned = tmp_path / "reasoned.jsonl"
-            args = ["export", str(tmp_path / "run"), "-o", str(reasoned)]
-            exported = CliRunner().invoke(app, [*args, "--reasoned-trials-only"])
-            assert exported.exit_code == 0, exported.output
-            reasoned_card = json.loads(card_path(reasoned).read_text())
-            assert reasoned_card["writer"]["reasoned_trials_only"] is True
-            # The wrong turn it left out is counted on the card and printed, never silent.
-            assert reasoned_card["wrong_turns_left_out"] == {"no reason given": 1}
+            # Each walk option reaches the writer, and the card says it did.
+            for flag in ("--reasoned-trials-only", "--followed-corrections-only"):
+                option = flag.removeprefix("--").replace("-", "_")
+                out = tmp_path / f"{option}.jsonl"
+                args = ["export", str(tmp_path / "run"), "-o", str(out), flag]
+                exported = CliRunner().invoke(app, args)
+                assert exported.exit_code == 0, exported.output
+                walked_card = json.loads(card_path(out).read_text())
+                assert walked_card["writer"][option] is True
+                # The wrong turn left out is counted on the card and printed, never silent.
+                assert walked_card["wrong_turns_left_out"] == {"no reason given": 1}
+                assert "wrong turns left out" in exported.output
             assert card.wrong_turns_left_out == {}
-            assert "wrong turns left out" in exported.output
-            followed = tmp_path / "followed.jsonl"
-            args = ["export", str(tmp_path / "run"), "-o", str(followed)]
-            exported = CliRunner().invoke(app, [*args, "--followed-corrections-only"])
-            assert exported.exit_code == 0, exported.output
-            followed_card = json.loads(card_path(followed).read_text())
-            assert followed_card["writer"]["followed_corrections_only"] is True
-            assert followed_card["wrong_turns_left_out"]["no reason given"] == 1
+            reasoned = tmp_path / "reasoned_trials_only.jsonl"
             [walked_row] = [json.loads(line) for line in reasoned.read_text().splitlines()]
             assert "does not seem right" not in walked_row["completion"][0]["content"]
 

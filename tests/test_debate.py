@@ -136,17 +136,20 @@ def _seen(request: Sequence[LLMMessage]) -> str:
     return "\n".join(str(m.content) for m in request)
 
 
+PENS_POLICY = [
+    "Step 1: Each pen has 4 sheep.",
+    "Step 2: 4 + 3 = 7 sheep.",
+    "Step 2: 4 * 4 = 16, so \\boxed{16}.",
+    "Step 2: 3 * 4 = 12, so \\boxed{12}.",
+]
+"""A step the critic rejects, a final answer the verifier rejects, then the right one."""
+PENS_CRITIC = [OK, "VERDICT: incorrect\nACTION: reflect\nREASON: Multiply the pens by the sheep."]
+
+
 async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_step() -> None:
     """policy_context path: what beam shows, plus the newest instruction, so a small model
     has no rejected step to copy; the tree and the events are a debate's all the same."""
-    policy = [
-        "Step 1: Each pen has 4 sheep.",
-        "Step 2: 4 + 3 = 7 sheep.",
-        "Step 2: 4 * 4 = 16, so \\boxed{16}.",
-        "Step 2: 3 * 4 = 12, so \\boxed{12}.",
-    ]
-    critic = [OK, "VERDICT: incorrect\nACTION: reflect\nREASON: Multiply the pens by the sheep."]
-    debate, policy_client, _ = session(policy, critic, config={"policy_context": "path"})
+    debate, policy_client, _ = session(PENS_POLICY, PENS_CRITIC, config={"policy_context": "path"})
     result = await debate.run()
     assert result.ended.outcome is Outcome.SOLVED and result.ended.reflections == 2
     first, after_critique, after_wrong_answer = policy_client.requests[1:]
@@ -165,7 +168,7 @@ async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_
     assert isinstance(posed, ProblemPosed) and posed.config["policy_context"] == "path"
 
     # The same replies shown the whole dialogue: the same tree, the rejected steps in view.
-    dialogue, full_client, _ = session(policy, critic)
+    dialogue, full_client, _ = session(PENS_POLICY, PENS_CRITIC)
     same = await dialogue.run()
     shape = [(n.parent_id, n.text, n.label) for n in result.tree]
     assert [(n.parent_id, n.text, n.label) for n in same.tree] == shape
@@ -174,7 +177,7 @@ async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_
     # A restored session asks with the same view.
     restored = DebateSession.restore(
         result.events[:6],
-        policy=PolicyAgent(ScriptedChatCompletionClient(policy[2:])),
+        policy=PolicyAgent(ScriptedChatCompletionClient(PENS_POLICY[2:])),
         critic=CriticAgent(ScriptedChatCompletionClient([]), mode="generate"),
     )
     assert restored.policy_view.context == "path"
@@ -185,14 +188,7 @@ async def test_a_policy_shown_the_path_sees_the_critique_but_never_the_rejected_
 async def test_a_policy_shown_a_fresh_path_is_asked_as_beam_asks_for_a_child() -> None:
     """policy_context fresh: the critique is not shown either, so a rejected step is asked
     again with the same prompt (and its own seed); the long thought still holds it."""
-    policy = [
-        "Step 1: Each pen has 4 sheep.",
-        "Step 2: 4 + 3 = 7 sheep.",
-        "Step 2: 4 * 4 = 16, so \\boxed{16}.",
-        "Step 2: 3 * 4 = 12, so \\boxed{12}.",
-    ]
-    critic = [OK, "VERDICT: incorrect\nACTION: reflect\nREASON: Multiply the pens by the sheep."]
-    debate, policy_client, _ = session(policy, critic, config={"policy_context": "fresh"})
+    debate, policy_client, _ = session(PENS_POLICY, PENS_CRITIC, config={"policy_context": "fresh"})
     result = await debate.run()
     assert result.ended.outcome is Outcome.SOLVED and result.ended.reflections == 2
     first, after_critique, after_wrong_answer = policy_client.requests[1:]
