@@ -94,6 +94,9 @@ def test_a_setting_added_since_reads_as_its_default_on_resume(tmp_path: Path) ->
     Manifest("eval", {"model": "m", "top_p": 1.0}, read_as_today=today).open(path, subject="x")
     with pytest.raises(ConfigError, match=r"\(top_p: 1.0 -> 0.9\)"):
         Manifest("eval", {"model": "m", "top_p": 0.9}, read_as_today=today).open(path, subject="x")
+    # Inside a mapping too: `layout.lines` was added since.
+    nested = absent_as_default({"layout": {"field": "steps", "lines": False}})
+    assert nested({"layout": {"field": "body"}}) == {"layout": {"field": "body", "lines": False}}
     with pytest.raises(ConfigError, match=r"\(model: 'm' -> 'embedded'\)"):
         Manifest("eval", {"model": "embedded", "top_p": 1.0}, read_as_today=today).open(
             path, subject="x"

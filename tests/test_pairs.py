@@ -380,6 +380,14 @@ async def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     sampler = PairsSampler(options(temperature=1.0), grade=grade_output, client=client, force=True)
     card = await sampler.run(out, problems_of(tmp_path), dataset="p.jsonl")
     assert client.requests == [] and card.rows == 5
+    # A setting an older journey did not record reads as today's default: no refusal.
+    manifest = tmp_path / "pairs.sampling.json"
+    recorded = json.loads(manifest.read_text())
+    del recorded["top_p"], recorded["resumed"]
+    recorded["temperature"] = 1.0
+    manifest.write_text(json.dumps(recorded))
+    card = await sample(tmp_path, CountingClient(), out, temperature=1.0)
+    assert card.rows == 5
 
 
 async def test_out_may_not_be_the_dataset_or_a_directory(tmp_path: Path) -> None:

@@ -48,6 +48,11 @@ def searched_tree() -> ReasoningTree:
     return tree
 
 
+def wrong_turns(text: str) -> int:
+    """The reflections a long thought holds: its paragraphs that open with a doubt."""
+    return sum(line.startswith(("Wait,", "Hmm,", "Hold on,")) for line in paragraphs(text))
+
+
 def paragraphs(text: str | None) -> list[str]:
     assert text is not None
     return text.split("\n\n")
@@ -235,8 +240,9 @@ def test_reasoned_only_leaves_out_a_branch_the_verifier_only_marked_wrong() -> N
     every_walk = TreeWalkWriter(seed=0).walk(searched_tree())
     reasoned_walk = TreeWalkWriter(seed=0, reasoned_only=True).walk(searched_tree())
     assert every_walk is not None and reasoned_walk is not None
-    assert (every_walk.wrong_turns, every_walk.left_out) == (3, {})
-    assert (reasoned_walk.wrong_turns, reasoned_walk.left_out) == (2, {"no reason given": 1})
+    assert (wrong_turns(every_walk.text), every_walk.wrong_turns_left_out) == (3, {})
+    reasoned_counts = (wrong_turns(reasoned_walk.text), reasoned_walk.wrong_turns_left_out)
+    assert reasoned_counts == (2, {"no reason given": 1})
 
 
 def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:
@@ -278,12 +284,13 @@ def test_followed_corrections_only_writes_a_correction_just_before_the_step_usin
     """A correction the next step ignores taught models to copy their wrong step again:
     one correction per step, the one whose right value the next step uses, written last."""
     every = TreeWalkWriter(trials_per_node=4).walk(corrected_tree())
-    assert every is not None and every.wrong_turns == 4
+    assert every is not None and wrong_turns(every.text) == 4
     for seed in range(6):
         walker = TreeWalkWriter(trials_per_node=4, seed=seed, followed_corrections_only=True)
         walked = walker.walk(corrected_tree())
         assert walked is not None
-        assert (walked.wrong_turns, walked.left_out) == (2, {"correction not followed": 2})
+        left_out = {"correction already written": 1, "correction not followed": 1}
+        assert (wrong_turns(walked.text), walked.wrong_turns_left_out) == (2, left_out)
         lines = paragraphs(walked.text)
         assert "7 * 2 = 15" not in walked.text
         assert ("8 * 7 = 54" in walked.text) != ("8 * 7 = 58" in walked.text)
@@ -291,3 +298,19 @@ def test_followed_corrections_only_writes_a_correction_just_before_the_step_usin
         step = lines.index("Step 1: 8 * 7 = 56.")
         assert "8 * 7 is 56" in lines[step - 1]  # the correction, just before its use
         assert lines[-1] == "Step 2: 56 * 2 = 112, \\boxed{112}."
+
+
+def test_a_critique_that_names_no_value_is_not_a_correction() -> None:
+    """The right value of `3 - 1 = 3` is 2, and "step 2 is wrong" says 2: the step's
+    number is not a value the critique names, so the branch is an ordinary trial."""
+    tree = ReasoningTree("What is 8 * 3 - 1?", gold_answer="23")
+    first = tree.add_step("8 * 3 = 24.", parent_id=0)
+    tree.judge(first.id, StepVerdict.CORRECT, "The arithmetic holds.")
+    slip = tree.add_step("3 - 1 = 3, so 24 - 3 = 21.", parent_id=first.id)
+    tree.judge(slip.id, StepVerdict.INCORRECT, "You subtracted wrongly.")
+    answer = tree.add_step("24 - 1 = 23, \\boxed{23}.", parent_id=first.id, final_answer="23")
+    tree.record_verification(answer.id, True)
+    walked = TreeWalkWriter(followed_corrections_only=True).walk(tree)
+    assert walked is not None and walked.wrong_turns_left_out == {}
+    reflection = "Wait, step 2 is wrong. I subtracted wrongly. Let me go back to step 1 and try"
+    assert paragraphs(walked.text)[2].startswith(reflection)

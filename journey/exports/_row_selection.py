@@ -103,8 +103,6 @@ class RowSelection:
                 raise SessionSkipped("too long")  # judged on the long thought in both formats
             if o.format is ExportFormat.SFT:
                 answer = transcript
-                self.transcripts[which] += 1
-                self.wrong_turns_left_out.update(thought.wrong_turns_left_out)
             elif not s.answer_path:
                 raise SessionSkipped("no shortcut")
             else:
@@ -112,6 +110,9 @@ class RowSelection:
                 answer = with_boxed_answer(shortcut, final)
             if not o.same_problems and self._too_long(prompt, answer):
                 raise SessionSkipped("too long")
+            if o.format is ExportFormat.SFT:  # counted once the row is sure to be written
+                self.transcripts[which] += 1
+                self.wrong_turns_left_out.update(thought.wrong_turns_left_out)
             labels.count(s.answer_path, self.labels)
             return [conversation_row(prompt, answer, layout=o.layout)]
         if o.format is ExportFormat.DPO:

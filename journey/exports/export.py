@@ -163,7 +163,7 @@ class _Exporter:
             labels.setdefault(source, {})[label] = count
         self.card.labels = labels
         self.card.transcripts = dict(sorted(self.selection.transcripts.items()))
-        self.card.wrong_turns_left_out = dict(self.selection.wrong_turns_left_out)
+        self.card.wrong_turns_left_out = dict(sorted(self.selection.wrong_turns_left_out.items()))
         self.card.rollouts = dict(sorted(self.selection.rollouts.items()))
         self.card.strategies = sorted(self.strategies)
         self.card.strategy_settings = {

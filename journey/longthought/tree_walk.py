@@ -43,19 +43,21 @@ NO_REASON = "no reason given"
 """Why a failed branch is left out under `reasoned_only`: its reflection can only doubt."""
 CORRECTION_NOT_FOLLOWED = "correction not followed"
 """Why one is left out under `followed_corrections_only`: the right value its reflection
-names is not what the next step uses, or another correction of the step was written."""
+names is not what the next step uses."""
+CORRECTION_WRITTEN = "correction already written"
+"""Why one is left out under `followed_corrections_only`: the step already has its
+correction (one per step, written just before the step that uses it)."""
 
 
 @dataclass(frozen=True)
-class WalkedThought:
-    """A tree walk's long thought, and the failed branches it passed over."""
+class LongThought:
+    """A session's long thought, and the wrong turns its writer left out."""
 
     text: str
-    wrong_turns: int
-    """Failed branches entered and reflected on."""
-    left_out: dict[str, int] = field(default_factory=dict)
-    """Failed branches considered and not entered, by why (`NO_REASON`,
-    `CORRECTION_NOT_FOLLOWED`); an export counts them on its card."""
+    wrong_turns_left_out: dict[str, int] = field(default_factory=dict)
+    """Failed branches a tree walk looked at and did not enter, by why (`NO_REASON`,
+    `CORRECTION_NOT_FOLLOWED`, `CORRECTION_WRITTEN`); an export counts them on its
+    card. Branches past the per-step cap are not looked at, so not counted."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class TreeWalkWriter:
         walked = self.walk(tree, leaf_id)
         return walked.text if walked is not None else None
 
-    def walk(self, tree: ReasoningTree, leaf_id: int | None = None) -> WalkedThought | None:
+    def walk(self, tree: ReasoningTree, leaf_id: int | None = None) -> LongThought | None:
         """`write`'s long thought with what the walk entered and passed over."""
         leaf_id = self.correct_leaf(tree) if leaf_id is None else leaf_id
         if leaf_id is None:
@@ -122,7 +124,7 @@ class TreeWalkWriter:
         lines.append(step_line(leaf.depth, leaf.text))
         if "\\boxed" not in leaf.text and leaf.final_answer:
             lines.append(f"So the final answer is \\boxed{{{leaf.final_answer}}}.")
-        return WalkedThought("\n\n".join(lines), reflections, dict(left_out))
+        return LongThought("\n\n".join(lines), dict(sorted(left_out.items())))
 
     def _trials(
         self,
@@ -149,15 +151,17 @@ class TreeWalkWriter:
             if rng.random() >= self.enter_probability:
                 continue
             walked = self._follow(tree, branch, failed, rng)
-            reflection, reasoned = _reflection("", walked, back_to=node.depth)
-            if (self.reasoned_only or self.followed_corrections_only) and not reasoned:
+            _, why = _reflection("", walked, back_to=node.depth)
+            if (self.reasoned_only or self.followed_corrections_only) and not why:
                 left_out[NO_REASON] += 1
                 continue
             if self.followed_corrections_only:
-                value = _named_value(walked, reflection)
+                value = _named_value(walked, why)
                 if value is not None:
-                    if corrected is not None or not _uses(next_node.text, value):
+                    if not _uses(next_node.text, value):
                         left_out[CORRECTION_NOT_FOLLOWED] += 1
+                    elif corrected is not None:
+                        left_out[CORRECTION_WRITTEN] += 1
                     else:
                         corrected = walked
                     continue
@@ -221,30 +225,37 @@ class _FailedBranches:
         return self._known[node_id]
 
 
-def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> tuple[str, bool]:
+def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> tuple[str, str]:
     """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back;
-    and whether it says why (a critique, or a false claim it names)."""
-    wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
+    and the words that say why (a critique, or the false claim it names), empty when the
+    reflection can only doubt."""
+    wrong = _blamed(walked)
     leaf = walked[-1]
     back = way_back(back_to)
     if wrong is leaf and leaf.verified is False:
         # The verifier's note on a rejected answer is not a critique to repeat.
         verifier_note = leaf.reason_source is LabelSource.VERIFIER
         note = "" if verifier_note else first_person(leaf.reason)
-        why = f" {note}" if note else ""
-        reasoned = bool(note) or checked_step(leaf.text) is not None
-        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{why} {back}", reasoned
+        said = f" {note}" if note else ""
+        why = " ".join(filter(None, [checked_step(leaf.text), note]))
+        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{said} {back}", why
     critique = first_person(wrong.reason)
-    why = f" {critique}" if critique else ""
-    return f"{opener} step {wrong.depth} is wrong.{why} {back}", bool(critique)
+    said = f" {critique}" if critique else ""
+    return f"{opener} step {wrong.depth} is wrong.{said} {back}", critique
 
 
-def _named_value(walked: list[TreeNode], reflection: str) -> str | None:
-    """The right value the reflection on `walked` names: that of a false claim in the
-    step it blames, where the reflection states it; None when it names none."""
-    wrong = next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
-    for claim in check_claims(wrong.text).false_claims:
-        if _uses(reflection, claim.true_value):
+def _blamed(walked: list[TreeNode]) -> TreeNode:
+    """The step a reflection on the walked branch blames: its first judged incorrect, or
+    the rejected answer it ends on."""
+    return next((n for n in walked if n.label is NodeLabel.INCORRECT), walked[-1])
+
+
+def _named_value(walked: list[TreeNode], why: str) -> str | None:
+    """The right value that `why` (the reason a reflection gives) names for a false claim
+    of the blamed step; None when it names none. The claim's own numbers do not count."""
+    for claim in check_claims(_blamed(walked).text).false_claims:
+        said = why.replace(claim.text, " ").replace(claim.left, " ").replace(claim.right, " ")
+        if _uses(said, claim.true_value):
             return claim.true_value
     return None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from journey.errors import ConfigError
 from journey.longthought.transcript import LongThoughtWriter
-from journey.longthought.tree_walk import TreeWalkWriter
+from journey.longthought.tree_walk import LongThought, TreeWalkWriter
 from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
 from journey.sessions.beam_select import walk_trials_from_config
 from journey.sessions.tree import ReasoningTree
@@ -77,16 +77,6 @@ class LongThoughtOptions:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class LongThought:
-    """A session's long thought, and the wrong turns its writer left out."""
-
-    text: str
-    wrong_turns_left_out: dict[str, int] = field(default_factory=dict)
-    """Failed branches the tree walk passed over, by why (`reasoned_trials_only`: no
-    reason given; `followed_corrections_only`: a correction the next step does not use)."""
-
-
 def write_long_thought(
     events: Sequence[SessionEvent],
     tree: ReasoningTree | None,
@@ -123,7 +113,7 @@ def long_thought(
         )
         walked = walker.walk(tree, ended.final_node_id if ended is not None else None)
         if walked is not None:
-            return LongThought(walked.text, walked.left_out)
+            return walked
     own = posed is not None and posed.strategy in OWN_REFLECTIONS
     writer = LongThoughtWriter(include_reasoning=options.include_reasoning, own_reflections=own)
     return LongThought(writer.write(events))

@@ -175,14 +175,25 @@ Describe = Callable[[SettingChange], str]
 
 
 def absent_as_default(defaults: Mapping[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A `Manifest.read_as_today` for jobs whose settings are a flat record: a setting the
-    recorded run lacks (added to journey since) reads as today's default, which is what
-    that run did. A recorded value is never replaced."""
+    """A `Manifest.read_as_today` from today's default settings: a setting the recorded
+    run lacks (added to journey since), at the top or inside a mapping, reads as today's
+    default, which is what that run did. A recorded value is never replaced."""
+    known: dict[str, Any] = json.loads(json.dumps(dict(defaults)))
 
     def read(recorded: dict[str, Any]) -> dict[str, Any]:
-        return {**json.loads(json.dumps(dict(defaults))), **recorded}
+        return _filled(recorded, known)
 
     return read
+
+
+def _filled(recorded: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """`recorded` with each key it lacks taken from `defaults`, mappings merged alike."""
+    merged = {**defaults, **recorded}
+    for key, value in recorded.items():
+        default = defaults.get(key)
+        if isinstance(value, Mapping) and isinstance(default, Mapping):
+            merged[key] = _filled(value, default)
+    return merged
 
 
 @dataclass(frozen=True)

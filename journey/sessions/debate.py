@@ -83,8 +83,8 @@ class DebateSession(Session):
         limits: Turn, depth and token limits.
         session_id: Defaults to a hash of the problem.
         models: Model spec per role, recorded in the log.
-        config: Extra settings recorded in the log; `policy_context` (`dialogue` or
-            `path`) says what the policy sees (`journey.sessions.policy_view`).
+        config: Extra settings recorded in the log; `policy_context` (`dialogue`,
+            `path` or `fresh`) says what the policy sees (`journey.sessions.policy_view`).
     """
 
     strategy: ClassVar[str] = "debate"
