@@ -387,6 +387,7 @@ def test_the_experiment_recipe_reads() -> None:
     assert recipe.critic == "function:journey.agents.rule_critics:arithmetic"
     assert recipe.training.seeds == (1, 2, 3) and recipe.training.match == "rows"
     assert list(recipe.training.arms) == ["shortcut", "journey"] and recipe.exclude_held_out
+    assert recipe.export.options("journey").writer.followed_corrections_only
 
 
 def test_the_two_round_recipe_reads() -> None:
