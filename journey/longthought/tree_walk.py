@@ -79,8 +79,9 @@ class TreeWalkWriter:
     followed_corrections_only: bool = False
     """`reasoned_only`, and a reflection that names a right value (`8 * 7 = 54 is false:
     8 * 7 is 56`) is written only where the correct step after it uses that value, and
-    only once per step: models trained on corrections the next step ignored copied the
-    correction and then their wrong step again (docs/experiment.md)."""
+    only once per step: models trained on corrections the next step ignored wrote their
+    wrong step again after 69 of 197 corrections; with this, the journey arm no longer
+    trails the shortcut arm measurably (docs/experiment.md, "Changes to the data")."""
 
     def __post_init__(self) -> None:
         if self.trials_per_node < 0:
@@ -101,7 +102,7 @@ class TreeWalkWriter:
         return walked.text if walked is not None else None
 
     def walk(self, tree: ReasoningTree, leaf_id: int | None = None) -> LongThought | None:
-        """`write`'s long thought with what the walk entered and passed over."""
+        """`write`'s long thought, with the failed branches the walk passed over."""
         leaf_id = self.correct_leaf(tree) if leaf_id is None else leaf_id
         if leaf_id is None:
             return None
