@@ -314,3 +314,14 @@ def test_a_critique_that_names_no_value_is_not_a_correction() -> None:
     assert walked is not None and walked.wrong_turns_left_out == {}
     reflection = "Wait, step 2 is wrong. I subtracted wrongly. Let me go back to step 1 and try"
     assert paragraphs(walked.text)[2].startswith(reflection)
+
+
+def test_a_critic_that_says_nothing_gives_no_wrong_turn_and_is_counted() -> None:
+    """A critic that judged a step incorrect and gave no reason: the step is not entered
+    as a correction or a trial, and the card's count says so."""
+    tree = corrected_tree()
+    silent = tree.add_step("8 * 7 = 65.", parent_id=0)
+    tree.judge(silent.id, StepVerdict.INCORRECT, "")
+    walked = TreeWalkWriter(trials_per_node=5, followed_corrections_only=True).walk(tree)
+    assert walked is not None and "8 * 7 = 65" not in walked.text
+    assert walked.wrong_turns_left_out["no reason given"] == 1

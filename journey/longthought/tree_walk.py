@@ -117,10 +117,9 @@ class TreeWalkWriter:
                 lines.append(step_line(node.depth, node.text))
             for walked in self._trials(tree, node, next_node, failed, rng, left_out):
                 opener = reflection_opener(reflections, vary=self.vary_openers)
-                reflection, _ = _reflection(opener, walked, back_to=node.depth)
                 reflections += 1
                 lines.extend(step_line(step.depth, step.text) for step in walked)
-                lines.append(reflection)
+                lines.append(_reflection(opener, walked, back_to=node.depth))
         leaf = correct_path[-1]
         lines.append(step_line(leaf.depth, leaf.text))
         if "\\boxed" not in leaf.text and leaf.final_answer:
@@ -152,7 +151,7 @@ class TreeWalkWriter:
             if rng.random() >= self.enter_probability:
                 continue
             walked = self._follow(tree, branch, failed, rng)
-            _, why = _reflection("", walked, back_to=node.depth)
+            why = _reason(walked)
             if (self.reasoned_only or self.followed_corrections_only) and not why:
                 left_out[NO_REASON] += 1
                 continue
@@ -226,23 +225,34 @@ class _FailedBranches:
         return self._known[node_id]
 
 
-def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> tuple[str, str]:
-    """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back;
-    and the words that say why (a critique, or the false claim it names), empty when the
-    reflection can only doubt."""
+def _reflection(opener: str, walked: list[TreeNode], *, back_to: int) -> str:
+    """Why the walked branch failed, in `LongThoughtWriter`'s words, and the way back."""
     wrong = _blamed(walked)
     leaf = walked[-1]
     back = way_back(back_to)
     if wrong is leaf and leaf.verified is False:
-        # The verifier's note on a rejected answer is not a critique to repeat.
-        verifier_note = leaf.reason_source is LabelSource.VERIFIER
-        note = "" if verifier_note else first_person(leaf.reason)
+        note = _answer_note(leaf)
         said = f" {note}" if note else ""
-        why = " ".join(filter(None, [checked_step(leaf.text), note]))
-        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{said} {back}", why
+        return f"{rejected_answer(opener, leaf.final_answer, leaf.text)}{said} {back}"
     critique = first_person(wrong.reason)
     said = f" {critique}" if critique else ""
-    return f"{opener} step {wrong.depth} is wrong.{said} {back}", critique
+    return f"{opener} step {wrong.depth} is wrong.{said} {back}"
+
+
+def _reason(walked: list[TreeNode]) -> str:
+    """The words of `_reflection` that say why the branch failed (a critique, or the false
+    claim of a rejected answer's step); empty when it can only doubt."""
+    wrong = _blamed(walked)
+    leaf = walked[-1]
+    if wrong is leaf and leaf.verified is False:
+        return " ".join(filter(None, [checked_step(leaf.text), _answer_note(leaf)]))
+    return first_person(wrong.reason)
+
+
+def _answer_note(leaf: TreeNode) -> str:
+    """A critic's note on a rejected answer, first person; the verifier's is not a
+    critique to repeat, so it gives none."""
+    return "" if leaf.reason_source is LabelSource.VERIFIER else first_person(leaf.reason)
 
 
 def _blamed(walked: list[TreeNode]) -> TreeNode:

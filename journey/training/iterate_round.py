@@ -383,16 +383,10 @@ def _keep_seconds(record: RoundRecord, step: str, result: dict[str, Any]) -> Non
         record.seconds[step] = float(seconds)
 
 
-_WRITER_FIELDS_ADDED = ("followed_corrections_only",)
-"""Writer options added after export steps were first keyed on the writer: left out of
-the inputs at their default, so an iteration made before keeps its steps."""
-
-
 def _writer_inputs(writer: LongThoughtOptions) -> dict[str, Any]:
-    """How the long thoughts are written, as an export step's input: only when not the
-    default, so the steps of recipes that leave it alone keep the inputs they had."""
-    if writer == LongThoughtOptions():
-        return {}
-    default = LongThoughtOptions()
-    added = {k for k in _WRITER_FIELDS_ADDED if getattr(writer, k) == getattr(default, k)}
-    return {"writer": {k: v for k, v in asdict(writer).items() if k not in added}}
+    """How the long thoughts are written, as an export step's input: the options not at
+    their default, so a writer option added to journey changes no step's inputs (a step
+    keyed before this rule exports again, to the same rows, and trains nothing again)."""
+    default = asdict(LongThoughtOptions())
+    changed = {k: v for k, v in asdict(writer).items() if v != default[k]}
+    return {"writer": changed} if changed else {}
