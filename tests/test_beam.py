@@ -592,19 +592,34 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             assert settings["beam_size"] == [2] and settings["beam_full_tree"] == [False]
             assert settings["beam_walk_trials"] == [2]
             # Each walk option reaches the writer, and the card says it did.
-            for flag in ("--reasoned-trials-only", "--followed-corrections-only"):
-                option = flag.removeprefix("--").replace("-", "_")
-                out = tmp_path / f"{option}.jsonl"
-                args = ["export", str(tmp_path / "run"), "-o", str(out), flag]
+            # The flags of earlier versions still choose as they did.
+            chosen = {
+                "reasoned": ["--wrong-turns", "reasoned"],
+                "followed": ["--wrong-turns", "followed"],
+                "reasoned-flag": ["--reasoned-trials-only"],
+                "followed-flag": ["--followed-corrections-only"],
+            }
+            for name, flags in chosen.items():
+                out = tmp_path / f"{name}.jsonl"
+                args = ["export", str(tmp_path / "run"), "-o", str(out), *flags]
                 exported = CliRunner().invoke(app, args)
                 assert exported.exit_code == 0, exported.output
                 walked_card = json.loads(card_path(out).read_text())
-                assert walked_card["writer"][option] is True
+                assert walked_card["writer"]["wrong_turns"] == name.removesuffix("-flag")
                 # The wrong turn left out is counted on the card and printed, never silent.
                 assert walked_card["wrong_turns_left_out"] == {"no reason given": 1}
                 assert "wrong turns left out" in exported.output
             assert card.wrong_turns_left_out == {}
-            reasoned = tmp_path / "reasoned_trials_only.jsonl"
+            refused = {
+                "one of all, reasoned, followed, got 'some'": ["--wrong-turns", "some"],
+                "--wrong-turns alone": ["--wrong-turns", "all", "--followed-corrections-only"],
+            }
+            for message, flags in refused.items():
+                args = ["export", str(tmp_path / "run"), "-o", str(tmp_path / "no.jsonl")]
+                exported = CliRunner().invoke(app, [*args, *flags])
+                assert exported.exit_code == 1 and message in exported.output
+                assert not (tmp_path / "no.jsonl").exists()
+            reasoned = tmp_path / "reasoned.jsonl"
             [walked_row] = [json.loads(line) for line in reasoned.read_text().splitlines()]
             assert "does not seem right" not in walked_row["completion"][0]["content"]
 

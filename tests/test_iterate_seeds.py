@@ -25,6 +25,7 @@ from journey.cli import app
 from journey.errors import ConfigError
 from journey.evaluation.self_correction import self_correction
 from journey.exports.token_counts import count_tokens_cheaply
+from journey.longthought import WrongTurns
 from journey.problems import load_problems
 from journey.training.iterate import run_iteration
 from journey.training.iterate_match import match_arms, trained_text
@@ -387,7 +388,7 @@ def test_the_experiment_recipe_reads() -> None:
     assert recipe.critic == "function:journey.agents.rule_critics:arithmetic"
     assert recipe.training.seeds == (1, 2, 3) and recipe.training.match == "rows"
     assert list(recipe.training.arms) == ["shortcut", "journey"] and recipe.exclude_held_out
-    assert recipe.export.options("journey").writer.followed_corrections_only
+    assert recipe.export.options("journey").writer.wrong_turns == "followed"
 
 
 def test_the_two_round_recipe_reads() -> None:
@@ -419,16 +420,47 @@ def test_the_equal_tokens_comparison_reuses_the_synthesis(tmp_path: Path) -> Non
     assert "resumed" not in evaluated  # begun afresh, not resumed
 
 
+def test_a_recipe_naming_the_old_wrong_turn_flags_means_what_it_did(tmp_path: Path) -> None:
+    """`reasoned_trials_only` and `followed_corrections_only` were one choice spelt as two
+    booleans: recipes and recorded iterations that name them read as that choice."""
+    flags = {
+        (False, False): WrongTurns.ALL,
+        (True, False): WrongTurns.REASONED,
+        (False, True): WrongTurns.FOLLOWED,
+        (True, True): WrongTurns.FOLLOWED,
+    }
+    for (reasoned, followed), choice in flags.items():
+        export = {"reasoned_trials_only": reasoned, "followed_corrections_only": followed}
+        recipe = load_recipe(_recipe(tmp_path, export=export))
+        assert recipe.export.options("journey").writer.wrong_turns is choice
+    with pytest.raises(ConfigError, match="wrong_turns alone"):
+        both = {"wrong_turns": "all", "followed_corrections_only": True}
+        load_recipe(_recipe(tmp_path, export=both))
+    # An iteration recorded with the booleans is the same recipe as the choice.
+    followed = _recipe(tmp_path, export={"wrong_turns": "followed"})
+    out = tmp_path / "it"
+    _iterate(followed, out, RecordingTrainer(SPECS))
+    manifest = out / "iterate.json"
+    recorded = json.loads(manifest.read_text())
+    del recorded["export"]["wrong_turns"]
+    recorded["export"] |= {"reasoned_trials_only": False, "followed_corrections_only": True}
+    manifest.write_text(json.dumps(recorded))
+    trainer = RecordingTrainer(SPECS)
+    _, lines = _iterate(followed, out, trainer)
+    assert trainer.names == [] and lines.ran() == []
+
+
 def test_how_long_thoughts_are_written_is_an_export_input(tmp_path: Path) -> None:
     """`export.walk_trials` reaches `journey export`'s writer, and a changed writer
     exports again; rows that come out the same (a debate has no tree to walk) train
     nothing again."""
     recipe = load_recipe(_recipe(tmp_path, export={"walk_trials": 1}))
     assert recipe.export.options("journey").writer.trials_per_node == 1
-    reasoned = load_recipe(_recipe(tmp_path, export={"reasoned_trials_only": True}))
-    assert reasoned.export.options("journey").writer.reasoned_trials_only
-    followed = load_recipe(_recipe(tmp_path, export={"followed_corrections_only": True}))
-    assert followed.export.options("journey").writer.followed_corrections_only
+    for choice in WrongTurns:
+        chosen = load_recipe(_recipe(tmp_path, export={"wrong_turns": choice.value}))
+        assert chosen.export.options("journey").writer.wrong_turns is choice
+    with pytest.raises(ConfigError, match="wrong_turns"):
+        load_recipe(_recipe(tmp_path, export={"wrong_turns": "some"}))
     rows = _recipe(tmp_path, training={**SEEDED["training"], "match": "rows"})
     _iterate(rows, tmp_path / "rows", RecordingTrainer(SPECS))
     marker = json.loads((tmp_path / "rows/round-1/exports/journey.step.json").read_text())
@@ -437,12 +469,12 @@ def test_how_long_thoughts_are_written_is_an_export_input(tmp_path: Path) -> Non
     # before it keep their digests.
     reasoned_rows = _recipe(
         tmp_path,
-        export={"reasoned_trials_only": True},
+        export={"wrong_turns": "reasoned"},
         training={**SEEDED["training"], "match": "rows"},
     )
     _iterate(reasoned_rows, tmp_path / "reasoned", RecordingTrainer(SPECS))
-    step = (tmp_path / "reasoned/round-1/exports/journey.step.json").read_text()
-    assert "reasoned_trials_only" in step and "followed_corrections_only" not in step
+    step = json.loads((tmp_path / "reasoned/round-1/exports/journey.step.json").read_text())
+    assert step["inputs"]["writer"] == {"wrong_turns": "reasoned"}
 
     shutil.copytree(tmp_path / "rows", tmp_path / "walked")
     walked = _recipe(

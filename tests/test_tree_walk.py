@@ -7,7 +7,7 @@ import pytest
 from journey.agents import CriticAgent, PolicyAgent
 from journey.agents.backends import ScriptedChatCompletionClient
 from journey.errors import ConfigError
-from journey.longthought import LongThoughtWriter
+from journey.longthought import LongThoughtOptions, LongThoughtWriter, WrongTurns
 from journey.longthought.tree_walk import DEFAULT_TRIALS_PER_NODE, TreeWalkWriter
 from journey.protocols import StepVerdict
 from journey.sessions import DebateSession, ReasoningTree
@@ -229,7 +229,7 @@ def test_reasoned_only_leaves_out_a_branch_the_verifier_only_marked_wrong() -> N
     """`3 + 4 = 7, \\boxed{7}` is a true claim and a wrong answer: its reflection could
     only doubt, so it is not entered; the critiqued branches still are."""
     every = "\n\n".join(paragraphs(TreeWalkWriter(seed=0).write(searched_tree())))
-    reasoned = TreeWalkWriter(seed=0, reasoned_only=True).write(searched_tree())
+    reasoned = TreeWalkWriter(seed=0, wrong_turns=WrongTurns.REASONED).write(searched_tree())
     assert "does not seem right" in every and "3 + 4 = 7, \\boxed{7}" in every
     lines = paragraphs(reasoned)
     assert not [line for line in lines if "does not seem right" in line or "boxed{7}" in line]
@@ -238,11 +238,22 @@ def test_reasoned_only_leaves_out_a_branch_the_verifier_only_marked_wrong() -> N
     assert lines[-1] == "Step 2: There are 3 pens, so 3 * 4 = 12, \\boxed{12}."
     # What was passed over is counted, for the export's card.
     every_walk = TreeWalkWriter(seed=0).walk(searched_tree())
-    reasoned_walk = TreeWalkWriter(seed=0, reasoned_only=True).walk(searched_tree())
+    reasoned_walk = TreeWalkWriter(seed=0, wrong_turns=WrongTurns.REASONED).walk(searched_tree())
     assert every_walk is not None and reasoned_walk is not None
     assert (wrong_turns(every_walk.text), every_walk.wrong_turns_left_out) == (3, {})
     reasoned_counts = (wrong_turns(reasoned_walk.text), reasoned_walk.wrong_turns_left_out)
     assert reasoned_counts == (2, {"no reason given": 1})
+
+
+def test_the_wrong_turns_choice_is_checked_where_it_is_made() -> None:
+    """A choice read from a recipe or the command line is a string: one that is not a
+    choice is refused with the choices, by the walker and the writer's options alike."""
+    assert TreeWalkWriter(wrong_turns="followed").wrong_turns is WrongTurns.FOLLOWED  # type: ignore[arg-type]
+    for make in (TreeWalkWriter, LongThoughtOptions):
+        with pytest.raises(ConfigError, match="one of all, reasoned, followed, got 'some'"):
+            make(wrong_turns="some")  # type: ignore[arg-type]
+    record = LongThoughtOptions(wrong_turns=WrongTurns.REASONED).record()
+    assert record["wrong_turns"] == "reasoned" and type(record["wrong_turns"]) is str
 
 
 def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:
@@ -251,7 +262,7 @@ def test_a_rejected_answer_with_a_false_claim_is_reasoned() -> None:
     tree.record_verification(wrong.id, False)
     right = tree.add_step("3 * 4 = 12, \\boxed{12}.", parent_id=0, final_answer="12")
     tree.record_verification(right.id, True)
-    lines = paragraphs(TreeWalkWriter(reasoned_only=True).write(tree))
+    lines = paragraphs(TreeWalkWriter(wrong_turns=WrongTurns.REASONED).write(tree))
     assert lines == [
         "Step 1: 3 * 4 = 14, \\boxed{14}.",
         "Wait, I got 14, but checking the step, 3 * 4 = 14 is false: 3 * 4 is 12. "
@@ -286,7 +297,7 @@ def test_followed_corrections_only_writes_a_correction_just_before_the_step_usin
     every = TreeWalkWriter(trials_per_node=4).walk(corrected_tree())
     assert every is not None and wrong_turns(every.text) == 4
     for seed in range(6):
-        walker = TreeWalkWriter(trials_per_node=4, seed=seed, followed_corrections_only=True)
+        walker = TreeWalkWriter(trials_per_node=4, seed=seed, wrong_turns=WrongTurns.FOLLOWED)
         walked = walker.walk(corrected_tree())
         assert walked is not None
         left_out = {"correction already written": 1, "correction not followed": 1}
@@ -310,7 +321,7 @@ def test_a_critique_that_names_no_value_is_not_a_correction() -> None:
     tree.judge(slip.id, StepVerdict.INCORRECT, "You subtracted wrongly.")
     answer = tree.add_step("24 - 1 = 23, \\boxed{23}.", parent_id=first.id, final_answer="23")
     tree.record_verification(answer.id, True)
-    walked = TreeWalkWriter(followed_corrections_only=True).walk(tree)
+    walked = TreeWalkWriter(wrong_turns=WrongTurns.FOLLOWED).walk(tree)
     assert walked is not None and walked.wrong_turns_left_out == {}
     reflection = "Wait, step 2 is wrong. I subtracted wrongly. Let me go back to step 1 and try"
     assert paragraphs(walked.text)[2].startswith(reflection)
@@ -322,6 +333,6 @@ def test_a_critic_that_says_nothing_gives_no_wrong_turn_and_is_counted() -> None
     tree = corrected_tree()
     silent = tree.add_step("8 * 7 = 65.", parent_id=0)
     tree.judge(silent.id, StepVerdict.INCORRECT, "")
-    walked = TreeWalkWriter(trials_per_node=5, followed_corrections_only=True).walk(tree)
+    walked = TreeWalkWriter(trials_per_node=5, wrong_turns=WrongTurns.FOLLOWED).walk(tree)
     assert walked is not None and "8 * 7 = 65" not in walked.text
     assert walked.wrong_turns_left_out["no reason given"] == 1

@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from journey.cli._app import app, console, warn
+from journey.errors import ConfigError
 
 
 @app.command(
@@ -87,22 +88,22 @@ def export(
             "(default: the run's own setting, else 2)."
         ),
     ] = None,
-    reasoned_trials: Annotated[
-        bool,
+    wrong_turns: Annotated[
+        str | None,
         typer.Option(
-            "--reasoned-trials-only",
-            help="sft of beam runs: walk only into failed branches whose reflection says "
-            "why they failed (a critique or a false claim), not a bare 'that does not seem "
-            "right' after an answer the verifier rejected.",
+            help="sft of beam runs: the failed branches the tree walk may enter: all; "
+            "reasoned (only those whose reflection says why they failed, a critique or a "
+            "false claim, not a bare 'that does not seem right'); followed (reasoned, and a "
+            "reflection naming a right value, '8 * 7 is 56', only where the next step uses "
+            "it, once per step). Default: all.",
         ),
+    ] = None,
+    reasoned_trials: Annotated[
+        bool, typer.Option("--reasoned-trials-only", hidden=True, help="--wrong-turns reasoned")
     ] = False,
     followed_corrections: Annotated[
         bool,
-        typer.Option(
-            "--followed-corrections-only",
-            help="sft of beam runs: as --reasoned-trials-only, and a reflection that names "
-            "a right value ('8 * 7 is 56') only where the next step uses it, once per step.",
-        ),
+        typer.Option("--followed-corrections-only", hidden=True, help="--wrong-turns followed"),
     ] = False,
     prm_unknown: Annotated[
         str,
@@ -136,9 +137,18 @@ def export(
 ) -> None:
     """Write a run's finished sessions as SFT, shortcut, DPO or PRM rows (JSONL) plus a card."""
     from journey.exports.export import ExportOptions, card_path, export_runs
-    from journey.longthought.writer import LongThoughtOptions
+    from journey.longthought import LongThoughtOptions, wrong_turns_choice, wrong_turns_of_flags
     from journey.problems import HeldOutProblems
 
+    if wrong_turns is not None and (reasoned_trials or followed_corrections):
+        raise ConfigError("give --wrong-turns alone, without the flags it replaces")
+    walk_choice = (
+        wrong_turns_choice(wrong_turns)
+        if wrong_turns is not None
+        else wrong_turns_of_flags(
+            reasoned_trials_only=reasoned_trials, followed_corrections_only=followed_corrections
+        )
+    )
     options = ExportOptions(
         format=format,
         layout=layout,
@@ -158,8 +168,7 @@ def export(
         writer=LongThoughtOptions(
             include_reasoning=policy_reasoning,
             trials_per_node=walk_trials,
-            reasoned_trials_only=reasoned_trials,
-            followed_corrections_only=followed_corrections,
+            wrong_turns=walk_choice,
         ),
         allow_empty=allow_empty,
     )

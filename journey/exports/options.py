@@ -197,10 +197,10 @@ class ExportCard(BaseModel):
     """sft: long thoughts exported as the smoothed rewrite or as the draft."""
     wrong_turns_left_out: dict[str, int] = Field(default_factory=dict)
     """sft, tree walks: failed branches of the exported long thoughts that the walk looked
-    at and did not enter, by why: "no reason given" (`reasoned_trials_only`: its
-    reflection could give no reason, only doubt a rejected answer or say a step is wrong),
-    "correction not followed" (`followed_corrections_only`: the right value it names is
-    not what the next step uses), "correction already written" (the step had its one).
+    at and did not enter, by why: "no reason given" (`wrong_turns` reasoned or followed:
+    its reflection could give no reason, only doubt a rejected answer or say a step is
+    wrong), "correction not followed" (followed: the right value it names is not what the
+    next step uses), "correction already written" (the step had its one).
     Branches past the per-step cap are not looked at. A smoothed long thought counts
     none: the rewrite is of the default draft, which these options do not shape."""
     rollouts: dict[str, int] = Field(default_factory=dict)

@@ -3,7 +3,12 @@ tree walk that keeps the wrong turns, and smoothing with its faithfulness check.
 
 from journey.longthought.smoothing import FaithfulnessChecker, Smoother, SmoothingResult
 from journey.longthought.transcript import LongThoughtWriter, first_person
-from journey.longthought.tree_walk import TreeWalkWriter
+from journey.longthought.tree_walk import (
+    TreeWalkWriter,
+    WrongTurns,
+    wrong_turns_choice,
+    wrong_turns_of_flags,
+)
 from journey.longthought.writer import (
     LongThought,
     LongThoughtOptions,
@@ -19,7 +24,10 @@ __all__ = [
     "Smoother",
     "SmoothingResult",
     "TreeWalkWriter",
+    "WrongTurns",
     "first_person",
     "long_thought",
     "write_long_thought",
+    "wrong_turns_choice",
+    "wrong_turns_of_flags",
 ]

@@ -24,6 +24,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from journey.errors import ConfigError
 from journey.longthought.transcript import (
@@ -39,14 +40,56 @@ from journey.protocols.arithmetic_claims import check_claims
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
+
+class WrongTurns(StrEnum):
+    """Which failed branches a tree walk enters, each choice stricter than the one before."""
+
+    ALL = "all"
+    """Every failed branch, up to the per-step cap."""
+    REASONED = "reasoned"
+    """Only those whose reflection can say why they failed (a critique, or a false claim
+    in the rejected answer's step), never one the verifier only marked wrong: a bare
+    "that does not seem right" teaches a model to doubt, not to check."""
+    FOLLOWED = "followed"
+    """`REASONED`, and a reflection that names a right value (`8 * 7 = 54 is false:
+    8 * 7 is 56`) only where the correct step after it uses that value, and only once
+    per step: models trained on corrections the next step ignored wrote their wrong step
+    again after 69 of 197 corrections; with this, the journey arm no longer trails the
+    shortcut arm measurably (docs/experiment.md, "Changes to the data")."""
+
+
+def wrong_turns_choice(value: str) -> WrongTurns:
+    """`value` as a `WrongTurns` choice.
+
+    Raises:
+        ConfigError: `value` is not one of the choices.
+    """
+    try:
+        return WrongTurns(value)
+    except ValueError:
+        choices = ", ".join(choice.value for choice in WrongTurns)
+        raise ConfigError(f"wrong turns must be one of {choices}, got {value!r}") from None
+
+
+def wrong_turns_of_flags(
+    *, reasoned_trials_only: bool, followed_corrections_only: bool
+) -> WrongTurns:
+    """The choice the two booleans of earlier versions spelt (the second implied the first),
+    so recipes, scripts and cards that name them keep their meaning."""
+    if followed_corrections_only:
+        return WrongTurns.FOLLOWED
+    return WrongTurns.REASONED if reasoned_trials_only else WrongTurns.ALL
+
+
 NO_REASON = "no reason given"
-"""Why a failed branch is left out under `reasoned_only`: its reflection can only doubt."""
+"""Why a failed branch is left out under `WrongTurns.REASONED`: its reflection can only
+doubt."""
 CORRECTION_NOT_FOLLOWED = "correction not followed"
-"""Why one is left out under `followed_corrections_only`: the right value its reflection
-names is not what the next step uses."""
+"""Why one is left out under `WrongTurns.FOLLOWED`: the right value its reflection names
+is not what the next step uses."""
 CORRECTION_WRITTEN = "correction already written"
-"""Why one is left out under `followed_corrections_only`: the step already has its
-correction (one per step, written just before the step that uses it)."""
+"""Why one is left out under `WrongTurns.FOLLOWED`: the step already has its correction
+(one per step, written just before the step that uses it)."""
 
 
 @dataclass(frozen=True)
@@ -72,20 +115,13 @@ class TreeWalkWriter:
     """Seeds the choice of branches, so the same tree always gives the same text."""
     vary_openers: bool = True
     """Rotate "Wait," / "Hmm," / "Hold on," as `LongThoughtWriter` does."""
-    reasoned_only: bool = False
-    """Enter only failed branches whose reflection can say why they failed (a critique,
-    or a false claim in the rejected answer's step), never one the verifier only marked
-    wrong: a bare "that does not seem right" teaches a model to doubt, not to check."""
-    followed_corrections_only: bool = False
-    """`reasoned_only`, and a reflection that names a right value (`8 * 7 = 54 is false:
-    8 * 7 is 56`) is written only where the correct step after it uses that value, and
-    only once per step: models trained on corrections the next step ignored wrote their
-    wrong step again after 69 of 197 corrections; with this, the journey arm no longer
-    trails the shortcut arm measurably (docs/experiment.md, "Changes to the data")."""
+    wrong_turns: WrongTurns = WrongTurns.ALL
+    """Which failed branches may be entered (see `WrongTurns`)."""
 
     def __post_init__(self) -> None:
         if self.trials_per_node < 0:
             raise ConfigError(f"trials_per_node must be >= 0, got {self.trials_per_node!r}")
+        object.__setattr__(self, "wrong_turns", wrong_turns_choice(self.wrong_turns))
         if not 0.0 <= self.enter_probability <= 1.0:
             raise ConfigError(
                 f"enter_probability must be between 0 and 1, got {self.enter_probability!r}"
@@ -152,10 +188,10 @@ class TreeWalkWriter:
                 continue
             walked = self._follow(tree, branch, failed, rng)
             why = _reason(walked)
-            if (self.reasoned_only or self.followed_corrections_only) and not why:
+            if self.wrong_turns != WrongTurns.ALL and not why:
                 left_out[NO_REASON] += 1
                 continue
-            if self.followed_corrections_only:
+            if self.wrong_turns == WrongTurns.FOLLOWED:
                 value = _named_value(walked, why)
                 if value is not None:
                     if not _uses(next_node.text, value):

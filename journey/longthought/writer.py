@@ -16,7 +16,12 @@ from typing import Any
 
 from journey.errors import ConfigError
 from journey.longthought.transcript import LongThoughtWriter
-from journey.longthought.tree_walk import LongThought, TreeWalkWriter
+from journey.longthought.tree_walk import (
+    LongThought,
+    TreeWalkWriter,
+    WrongTurns,
+    wrong_turns_choice,
+)
 from journey.protocols import ProblemPosed, SessionEnded, SessionEvent
 from journey.sessions.beam_select import walk_trials_from_config
 from journey.sessions.tree import ReasoningTree
@@ -26,6 +31,7 @@ __all__ = [
     "SEARCHED_TREES",
     "LongThought",
     "LongThoughtOptions",
+    "WrongTurns",
     "long_thought",
     "write_long_thought",
 ]
@@ -53,28 +59,22 @@ class LongThoughtOptions:
         },
     )
 
-    reasoned_trials_only: bool = field(
-        default=False,
+    wrong_turns: WrongTurns = field(
+        default=WrongTurns.ALL,
         metadata={
-            "help": "Tree walk: enter only failed branches whose reflection says why they "
-            "failed (a critique, or a false claim), not ones a verifier only marked wrong."
-        },
-    )
-
-    followed_corrections_only: bool = field(
-        default=False,
-        metadata={
-            "help": "Tree walk: as reasoned_trials_only, and a correction that names a right "
-            "value only where the next step uses it, once per step."
+            "help": "Tree walk: the failed branches it may enter: all; reasoned (their "
+            "reflection says why they failed); followed (reasoned, and a correction naming "
+            "a right value only where the next step uses it, once per step)."
         },
     )
 
     def __post_init__(self) -> None:
         if self.trials_per_node is not None and self.trials_per_node < 0:
             raise ConfigError(f"trials_per_node must be >= 0, got {self.trials_per_node!r}")
+        object.__setattr__(self, "wrong_turns", wrong_turns_choice(self.wrong_turns))
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "wrong_turns": self.wrong_turns.value}
 
 
 def write_long_thought(
@@ -108,8 +108,7 @@ def long_thought(
             trials = walk_trials_from_config(posed.config)
         walker = TreeWalkWriter(
             trials_per_node=trials,
-            reasoned_only=options.reasoned_trials_only,
-            followed_corrections_only=options.followed_corrections_only,
+            wrong_turns=options.wrong_turns,
         )
         walked = walker.walk(tree, ended.final_node_id if ended is not None else None)
         if walked is not None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -387,6 +386,6 @@ def _writer_inputs(writer: LongThoughtOptions) -> dict[str, Any]:
     """How the long thoughts are written, as an export step's input: the options not at
     their default, so a writer option added to journey changes no step's inputs (a step
     keyed before this rule exports again, to the same rows, and trains nothing again)."""
-    default = asdict(LongThoughtOptions())
-    changed = {k: v for k, v in asdict(writer).items() if v != default[k]}
+    default = LongThoughtOptions().record()
+    changed = {k: v for k, v in writer.record().items() if v != default[k]}
     return {"writer": changed} if changed else {}

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from journey.agents.backends.spec import parse_model_spec
 from journey.errors import JourneyError
 from journey.exports.options import ExportOptions
-from journey.longthought import LongThoughtOptions
+from journey.longthought import LongThoughtOptions, WrongTurns, wrong_turns_of_flags
 from journey.runs.synthesis_options import SynthesisOptions
 from journey.sessions.base import SessionLimits
 
@@ -143,6 +143,10 @@ class SynthSettings(Settings):
         )
 
 
+_LEGACY_WRONG_TURNS = frozenset({"reasoned_trials_only", "followed_corrections_only"})
+"""The two booleans that spelt `wrong_turns` before it was one choice."""
+
+
 class ExportSettings(Settings):
     """Which SFT sets each round exports from its synthesis, and with which filters."""
 
@@ -168,16 +172,28 @@ class ExportSettings(Settings):
     policy_reasoning: bool = Field(
         default=False, description="Put the policy's thoughts in the long thought."
     )
-    reasoned_trials_only: bool = Field(
-        default=False,
-        description="Walk only into failed branches whose reflection says why they failed "
-        "(`journey export --reasoned-trials-only`).",
+    wrong_turns: WrongTurns = Field(
+        default=WrongTurns.ALL,
+        description="The failed branches a beam tree's walk may enter: all, reasoned or "
+        "followed (`journey export --wrong-turns`).",
     )
-    followed_corrections_only: bool = Field(
-        default=False,
-        description="As reasoned_trials_only, and a correction naming a right value only "
-        "where the next step uses it (`journey export --followed-corrections-only`).",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrong_turns_of_flags(cls, data: Any) -> Any:
+        """Recipes (and recorded iterations) of earlier versions named the choice with two
+        booleans, `reasoned_trials_only` and `followed_corrections_only`: read as it."""
+        if not isinstance(data, dict) or not _LEGACY_WRONG_TURNS & data.keys():
+            return data
+        flags = {key: data[key] for key in _LEGACY_WRONG_TURNS if key in data}
+        if "wrong_turns" in data:
+            raise ValueError(f"give wrong_turns alone, without {', '.join(sorted(flags))}")
+        rest = {key: value for key, value in data.items() if key not in flags}
+        choice = wrong_turns_of_flags(
+            reasoned_trials_only=bool(flags.get("reasoned_trials_only")),
+            followed_corrections_only=bool(flags.get("followed_corrections_only")),
+        )
+        return {**rest, "wrong_turns": choice}
 
     @model_validator(mode="after")
     def _known_to_export(self) -> ExportSettings:
@@ -193,15 +209,13 @@ class ExportSettings(Settings):
         writer_fields = {
             "walk_trials",
             "policy_reasoning",
-            "reasoned_trials_only",
-            "followed_corrections_only",
+            "wrong_turns",
         }
         fields = self.model_dump(exclude={"sets", "cumulative", *writer_fields})
         writer = LongThoughtOptions(
             include_reasoning=self.policy_reasoning,
             trials_per_node=self.walk_trials,
-            reasoned_trials_only=self.reasoned_trials_only,
-            followed_corrections_only=self.followed_corrections_only,
+            wrong_turns=self.wrong_turns,
         )
         return ExportOptions(format=EXPORT_FORMAT[name], writer=writer, **fields)
 
