@@ -396,6 +396,7 @@ def test_the_two_round_recipe_reads() -> None:
     assert recipe.rounds == 2 and recipe.next_policy == "shortcut"
     assert recipe.dataset.for_round(2).source != recipe.dataset.for_round(1).source
     assert recipe.training.model == "embedded" and recipe.exclude_held_out
+    assert recipe.export.options("journey").writer.wrong_turns is WrongTurns.FOLLOWED
 
 
 def test_the_equal_tokens_comparison_reuses_the_synthesis(tmp_path: Path) -> None:
