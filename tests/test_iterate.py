@@ -36,6 +36,7 @@ from journey.runs.synthesis_options import SynthesisOptions
 from journey.training.iterate import IterateHooks, run_iteration
 from journey.training.iterate_recipe import IterateRecipe, load_recipe
 from journey.training.iterate_report import IterateReport
+from journey.training.iterate_steps import only_more_problems
 from journey.training.iterate_train import TrainJob
 from journey.view.iterate_report import render_iterate_report
 
@@ -387,6 +388,50 @@ def test_an_interrupted_round_resumes_where_it_stopped(tmp_path: Path) -> None:
         "round 2 · eval journey",
     ]
     assert len(report.rounds) == 2
+
+
+def test_a_synthesis_done_in_parts_resumes_the_sessions_done(tmp_path: Path) -> None:
+    """A larger `dataset.limit` (with --force) is the same problems and more: the
+    synthesis run is kept, its sessions resumed. A smaller one, or another dataset,
+    starts the synthesis afresh, so no session of a problem left out is exported."""
+    out = tmp_path / "it"
+    synth = out / "round-1/synth"
+
+    def synthesise(limit: int | None, source: str = TRAIN_SPEC) -> tuple[bool, int]:
+        """Whether the run before this one was kept, and how many sessions it has now."""
+        recipe = _recipe(tmp_path, dataset={"source": source, "limit": limit})
+        _iterate(recipe, out, RecordingTrainer(SPECS), rounds=1, force=True)
+        kept = (synth / "planted").exists()
+        (synth / "planted").touch()  # gone if the next run removes the synthesis
+        return kept, len((synth / "sessions.jsonl").read_text().splitlines())
+
+    assert synthesise(3) == (False, 3)
+    assert synthesise(5) == (True, 5)
+    assert synthesise(None) == (True, 6)  # all of them
+    assert synthesise(2) == (False, 2)
+    assert synthesise(3, TRAIN_SPEC.replace("size=6", "size=7")) == (False, 3)
+    assert synthesise(3, TRAIN_SPEC.replace("size=6", "size=7")) == (True, 3)  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("wanted", "kept"),
+    [
+        ({"limit": 5}, True),
+        ({"limit": None}, True),
+        ({"limit": 3}, True),
+        ({"limit": 2}, False),
+        ({"limit": 5, "offset": 1}, False),
+        ({"limit": 5, "source": "other.jsonl"}, False),
+    ],
+)
+def test_only_more_problems_keeps_a_synthesis(wanted: dict[str, Any], kept: bool) -> None:
+    dataset = {"source": "p.jsonl", "offset": 0, "limit": 3}
+    recorded = {"dataset": dataset, "models": {"policy": {"spec": "embedded"}}}
+    grown = {**recorded, "dataset": {**dataset, **wanted}}
+    assert only_more_problems(recorded, grown) is kept
+    other_model = {**grown, "models": {"policy": {"spec": "hf:other"}}}
+    assert not only_more_problems(recorded, other_model)
+    assert not only_more_problems({**recorded, "dataset": {**dataset, "limit": None}}, grown)
 
 
 def test_progress_off_reaches_the_trainers_and_changes_no_step(tmp_path: Path) -> None:

@@ -49,7 +49,13 @@ from journey.training.iterate_records import (
     model_name,
 )
 from journey.training.iterate_settings import BASE
-from journey.training.iterate_steps import MARKER_FILE, ModelRef, Step, file_digest
+from journey.training.iterate_steps import (
+    MARKER_FILE,
+    ModelRef,
+    Step,
+    file_digest,
+    only_more_problems,
+)
 from journey.training.iterate_train import Trainer, TrainJob
 from journey.training.recipe import plan_phases
 
@@ -187,6 +193,7 @@ class RoundRunner:
             outputs=[record.synth / "sessions.jsonl"],
             out=self.out,
             work=[record.synth],
+            keeps_work=only_more_problems,  # more problems resume the sessions done
         )
         marker = step.done()
         if marker is not None:

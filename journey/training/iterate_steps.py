@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +38,16 @@ from pydantic import BaseModel, Field, ValidationError
 
 from journey.runs.files import write_atomic
 
-__all__ = ["MARKER_FILE", "OUT", "ModelRef", "Step", "StepMarker", "file_digest", "inputs_digest"]
+__all__ = [
+    "MARKER_FILE",
+    "OUT",
+    "ModelRef",
+    "Step",
+    "StepMarker",
+    "file_digest",
+    "inputs_digest",
+    "only_more_problems",
+]
 
 MARKER_FILE = "iterate-step.json"
 """A step's marker inside the folder it writes."""
@@ -51,6 +60,23 @@ def inputs_digest(inputs: Mapping[str, Any]) -> str:
     """A short, stable digest of JSON-able inputs (key order does not matter)."""
     text = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def only_more_problems(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether `wanted` differs from `recorded` only by a larger `dataset.limit`: the same
+    problems and more, so a synthesis's sessions are still the round's (a long synthesis
+    done in parts). A smaller limit or any other change is other work."""
+    old, new = recorded.get("dataset"), wanted.get("dataset")
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return False
+    if {**recorded, "dataset": None} != {**wanted, "dataset": None}:
+        return False
+    if {**old, "limit": None} != {**new, "limit": None}:
+        return False
+    before, after = old.get("limit"), new.get("limit")
+    if not isinstance(before, int):
+        return False  # every problem already: a larger limit is none
+    return after is None or (isinstance(after, int) and after >= before)
 
 
 def file_digest(path: Path) -> str | None:
@@ -102,6 +128,9 @@ class Step:
     work: Sequence[Path] = field(default=())
     """What the step resumes from (a synthesis run, an evaluation's folder): removed
     when a run with other inputs left it, so no other model's answers are resumed."""
+    keeps_work: Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None = None
+    """Whether work left by a run with other inputs (those recorded, these wanted) is
+    still this step's to resume (`only_more_problems`); None: never."""
 
     @property
     def digest(self) -> str:
@@ -126,17 +155,25 @@ class Step:
         Work a run with other inputs left (its marker says so, finished or begun) is
         removed first: a synthesis or an evaluation would otherwise resume it, and hand
         another model's answers on as this one's. Work of these inputs, left by a killed
-        run, stays to be resumed; so does work no marker speaks for.
+        run, stays to be resumed; so does work no marker speaks for, and work that
+        `keeps_work` says is still this step's.
         """
         found = self._read()
         same = {self.digest} if self._folder is None else {self.digest, inputs_digest(self.inputs)}
-        if found is not None and found.digest not in same:  # (the second: before {out})
+        kept = found is not None and self._keeps(found)
+        if found is not None and found.digest not in same and not kept:  # (2nd: before {out})
             for path in self.work:
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
                     path.unlink(missing_ok=True)
         self._write({}, finished="")
+
+    def _keeps(self, found: StepMarker) -> bool:
+        if self.keeps_work is None:
+            return False
+        wanted = json.loads(json.dumps(self._relocated(self.inputs), default=str))
+        return self.keeps_work(found.inputs, wanted)
 
     def _read(self) -> StepMarker | None:
         """The marker as it lies, or None (a marker that cannot be read says nothing)."""
