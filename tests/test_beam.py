@@ -617,7 +617,7 @@ def test_a_synthesis_run_with_the_beam_strategy(tmp_path: Path) -> None:
             for message, flags in refused.items():
                 args = ["export", str(tmp_path / "run"), "-o", str(tmp_path / "no.jsonl")]
                 exported = CliRunner().invoke(app, [*args, *flags])
-                assert exported.exit_code == 1 and message in exported.output
+                assert exported.exit_code == 1 and message in str(exported.exception)
                 assert not (tmp_path / "no.jsonl").exists()
             reasoned = tmp_path / "reasoned.jsonl"
             [walked_row] = [json.loads(line) for line in reasoned.read_text().splitlines()]

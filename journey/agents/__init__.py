@@ -17,7 +17,7 @@ from journey.agents.critic import (
     CriticMode,
     step_under_judgement,
 )
-from journey.agents.policy import PolicyAgent, PolicyTurn
+from journey.agents.policy import PolicyAgent, PolicyMessages, PolicyTurn
 from journey.agents.rollout_judge import (
     ROLLOUT_PREFIX,
     RolloutJudge,
@@ -36,6 +36,7 @@ __all__ = [
     "CriticMode",
     "CriticTurn",
     "PolicyAgent",
+    "PolicyMessages",
     "PolicyTurn",
     "RolloutJudge",
     "RolloutSettings",

@@ -58,6 +58,38 @@ def _repetition(
 
 
 @dataclass(frozen=True)
+class PolicyMessages:
+    """The messages a policy is shown, from its prompt set alone: the opening, each
+    instruction, its own kept steps. An export writes rows in them with no model."""
+
+    prompts: PromptSet
+    name: str = "policy"
+
+    def opening(self, problem: str) -> list[LLMMessage]:
+        """The system prompt, the worked example, and the problem."""
+        example: list[LLMMessage] = [
+            UserMessage(content=text, source="user")
+            if role == "user"
+            else AssistantMessage(content=text, source=self.name)
+            for role, text in self.prompts.example
+        ]
+        return [
+            SystemMessage(content=self.prompts.format("system")),
+            *example,
+            UserMessage(content=self.prompts.format("opening", problem=problem), source="user"),
+        ]
+
+    def feedback(self, template: str, **fields: object) -> UserMessage:
+        """A feedback message from the `template` of the policy's prompts."""
+        return UserMessage(content=self.prompts.format(template, **fields), source="critic")
+
+    @staticmethod
+    def as_assistant(step_number: int, step: ParsedStep) -> AssistantMessage:
+        """How a kept step enters the dialogue: relabelled, so the history stays well formed."""
+        return AssistantMessage(content=step_line(step_number, step.content), source="policy")
+
+
+@dataclass(frozen=True)
 class PolicyTurn:
     """One policy turn: the reply that was kept, parsed, with its cost."""
 
@@ -115,26 +147,13 @@ class PolicyAgent(BaseChatAgent):
 
     def opening(self, problem: str) -> list[LLMMessage]:
         """The system prompt, the worked example, and the problem."""
-        example: list[LLMMessage] = [
-            UserMessage(content=text, source="user")
-            if role == "user"
-            else AssistantMessage(content=text, source=self.name)
-            for role, text in self.prompts.example
-        ]
-        return [
-            SystemMessage(content=self.prompts.format("system")),
-            *example,
-            UserMessage(content=self.prompts.format("opening", problem=problem), source="user"),
-        ]
+        return PolicyMessages(self.prompts, self.name).opening(problem)
 
     def feedback(self, template: str, **fields: object) -> UserMessage:
         """A feedback message from the `template` of the policy's prompts."""
-        return UserMessage(content=self.prompts.format(template, **fields), source="critic")
+        return PolicyMessages(self.prompts, self.name).feedback(template, **fields)
 
-    @staticmethod
-    def as_assistant(step_number: int, step: ParsedStep) -> AssistantMessage:
-        """How a kept step enters the dialogue: relabelled, so the history stays well formed."""
-        return AssistantMessage(content=step_line(step_number, step.content), source="policy")
+    as_assistant = staticmethod(PolicyMessages.as_assistant)
 
     # -- proposing ------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from journey.errors import ConfigError
 def export(
     runs: Annotated[list[Path], typer.Argument(help="Run directories (from 'journey synth').")],
     format: Annotated[
-        str, typer.Option("--format", "-f", help="sft, shortcut, dpo or prm.")
+        str, typer.Option("--format", "-f", help="sft, shortcut, dpo, prm or revision.")
     ] = "sft",
     out: Annotated[
         Path, typer.Option("--out", "-o", help="JSONL file to write (its card: FILE.card.json).")

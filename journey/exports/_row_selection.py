@@ -10,6 +10,7 @@ from typing import Any
 
 from journey.exports._finished_session import FinishedSession, SessionSkipped
 from journey.exports.options import ExportFormat, ExportOptions
+from journey.exports.revisions import default_policy_messages, in_layout, revision_row, revisions
 from journey.exports.rows import (
     StepLabels,
     UnknownSteps,
@@ -48,6 +49,8 @@ class RowSelection:
         """sft: failed branches of exported long thoughts the tree walk passed over, by why."""
         self.rollouts: Counter[str] = Counter()
         """PRM steps carrying a rollout estimate, per judge."""
+        self.policy = default_policy_messages()
+        """revision: the messages a debate's policy is asked with."""
 
     def _long_thought(self, s: FinishedSession) -> tuple[LongThought, str]:
         """The session's long thought and which text it is (smoothed or draft)."""
@@ -72,7 +75,7 @@ class RowSelection:
             raise SessionSkipped("empty long thought")
         if any(not k.search(transcript) for k in self.keywords):
             raise SessionSkipped("keyword missing")
-        if o.format is not ExportFormat.PRM and not labels.accepted(s.answer_path):
+        if not o.step_rows and not labels.accepted(s.answer_path):
             # a step on the path was never accepted with evidence
             raise SessionSkipped("path not accepted")
         if o.pairs_texts and o.same_problems and not s.answer_path:
@@ -130,6 +133,8 @@ class RowSelection:
             if not rows:
                 raise SessionSkipped("too long" if built else "no dpo rows")
             return rows
+        if o.format is ExportFormat.REVISION:
+            return self._revision_rows(s, labels)
         unknown = UnknownSteps(o.prm_unknown)  # already one: `ExportOptions` checks it
         built_prm = stepwise_rows(
             s.tree,
@@ -151,6 +156,19 @@ class RowSelection:
         if not rows:
             raise SessionSkipped("too long" if built_prm else "no prm rows")
         return rows
+
+    def _revision_rows(self, s: FinishedSession, labels: StepLabels) -> list[dict[str, Any]]:
+        found = revisions(s.tree, labels)
+        built = [(r, revision_row(r, s.tree, self.policy)) for r in found.found]
+        kept = [(r, row) for r, row in built if not self._row_too_long(row)]
+        self.dropped["too long"] += len(built) - len(kept)
+        if found.not_followed:
+            self.dropped["critique not followed"] += found.not_followed
+        for revision, _ in kept:
+            labels.count([revision.rejected, revision.revised], self.labels)
+        if not kept:
+            raise SessionSkipped("too long" if built else "no revisions")
+        return [in_layout(row, self.options.layout) for _, row in kept]
 
 
 def _row_texts(value: Any) -> list[str]:

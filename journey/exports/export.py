@@ -261,12 +261,12 @@ def export_runs(
     card = ExportCard(
         file=str(out),
         format=str(options.format),
-        layout=options.layout if options.pairs_texts else None,
+        layout=options.layout if options.has_layout else None,
         source_runs=[str(r) for r in roots],
         filters=options.filters(),
         held_out=held_out.record() if held_out is not None else None,
         writer=options.writer.record() if options.format is ExportFormat.SFT else {},
-        instruction=options.instruction if options.format is not ExportFormat.PRM else None,
+        instruction=options.instruction if not options.step_rows else None,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     rows = _Exporter(options, card, count_tokens, held_out).run(roots)

@@ -31,6 +31,8 @@ class ExportFormat(StrEnum):
     SHORTCUT = "shortcut"
     DPO = "dpo"
     PRM = "prm"
+    REVISION = "revision"
+    """A critique of a step and the accepted sibling answering it (`exports.revisions`)."""
 
 
 LAYOUTS = ("prompt-completion", "messages")
@@ -124,7 +126,7 @@ class ExportOptions:
                 f"unknown transcript {self.transcript!r}; choose {' or '.join(TRANSCRIPTS)}"
             )
         if self.only_verified is None:
-            self.only_verified = self.format is not ExportFormat.PRM
+            self.only_verified = not self.step_rows
         for name in ("min_reflections", "min_backtracks", "max_violations"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -144,6 +146,17 @@ class ExportOptions:
                 re.compile(pattern)
             except re.error as error:
                 raise ConfigError(f"bad keyword regex {pattern!r}: {error}") from None
+
+    @property
+    def step_rows(self) -> bool:
+        """prm and revision: rows of single steps, which a session that found no answer
+        gives as well, and which need no accepted path."""
+        return self.format in (ExportFormat.PRM, ExportFormat.REVISION)
+
+    @property
+    def has_layout(self) -> bool:
+        """The formats whose rows are a conversation, written in `layout`."""
+        return self.pairs_texts or self.format is ExportFormat.REVISION
 
     @property
     def pairs_texts(self) -> bool:

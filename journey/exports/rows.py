@@ -14,6 +14,8 @@ reads back:
   "labels": [bool], "label_sources": [str]}`, one row per labelled root-to-leaf path,
   plus `rollouts` and `rollout_judge` when the run has rollout estimates; see
   `stepwise_rows`.
+- **revision** (conversational): a critique and the accepted step answering it, asked as a
+  debate's policy is asked; see `exports.revisions`.
 
 Labels are read through `StepLabels`: each step's own evidence (critic, critic_action,
 self_check, verifier) and nothing else, unless the opt-in `credit_verified_path` rule

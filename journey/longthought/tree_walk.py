@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -36,7 +35,7 @@ from journey.longthought.transcript import (
     way_back,
 )
 from journey.protocols import LabelSource, step_line
-from journey.protocols.arithmetic_claims import check_claims
+from journey.protocols.arithmetic_claims import named_correction, states_number
 from journey.sessions.beam_select import DEFAULT_TRIALS_PER_NODE
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
@@ -194,7 +193,7 @@ class TreeWalkWriter:
             if self.wrong_turns == WrongTurns.FOLLOWED:
                 value = _named_value(walked, why)
                 if value is not None:
-                    if not _uses(next_node.text, value):
+                    if not states_number(next_node.text, value):
                         left_out[CORRECTION_NOT_FOLLOWED] += 1
                     elif corrected is not None:
                         left_out[CORRECTION_WRITTEN] += 1
@@ -299,15 +298,5 @@ def _blamed(walked: list[TreeNode]) -> TreeNode:
 
 def _named_value(walked: list[TreeNode], why: str) -> str | None:
     """The right value that `why` (the reason a reflection gives) names for a false claim
-    of the blamed step; None when it names none. The claim's own numbers do not count."""
-    for claim in check_claims(_blamed(walked).text).false_claims:
-        said = why.replace(claim.text, " ").replace(claim.left, " ").replace(claim.right, " ")
-        if _uses(said, claim.true_value):
-            return claim.true_value
-    return None
-
-
-def _uses(text: str, value: str) -> bool:
-    """Whether `text` states the number `value` (not as part of a longer number)."""
-    plain = text.replace(",", "")  # thousands separators
-    return re.search(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", plain) is not None
+    of the blamed step; None when it names none."""
+    return named_correction(_blamed(walked).text, why)

@@ -23,7 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["ArithmeticClaim", "ClaimCheck", "check_claims", "format_value"]
+__all__ = [
+    "ArithmeticClaim",
+    "ClaimCheck",
+    "check_claims",
+    "format_value",
+    "named_correction",
+    "states_number",
+]
 
 _MAX_DIGITS, _MAX_EXPONENT = 60, 64  # longer numbers, higher powers: not a step's claims
 
@@ -345,3 +352,20 @@ def check_claims(text: str) -> ClaimCheck:
     normalised = _normalised(text)
     claims = [claim for run in _runs(normalised) for claim in _chain_claims(normalised, run)]
     return ClaimCheck(normalised, tuple(claims))
+
+
+def states_number(text: str, value: str) -> bool:
+    """Whether `text` states the number `value` (not as part of a longer number)."""
+    plain = text.replace(",", "")  # thousands separators
+    return re.search(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", plain) is not None
+
+
+def named_correction(step: str, reason: str) -> str | None:
+    """The right value that `reason` (why `step` is wrong) names for a false claim of the
+    step: "8 * 7 = 54 is false: 8 * 7 is 56" names 56. None when it names none; the
+    claim's own numbers do not count."""
+    for claim in check_claims(step).false_claims:
+        said = reason.replace(claim.text, " ").replace(claim.left, " ").replace(claim.right, " ")
+        if states_number(said, claim.true_value):
+            return claim.true_value
+    return None

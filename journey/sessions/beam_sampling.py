@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from autogen_core.models import LLMMessage
 
-from journey.agents import PolicyAgent
+from journey.agents import PolicyAgent, PolicyMessages
 from journey.agents.policy import PolicyTurn
 from journey.protocols import ProtocolViolation, TokenUsage
 from journey.protocols.parsing import ParsedStep
@@ -14,11 +14,14 @@ from journey.sessions.beam_select import normalise_step
 from journey.sessions.tree import ReasoningTree
 
 
-def path_dialogue(policy: PolicyAgent, tree: ReasoningTree, node_id: int) -> list[LLMMessage]:
+def path_dialogue(
+    policy: PolicyAgent | PolicyMessages, tree: ReasoningTree, node_id: int
+) -> list[LLMMessage]:
     """The policy's conversation for extending `node_id`: its path, each step accepted.
 
     Unlike a debate, the policy sees no failed siblings here: each child is an
-    independent sample of the next step of one path.
+    independent sample of the next step of one path. `policy` is the agent, or its
+    messages alone (an export writing rows the policy would be asked with).
     """
     messages = policy.opening(tree.problem)
     for step in tree.path(node_id)[1:]:

@@ -32,7 +32,7 @@ from journey.errors import ConfigError
 from journey.sessions.beam_sampling import path_dialogue
 from journey.sessions.tree import ReasoningTree
 
-__all__ = ["POLICY_CONTEXTS", "POLICY_CONTEXT_KEY", "PolicyView"]
+__all__ = ["POLICY_CONTEXTS", "POLICY_CONTEXT_KEY", "PolicyView", "with_instruction"]
 
 POLICY_CONTEXTS = ("dialogue", "path", "fresh")
 POLICY_CONTEXT_KEY = "policy_context"
@@ -65,10 +65,17 @@ class PolicyView:
         if self.context == "dialogue":
             return dialogue
         messages = path_dialogue(policy, tree, tree.cursor)
-        newest, last = dialogue[-1], messages[-1]
-        if self.context == "path" and newest.content != last.content:
-            # Not the plain "write the next step" the path ends with: a critique, a wrong
-            # answer, a way back. One user turn, so strict chat templates still alternate.
-            merged = f"{last.content}\n\n{newest.content}"
-            messages[-1] = UserMessage(content=merged, source="critic")
+        if self.context == "path":
+            return with_instruction(messages, dialogue[-1])
         return messages
+
+
+def with_instruction(messages: list[LLMMessage], newest: LLMMessage) -> list[LLMMessage]:
+    """A path's messages, their last user turn followed by `newest` when it is not the
+    plain "write the next step" the path ends with (a critique, a wrong answer, a way
+    back): in one user turn, so strict chat templates still alternate."""
+    last = messages[-1]
+    if newest.content == last.content:
+        return messages
+    merged = UserMessage(content=f"{last.content}\n\n{newest.content}", source="critic")
+    return [*messages[:-1], merged]
