@@ -77,10 +77,10 @@ def revisions(tree: ReasoningTree, labels: StepLabels) -> Revisions:
     for parent in tree:
         children = tree.children(parent.id)
         accepted = [child for child in children if labels.of(child)[0] is NodeLabel.CORRECT]
+        if not accepted:
+            continue
         accepted.sort(key=lambda child: (child.id not in on_answer_path, child.id))
-        for child in children if accepted else []:
-            if not _critiqued(child):
-                continue
+        for child in filter(_critiqued, children):
             value = named_correction(child.text, child.reason)
             answers = [a for a in accepted if value is None or states_number(a.text, value)]
             if answers:
