@@ -43,7 +43,7 @@ TRANSCRIPTS = ("smoothed", "draft")
 class ExportOptions:
     """What to export and which sessions to keep."""
 
-    format: ExportFormat | str = field(metadata={"help": "sft, shortcut, dpo or prm."})
+    format: ExportFormat | str = field(metadata={"help": "sft, shortcut, dpo, prm or revision."})
     layout: str = field(
         default="prompt-completion",
         metadata={
