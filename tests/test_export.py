@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
+from journey.exports._finished_session import FinishedSession
+from journey.exports._row_selection import RowSelection
 from journey.exports.export import (
     EmptyExportError,
     ExportOptions,
@@ -32,6 +34,7 @@ from journey.exports.rows import (
     stepwise_rows,
     with_boxed_answer,
 )
+from journey.longthought.writer import LongThought
 from journey.protocols import StepVerdict
 from journey.sessions import ReasoningTree
 
@@ -299,6 +302,28 @@ def test_prm_rows_label_each_step_and_stop_at_the_first_wrong_one(
     assert stuck and all(r["labels"][-1] is False for r in stuck)  # wrong guesses
     card = load_card(card_path(tmp_path / "prm.jsonl"))
     assert card.filters["only_verified"] is False and card.layout is None
+
+
+@pytest.mark.parametrize("fmt", ["prm", "revision"])
+def test_step_rows_write_a_long_thought_only_to_search_it(
+    synth_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """prm and revision rows hold single steps: no session's long thought is written for
+    them, unless a keyword filter searches it."""
+    written: list[str] = []
+    real = RowSelection._long_thought
+
+    def counted(self: RowSelection, s: FinishedSession) -> tuple[LongThought, str]:
+        written.append(s.summary.session_id)
+        return real(self, s)
+
+    monkeypatch.setattr(RowSelection, "_long_thought", counted)
+    export_runs([synth_run], tmp_path / "all.jsonl", ExportOptions(format=fmt, allow_empty=True))
+    assert written == []
+    options = ExportOptions(format=fmt, keywords=("wait",), allow_empty=True)
+    card = export_runs([synth_run], tmp_path / "kw.jsonl", options)
+    assert sorted(written) == sorted(session_ids_by_kind(synth_run).values())  # every one
+    assert card.skipped.get("keyword missing", 0) >= 1
 
 
 def test_prm_skips_paths_with_unlabelled_steps() -> None:

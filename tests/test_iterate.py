@@ -227,7 +227,8 @@ def test_every_mistake_is_one_line_naming_the_key(tmp_path: Path) -> None:
         "step_tokens, critic_tokens, critic_reasks, strategy_config)",
         f"{path}: training.lr: Input should be a valid number, unable to parse string as a "
         "number (got 'fast')",
-        f"{path}: training.arms.journey.1.set: Input should be 'shortcut' or 'journey' (got 'prm')",
+        f"{path}: training.arms.journey.1.set: Input should be 'shortcut', 'journey' or "
+        "'revision' (got 'prm')",
         f"{path}: eval.temperature: Input should be less than or equal to 2 (got 5)",
     ]
 

@@ -54,6 +54,14 @@ def policy(messages: Sequence[LLMMessage]) -> str:
     return f"Step 1: {expression} = {answer}, so the answer is \\boxed{{{answer}}}."
 
 
+def stepwise_policy(messages: Sequence[LLMMessage]) -> str:
+    """As `policy`, but the wrong first try states no answer: the critic judges it, not
+    the verifier alone, and names the right value."""
+    expression, value = _asked(messages)
+    step = policy(messages)
+    return step if f"= {value}," in step else f"Step 1: {expression} = {value + 1}."
+
+
 def correcting_model(messages: Sequence[LLMMessage]) -> str:
     """A wrong result first, then a reflection and the right one: a self-correction."""
     expression, value = _asked(messages)
@@ -206,6 +214,47 @@ def test_rows_matching_pools_an_arms_phases(tmp_path: Path) -> None:
         (tmp_path / "it/round-1/models/journey-seed7/iterate-step.json").read_text()
     )
     assert marker["result"]["phase_rows"] == kept
+
+
+def test_an_arm_trains_on_revisions_of_the_round_s_critiques(tmp_path: Path) -> None:
+    """`revision` is a set: each critique of the synthesis, asked as the debate asked it,
+    answered by the step that followed it; an arm trains on it as on any set."""
+    recipe = _recipe(
+        tmp_path,
+        policy="function:test_iterate_seeds:stepwise_policy",
+        export={"sets": ["shortcut", "revision"]},
+        next_policy="none",
+        training={
+            "model": "embedded",
+            "seeds": [7],
+            "arms": {"shortcut": ["shortcut"], "revise": ["shortcut", "revision"]},
+        },
+    )
+    specs = {"shortcut-seed7": SPECS["shortcut-seed1"], "revise-seed7": SPECS["shortcut-seed1"]}
+    trainer = RecordingTrainer(specs)
+    report, _ = _iterate(recipe, tmp_path / "it", trainer)
+    exports = tmp_path / "it/round-1/exports"
+    revisions = _rows(exports / "revision.jsonl")
+    # The policy is wrong at first on odd values only: one revision for each of them.
+    odd = [r for r in _rows(exports / "shortcut.jsonl") if _boxed(r) % 2]
+    assert len(revisions) == len(odd) > 0
+    for row in revisions:
+        critique = row["prompt"][-1]["content"]
+        right = re.search(r"is false: .+ is (-?\d+)", critique)
+        assert right is not None, critique
+        assert f"\\boxed{{{right[1]}}}" in row["completion"][0]["content"]
+    revise = trainer.jobs[1]
+    assert [phase.data for phase in revise.phases] == [
+        exports / "shortcut.jsonl",
+        exports / "revision.jsonl",
+    ]
+    sets = {row.name: row.rows for row in report.rounds[0].sets}
+    assert sets["revision"] == len(revisions)
+
+
+def _boxed(row: dict[str, Any]) -> int:
+    found = re.findall(r"\\boxed\{(-?\d+)\}", row["completion"][0]["content"])
+    return int(found[-1])
 
 
 def test_without_seeds_the_arms_are_named_as_before(tmp_path: Path) -> None:

@@ -16,7 +16,15 @@ from journey.cli import app
 from journey.engine.plain_prompt import message_role
 from journey.exports import ExportOptions, export_runs
 from journey.exports.export import card_path
-from journey.exports.revisions import default_policy_messages, revision_row, revisions
+from journey.exports.revisions import (
+    NO_ACCEPTED_SIBLING,
+    NO_REASON,
+    NOT_FOLLOWED,
+    VERIFIER_NOTE,
+    default_policy_messages,
+    revision_row,
+    revisions,
+)
 from journey.exports.rows import StepLabels
 from journey.problems import load_problems
 from journey.protocols import LabelSource, StepVerdict
@@ -77,6 +85,17 @@ def test_only_a_judge_s_reason_beside_an_accepted_step_makes_a_revision() -> Non
     assert revisions(lone, StepLabels(lone)).found == []
 
 
+def test_every_rejected_step_without_a_row_is_counted_by_why() -> None:
+    """The card counts what the rows stand for: each rejected step that makes none."""
+    tree = _tree()
+    assert revisions(tree, StepLabels(tree)).left_out == {NO_REASON: 1, VERIFIER_NOTE: 1}
+    lone = ReasoningTree(PROBLEM, gold_answer="12")
+    step = lone.add_step("3 + 4 = 7 sheep.", parent_id=0)
+    lone.judge(step.id, StepVerdict.INCORRECT, "Multiply, do not add.")
+    lone.add_step("Sheep are animals.", parent_id=0)  # never judged: no answer to it
+    assert revisions(lone, StepLabels(lone)).left_out == {NO_ACCEPTED_SIBLING: 1}
+
+
 def test_a_revision_deeper_in_the_tree_asks_with_the_path_before_it() -> None:
     tree = _tree()
     late = tree.add_step("3 * 4 = 11, \\boxed{11}.", parent_id=4, final_answer="11")
@@ -105,11 +124,11 @@ def test_a_critique_naming_a_value_is_answered_only_by_a_step_using_it() -> None
     other = tree.add_step("Each of the 3 pens holds 4 sheep.", parent_id=0)
     tree.judge(other.id, StepVerdict.CORRECT, "Right.")
     unfollowed = revisions(tree, StepLabels(tree))
-    assert (unfollowed.found, unfollowed.not_followed) == ([], 1)
+    assert (unfollowed.found, unfollowed.left_out) == ([], {NOT_FOLLOWED: 1})
     using = tree.add_step("4 + 4 + 4 = 12 sheep.", parent_id=0)
     tree.judge(using.id, StepVerdict.CORRECT, "Right.")
     followed = revisions(tree, StepLabels(tree))
-    assert [r.revised.id for r in followed.found] == [using.id] and followed.not_followed == 0
+    assert [r.revised.id for r in followed.found] == [using.id] and not followed.left_out
     # Its own numbers (11, and 3 * 4 as the claim writes it) name nothing.
     bare = ReasoningTree(PROBLEM, gold_answer="12")
     again = bare.add_step("3 * 4 = 11 sheep.", parent_id=0)
@@ -148,6 +167,7 @@ def test_journey_export_writes_revisions_with_their_labels_on_the_card(tmp_path:
     assert "Multiply the pens by the sheep." in row["prompt"][-1]["content"]
     assert card.rows == 1 and card.layout == "prompt-completion" and card.instruction is None
     assert card.labels == {"critic": {"incorrect": 1}, "verifier": {"correct": 1}}
+    assert card.rows_dropped == {VERIFIER_NOTE: 1}  # "4 * 4 = 16": a bare wrong answer
     assert card.filters["only_verified"] is False  # a failed search has revisions too
 
     messages = tmp_path / "messages.jsonl"

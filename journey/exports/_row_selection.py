@@ -60,8 +60,13 @@ class RowSelection:
                 return LongThought(smoothed), "smoothed"
         return long_thought(s.events, s.tree, self.options.writer), "draft"
 
-    def _check_session(self, s: FinishedSession, labels: StepLabels, transcript: str) -> None:
-        """Raise `SessionSkipped` when a filter rejects the session as a whole."""
+    def _check_session(
+        self, s: FinishedSession, labels: StepLabels, transcript: str | None
+    ) -> None:
+        """Raise `SessionSkipped` when a filter rejects the session as a whole.
+
+        `transcript` is the session's long thought, or None where the export writes none
+        (rows of single steps, with no keyword to search for)."""
         o = self.options
         if o.only_verified and s.ended.outcome is not Outcome.SOLVED:
             raise SessionSkipped(f"outcome {s.ended.outcome.value}")
@@ -71,9 +76,9 @@ class RowSelection:
             raise SessionSkipped("too few backtracks")
         if o.max_violations is not None and s.ended.violations > o.max_violations:
             raise SessionSkipped("too many violations")
-        if not transcript.strip():
+        if transcript is not None and not transcript.strip():
             raise SessionSkipped("empty long thought")
-        if any(not k.search(transcript) for k in self.keywords):
+        if transcript is not None and any(not k.search(transcript) for k in self.keywords):
             raise SessionSkipped("keyword missing")
         if not o.step_rows and not labels.accepted(s.answer_path):
             # a step on the path was never accepted with evidence
@@ -96,6 +101,11 @@ class RowSelection:
         """The session's rows (maybe none); raises `SessionSkipped` with the reason."""
         o = self.options
         labels = StepLabels(s.tree, credit_verified_path=o.credit_verified_path)
+        if o.step_rows:
+            # Rows of single steps hold no long thought: one is written only to search it.
+            searched = self._long_thought(s)[0].text if self.keywords else None
+            self._check_session(s, labels, searched)
+            return self._step_rows(s, labels)
         thought, which = self._long_thought(s)
         transcript = thought.text
         self._check_session(s, labels, transcript)
@@ -133,6 +143,11 @@ class RowSelection:
             if not rows:
                 raise SessionSkipped("too long" if built else "no dpo rows")
             return rows
+        raise AssertionError(f"no rows for format {o.format}")  # `ExportFormat` has no other
+
+    def _step_rows(self, s: FinishedSession, labels: StepLabels) -> list[dict[str, Any]]:
+        """prm and revision rows."""
+        o = self.options
         if o.format is ExportFormat.REVISION:
             return self._revision_rows(s, labels)
         unknown = UnknownSteps(o.prm_unknown)  # already one: `ExportOptions` checks it
@@ -162,8 +177,7 @@ class RowSelection:
         built = [(r, revision_row(r, s.tree, self.policy)) for r in found.found]
         kept = [(r, row) for r, row in built if not self._row_too_long(row)]
         self.dropped["too long"] += len(built) - len(kept)
-        if found.not_followed:
-            self.dropped["critique not followed"] += found.not_followed
+        self.dropped.update(found.left_out)
         for revision, _ in kept:
             labels.count([revision.rejected, revision.revised], self.labels)
         if not kept:

@@ -20,12 +20,15 @@ the answering step is labelled correct. A critique that names a right value ("8 
 with another correct step would teach a policy to ignore the critique (the lesson of
 the long thoughts, docs/experiment.md); when no accepted sibling uses it, the critique
 is left out and counted. One row per rejected step; its answer is the accepted sibling
-on the path to a verified answer when there is one, else the first.
+on the path to a verified answer when there is one, else the first. Every rejected step
+that makes no row is counted by why (`Revisions.left_out`), so the card says how many
+critiques the rows stand for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from autogen_core.models import LLMMessage
@@ -42,6 +45,10 @@ from journey.sessions.policy_view import with_instruction
 from journey.sessions.tree import NodeLabel, ReasoningTree, TreeNode
 
 __all__ = [
+    "NOT_FOLLOWED",
+    "NO_ACCEPTED_SIBLING",
+    "NO_REASON",
+    "VERIFIER_NOTE",
     "Revision",
     "Revisions",
     "default_policy_messages",
@@ -59,13 +66,24 @@ class Revision:
     revised: TreeNode
 
 
+NOT_FOLLOWED = "critique not followed"
+"""A critique naming a right value that no accepted sibling uses."""
+NO_ACCEPTED_SIBLING = "no accepted sibling"
+"""A critiqued step with no sibling accepted with evidence to answer it."""
+NO_REASON = "rejected without a reason"
+"""A step a critic rejected and said nothing about why."""
+VERIFIER_NOTE = "rejected by the verifier alone"
+"""A final answer whose only judge is the verifier: its note names no error."""
+
+
 @dataclass(frozen=True)
 class Revisions:
-    """A tree's revisions, and the critiques left out for want of an answer using them."""
+    """A tree's revisions, and its rejected steps that make none, counted by why."""
 
     found: list[Revision]
-    not_followed: int = 0
-    """Critiques naming a right value that no accepted sibling uses."""
+    left_out: Counter[str] = field(default_factory=Counter)
+    """Rejected steps without a row: `NOT_FOLLOWED`, `NO_ACCEPTED_SIBLING`, `NO_REASON`
+    or `VERIFIER_NOTE`."""
 
 
 def revisions(tree: ReasoningTree, labels: StepLabels) -> Revisions:
@@ -73,21 +91,23 @@ def revisions(tree: ReasoningTree, labels: StepLabels) -> Revisions:
     (one using the value the reason names, when it names one)."""
     on_answer_path = {node.id for leaf in tree.correct_leaves() for node in tree.path(leaf.id)}
     found: list[Revision] = []
-    not_followed = 0
+    left_out: Counter[str] = Counter()
     for parent in tree:
         children = tree.children(parent.id)
         accepted = [child for child in children if labels.of(child)[0] is NodeLabel.CORRECT]
-        if not accepted:
-            continue
         accepted.sort(key=lambda child: (child.id not in on_answer_path, child.id))
-        for child in filter(_critiqued, children):
+        for child in (c for c in children if c.label is NodeLabel.INCORRECT):
+            why = _without_critique(child)
+            if why is not None:
+                left_out[why] += 1
+                continue
             value = named_correction(child.text, child.reason)
             answers = [a for a in accepted if value is None or states_number(a.text, value)]
             if answers:
                 found.append(Revision(child, answers[0]))
             else:
-                not_followed += 1
-    return Revisions(found, not_followed)
+                left_out[NOT_FOLLOWED if accepted else NO_ACCEPTED_SIBLING] += 1
+    return Revisions(found, +left_out)
 
 
 def revision_row(revision: Revision, tree: ReasoningTree, policy: PolicyMessages) -> dict[str, Any]:
@@ -113,10 +133,13 @@ def default_policy_messages() -> PolicyMessages:
     return PolicyMessages(load_prompts("policy"))
 
 
-def _critiqued(node: TreeNode) -> bool:
-    """Rejected, with a judge's reason for why (not the verifier's bare note)."""
-    judged = node.reason_source not in (LabelSource.NONE, LabelSource.VERIFIER)
-    return node.label is NodeLabel.INCORRECT and judged and bool(node.reason.strip())
+def _without_critique(node: TreeNode) -> str | None:
+    """Why a rejected step carries no critique to answer; None when it carries one."""
+    if node.reason_source is LabelSource.VERIFIER:
+        return VERIFIER_NOTE
+    if node.reason_source is LabelSource.NONE or not node.reason.strip():
+        return NO_REASON
+    return None
 
 
 def _message(message: LLMMessage) -> dict[str, str]:

@@ -45,9 +45,10 @@ __all__ = [
 MatchMode = Literal["none", "rows", "tokens"]
 """How the arms' training data are equalised: not at all, to the smallest arm's row
 count, or to its token count (`iterate_match`)."""
-SetName = Literal["shortcut", "journey"]
-"""The SFT sets a round exports: `journey export --format shortcut` and `--format sft`."""
-EXPORT_FORMAT: dict[str, str] = {"shortcut": "shortcut", "journey": "sft"}
+SetName = Literal["shortcut", "journey", "revision"]
+"""The SFT sets a round exports: `journey export --format shortcut`, `--format sft` and
+`--format revision` (critiques answered, to teach a debate's policy to use them)."""
+EXPORT_FORMAT: dict[str, str] = {"shortcut": "shortcut", "journey": "sft", "revision": "revision"}
 """The `journey export` format of each set."""
 BASE = "base"
 """The name of the round's starting policy among its evaluations."""
