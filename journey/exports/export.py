@@ -213,11 +213,11 @@ class _Exporter:
 
 
 def _why_empty(card: ExportCard) -> str:
-    reasons = [f"{count} {reason}" for reason, count in card.skipped.items()]
-    reasons += [f"{count} rows {reason}" for reason, count in card.rows_dropped.items()]
-    why = "; ".join(reasons) if reasons else "the runs hold no finished session"
+    why = [f"{count} skipped: {reason}" for reason, count in card.skipped.items()]
+    why += [f"{count} rows dropped: {reason}" for reason, count in card.rows_dropped.items()]
     return (
-        f"no {card.format} rows to write: {card.sessions_seen} sessions seen, skipped: {why}. "
+        f"no {card.format} rows to write: {card.sessions_seen} sessions seen; "
+        f"{'; '.join(why) or 'the runs hold no finished session'}. "
         "Check the filters and the runs' outcomes, or pass --allow-empty"
     )
 
