@@ -150,7 +150,7 @@ class ExportOptions:
     @property
     def step_rows(self) -> bool:
         """prm and revision: rows of single steps, which a session that found no answer
-        gives as well, and which need no accepted path."""
+        gives as well, which need no accepted path and hold no long thought."""
         return self.format in (ExportFormat.PRM, ExportFormat.REVISION)
 
     @property
