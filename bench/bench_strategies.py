@@ -17,7 +17,8 @@ client's temperature is 0.7), each request with a seed derived from the request 
 (`journey.agents.backends.seeded_client`), so a rerun writes the same sessions whatever
 order the 24 concurrent sessions' requests arrive in. Until 2026-12-03 18:00 requests
 drew their seeds from the worker's stream in arrival order, and reruns differed (beam
-solved 9 and 7 of the same 24 in two runs).
+solved 9 and 7 of the same 24 in two runs). `policy_trained_on` says how many of the
+problems a trained policy had among its training rows (`journey.training.trained_on`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from journey.evaluation.self_correction import MARKER
+from journey.problems import load_problems
+from journey.training.trained_on import overlap_lines
 
 DATASET = "rg:products?size=24&seed=77&min_terms=2&max_terms=2&min_digits=1&max_digits=2"
 RULE_CRITIC = "function:journey.agents.rule_critics:arithmetic"
@@ -109,7 +112,13 @@ def main() -> None:
         for name, row in rows.items()
         if name != "beam"
     }
-    report = {"dataset": args.dataset, "strategies": list(rows.values()), **shares}
+    problems = [record.problem for record in load_problems(args.dataset).records]
+    report = {
+        "dataset": args.dataset,
+        "policy_trained_on": overlap_lines(args.policy, problems),  # [] when held out
+        "strategies": list(rows.values()),
+        **shares,
+    }
     print(json.dumps(report, indent=2))
 
 

@@ -121,6 +121,7 @@ def evaluate(
     from journey.evaluation import EvalOptions, EvalRunner
     from journey.evaluation.metrics import DEFAULT_BACKTRACK_PHRASES, DEFAULT_REFLECTION_KEYWORDS
     from journey.problems.dataset import issue_lines, load_problems
+    from journey.training.trained_on import overlap_lines
     from journey.view.progress import evaluation_progress
     from journey.view.reports import render_metrics
 
@@ -152,6 +153,8 @@ def evaluate(
     for line in issue_lines(data.issues):
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
+    for line in overlap_lines(model, [record.problem for record in problems]):
+        warn("trained on", line, sep=" ")
     progress = evaluation_progress(err_console, enabled=not no_progress)
     source = str(data.source or dataset)
     with resumable(out):

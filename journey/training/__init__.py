@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from journey.training.data import load_dpo_rows, load_sft_rows
 from journey.training.phases import train_phases
+from journey.training.summary import TrainingSummary
 
 if TYPE_CHECKING:
-    from journey.training._common import TrainingSummary
     from journey.training.config import DPOTrainingConfig, SFTTrainingConfig, gpu_supports_bf16
     from journey.training.dpo import train_dpo
     from journey.training.local_models import check_trainable, model_directory
@@ -37,7 +37,6 @@ _LAZY = {
     "DPOTrainingConfig": "config",
     "SFTTrainingConfig": "config",
     "gpu_supports_bf16": "config",
-    "TrainingSummary": "_common",
     "check_trainable": "local_models",
     "model_directory": "local_models",
     "train_dpo": "dpo",

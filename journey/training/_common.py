@@ -8,37 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from journey.engine.quiet import quiet_loading
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
 from journey.training.local_models import model_directory
+from journey.training.summary import SUMMARY_FILE, TrainingSummary
 
 TrainingConfig = SFTTrainingConfig | DPOTrainingConfig
 Log = Callable[[str], None]
-SUMMARY_FILE = "journey-train.json"
-
-
-class TrainingSummary(BaseModel):
-    """What a training run did (saved as `journey-train.json` beside the weights)."""
-
-    kind: str
-    model: str
-    data: str
-    out: str
-    rows: int
-    lora: bool
-    dtype: str
-    device: str
-    steps: int
-    loss_head: list[float]
-    loss_tail: list[float]
-    tokens_seen: int
-    tokens_per_second: float
-    seconds_per_step: float
-    wall_seconds: float
-    config: dict[str, Any]
 
 
 def load_model_and_tokenizer(config: TrainingConfig) -> tuple[Any, Any]:
@@ -115,7 +93,7 @@ def train_and_save(
     summary = TrainingSummary(
         kind=kind,
         model=config.model_spec,
-        data=config.data_file,
+        data=str(Path(config.data_file).resolve()),  # found again from any folder
         out=str(out),
         rows=rows,
         lora=config.lora,

@@ -7,7 +7,6 @@ import logging
 from journey.training._common import (
     Log,
     LossRecorder,
-    TrainingSummary,
     load_model_and_tokenizer,
     lora_config,
     prepare_config,
@@ -15,6 +14,7 @@ from journey.training._common import (
 )
 from journey.training.config import DPOTrainingConfig
 from journey.training.data import load_dpo_rows
+from journey.training.summary import TrainingSummary
 
 __all__ = ["train_dpo"]
 

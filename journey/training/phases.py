@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from journey.training.recipe import TrainPhase, config_settings
-
-if TYPE_CHECKING:
-    from journey.training._common import TrainingSummary
+from journey.training.summary import TrainingSummary
 
 __all__ = ["TrainKind", "train_phases"]
 

@@ -1,0 +1,121 @@
+"""What a model trained on: its trainings' data found from `journey-train.json`, back
+through the models they started from, and the evaluation problems among their rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_evaluation import PROBLEMS, write_dataset
+from typer.testing import CliRunner
+
+from journey.cli import app
+from journey.engine.model_store import embedded_model_dir
+from journey.training.summary import SUMMARY_FILE
+from journey.training.trained_on import overlap_lines, seen_problems, training_data
+
+ASKED = "Solve the following multiplication: 2 * 3 * 4."
+
+
+def _summary(model: Path, *, start: str, data: str, out: str | None = None) -> None:
+    """The `journey-train.json` a training writes, with only what is read here real."""
+    model.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {
+        "kind": "sft", "model": start, "data": data, "out": out or str(model), "rows": 1,
+        "lora": False, "dtype": "float32", "device": "cpu", "steps": 1, "loss_head": [],
+        "loss_tail": [], "tokens_seen": 1, "tokens_per_second": 1.0, "seconds_per_step": 1.0,
+        "wall_seconds": 1.0, "config": {},
+    }  # fmt: skip
+    (model / SUMMARY_FILE).write_text(json.dumps(summary))
+
+
+def _rows(path: Path, *rows: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
+    return path
+
+
+def test_the_data_of_every_training_back_to_the_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second model trained from a first: both data files, newest first. The first
+    recorded its data as given before 2026-12-05, relative to the folder training ran
+    in, with a relative `out`; it is found from the model's folder, not the current one."""
+    first_rows = _rows(tmp_path / "runs/exports/shortcut.jsonl", {"prompt": "x", "completion": "y"})
+    first = tmp_path / "runs/models/first"
+    _summary(first, start="embedded", data="runs/exports/shortcut.jsonl", out="runs/models/first")
+    second_rows = _rows(tmp_path / "revisions.jsonl", {"prompt": "x", "completion": "y"})
+    second = tmp_path / "second"
+    _summary(second, start=f"hf:{first}", data=str(second_rows))
+    monkeypatch.chdir(tmp_path / "runs")  # not where the first training ran
+    assert training_data(f"hf:{second}").files == (second_rows, first_rows)
+    assert training_data(str(second)).files == (second_rows, first_rows)  # a bare folder
+    first_rows.unlink()
+    assert training_data(str(second)).missing == ("runs/exports/shortcut.jsonl",)
+    for untrained in ("embedded", "openai:gpt-4o", "function:tests.x:y", str(tmp_path)):
+        assert training_data(untrained).files == () and training_data(untrained).missing == ()
+
+
+def test_a_model_that_names_itself_as_its_start_is_read_once(tmp_path: Path) -> None:
+    rows = _rows(tmp_path / "d.jsonl", {"prompt": "x", "completion": "y"})
+    _summary(tmp_path / "m", start=str(tmp_path / "m"), data=str(rows))
+    assert training_data(str(tmp_path / "m")).files == (rows,)
+
+
+def test_a_problem_is_seen_when_its_text_stands_in_a_prompt(tmp_path: Path) -> None:
+    conversational = _rows(
+        tmp_path / "a.jsonl",
+        {
+            "prompt": [
+                {"role": "system", "content": "Solve the following multiplication: 9 * 9 * 9."},
+                {"role": "user", "content": f"Problem: {ASKED}\n\nWrite Step 1."},
+            ],
+            "completion": [{"role": "assistant", "content": "Step 1: 24."}],
+        },
+    )
+    messages = _rows(
+        tmp_path / "b.jsonl",
+        {"messages": [{"role": "user", "content": "What  is\n1/2 as a decimal?"}]},
+    )
+    plain = _rows(tmp_path / "c.jsonl", {"prompt": "Name the interval.", "chosen": "a"})
+    problems = [ASKED, "What is 1/2 as a decimal?", "Name the interval.", "Solve x+1=3."]
+    found = seen_problems(problems, [conversational, messages, plain])
+    assert found == problems[:3]  # whitespace aside; a system prompt is not the problem
+    assert seen_problems(["Solve the following multiplication: 9 * 9 * 9."], [conversational]) == []
+    assert seen_problems(["Solve the following multiplication: 2 * 3."], [conversational]) == []
+
+
+def test_the_lines_say_how_many_and_where_or_that_nothing_was_checked(tmp_path: Path) -> None:
+    rows = _rows(tmp_path / "d.jsonl", {"prompt": "Solve x+1=3.", "completion": "2"})
+    _summary(tmp_path / "m", start="embedded", data=str(rows))
+    spec = f"hf:{tmp_path / 'm'}"
+    assert overlap_lines(spec, ["Solve x+1=3.", "Unanswerable?"]) == [
+        f"1 of 2 problems stand in the training data of {spec} ({rows}): their accuracy "
+        "is not held out"
+    ]
+    assert overlap_lines(spec, ["Unanswerable?"]) == []
+    rows.unlink()
+    assert overlap_lines(spec, ["Solve x+1=3."]) == [
+        f"training data of {spec} not found ({rows}): not checked for overlap"
+    ]
+
+
+@pytest.mark.embedded
+def test_journey_eval_says_which_problems_the_model_trained_on(tmp_path: Path) -> None:
+    """The embedded model's weights, linked, with a summary naming a training file that
+    holds one of the evaluation's problems."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for path in embedded_model_dir().iterdir():
+        (model / path.name).symlink_to(path)
+    rows = _rows(tmp_path / "train.jsonl", {"prompt": PROBLEMS[1]["problem"], "completion": "2"})
+    _summary(model, start="embedded", data=str(rows))
+    dataset = write_dataset(tmp_path / "p.jsonl", PROBLEMS[:2])
+    args = ["eval", "--model", str(model), "--dataset", str(dataset), "--out", str(tmp_path / "e"),
+            "--max-new-tokens", "4", "--no-progress", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    warned = " ".join(result.stderr.split())
+    assert f"trained on 1 of 2 problems stand in the training data of {model}" in warned
