@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from journey.cli import app
 from journey.engine.model_store import embedded_model_dir
+from journey.training.iterate_report import eval_row, overlap_notes
 from journey.training.summary import SUMMARY_FILE
 from journey.training.trained_on import overlap_lines, seen_problems, training_data
 
@@ -56,6 +57,8 @@ def test_the_data_of_every_training_back_to_the_base(
     assert training_data(str(second)).missing == ("runs/exports/shortcut.jsonl",)
     for untrained in ("embedded", "openai:gpt-4o", "function:tests.x:y", str(tmp_path)):
         assert training_data(untrained).files == () and training_data(untrained).missing == ()
+    gone = tmp_path / "gone"  # a model folder not there: unknown, never "trained on nothing"
+    assert training_data(f"hf:{gone}").missing == (str(gone.resolve()),)
 
 
 def test_a_model_that_names_itself_as_its_start_is_read_once(tmp_path: Path) -> None:
@@ -119,3 +122,30 @@ def test_journey_eval_says_which_problems_the_model_trained_on(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     warned = " ".join(result.stderr.split())
     assert f"trained on 1 of 2 problems stand in the training data of {model}" in warned
+
+
+def test_an_iteration_s_report_counts_the_evaluated_problems_a_model_trained_on(
+    tmp_path: Path,
+) -> None:
+    """An evaluation of a trained model on problems among its training rows: counted on
+    its row of the report, and a note says it is not held out."""
+    dataset = write_dataset(tmp_path / "p.jsonl", PROBLEMS[:3])
+    out = tmp_path / "eval"
+    args = ["eval", "--model", "function:tests.test_evaluation:fake_reply", "--dataset",
+            str(dataset), "--out", str(out), "--no-progress", "--json"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    rows = _rows(tmp_path / "train.jsonl", {"prompt": PROBLEMS[0]["problem"], "completion": "x"})
+    _summary(tmp_path / "model", start="embedded", data=str(rows))
+    manifest = json.loads((out / "eval.json").read_text())
+    manifest["model"] = f"hf:{tmp_path / 'model'}"  # as if it had evaluated that model
+    (out / "eval.json").write_text(json.dumps(manifest))
+    row = eval_row("journey-seed1", out)
+    assert (row.trained_on, row.problems) == (1, 3)
+    assert overlap_notes([row]) == [
+        "journey-seed1: 1 of 3 evaluated problems stand in its training data: not held out"
+    ]
+    rows.unlink()
+    assert eval_row("journey-seed1", out).trained_on is None
+    assert overlap_notes([eval_row("journey-seed1", out)]) == [
+        "journey-seed1: its training data is gone; not checked for overlap"
+    ]

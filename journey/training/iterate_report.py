@@ -27,6 +27,7 @@ from journey.runs.stats import read_run, run_stats
 from journey.training.iterate_arms_report import RESAMPLES, ArmGap, ArmRow, arm_gaps, arm_rows
 from journey.training.iterate_records import RoundRecord, model_name
 from journey.training.iterate_settings import BASE
+from journey.training.trained_on import seen_problems, training_data
 
 __all__ = [
     "RESAMPLES",
@@ -40,6 +41,8 @@ __all__ = [
     "SetRow",
     "SynthRow",
     "build_report",
+    "eval_row",
+    "overlap_notes",
 ]
 
 
@@ -107,6 +110,9 @@ class EvalRow(BaseModel):
     backtrack_rate: float
     mean_output_tokens: float
     no_answer_rate: float
+    trained_on: int | None = 0
+    """Of `problems`, those standing in the model's training data (`trained_on`): 0 for
+    held-out problems; None where a training's data file is gone, so unchecked."""
 
 
 class Gap(BaseModel):
@@ -173,7 +179,8 @@ def _set_row(name: str, file: Path) -> SetRow:
     return SetRow(name=name, file=str(file), rows=card.rows, sessions=card.sessions_exported)
 
 
-def _eval_row(name: str, directory: Path) -> EvalRow:
+def eval_row(name: str, directory: Path) -> EvalRow:
+    """The report's row of the evaluation in `directory`."""
     records = load_records(directory)
     model = recorded_model(directory)
     metrics = compute_metrics(records, model=model, dataset="")
@@ -191,11 +198,31 @@ def _eval_row(name: str, directory: Path) -> EvalRow:
         backtrack_rate=metrics.backtrack_rate,
         mean_output_tokens=metrics.mean_output_tokens,
         no_answer_rate=metrics.no_answer_rate,
+        trained_on=_trained_on(model, [record.problem for record in records]),
     )
 
 
+def _trained_on(spec: str, problems: list[str]) -> int | None:
+    data = training_data(spec)
+    return None if data.missing else len(seen_problems(problems, data.files))
+
+
+def overlap_notes(evals: list[EvalRow]) -> list[str]:
+    """A line for each evaluation that is not on held-out problems, or not known to be."""
+    notes = []
+    for row in evals:
+        if row.trained_on is None:
+            notes.append(f"{row.name}: its training data is gone; not checked for overlap")
+        elif row.trained_on:
+            notes.append(
+                f"{row.name}: {row.trained_on} of {row.problems} evaluated problems stand in "
+                "its training data: not held out"
+            )
+    return notes
+
+
 def _evals(record: RoundRecord) -> list[EvalRow]:
-    rows = {name: _eval_row(name, directory) for name, directory in record.evals.items()}
+    rows = {name: eval_row(name, directory) for name, directory in record.evals.items()}
     if BASE in record.evals and len(record.evals) > 1:
         names = [name for name in record.evals if name != BASE]
         directories = [record.evals[BASE], *(record.evals[name] for name in names)]
@@ -237,6 +264,7 @@ def _gaps(record: RoundRecord) -> list[Gap]:
 
 def round_report(record: RoundRecord) -> RoundReport:
     """One round's numbers, read from its folders."""
+    evals = _evals(record)
     return RoundReport(
         round=record.number,
         policy=record.policy.spec,
@@ -260,9 +288,9 @@ def round_report(record: RoundRecord) -> RoundReport:
             )
             for model in record.models.values()
         ],
-        evals=_evals(record),
+        evals=evals,
         gaps=_gaps(record),
-        notes=list(record.notes),
+        notes=[*record.notes, *overlap_notes(evals)],
         arms=arm_rows(record),
         arm_gaps=arm_gaps(record),
         seconds=dict(record.seconds),

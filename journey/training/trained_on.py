@@ -30,7 +30,8 @@ class TrainingData:
 
     files: tuple[Path, ...] = ()
     missing: tuple[str, ...] = ()
-    """Data files a training recorded that are no longer found: their rows are unknown."""
+    """What could not be read, so its rows are unknown: data files a training recorded
+    that are gone, or a model folder that is not there."""
 
 
 def training_data(spec: str) -> TrainingData:
@@ -42,6 +43,9 @@ def training_data(spec: str) -> TrainingData:
     directory = _trained_directory(spec)
     while directory is not None and directory not in visited:
         visited.add(directory)
+        if not directory.is_dir():
+            missing.append(str(directory))
+            break
         summary = load_summary(directory)
         if summary is None:
             break
