@@ -223,7 +223,9 @@ def test_sft_full_then_the_output_is_a_model_spec(tmp_path: Path) -> None:
          str(tmp_path / "eval"), "--max-new-tokens", "8", "--no-progress", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["problems"] == 1
+    # The model trained on this very problem, which the warning says on stderr alone.
+    assert json.loads(result.stdout)["problems"] == 1
+    assert "trained on 1 of 1 problems" in result.stderr
 
 
 @pytest.mark.embedded
