@@ -73,7 +73,9 @@ NO_ACCEPTED_SIBLING = "no accepted sibling"
 NO_REASON = "rejected without a reason"
 """A step a critic rejected and said nothing about why."""
 VERIFIER_NOTE = "rejected by the verifier alone"
-"""A final answer whose only judge is the verifier: its note names no error."""
+"""A rejected final answer whose reason is the verifier's note ("your final answer is
+incorrect"), which names no error to revise: a synthesis's verifier, not its critic,
+judges final answers."""
 
 
 @dataclass(frozen=True)
