@@ -17,8 +17,10 @@ client's temperature is 0.7), each request with a seed derived from the request 
 (`journey.agents.backends.seeded_client`), so a rerun writes the same sessions whatever
 order the 24 concurrent sessions' requests arrive in. Until 2026-12-03 18:00 requests
 drew their seeds from the worker's stream in arrival order, and reruns differed (beam
-solved 9 and 7 of the same 24 in two runs). `policy_trained_on` says how many of the
-problems a trained policy had among its training rows (`journey.training.trained_on`).
+solved 9 and 7 of the same 24 in two runs). `policy_trained_on` holds what `journey eval` would
+warn of: how many of the problems a trained policy had among its training rows, and
+training data that could not be checked (`journey.training.trained_on`); empty when
+the problems are held out or the policy is not a model journey trained.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def main() -> None:
     problems = [record.problem for record in load_problems(args.dataset).records]
     report = {
         "dataset": args.dataset,
-        "policy_trained_on": overlap_lines(args.policy, problems),  # [] when held out
+        "policy_trained_on": overlap_lines(args.policy, problems),
         "strategies": list(rows.values()),
         **shares,
     }

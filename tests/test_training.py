@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from journey.cli import app
 from journey.errors import ConfigError, DatasetError
 from journey.training.data import load_dpo_rows, load_sft_rows
+from journey.training.summary import file_digest
 
 runner = CliRunner()
 
@@ -207,6 +208,8 @@ def _train(tmp_path: Path, kind: str, rows: list[dict[str, object]], *extra: str
     summary = json.loads((out / "journey-train.json").read_text())
     assert summary["steps"] == 2 and len(summary["loss_head"]) == 2
     assert summary["dtype"] == "float32" and summary["tokens_seen"] > 0
+    # What `journey eval` follows to find the problems the model trained on.
+    assert summary["data"] == str(data.resolve()) and summary["data_sha256"] == file_digest(data)
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         assert (out / name).is_file()
     return out
@@ -225,7 +228,7 @@ def test_sft_full_then_the_output_is_a_model_spec(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     # The model trained on this very problem, which the warning says on stderr alone.
     assert json.loads(result.stdout)["problems"] == 1
-    assert "trained on 1 of 1 problems" in result.stderr
+    assert "overlap: 1 of 1 problems" in result.stderr
 
 
 @pytest.mark.embedded

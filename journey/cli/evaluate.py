@@ -154,7 +154,7 @@ def evaluate(
         warn("skipped", line, sep=" ")
     problems = data.select(offset=offset, limit=limit)
     for line in overlap_lines(model, [record.problem for record in problems]):
-        warn("trained on", line, sep=" ")
+        warn("overlap", line)
     progress = evaluation_progress(err_console, enabled=not no_progress)
     source = str(data.source or dataset)
     with resumable(out):

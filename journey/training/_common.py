@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from journey.engine.quiet import quiet_loading
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
 from journey.training.local_models import model_directory
-from journey.training.summary import SUMMARY_FILE, TrainingSummary
+from journey.training.summary import SUMMARY_FILE, TrainingSummary, absolute_spec, file_digest
 
 TrainingConfig = SFTTrainingConfig | DPOTrainingConfig
 Log = Callable[[str], None]
@@ -92,8 +92,9 @@ def train_and_save(
     }
     summary = TrainingSummary(
         kind=kind,
-        model=config.model_spec,
-        data=str(Path(config.data_file).resolve()),  # found again from any folder
+        model=absolute_spec(config.model_spec),  # found again from any folder
+        data=str(Path(config.data_file).resolve()),
+        data_sha256=file_digest(Path(config.data_file)),
         out=str(out),
         rows=rows,
         lora=config.lora,

@@ -110,9 +110,9 @@ class EvalRow(BaseModel):
     backtrack_rate: float
     mean_output_tokens: float
     no_answer_rate: float
-    trained_on: int | None = 0
+    trained_on: int | None = None
     """Of `problems`, those standing in the model's training data (`trained_on`): 0 for
-    held-out problems; None where a training's data file is gone, so unchecked."""
+    held-out problems; None where what the model trained on is unknown, so unchecked."""
 
 
 class Gap(BaseModel):
@@ -212,7 +212,7 @@ def overlap_notes(evals: list[EvalRow]) -> list[str]:
     notes = []
     for row in evals:
         if row.trained_on is None:
-            notes.append(f"{row.name}: its training data is gone; not checked for overlap")
+            notes.append(f"{row.name}: what it trained on is unknown; not checked for overlap")
         elif row.trained_on:
             notes.append(
                 f"{row.name}: {row.trained_on} of {row.problems} evaluated problems stand in "

@@ -5,12 +5,23 @@ Free of torch, so what a model was trained on can be read wherever a model is us
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["SUMMARY_FILE", "TrainingSummary", "load_summary"]
+from journey.agents.backends.spec import parse_model_spec
+from journey.errors import JourneyError
+
+__all__ = [
+    "SUMMARY_FILE",
+    "TrainingSummary",
+    "UnreadableSummary",
+    "absolute_spec",
+    "file_digest",
+    "load_summary",
+]
 
 SUMMARY_FILE = "journey-train.json"
 
@@ -23,6 +34,9 @@ class TrainingSummary(BaseModel):
     """The spec it started from."""
     data: str
     """The data file; an absolute path since 2026-12-05, as given before."""
+    data_sha256: str | None = None
+    """The data file's digest when training read it (since 2026-12-05), so a file
+    written over since is known not to be what the model trained on."""
     out: str
     rows: int
     lora: bool
@@ -38,14 +52,44 @@ class TrainingSummary(BaseModel):
     config: dict[str, Any]
 
 
+class UnreadableSummary(Exception):
+    """A `journey-train.json` that is there but cannot be read: what the model trained
+    on is unknown, which is not the same as a model journey did not train."""
+
+
 def load_summary(directory: Path) -> TrainingSummary | None:
-    """The summary of the training that wrote `directory`; None where none did (a base
-    model) or its summary cannot be read."""
-    try:
-        text = (directory / SUMMARY_FILE).read_text(encoding="utf-8")
-    except OSError:
+    """The summary of the training that wrote `directory`; None where there is none (a
+    model journey did not train).
+
+    Raises:
+        UnreadableSummary: the file is there but unreadable or not a summary.
+    """
+    path = directory / SUMMARY_FILE
+    if not path.is_file():
         return None
     try:
-        return TrainingSummary.model_validate_json(text)
-    except ValueError:
-        return None
+        return TrainingSummary.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UnreadableSummary(f"{path}: {type(error).__name__}") from error
+
+
+def absolute_spec(spec: str) -> str:
+    """`spec` with a relative model folder made absolute, so the start a summary records
+    is found again from any folder; any other spec as given."""
+    try:
+        parsed = parse_model_spec(spec)
+    except JourneyError:
+        return spec
+    folder = Path(parsed.target).expanduser()
+    if not parsed.target or folder.is_absolute() or not folder.is_dir():
+        return spec
+    return spec.replace(parsed.target, str(folder.resolve()), 1)
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

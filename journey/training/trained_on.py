@@ -2,16 +2,24 @@
 
 An accuracy measured on problems the model trained on is not a held-out accuracy, and
 nothing in the figure says so: docs/benchmarks.md once called 24 problems "not trained
-on" when 8 of them were training rows. Every `journey train` writes the data file and
-the model it started from beside the weights (`journey-train.json`), so the data of
-every training that led to a model is found by following those starts back to a model
-journey did not train. A problem is seen when its text (whitespace aside) stands in a
-row's prompt: every export writes the problem verbatim into the user turn.
+on" when 8 of them were training rows. Every `journey train` writes the data file (with
+its digest) and the model it started from beside the weights (`journey-train.json`), so
+the data of every training that led to a model is found by following those starts back
+to a model journey did not train. A problem is seen when its text (whitespace aside, and
+not as part of a longer word or number) stands in a row's prompt: every export writes
+the problem verbatim into the user turn.
+
+What cannot be followed is unknown, never "trained on nothing": a model folder that is
+gone, a spec that does not parse (an evaluation that recorded none), a summary that
+cannot be read, a data file gone, unreadable or written over since. A model that is not
+a folder (the embedded model, a server, a function) is one journey did not train: what a
+server's model trained on is not visible from here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +27,16 @@ from typing import Any
 
 from journey.agents.backends.spec import parse_model_spec
 from journey.errors import JourneyError
-from journey.training.summary import TrainingSummary, load_summary
+from journey.training.summary import (
+    TrainingSummary,
+    UnreadableSummary,
+    file_digest,
+    load_summary,
+)
 
 __all__ = ["TrainingData", "overlap_lines", "seen_problems", "training_data"]
+
+_WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -30,38 +45,46 @@ class TrainingData:
 
     files: tuple[Path, ...] = ()
     missing: tuple[str, ...] = ()
-    """What could not be read, so its rows are unknown: data files a training recorded
-    that are gone, or a model folder that is not there."""
+    """What could not be read, each as ``what: why``, so its rows are unknown."""
+
+
+class _Unknown(Exception):
+    """A link of the chain that cannot be followed; its message says which and why."""
 
 
 def training_data(spec: str) -> TrainingData:
     """The data every `journey train` run that led to the model `spec` trained on; empty
-    for a model journey did not train (a base model, a server)."""
+    for a model journey did not train (see the module docstring)."""
     files: list[Path] = []
     missing: list[str] = []
     visited: set[Path] = set()
-    directory = _trained_directory(spec)
-    while directory is not None and directory not in visited:
-        visited.add(directory)
-        if not directory.is_dir():
-            missing.append(str(directory))
-            break
-        summary = load_summary(directory)
-        if summary is None:
-            break
-        found = _data_file(summary, directory)
-        if found is None:
-            missing.append(summary.data)
-        else:
-            files.append(found)
-        directory = _trained_directory(summary.model)
+    try:
+        directory = _model_folder(spec, relative_to=Path.cwd())
+        while directory is not None and directory not in visited:
+            visited.add(directory)
+            summary = _summary(directory)
+            if summary is None:
+                break
+            ran_in = _where_training_ran(summary, directory)
+            try:
+                files.append(_data_file(summary, ran_in))
+            except _Unknown as why:
+                missing.append(str(why))
+            directory = _model_folder(summary.model, relative_to=ran_in)
+    except _Unknown as why:
+        missing.append(str(why))
     return TrainingData(tuple(files), tuple(missing))
 
 
 def seen_problems(problems: Sequence[str], files: Sequence[Path]) -> list[str]:
-    """The problems (in their order) whose text stands in a prompt of a row of `files`."""
+    """The problems (in their order) whose text stands in a prompt of a row of `files`.
+
+    Raises:
+        OSError, UnicodeDecodeError: a file cannot be read (`training_data` has read
+            each file it returns once already).
+    """
     asked = "\x00".join(_normal(text) for file in files for text in _prompt_texts(file))
-    return [problem for problem in problems if _normal(problem) in asked]
+    return [problem for problem in problems if _stands_in(_normal(problem), asked)]
 
 
 def overlap_lines(spec: str, problems: Sequence[str]) -> list[str]:
@@ -76,34 +99,73 @@ def overlap_lines(spec: str, problems: Sequence[str]) -> list[str]:
             f"({where}): their accuracy is not held out"
         )
     if data.missing:
-        lost = ", ".join(data.missing)
-        lines.append(f"training data of {spec} not found ({lost}): not checked for overlap")
+        lost = "; ".join(data.missing)
+        lines.append(f"training data of {spec} unknown ({lost}): not checked for overlap")
     return lines
 
 
-def _trained_directory(spec: str) -> Path | None:
-    """The folder of a local model spec (`hf:DIR` or a directory); None for any other."""
+def _model_folder(spec: str, *, relative_to: Path) -> Path | None:
+    """The folder of a model given as one (`hf:DIR`, a directory, `vllm:DIR`); None for
+    a model that is not a folder. A relative folder is taken from `relative_to`.
+
+    Raises:
+        _Unknown: the spec does not parse, or names a folder that is not there.
+    """
+    recorded = relative_to / Path(spec).expanduser()
+    if ":" not in spec and recorded.is_dir():  # a bare folder, relative to where it ran
+        return recorded.resolve()
     try:
         parsed = parse_model_spec(spec)
-    except JourneyError:
+    except JourneyError as error:
+        # A bare folder that is gone no longer parses as one: unknown, as for "?" (an
+        # evaluation that recorded no model).
+        raise _Unknown(f"model {spec}: not a folder here, nor a model spec") from error
+    if parsed.backend not in ("hf", "vllm"):
         return None
-    if parsed.backend != "hf":
-        return None
-    return Path(parsed.target).expanduser().resolve()
+    if not parsed.target:
+        raise _Unknown(f"model {spec}: names no model folder")
+    folder = relative_to / Path(parsed.target).expanduser()
+    if folder.is_dir():
+        return folder.resolve()
+    if parsed.backend == "vllm" and not Path(parsed.target).is_absolute():
+        return None  # a Hub id served by vLLM: a model journey did not train
+    raise _Unknown(f"model folder {folder}: not there")
 
 
-def _data_file(summary: TrainingSummary, directory: Path) -> Path | None:
-    """The recorded data file, found again. Before 2026-12-05 the path was recorded as
-    given, relative to the folder training ran in: that folder is the model's own less
-    `out` when `out` was relative too, else the current one is the best guess."""
-    data = Path(summary.data).expanduser()
-    if data.is_absolute():
-        return data if data.is_file() else None
+def _summary(directory: Path) -> TrainingSummary | None:
+    try:
+        return load_summary(directory)
+    except UnreadableSummary as error:
+        raise _Unknown(f"training summary {error}") from error
+
+
+def _where_training_ran(summary: TrainingSummary, directory: Path) -> Path:
+    """The folder a training's relative paths are relative to. Before 2026-12-05 they
+    were recorded as given: that folder is the model's own less `out` when `out` was
+    relative too; else the current one is the best guess."""
     out = Path(summary.out)
-    candidates = [Path.cwd() / data]
     if not out.is_absolute() and directory.parts[-len(out.parts) :] == out.parts:
-        candidates.insert(0, Path(*directory.parts[: -len(out.parts)]) / data)
-    return next((path for path in candidates if path.is_file()), None)
+        return Path(*directory.parts[: -len(out.parts)])
+    return Path.cwd()
+
+
+def _data_file(summary: TrainingSummary, ran_in: Path) -> Path:
+    """The recorded data file, found again and checked against its digest.
+
+    Raises:
+        _Unknown: the file is gone, unreadable, or not the one the training read.
+    """
+    data = ran_in / Path(summary.data).expanduser()
+    if not data.is_file():
+        raise _Unknown(f"{summary.data}: gone")
+    try:
+        if summary.data_sha256 is not None and file_digest(data) != summary.data_sha256:
+            raise _Unknown(f"{data}: written over since the training read it")
+        for _ in _prompt_texts(data):
+            pass  # readable to its end, so `seen_problems` reads it without a surprise
+    except (OSError, UnicodeDecodeError) as error:
+        raise _Unknown(f"{data}: unreadable ({type(error).__name__})") from error
+    return data
 
 
 def _prompt_texts(file: Path) -> Iterator[str]:
@@ -125,6 +187,16 @@ def _user_texts(value: Any) -> Iterator[str]:
         for message in value:
             if isinstance(message, dict) and message.get("role") == "user":
                 yield str(message.get("content", ""))
+
+
+def _stands_in(problem: str, asked: str) -> bool:
+    """`problem` in `asked`, not as part of a longer word or number ("12 * 3" is not in
+    "12 * 34"); an empty problem is in nothing."""
+    if not problem:
+        return False
+    before = r"(?<!\w)" if _WORD.match(problem[0]) else ""
+    after = r"(?!\w)" if _WORD.match(problem[-1]) else ""
+    return re.search(before + re.escape(problem) + after, asked) is not None
 
 
 def _normal(text: str) -> str:
