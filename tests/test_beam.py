@@ -198,6 +198,27 @@ def test_the_beam_keeps_the_best_k_and_a_verified_answer_solves_it() -> None:
     assert tree_from_events(events).to_json() == tree.to_json()
 
 
+def test_a_sample_that_restates_its_path_is_dropped_so_no_step_stands_twice() -> None:
+    """Under A the policy, asked once (no re-asks), restates A twice (case aside): both
+    samples are dropped, counted, and the verified path holds A once."""
+    script: Script = {
+        (): ["good A.", "bad B.", "bad B2."],
+        ("good A.",): ["good A.", "The answer is \\boxed{7}.", "Good  a."],
+    }
+    policy = PolicyAgent(FunctionChatCompletionClient(ScriptedPolicy(script)), max_reasks=0)
+    critic = CriticAgent(FunctionChatCompletionClient(word_critic), mode="generate")
+    result = asyncio.run(beam(script, session_agents={"policy": policy, "critic": critic}).run())
+    steps = of_type(result.events, PolicyStepProposed)
+    assert [(s.parent_id, s.content) for s in steps] == [
+        (0, "good A."),
+        (0, "bad B."),
+        (0, "bad B2."),
+        (1, "The answer is \\boxed{7}."),
+    ]
+    assert [v.kind for v in steps[3].violations] == ["restated_step", "restated_step"]
+    assert result.ended.outcome == "solved" and result.ended.violations == 2
+
+
 @pytest.mark.parametrize(("size", "kept_steps"), [(1, [3]), (3, [1, 3])])
 def test_rewards_come_from_label_scores_when_the_critic_scores(
     size: int, kept_steps: list[int]

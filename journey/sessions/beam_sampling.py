@@ -36,13 +36,16 @@ def distinct_samples(
 ) -> tuple[list[PolicyTurn], list[ProtocolViolation], TokenUsage]:
     """The samples that make new children of `parent_id`, in order.
 
-    A sample is dropped when it gives no usable step or repeats a child of the parent
-    (one already in the tree or an earlier sample), case and spacing aside.
+    A sample is dropped when it gives no usable step, repeats a child of the parent (one
+    already in the tree or an earlier sample) or restates a step on the parent's path,
+    case and spacing aside: the policy is asked again for those, but a small model may
+    give one still, and a restated step would stand twice in the path's shortcut.
 
     Returns:
         The kept samples, one violation per dropped sample, and the dropped samples' usage.
     """
     seen = {normalise_step(c.text) for c in tree.children(parent_id)}
+    on_path = {normalise_step(n.text) for n in tree.path(parent_id)[1:]}
     kept: list[PolicyTurn] = []
     dropped: list[ProtocolViolation] = []
     usage = TokenUsage()
@@ -52,6 +55,8 @@ def distinct_samples(
             kind, detail = "unusable_sample", f"no usable step in {turn.raw[:80]!r}"
         elif key in seen:
             kind, detail = "duplicate_sibling", f"repeats a sibling: {turn.step.content[:80]!r}"
+        elif key in on_path:
+            kind, detail = "restated_step", f"restates its path: {turn.step.content[:80]!r}"
         else:
             seen.add(key)
             kept.append(turn)

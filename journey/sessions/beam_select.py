@@ -28,7 +28,7 @@ from journey.sessions.tree import ROOT_ID, ReasoningTree
 
 """The key under which a step's reward rides in its verdict's `label_scores`."""
 
-DROPPED_KINDS = ("duplicate_sibling", "unusable_sample")
+DROPPED_KINDS = ("duplicate_sibling", "restated_step", "unusable_sample")
 """Violation kinds that record a sample dropped from an expansion (one violation each)."""
 
 _VERDICT_REWARD = {
