@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from journey.cli import app
 from journey.engine.model_store import embedded_model_dir
 from journey.training.iterate_report import eval_row, overlap_notes
-from journey.training.summary import SUMMARY_FILE, absolute_spec, file_digest
+from journey.training.summary import SUMMARY_FILE, file_digest
 from journey.training.trained_on import (
     TrainingData,
+    absolute_spec,
     overlap_lines,
     seen_problems,
     training_data,

@@ -13,7 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from journey.engine.quiet import quiet_loading
 from journey.training.config import DPOTrainingConfig, SFTTrainingConfig
 from journey.training.local_models import model_directory
-from journey.training.summary import SUMMARY_FILE, TrainingSummary, absolute_spec, file_digest
+from journey.training.summary import SUMMARY_FILE, TrainingSummary, file_digest
+from journey.training.trained_on import absolute_spec
 
 TrainingConfig = SFTTrainingConfig | DPOTrainingConfig
 Log = Callable[[str], None]

@@ -11,14 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from journey.agents.backends.spec import parse_model_spec
-from journey.errors import JourneyError
-
 __all__ = [
     "SUMMARY_FILE",
     "TrainingSummary",
     "UnreadableSummary",
-    "absolute_spec",
     "file_digest",
     "load_summary",
 ]
@@ -71,19 +67,6 @@ def load_summary(directory: Path) -> TrainingSummary | None:
         return TrainingSummary.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise UnreadableSummary(f"{path}: {type(error).__name__}") from error
-
-
-def absolute_spec(spec: str) -> str:
-    """`spec` with a relative model folder made absolute, so the start a summary records
-    is found again from any folder; any other spec as given."""
-    try:
-        parsed = parse_model_spec(spec)
-    except JourneyError:
-        return spec
-    folder = Path(parsed.target).expanduser()
-    if not parsed.target or folder.is_absolute() or not folder.is_dir():
-        return spec
-    return spec.replace(parsed.target, str(folder.resolve()), 1)
 
 
 def file_digest(path: Path) -> str:

@@ -34,7 +34,7 @@ from journey.training.summary import (
     load_summary,
 )
 
-__all__ = ["TrainingData", "overlap_lines", "seen_problems", "training_data"]
+__all__ = ["TrainingData", "absolute_spec", "overlap_lines", "seen_problems", "training_data"]
 
 _WORD = re.compile(r"\w")
 
@@ -74,6 +74,19 @@ def training_data(spec: str) -> TrainingData:
     except _Unknown as why:
         missing.append(str(why))
     return TrainingData(tuple(files), tuple(missing))
+
+
+def absolute_spec(spec: str) -> str:
+    """`spec` with a relative model folder made absolute, so the start a summary records
+    is found again from any folder; any other spec as given."""
+    try:
+        parsed = parse_model_spec(spec)
+    except JourneyError:
+        return spec
+    folder = Path(parsed.target).expanduser()
+    if not parsed.target or folder.is_absolute() or not folder.is_dir():
+        return spec
+    return spec.replace(parsed.target, str(folder.resolve()), 1)
 
 
 def seen_problems(problems: Sequence[str], files: Sequence[Path]) -> list[str]:
